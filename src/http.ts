@@ -1,0 +1,170 @@
+/**
+ * One POST to the platform, and a defensive reading of its answer.
+ *
+ * @module
+ */
+import { MAX_BODY_BYTES } from "./constants.ts";
+import { parseRetryAfter } from "./retry_after.ts";
+
+/** The `fetch` function the library calls; inject one in tests. */
+export type FetchLike = (
+  input: string | URL | Request,
+  init?: RequestInit,
+) => Promise<Response>;
+
+/** What came back from one request, read defensively. */
+export interface PlatformAnswer {
+  /** The HTTP status. */
+  status: number;
+  /** The body parsed as JSON; `undefined` when not JSON, empty or too large. */
+  json: unknown;
+  /** Up to 200 characters of the body, control characters and the token masked, for logs. */
+  snippet: string;
+  /** `true` when the body was over {@link MAX_BODY_BYTES} and left unread. */
+  oversized: boolean;
+  /** The `Retry-After` delay in ms, when the answer carried one. */
+  retryAfterMs: number | undefined;
+  /** The `Location` header of a redirect. */
+  location: string | undefined;
+}
+
+/** Options of {@link postJson}. */
+export interface PostJsonOptions {
+  /** The platform base URL, no trailing slash; also sent as `Origin`. */
+  baseUrl: string;
+  /** The path, such as `/registry/heartbeat`. */
+  path: string;
+  /** The bearer token. */
+  token: string;
+  /** The JSON body. */
+  body: unknown;
+  /** Time limit of the request, in ms. */
+  timeoutMs: number;
+  /** Aborts the request. */
+  signal?: AbortSignal;
+  /** The fetch to call. @default {globalThis.fetch} */
+  fetch?: FetchLike;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * POSTs JSON with the contract's headers (`Authorization`, `Origin`,
+ * `Content-Type`), without following redirects, and reads at most
+ * {@link MAX_BODY_BYTES} of the answer to the end so that the connection
+ * goes back to the pool. Network errors, timeouts and aborts reject.
+ *
+ * @example
+ * ```ts
+ * import { postJson } from "@molecule/heartbeat";
+ * const answer = await postJson({
+ *   baseUrl: "http://127.0.0.1:8080",
+ *   path: "/registry/heartbeat",
+ *   token: "t",
+ *   body: { workspace_id: "ws-1" },
+ *   timeoutMs: 10_000,
+ * }).catch(() => undefined);
+ * ```
+ *
+ * @param options What to send, where, and how long to wait.
+ * @returns The answer.
+ */
+export async function postJson(
+  options: PostJsonOptions,
+): Promise<PlatformAnswer> {
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal
+    ? AbortSignal.any([options.signal, timeout])
+    : timeout;
+  const fetchFn = options.fetch ?? globalThis.fetch;
+  const response = await fetchFn(options.baseUrl + options.path, {
+    method: "POST",
+    headers: {
+      "Authorization": `Bearer ${options.token}`,
+      "Origin": options.baseUrl,
+      "Content-Type": "application/json",
+    },
+    body: JSON.stringify(options.body),
+    redirect: "manual",
+    signal,
+  });
+  const { bytes, oversized } = await readCapped(response, MAX_BODY_BYTES);
+  const text = bytes ? decoder.decode(bytes) : "";
+  let json: unknown = undefined;
+  if (text !== "") {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+  }
+  return {
+    status: response.status,
+    json,
+    snippet: oversized
+      ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
+      : maskForLog(text.slice(0, 200), options.token),
+    oversized,
+    retryAfterMs: parseRetryAfter(response.headers.get("retry-after")),
+    location: response.headers.get("location") ?? undefined,
+  };
+}
+
+async function readCapped(
+  response: Response,
+  max: number,
+): Promise<{ bytes: Uint8Array | undefined; oversized: boolean }> {
+  const body = response.body;
+  if (!body) return { bytes: undefined, oversized: false };
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared > max) {
+    await body.cancel().catch(() => {});
+    return { bytes: undefined, oversized: true };
+  }
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        await reader.cancel().catch(() => {});
+        return { bytes: undefined, oversized: true };
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (chunks.length === 1) return { bytes: chunks[0], oversized: false };
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { bytes, oversized: false };
+}
+
+/**
+ * Makes text from a platform answer safe to log: control characters become
+ * spaces and every occurrence of `secret` is masked.
+ *
+ * @example
+ * ```ts
+ * import { maskForLog } from "@molecule/heartbeat";
+ * maskForLog("bad token abc\n", "abc"); // "bad token [redacted] "
+ * ```
+ *
+ * @param text The text.
+ * @param secret A value that must not appear (ignored when empty).
+ * @returns The text, masked.
+ */
+export function maskForLog(text: string, secret: string): string {
+  // deno-lint-ignore no-control-regex
+  let safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ");
+  if (secret !== "") safe = safe.replaceAll(secret, "[redacted]");
+  return safe;
+}

@@ -1,0 +1,61 @@
+/**
+ * Fixed-rate schedule arithmetic: beat k of a workspace is due at
+ * `anchor + k × interval`, whatever each request took.
+ *
+ * @module
+ */
+
+/**
+ * Offset of workspace `index` among `count`, so that their beats spread
+ * evenly over one interval instead of firing in one burst. A lone workspace
+ * has offset 0.
+ *
+ * @example
+ * ```ts
+ * import { phaseOffset } from "@molecule/heartbeat";
+ * phaseOffset(1, 4, 20_000); // 5000
+ * ```
+ *
+ * @param index The workspace's position, 0-based.
+ * @param count How many workspaces share the interval.
+ * @param intervalMs The interval in ms.
+ * @returns The offset in ms, in [0, intervalMs).
+ */
+export function phaseOffset(
+  index: number,
+  count: number,
+  intervalMs: number,
+): number {
+  return count <= 1 ? 0 : (index * intervalMs) / count;
+}
+
+/**
+ * The next beat's due time after a beat sent at `sentAt` that finished at
+ * `now`: the first slot of the grid `anchor + k × interval` that is after
+ * `now` and at least half an interval after `sentAt`. Slots missed while the
+ * machine slept are skipped, not made up in a burst, and a late beat is not
+ * followed by another a moment later.
+ *
+ * @example
+ * ```ts
+ * import { nextSlot } from "@molecule/heartbeat";
+ * nextSlot(0, 20_000, 0, 35); // 20000: the request time does not add up
+ * nextSlot(0, 20_000, 119_000, 119_040); // 140000: a late beat, then back on the grid
+ * ```
+ *
+ * @param anchor Due time of beat 0.
+ * @param intervalMs The interval in ms.
+ * @param sentAt When the last beat was sent.
+ * @param now When it finished.
+ * @returns The next due time, on the same clock.
+ */
+export function nextSlot(
+  anchor: number,
+  intervalMs: number,
+  sentAt: number,
+  now: number,
+): number {
+  const after = Math.max(now, sentAt + intervalMs / 2);
+  const k = Math.max(0, Math.floor((after - anchor) / intervalMs) + 1);
+  return anchor + k * intervalMs;
+}

@@ -1,0 +1,752 @@
+/**
+ * Register and heartbeat any number of workspaces on one event loop.
+ *
+ * @module
+ */
+import { type AgentCard, buildAgentCard } from "./agent_card.ts";
+import { authFailureLevel } from "./auth_escalation.ts";
+import { backoffDelay } from "./backoff.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { HEARTBEAT_INTERVAL_MS, REQUEST_TIMEOUT_MS } from "./constants.ts";
+import { type EnvReader, processEnv } from "./env.ts";
+import { RegisterAuthError } from "./errors.ts";
+import {
+  buildHeartbeatBody,
+  type HeartbeatResult,
+  type HeartbeatStats,
+  sendHeartbeat,
+} from "./heartbeat.ts";
+import type { FetchLike } from "./http.ts";
+import { createLimiter, type Limiter } from "./limiter.ts";
+import { logger } from "./logger.ts";
+import type { OutcomeKind } from "./outcome.ts";
+import { register } from "./register.ts";
+import { nextSlot, phaseOffset } from "./schedule.ts";
+import { isValidSecret, type SecretStore } from "./secret.ts";
+import { type QueuedTimer, TimerQueue } from "./timer_queue.ts";
+import type { TokenSource } from "./token.ts";
+
+/** One workspace to keep alive. */
+export interface WorkspaceConfig {
+  /** The workspace id. */
+  id: string;
+  /** Its token, or a function asked for the current token before every request. */
+  token: TokenSource;
+  /** The card to register with. @default {buildAgentCard(id, env)} */
+  agentCard?: AgentCard;
+}
+
+/** Options of {@link startHeartbeat}. */
+export interface HeartbeatOptions {
+  /** The platform base URL (`PLATFORM_URL`); a trailing `/` is removed. */
+  platformUrl: string;
+  /** The workspaces, at least one; ids must be unique. */
+  workspaces: readonly WorkspaceConfig[];
+  /** Time between two beats of one workspace, in ms. @default {20000} */
+  intervalMs?: number;
+  /** Time limit of one request, in ms. @default {min(10000, intervalMs)} */
+  timeoutMs?: number;
+  /**
+   * Live figures for a workspace's next beat; the reference's zeros when
+   * absent. Called before every beat; an error or a bad field falls back to
+   * the zero.
+   */
+  stats?: (
+    workspaceId: string,
+  ) => HeartbeatStats | undefined | Promise<HeartbeatStats | undefined>;
+  /** Where inbound secrets are persisted. @default {no persistence} */
+  secretStore?: SecretStore;
+  /** Registrations under way at once. @default {8} */
+  registerConcurrency?: number;
+  /** Stops everything when aborted, as {@link HeartbeatHandle.stop} does. */
+  signal?: AbortSignal;
+  /** The fetch to call. @default {globalThis.fetch} */
+  fetch?: FetchLike;
+  /** Time and timers. @default {systemClock} */
+  clock?: Clock;
+  /** Uniform random numbers in [0, 1), for backoff jitter. @default {Math.random} */
+  random?: () => number;
+  /** Where agent-card variables are read. @default {the process environment} */
+  env?: EnvReader;
+  /** Clock time uptime counts from. @default {clock.now() at start} */
+  startedAt?: number;
+}
+
+/** A workspace's state, as {@link HeartbeatHandle.status} reports it. */
+export interface WorkspaceStatus {
+  /** The workspace id. */
+  workspaceId: string;
+  /** Whether a register has been accepted. */
+  registered: boolean;
+  /** Whether the platform refused its token at register; it is no longer served. */
+  rejected: boolean;
+  /** Beats whose request completed with an answer or an error. */
+  beatsSent: number;
+  /** Beats the platform accepted (2xx). */
+  beatsAccepted: number;
+  /** Wall-clock time of the last accepted beat, ISO 8601. */
+  lastSuccessAt: string | undefined;
+  /** Milliseconds since the last accepted beat. */
+  sinceLastSuccessMs: number | undefined;
+  /** HTTP status of the last answer (register or beat). */
+  lastStatus: number | undefined;
+  /** Why the last failed request failed. */
+  lastError: string | undefined;
+  /** Failed beats in a row, of any kind. */
+  consecutiveFailures: number;
+  /** 401/403 beats in a row. */
+  authFailures: number;
+  /** Whether an inbound secret has been stored during this run. */
+  secretStored: boolean;
+}
+
+/** A snapshot of every workspace. */
+export interface HeartbeatStatus {
+  /** Whether the heartbeat has been stopped. */
+  stopped: boolean;
+  /** The interval, in ms. */
+  intervalMs: number;
+  /** Seconds since start, whole. */
+  uptimeSeconds: number;
+  /** One entry per workspace, in the order given. */
+  workspaces: WorkspaceStatus[];
+}
+
+/** The outcome of every workspace's first register attempt. */
+export interface ReadyResult {
+  /** Ids the platform accepted. */
+  registered: string[];
+  /** Ids whose token the platform refused (401/403); they are not served. */
+  rejected: { workspaceId: string; status: number }[];
+  /** Ids whose register failed otherwise; they heartbeat and retry register. */
+  failed: { workspaceId: string; reason: string }[];
+}
+
+/** The `detail` of each event a {@link HeartbeatHandle} dispatches, by type. */
+export interface HeartbeatEventMap {
+  /** A register was accepted. */
+  registered: { workspaceId: string; status: number; authToken?: string };
+  /** A register was refused for its token; the workspace is dropped. */
+  rejected: { workspaceId: string; status: number };
+  /** A register failed otherwise; it is retried in the background. */
+  "register-failed": {
+    workspaceId: string;
+    kind: OutcomeKind;
+    status?: number;
+    reason: string;
+    retryInMs: number;
+  };
+  /** A beat was accepted. */
+  beat: { workspaceId: string; status: number; latencyMs: number };
+  /** A beat failed. */
+  failure: {
+    workspaceId: string;
+    kind: OutcomeKind;
+    status?: number;
+    reason: string;
+    consecutiveFailures: number;
+    nextInMs: number;
+  };
+  /** The auth-failure count reached 3, or 3 + k × 20. */
+  "auth-escalation": { workspaceId: string; status: number; count: number };
+  /** A new inbound secret was stored. */
+  "secret-stored": { workspaceId: string };
+  /** Storing an inbound secret failed; the next answer carrying it retries. */
+  "secret-failed": { workspaceId: string; reason: string };
+}
+
+interface Runtime {
+  config: WorkspaceConfig;
+  id: string;
+  anchor: number;
+  registered: boolean;
+  rejected: boolean;
+  registerFailures: number;
+  timer: QueuedTimer | undefined;
+  inFlight: boolean;
+  beatsSent: number;
+  beatsAccepted: number;
+  lastSuccessClock: number | undefined;
+  lastSuccessWall: number | undefined;
+  lastStatus: number | undefined;
+  lastError: string | undefined;
+  consecutiveFailures: number;
+  authFailures: number;
+  // Inbound secret bookkeeping: what the store holds, what waits to be written.
+  secret: string | undefined;
+  secretLoaded: boolean;
+  secretPending: string | undefined;
+  secretWriting: boolean;
+  secretStored: boolean;
+  badSecretWarned: boolean;
+  statsWarned: boolean;
+}
+
+/**
+ * The handle {@link startHeartbeat} returns: status, events, stop.
+ *
+ * Events are `CustomEvent`s whose `detail` is given by
+ * {@link HeartbeatEventMap}.
+ *
+ * @example
+ * ```ts
+ * import { startHeartbeat } from "@molecule/heartbeat";
+ * const hb = startHeartbeat({
+ *   platformUrl: "http://127.0.0.1:8080",
+ *   workspaces: [{ id: "ws-1", token: "t" }],
+ * });
+ * hb.addEventListener("beat", (e) => {
+ *   const { workspaceId } = (e as CustomEvent).detail;
+ *   console.log("alive", workspaceId);
+ * });
+ * await hb.stop();
+ * ```
+ */
+export class HeartbeatHandle extends EventTarget {
+  /** Resolves once every workspace's first register attempt has finished (or on stop). */
+  readonly ready: Promise<ReadyResult>;
+  /** Resolves when the heartbeat has stopped and everything has settled. */
+  readonly stopped: Promise<void>;
+
+  #options: HeartbeatOptions;
+  #interval: number;
+  #timeout: number;
+  #clock: Clock;
+  #random: () => number;
+  #queue: TimerQueue;
+  #abort = new AbortController();
+  #limit: Limiter;
+  #runtimes: Runtime[];
+  #pending = new Set<Promise<unknown>>();
+  #listeners = new Map<string, number>();
+  #startedAt: number;
+  #stopping: Promise<void> | undefined;
+  #resolveStopped!: () => void;
+  #onSignal = () => void this.stop();
+
+  /**
+   * Use {@link startHeartbeat}; this constructor starts the work too.
+   *
+   * @param options What to serve and how.
+   */
+  constructor(options: HeartbeatOptions) {
+    super();
+    this.#options = options;
+    this.#interval = options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.#timeout = options.timeoutMs ??
+      Math.min(REQUEST_TIMEOUT_MS, this.#interval);
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#queue = new TimerQueue(
+      this.#clock,
+      (error) =>
+        logger.error("internal error in a scheduled task: {error}", { error }),
+    );
+    this.#limit = createLimiter(options.registerConcurrency ?? 8);
+    this.#startedAt = options.startedAt ?? this.#clock.now();
+    this.stopped = new Promise((resolve) => this.#resolveStopped = resolve);
+    const count = options.workspaces.length;
+    const t0 = this.#clock.now();
+    this.#runtimes = options.workspaces.map((config, i) => ({
+      config,
+      id: config.id,
+      anchor: t0 + phaseOffset(i, count, this.#interval),
+      registered: false,
+      rejected: false,
+      registerFailures: 0,
+      timer: undefined,
+      inFlight: false,
+      beatsSent: 0,
+      beatsAccepted: 0,
+      lastSuccessClock: undefined,
+      lastSuccessWall: undefined,
+      lastStatus: undefined,
+      lastError: undefined,
+      consecutiveFailures: 0,
+      authFailures: 0,
+      secret: undefined,
+      secretLoaded: false,
+      secretPending: undefined,
+      secretWriting: false,
+      secretStored: false,
+      badSecretWarned: false,
+      statsWarned: false,
+    }));
+    if (options.signal?.aborted) {
+      this.ready = Promise.resolve({
+        registered: [],
+        rejected: [],
+        failed: [],
+      });
+      void this.stop();
+      return;
+    }
+    options.signal?.addEventListener("abort", this.#onSignal, { once: true });
+    this.ready = this.#track(this.#registerAll());
+  }
+
+  /**
+   * Listens for an event; see {@link HeartbeatEventMap} for the types.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    this.#listeners.set(type, (this.#listeners.get(type) ?? 0) + 1);
+    super.addEventListener(type, listener, options);
+  }
+
+  /**
+   * A snapshot of every workspace's state.
+   *
+   * @returns The snapshot; plain data, safe to serialize.
+   */
+  status(): HeartbeatStatus {
+    const now = this.#clock.now();
+    return {
+      stopped: this.#stopping !== undefined,
+      intervalMs: this.#interval,
+      uptimeSeconds: Math.floor((now - this.#startedAt) / 1000),
+      workspaces: this.#runtimes.map((ws) => ({
+        workspaceId: ws.id,
+        registered: ws.registered,
+        rejected: ws.rejected,
+        beatsSent: ws.beatsSent,
+        beatsAccepted: ws.beatsAccepted,
+        lastSuccessAt: ws.lastSuccessWall === undefined
+          ? undefined
+          : new Date(ws.lastSuccessWall).toISOString(),
+        sinceLastSuccessMs: ws.lastSuccessClock === undefined
+          ? undefined
+          : Math.max(0, now - ws.lastSuccessClock),
+        lastStatus: ws.lastStatus,
+        lastError: ws.lastError,
+        consecutiveFailures: ws.consecutiveFailures,
+        authFailures: ws.authFailures,
+        secretStored: ws.secretStored,
+      })),
+    };
+  }
+
+  /**
+   * Stops: aborts requests under way, clears every timer, and resolves when
+   * everything (secret writes included) has settled. Safe to call twice.
+   *
+   * @returns A promise that resolves when all has settled.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    this.#abort.abort(new DOMException("heartbeat stopped", "AbortError"));
+    this.#queue.clear();
+    this.#options.signal?.removeEventListener("abort", this.#onSignal);
+    this.#stopping = (async () => {
+      while (this.#pending.size > 0) {
+        await Promise.allSettled([...this.#pending]);
+      }
+      this.#queue.clear();
+      this.#resolveStopped();
+    })();
+    return this.#stopping;
+  }
+
+  /** Stops, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  get #isStopped(): boolean {
+    return this.#stopping !== undefined;
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#pending.add(promise);
+    const forget = () => this.#pending.delete(promise);
+    promise.then(forget, forget);
+    return promise;
+  }
+
+  #emit<K extends keyof HeartbeatEventMap>(
+    type: K,
+    detail: HeartbeatEventMap[K],
+  ): void {
+    if (!this.#listeners.get(type)) return;
+    try {
+      this.dispatchEvent(new CustomEvent(type, { detail }));
+    } catch (error) {
+      logger.error("an event listener threw: {error}", { error });
+    }
+  }
+
+  // ---- register ----
+
+  async #registerAll(): Promise<ReadyResult> {
+    const result: ReadyResult = { registered: [], rejected: [], failed: [] };
+    await Promise.all(this.#runtimes.map(async (ws) => {
+      const outcome = await this.#register(ws);
+      if (outcome === "ok") result.registered.push(ws.id);
+      else if (outcome === "rejected") {
+        result.rejected.push({ workspaceId: ws.id, status: ws.lastStatus! });
+      } else if (outcome !== "aborted") {
+        result.failed.push({ workspaceId: ws.id, reason: outcome.reason });
+      }
+      if (outcome !== "rejected" && outcome !== "aborted") {
+        this.#scheduleBeat(ws, Math.max(this.#clock.now(), ws.anchor));
+      }
+    }));
+    return result;
+  }
+
+  async #register(
+    ws: Runtime,
+  ): Promise<"ok" | "rejected" | "aborted" | { reason: string }> {
+    if (this.#isStopped) return "aborted";
+    const signal = this.#abort.signal;
+    let result;
+    try {
+      result = await this.#limit(() =>
+        this.#isStopped ? Promise.reject(signal.reason) : register({
+          platformUrl: this.#options.platformUrl,
+          workspaceId: ws.id,
+          token: ws.config.token,
+          agentCard: ws.config.agentCard ??
+            buildAgentCard(ws.id, this.#options.env ?? processEnv),
+          timeoutMs: this.#timeout,
+          signal,
+          fetch: this.#options.fetch,
+        })
+      );
+    } catch (error) {
+      if (error instanceof RegisterAuthError) {
+        this.#reject(ws, error);
+        return "rejected";
+      }
+      if (signal.aborted) return "aborted";
+      return { reason: String(error) };
+    }
+    ws.lastStatus = result.status ?? ws.lastStatus;
+    if (result.kind === "ok") {
+      ws.registered = true;
+      ws.registerFailures = 0;
+      logger.info("registered workspace {workspaceId} with the platform", {
+        workspaceId: ws.id,
+      });
+      this.#emit("registered", {
+        workspaceId: ws.id,
+        status: result.status!,
+        ...(result.authToken ? { authToken: result.authToken } : {}),
+      });
+      this.#offerSecret(ws, result.inboundSecret);
+      return "ok";
+    }
+    ws.registerFailures++;
+    ws.lastError = result.reason;
+    const retryInMs = Math.min(
+      this.#interval,
+      Math.max(
+        this.#backoff(ws.registerFailures),
+        result.answer?.retryAfterMs ?? 0,
+      ),
+    );
+    logger[result.kind === "redirect" ? "error" : "warn"](
+      "register of workspace {workspaceId} failed ({reason}); heartbeats go on, register is retried in {retryInMs} ms",
+      { workspaceId: ws.id, reason: result.reason, retryInMs },
+    );
+    this.#emit("register-failed", {
+      workspaceId: ws.id,
+      kind: result.kind,
+      status: result.status,
+      reason: result.reason,
+      retryInMs,
+    });
+    this.#queue.at(this.#clock.now() + retryInMs, () => {
+      void this.#track(
+        this.#register(ws).catch((error) => {
+          logger.error("register retry failed: {error}", { error });
+        }),
+      );
+    });
+    return { reason: result.reason };
+  }
+
+  #reject(ws: Runtime, error: RegisterAuthError): void {
+    ws.rejected = true;
+    ws.lastStatus = error.status;
+    ws.lastError = `register rejected with HTTP ${error.status}`;
+    if (ws.timer) this.#queue.cancel(ws.timer);
+    ws.timer = undefined;
+    logger.error(
+      "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId}. " +
+        "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
+      { status: error.status, workspaceId: ws.id },
+    );
+    this.#emit("rejected", { workspaceId: ws.id, status: error.status });
+  }
+
+  #backoff(attempt: number): number {
+    return backoffDelay(attempt, {
+      baseMs: Math.min(1000, this.#interval / 4),
+      capMs: this.#interval,
+      minMs: Math.min(100, this.#interval / 10),
+      random: this.#random,
+    });
+  }
+
+  // ---- heartbeat ----
+
+  #scheduleBeat(ws: Runtime, due: number): void {
+    if (this.#isStopped || ws.rejected) return;
+    if (ws.timer) this.#queue.cancel(ws.timer);
+    ws.timer = this.#queue.at(due, () => {
+      ws.timer = undefined;
+      if (ws.inFlight || ws.rejected || this.#isStopped) return;
+      ws.inFlight = true;
+      void this.#track(this.#beat(ws)).catch((error) => {
+        ws.inFlight = false;
+        logger.error("internal error in a beat of {workspaceId}: {error}", {
+          workspaceId: ws.id,
+          error,
+        });
+      });
+    });
+  }
+
+  async #beat(ws: Runtime): Promise<void> {
+    const sentAt = this.#clock.now();
+    const stats = await this.#stats(ws);
+    const body = buildHeartbeatBody(
+      ws.id,
+      (sentAt - this.#startedAt) / 1000,
+      stats,
+    );
+    let result: HeartbeatResult;
+    try {
+      result = await sendHeartbeat({
+        platformUrl: this.#options.platformUrl,
+        token: ws.config.token,
+        body,
+        timeoutMs: this.#timeout,
+        signal: this.#abort.signal,
+        fetch: this.#options.fetch,
+      });
+    } catch (error) {
+      ws.inFlight = false;
+      if (this.#isStopped) return;
+      throw error;
+    }
+    ws.inFlight = false;
+    if (this.#isStopped) return;
+    const now = this.#clock.now();
+    ws.beatsSent++;
+    if (result.status !== undefined) ws.lastStatus = result.status;
+    let next = nextSlot(ws.anchor, this.#interval, sentAt, now);
+
+    if (result.kind === "ok") {
+      ws.beatsAccepted++;
+      ws.consecutiveFailures = 0;
+      ws.authFailures = 0;
+      ws.lastSuccessClock = now;
+      ws.lastSuccessWall = Date.now();
+      ws.lastError = undefined;
+      if (logger.isEnabledFor("debug")) {
+        logger.debug("beat accepted for {workspaceId}", { workspaceId: ws.id });
+      }
+      this.#emit("beat", {
+        workspaceId: ws.id,
+        status: result.status!,
+        latencyMs: now - sentAt,
+      });
+      this.#offerSecret(ws, result.inboundSecret);
+      this.#scheduleBeat(ws, next);
+      return;
+    }
+
+    ws.consecutiveFailures++;
+    ws.lastError = result.reason;
+    if (result.kind === "auth") {
+      ws.authFailures++;
+      this.#logAuthFailure(ws, result.status!);
+    } else if (result.kind === "transient") {
+      const delay = Math.min(
+        this.#interval,
+        Math.max(
+          this.#backoff(ws.consecutiveFailures),
+          result.answer?.retryAfterMs ?? 0,
+        ),
+      );
+      next = now + delay;
+      logger.warn(
+        "heartbeat of {workspaceId} failed: {reason}; retrying in {retryInMs} ms",
+        { workspaceId: ws.id, reason: result.reason, retryInMs: delay },
+      );
+    } else if (result.kind === "redirect") {
+      logger.error("heartbeat of {workspaceId} failed: {reason}", {
+        workspaceId: ws.id,
+        reason: result.reason,
+      });
+    } else {
+      logger.warn("heartbeat of {workspaceId} failed: {reason}", {
+        workspaceId: ws.id,
+        reason: result.reason,
+      });
+    }
+    this.#emit("failure", {
+      workspaceId: ws.id,
+      kind: result.kind,
+      status: result.status,
+      reason: result.reason,
+      consecutiveFailures: ws.consecutiveFailures,
+      nextInMs: next - now,
+    });
+    this.#scheduleBeat(ws, next);
+  }
+
+  async #stats(ws: Runtime): Promise<HeartbeatStats | undefined> {
+    const fn = this.#options.stats;
+    if (!fn) return undefined;
+    try {
+      return await fn(ws.id);
+    } catch (error) {
+      if (!ws.statsWarned) {
+        logger.warn(
+          "the stats function threw for {workspaceId}; sending zeros: {error}",
+          { workspaceId: ws.id, error: String(error) },
+        );
+        ws.statsWarned = true;
+      }
+      return undefined;
+    }
+  }
+
+  #logAuthFailure(ws: Runtime, status: number): void {
+    const count = ws.authFailures;
+    const level = authFailureLevel(count);
+    if (level === "warning") {
+      logger.warn(
+        "heartbeat of {workspaceId} got HTTP {status} (auth failure {count}/3): the token may be revoked. " +
+          "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
+        { workspaceId: ws.id, status, count },
+      );
+    } else if (level === "error") {
+      logger.error(
+        "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
+          "has been REVOKED, likely because the workspace was deleted server-side. Every platform call " +
+          "will fail. Regenerate the workspace and its token from the canvas (Tokens tab), update " +
+          "MOLECULE_WORKSPACE_TOKEN or the token file, and restart.",
+        { workspaceId: ws.id, status, count },
+      );
+      this.#emit("auth-escalation", { workspaceId: ws.id, status, count });
+    }
+  }
+
+  // ---- inbound secret ----
+
+  #offerSecret(ws: Runtime, value: unknown): void {
+    if (value === undefined || value === null || value === "") return;
+    if (!isValidSecret(value)) {
+      if (!ws.badSecretWarned) {
+        logger.warn(
+          "ignoring a platform_inbound_secret for {workspaceId} that is not a string of 1-4096 characters without control characters",
+          { workspaceId: ws.id },
+        );
+        ws.badSecretWarned = true;
+      }
+      return;
+    }
+    ws.badSecretWarned = false;
+    if (!this.#options.secretStore) return;
+    if (value === ws.secret || value === ws.secretPending) return;
+    ws.secretPending = value;
+    if (!ws.secretWriting) void this.#track(this.#writeSecret(ws));
+  }
+
+  async #writeSecret(ws: Runtime): Promise<void> {
+    const store = this.#options.secretStore!;
+    ws.secretWriting = true;
+    try {
+      if (!ws.secretLoaded) {
+        ws.secret = await store.load(ws.id).catch(() => undefined);
+        ws.secretLoaded = true;
+      }
+      while (
+        ws.secretPending !== undefined && ws.secretPending !== ws.secret
+      ) {
+        const value = ws.secretPending;
+        try {
+          await store.save(ws.id, value);
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          logger.warn(
+            "could not store the inbound secret of {workspaceId}: {reason}; the next answer that carries it retries",
+            { workspaceId: ws.id, reason },
+          );
+          this.#emit("secret-failed", { workspaceId: ws.id, reason });
+          break;
+        }
+        ws.secret = value;
+        ws.secretStored = true;
+        logger.info("stored a new inbound secret for {workspaceId}", {
+          workspaceId: ws.id,
+        });
+        this.#emit("secret-stored", { workspaceId: ws.id });
+      }
+    } finally {
+      ws.secretPending = undefined;
+      ws.secretWriting = false;
+    }
+  }
+}
+
+/**
+ * Registers every workspace (at most `registerConcurrency` at once) and then
+ * heartbeats each on a fixed-rate schedule: beat k at `start + phase + k ×
+ * interval`, the phases spreading a fleet's beats evenly over the interval.
+ * Failed beats (network, timeout, 5xx, 429) are retried sooner with
+ * exponential backoff and full jitter, capped at the interval; `Retry-After`
+ * is honoured up to the interval. 401/403 beats escalate as the reference
+ * does. Inbound secrets from any answer are stored when they change.
+ *
+ * @example One workspace, with secrets kept in memory
+ * ```ts
+ * import { MemorySecretStore, startHeartbeat } from "@molecule/heartbeat";
+ * const controller = new AbortController();
+ * const hb = startHeartbeat({
+ *   platformUrl: "http://127.0.0.1:8080",
+ *   workspaces: [{ id: "ws-1", token: "t" }],
+ *   secretStore: new MemorySecretStore(),
+ *   signal: controller.signal,
+ * });
+ * const { rejected } = await hb.ready;
+ * if (rejected.length > 0) console.error("token refused");
+ * controller.abort();
+ * await hb.stopped;
+ * ```
+ *
+ * @param options What to serve and how.
+ * @returns The handle: status, events, stop.
+ * @throws {TypeError} When there is no workspace, an id repeats, or the
+ * interval is not a positive number.
+ */
+export function startHeartbeat(options: HeartbeatOptions): HeartbeatHandle {
+  if (options.workspaces.length === 0) {
+    throw new TypeError("startHeartbeat needs at least one workspace");
+  }
+  const ids = new Set<string>();
+  for (const ws of options.workspaces) {
+    if (ids.has(ws.id)) {
+      throw new TypeError(`workspace id ${ws.id} is given twice`);
+    }
+    ids.add(ws.id);
+  }
+  const interval = options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
+  if (!(interval > 0) || !Number.isFinite(interval)) {
+    throw new TypeError(
+      `intervalMs must be a positive number, not ${interval}`,
+    );
+  }
+  return new HeartbeatHandle(options);
+}

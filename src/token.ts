@@ -1,0 +1,34 @@
+/**
+ * Tokens: fixed, or asked for before every request.
+ *
+ * @module
+ */
+
+/**
+ * A workspace token: a string, or a function returning the current token
+ * (synchronously or not), asked before every request so that a rotated token
+ * is used without a restart.
+ *
+ * @example A token re-read from a file on every request
+ * ```ts
+ * import type { TokenSource } from "@molecule/heartbeat";
+ * const token: TokenSource = async () => (await Deno.readTextFile("/tmp/token")).trim();
+ * ```
+ */
+export type TokenSource = string | (() => string | Promise<string>);
+
+/**
+ * Resolves a {@link TokenSource} to the token to send now.
+ *
+ * @example
+ * ```ts
+ * import { resolveToken } from "@molecule/heartbeat";
+ * const token = await resolveToken(() => "abc"); // "abc"
+ * ```
+ *
+ * @param source A string or a function.
+ * @returns The token.
+ */
+export async function resolveToken(source: TokenSource): Promise<string> {
+  return typeof source === "string" ? source : String(await source());
+}

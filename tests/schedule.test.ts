@@ -1,0 +1,410 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  type HeartbeatHandle,
+  type HeartbeatOptions,
+  startHeartbeat,
+} from "../mod.ts";
+import { FakeClock } from "./helpers/fake_clock.ts";
+import {
+  type FakeAnswer,
+  fakeFetch,
+  type SeenRequest,
+} from "./helpers/fake_fetch.ts";
+import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
+
+const URL_ = "http://platform.test";
+const ok = (): FakeAnswer => ({ status: 200, body: { status: "ok" } });
+
+function setup(
+  answer: (req: SeenRequest) => FakeAnswer,
+  extra: Partial<HeartbeatOptions> = {},
+) {
+  const clock = new FakeClock();
+  const fetch = fakeFetch(answer, clock.now);
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: [{ id: "ws-1", token: "tok-1" }],
+    intervalMs: 20_000,
+    clock,
+    fetch,
+    random: () => 0.5,
+    ...extra,
+  });
+  const beats = () =>
+    fetch.seen.filter((r) => r.path === "/registry/heartbeat");
+  return { clock, fetch, hb, beats };
+}
+
+async function done(hb: HeartbeatHandle) {
+  await hb.stop();
+}
+
+test("the first beat follows register at once, then beats come on a fixed 20 s grid", async () => {
+  const { clock, fetch, hb, beats } = setup(ok);
+  await clock.advance(0);
+  assert.equal(fetch.seen[0].path, "/registry/register");
+  assert.equal(beats().length, 1);
+  assert.equal(beats()[0].at, 0);
+  await clock.advance(100_000);
+  assert.deepEqual(beats().map((b) => b.at), [
+    0,
+    20_000,
+    40_000,
+    60_000,
+    80_000,
+    100_000,
+  ]);
+  await done(hb);
+});
+
+test("slow answers do not make the schedule drift", async () => {
+  const clock = new FakeClock();
+  const seen: number[] = [];
+  // A fetch that takes 3 s of clock time for every beat.
+  const fetch = (input: string | URL | Request) => {
+    const path = new URL(String(input)).pathname;
+    if (path === "/registry/heartbeat") seen.push(clock.now());
+    return new Promise<Response>((resolve) =>
+      clock.setTimeout(() => resolve(Response.json({ status: "ok" })), 3_000)
+    );
+  };
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: [{ id: "ws-1", token: "t" }],
+    clock,
+    fetch,
+  });
+  await clock.advance(3_000 + 200_000);
+  // Register took 3 s, so beat 0 goes at 3 s; later beats stay on the 20 s grid.
+  assert.deepEqual(seen.slice(0, 5), [3_000, 20_000, 40_000, 60_000, 80_000]);
+  assert.equal(seen.at(-1), 200_000);
+  await done(hb);
+});
+
+test("never two requests in flight for one workspace", async () => {
+  const clock = new FakeClock();
+  let inFlight = 0;
+  let maxInFlight = 0;
+  let beats = 0;
+  // Every beat hangs for 25 s, longer than the interval (as if the timeout were ignored).
+  const fetch = (input: string | URL | Request, init?: RequestInit) => {
+    const path = new URL(String(input)).pathname;
+    if (path === "/registry/register") {
+      return Promise.resolve(Response.json({}));
+    }
+    beats++;
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    return new Promise<Response>((resolve, reject) => {
+      const timer = clock.setTimeout(() => {
+        inFlight--;
+        resolve(Response.json({ status: "ok" }));
+      }, 25_000);
+      init?.signal?.addEventListener("abort", () => {
+        clock.clearTimeout(timer);
+        inFlight--;
+        reject(init.signal!.reason);
+      });
+    });
+  };
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: [{ id: "ws-1", token: "t" }],
+    clock,
+    fetch,
+  });
+  await clock.advance(200_000);
+  assert.equal(maxInFlight, 1);
+  assert.ok(beats >= 5, `beats: ${beats}`);
+  await done(hb);
+});
+
+test("a fleet's first beats spread evenly over the first interval", async () => {
+  const clock = new FakeClock();
+  const fetch = fakeFetch(ok, clock.now);
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: Array.from(
+      { length: 4 },
+      (_, i) => ({ id: `ws-${i}`, token: "t" }),
+    ),
+    clock,
+    fetch,
+  });
+  await clock.advance(39_999);
+  const beats = fetch.seen.filter((r) => r.path === "/registry/heartbeat");
+  assert.deepEqual(
+    beats.map((b) => [b.body.workspace_id, b.at]),
+    [
+      ["ws-0", 0],
+      ["ws-1", 5_000],
+      ["ws-2", 10_000],
+      ["ws-3", 15_000],
+      ["ws-0", 20_000],
+      ["ws-1", 25_000],
+      ["ws-2", 30_000],
+      ["ws-3", 35_000],
+    ],
+  );
+  await done(hb);
+});
+
+test("registration runs with bounded concurrency", async () => {
+  const clock = new FakeClock();
+  let running = 0;
+  let peak = 0;
+  let registers = 0;
+  const fetch = (input: string | URL | Request) => {
+    const path = new URL(String(input)).pathname;
+    if (path !== "/registry/register") {
+      return Promise.resolve(Response.json({ status: "ok" }));
+    }
+    registers++;
+    running++;
+    peak = Math.max(peak, running);
+    return new Promise<Response>((resolve) =>
+      clock.setTimeout(() => {
+        running--;
+        resolve(Response.json({ status: "registered" }));
+      }, 100)
+    );
+  };
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: Array.from(
+      { length: 50 },
+      (_, i) => ({ id: `ws-${i}`, token: "t" }),
+    ),
+    registerConcurrency: 4,
+    clock,
+    fetch,
+  });
+  await clock.advance(5_000);
+  const ready = await hb.ready;
+  assert.equal(registers, 50);
+  assert.equal(peak, 4);
+  assert.equal(ready.registered.length, 50);
+  await done(hb);
+});
+
+test("after failures the next attempt comes sooner, with backoff capped at the interval", async () => {
+  let failing = true;
+  const { clock, hb, beats } = setup(
+    (req) =>
+      req.path === "/registry/heartbeat" && failing
+        ? { status: 503, body: { error: "down" } }
+        : ok(),
+    { random: () => 0.999 },
+  );
+  await captureLogs(async () => {
+    await clock.advance(0);
+    await clock.advance(120_000);
+  });
+  const times = beats().map((b) => b.at);
+  const gaps = times.slice(1).map((t, i) => t - times[i]);
+  // Full jitter at its top draw: 1, 2, 4, 8, 16 s, then capped at 20 s.
+  assert.deepEqual(gaps.slice(0, 6), [999, 1998, 3996, 7992, 15984, 19980]);
+  assert.ok(gaps.every((g) => g <= 20_000));
+  // The platform comes back: a beat lands within one interval, then the grid resumes.
+  failing = false;
+  const recoveredAt = clock.now();
+  await clock.advance(20_000);
+  const after = beats().filter((b) => b.at > recoveredAt);
+  assert.ok(after.length >= 1 && after[0].at - recoveredAt <= 20_000);
+  await clock.advance(60_000);
+  const status = hb.status().workspaces[0];
+  assert.equal(status.consecutiveFailures, 0);
+  const tail = beats().slice(-3).map((b) => b.at % 20_000);
+  assert.deepEqual(tail, [0, 0, 0], "back on the 20 s grid");
+  await done(hb);
+});
+
+test("Retry-After is honoured up to the interval", async () => {
+  let answer: FakeAnswer = { status: 429, headers: { "retry-after": "7" } };
+  const { clock, hb, beats } = setup(
+    (req) => req.path === "/registry/heartbeat" ? answer : ok(),
+    {
+      random: () => 0,
+    },
+  );
+  await captureLogs(async () => {
+    await clock.advance(0);
+    answer = { status: 503, headers: { "retry-after": "3600" } };
+    await clock.advance(7_000);
+    assert.deepEqual(beats().map((b) => b.at), [0, 7_000]);
+    await clock.advance(20_000);
+  });
+  assert.deepEqual(beats().map((b) => b.at), [0, 7_000, 27_000]);
+  await done(hb);
+});
+
+test("a timer resumed late (laptop sleep) sends one beat at once, not a burst", async () => {
+  const { clock, hb, beats } = setup(ok);
+  await clock.advance(20_000);
+  assert.equal(beats().length, 2);
+  clock.jump(185_000); // asleep: now 205 s, slots 40..200 s missed
+  await clock.advance(0);
+  assert.deepEqual(beats().map((b) => b.at), [0, 20_000, 205_000]);
+  await clock.advance(15_000);
+  // Back on the grid at 220 s, not a beat a moment after the late one.
+  assert.deepEqual(beats().map((b) => b.at), [0, 20_000, 205_000, 220_000]);
+  await done(hb);
+});
+
+test("auth failures escalate at 3 and every 20 after, and a success resets the count", async () => {
+  let status = 401;
+  const { clock, hb } = setup((req) =>
+    req.path === "/registry/heartbeat"
+      ? (status === 200
+        ? ok()
+        : { status, body: { error: "invalid workspace auth token" } })
+      : ok()
+  );
+  const escalations: number[] = [];
+  hb.addEventListener(
+    "auth-escalation",
+    (e) => escalations.push((e as CustomEvent).detail.count),
+  );
+  const lines = await captureLogs(async (records) => {
+    await clock.advance(0);
+    await clock.advance(22 * 20_000); // beats 1..23
+    const s = hb.status().workspaces[0];
+    assert.equal(s.authFailures, 23);
+    assert.equal(s.lastStatus, 401);
+    status = 503; // a non-auth failure leaves the count alone
+    await clock.advance(20_000);
+    assert.equal(hb.status().workspaces[0].authFailures, 23);
+    status = 200;
+    await clock.advance(20_000);
+    assert.equal(hb.status().workspaces[0].authFailures, 0);
+    return levelsAndTexts(records);
+  });
+  assert.deepEqual(escalations, [3, 23]);
+  const auth = lines.filter((l) => /auth failure|REVOKED/.test(l));
+  assert.equal(auth.filter((l) => l.startsWith("warning")).length, 2);
+  assert.equal(auth.filter((l) => l.startsWith("error")).length, 2);
+  assert.match(
+    auth[2],
+    /^error: 3 consecutive heartbeat auth failures \(HTTP 401\).*ws-1.*Tokens tab/,
+  );
+  assert.match(auth[3], /^error: 23 consecutive/);
+  // After 403 too.
+  status = 403;
+  await captureLogs(async () => {
+    await clock.advance(60_000);
+  });
+  assert.deepEqual(escalations, [3, 23, 3]);
+  await done(hb);
+});
+
+test("a token function is asked before every request, so a rotated token is used", async () => {
+  let token = "old";
+  let asked = 0;
+  const { clock, fetch, hb } = setup(ok, {
+    workspaces: [{
+      id: "ws-1",
+      token: () => {
+        asked++;
+        return Promise.resolve(token);
+      },
+    }],
+  });
+  await clock.advance(20_000);
+  token = "new";
+  await clock.advance(20_000);
+  assert.deepEqual(
+    fetch.seen.map((r) => r.headers.get("authorization")),
+    ["Bearer old", "Bearer old", "Bearer old", "Bearer new"],
+  );
+  assert.equal(asked, 4);
+  await done(hb);
+});
+
+test("live stats go into each beat, uptime counts whole seconds, bad fields fall back to zeros", async () => {
+  let n = 0;
+  const { clock, hb, beats } = setup(ok, {
+    stats: () => {
+      n++;
+      return n === 2
+        ? {
+          error_rate: Number.NaN,
+          active_tasks: -1,
+          current_task: 5 as unknown as string,
+        }
+        : {
+          error_rate: 0.25,
+          sample_error: "boom",
+          active_tasks: 2,
+          current_task: "indexing",
+          runtime_state: "wedged",
+          monthly_spend: 123,
+        };
+    },
+  });
+  await clock.advance(45_500);
+  const bodies = beats().map((b) => b.body);
+  assert.deepEqual(bodies[0], {
+    workspace_id: "ws-1",
+    error_rate: 0.25,
+    sample_error: "boom",
+    active_tasks: 2,
+    uptime_seconds: 0,
+    current_task: "indexing",
+    runtime_state: "wedged",
+    monthly_spend: 123,
+  });
+  assert.deepEqual(bodies[1], {
+    workspace_id: "ws-1",
+    error_rate: 0,
+    sample_error: "",
+    active_tasks: 0,
+    uptime_seconds: 20,
+    current_task: "",
+    runtime_state: "",
+    monthly_spend: 0,
+  });
+  assert.equal(bodies[2].uptime_seconds, 40);
+  await done(hb);
+});
+
+test("without a stats function a beat carries the reference's zeros", async () => {
+  const { clock, hb, beats } = setup(ok);
+  await clock.advance(0);
+  assert.deepEqual(beats()[0].body, {
+    workspace_id: "ws-1",
+    error_rate: 0,
+    sample_error: "",
+    active_tasks: 0,
+    uptime_seconds: 0,
+    current_task: "",
+    runtime_state: "",
+    monthly_spend: 0,
+  });
+  await done(hb);
+});
+
+test("a stats function that throws is warned about once and zeros are sent", async () => {
+  const { clock, hb, beats } = setup(ok, {
+    stats: () => {
+      throw new Error("stats broke");
+    },
+  });
+  const lines = await captureLogs(async (records) => {
+    await clock.advance(40_000);
+    return levelsAndTexts(records);
+  });
+  assert.equal(beats().length, 3);
+  assert.equal(lines.filter((l) => l.includes("stats broke")).length, 1);
+  await done(hb);
+});
+
+test("stop clears every timer and resolves; nothing runs afterwards", async () => {
+  const { clock, hb, beats } = setup(ok);
+  await clock.advance(20_000);
+  await hb.stop();
+  assert.equal(clock.timers.length, 0);
+  await clock.advance(100_000);
+  assert.equal(beats().length, 2);
+  assert.equal(hb.status().stopped, true);
+});
