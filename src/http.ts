@@ -47,6 +47,7 @@ export interface PostJsonOptions {
 }
 
 const decoder = new TextDecoder();
+const MIN_MASKED_LENGTH = 6;
 
 /**
  * POSTs JSON with the contract's headers (`Authorization`, `Origin`,
@@ -150,12 +151,13 @@ async function readCapped(
 
 /**
  * Makes text from a platform answer safe to log: control characters become
- * spaces and every occurrence of `secret` is masked.
+ * spaces and every occurrence of `secret` is masked (a value shorter than 6
+ * characters is no credential, and masking it would garble the text).
  *
  * @example
  * ```ts
  * import { maskForLog } from "@molecule/heartbeat";
- * maskForLog("bad token abc\n", "abc"); // "bad token [redacted] "
+ * maskForLog("bad token abcdef\n", "abcdef"); // "bad token [redacted] "
  * ```
  *
  * @param text The text.
@@ -165,6 +167,8 @@ async function readCapped(
 export function maskForLog(text: string, secret: string): string {
   // deno-lint-ignore no-control-regex
   let safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ");
-  if (secret !== "") safe = safe.replaceAll(secret, "[redacted]");
+  if (secret.length >= MIN_MASKED_LENGTH) {
+    safe = safe.replaceAll(secret, "[redacted]");
+  }
   return safe;
 }

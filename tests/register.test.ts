@@ -1,0 +1,226 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  buildAgentCard,
+  envFromRecord,
+  register,
+  RegisterAuthError,
+} from "../mod.ts";
+import { startPlatformEmulator } from "../src/platform_emulator.ts";
+
+test("register sends the contract's payload and headers, and returns secret and issued token", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-12345678-abcd": "tok-1" },
+    issueAuthToken: true,
+  });
+  const card = buildAgentCard(
+    "ws-12345678-abcd",
+    envFromRecord({ MOLECULE_AGENT_SKILLS: "a,b" }),
+  );
+  const result = await register({
+    platformUrl: platform.url + "//",
+    workspaceId: "ws-12345678-abcd",
+    token: "tok-1",
+    agentCard: card,
+  });
+  assert.equal(result.kind, "ok");
+  assert.equal(result.status, 200);
+  assert.equal(result.inboundSecret, "secret-ws-12345678-abcd");
+  assert.equal(result.authToken, "issued-ws-12345678-abcd");
+  const [req] = platform.requestsTo("register");
+  assert.equal(req.authorized, true);
+  assert.equal(req.origin, platform.url);
+  assert.equal(req.contentType, "application/json");
+  assert.deepEqual(req.body, {
+    id: "ws-12345678-abcd",
+    url: "",
+    agent_card: {
+      name: "molecule-mcp-ws-12345",
+      skills: [{ name: "a" }, { name: "b" }],
+    },
+    delivery_mode: "poll",
+  });
+  const ws = platform.workspace("ws-12345678-abcd")!;
+  assert.equal(ws.deliveryMode, "poll");
+  assert.equal(ws.status, "online");
+  // An upsert: registering again is fine and issues no new token.
+  const again = await register({
+    platformUrl: platform.url,
+    workspaceId: "ws-12345678-abcd",
+    token: "tok-1",
+  });
+  assert.equal(again.kind, "ok");
+  assert.equal(again.authToken, undefined);
+});
+
+test("register 401 (invalid or missing token) and 403 throw RegisterAuthError without the token in it", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": "right-token" },
+  });
+  for (const token of ["wrong-token-value", ""]) {
+    const error = await register({
+      platformUrl: platform.url,
+      workspaceId: "ws-1",
+      token,
+    }).then(
+      () => undefined,
+      (e) => e,
+    );
+    assert.ok(error instanceof RegisterAuthError);
+    assert.equal(error.status, 401);
+    assert.equal(error.workspaceId, "ws-1");
+    assert.match(error.message, /Tokens tab/);
+    if (token) assert.ok(!error.message.includes(token));
+  }
+  platform.fail(
+    { kind: "status", status: 403, body: '{"error":"forbidden"}' },
+    { times: 1 },
+  );
+  await assert.rejects(
+    register({
+      platformUrl: platform.url,
+      workspaceId: "ws-1",
+      token: "right-token",
+    }),
+    (e: unknown) => e instanceof RegisterAuthError && e.status === 403,
+  );
+});
+
+test("register 400, 5xx, network errors and redirects are outcomes, not exceptions", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": "t" },
+  });
+  const go = () =>
+    register({ platformUrl: platform.url, workspaceId: "ws-1", token: "t" });
+  platform.fail({
+    kind: "status",
+    status: 400,
+    body: '{"error":"invalid request body"}',
+  }, { times: 1 });
+  const bad = await go();
+  assert.equal(bad.kind, "rejected");
+  assert.match(bad.reason, /HTTP 400.*invalid request body/);
+  platform.fail({
+    kind: "status",
+    status: 500,
+    body: '{"error":"registration failed"}',
+  }, { times: 1 });
+  assert.equal((await go()).kind, "transient");
+  platform.fail({
+    kind: "redirect",
+    location: "https://elsewhere.example/registry/register",
+  }, { times: 1 });
+  const before = platform.requests.length;
+  const redirected = await go();
+  assert.equal(redirected.kind, "redirect");
+  assert.match(redirected.reason, /elsewhere\.example/);
+  assert.equal(
+    platform.requests.length,
+    before + 1,
+    "the redirect was not followed",
+  );
+  const down = await register({
+    platformUrl: "http://127.0.0.1:1",
+    workspaceId: "ws-1",
+    token: "t",
+  });
+  assert.equal(down.kind, "transient");
+  assert.equal(down.status, undefined);
+});
+
+test("register times out a hung platform", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": "t" },
+  });
+  platform.fail({ kind: "hang" });
+  const t0 = performance.now();
+  const result = await register({
+    platformUrl: platform.url,
+    workspaceId: "ws-1",
+    token: "t",
+    timeoutMs: 200,
+  });
+  assert.equal(result.kind, "transient");
+  assert.match(result.reason, /timed out/);
+  assert.ok(performance.now() - t0 < 3000);
+});
+
+test("the emulator enforces the contract: 400s, 401s, statuses", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": "t" },
+    staleAfterMs: 300,
+  });
+  const post = async (path: string, body: unknown, token?: string) => {
+    const res = await fetch(platform.url + path, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(token !== undefined ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  assert.deepEqual(await post("/registry/register", { id: "ws-1" }, "t"), {
+    status: 400,
+    body: { error: "invalid request body" },
+  });
+  assert.equal(
+    (await post("/registry/register", {
+      id: "ws-1",
+      agent_card: {},
+      delivery_mode: "carrier-pigeon",
+    }, "t")).status,
+    400,
+  );
+  assert.equal((await post("/registry/heartbeat", {}, "t")).status, 400);
+  assert.equal(
+    (await post("/registry/heartbeat", "not json", "t")).status,
+    400,
+  );
+  assert.deepEqual(
+    await post("/registry/heartbeat", { workspace_id: "ws-1" }),
+    { status: 401, body: { error: "missing workspace auth token" } },
+  );
+  assert.deepEqual(
+    await post("/registry/heartbeat", { workspace_id: "ws-1" }, "x"),
+    { status: 401, body: { error: "invalid workspace auth token" } },
+  );
+  assert.deepEqual(
+    await post(
+      "/registry/heartbeat",
+      { workspace_id: "ws-1", error_rate: 0.6 },
+      "t",
+    ),
+    {
+      status: 200,
+      body: { status: "ok", platform_inbound_secret: "secret-ws-1" },
+    },
+  );
+  assert.equal(platform.workspace("ws-1")!.status, "degraded");
+  await post(
+    "/registry/heartbeat",
+    { workspace_id: "ws-1", error_rate: 0.2 },
+    "t",
+  );
+  assert.equal(platform.workspace("ws-1")!.status, "degraded");
+  await post(
+    "/registry/heartbeat",
+    { workspace_id: "ws-1", error_rate: 0.05 },
+    "t",
+  );
+  assert.equal(platform.workspace("ws-1")!.status, "online");
+  await new Promise((r) => setTimeout(r, 350));
+  assert.equal(platform.workspace("ws-1")!.status, "awaiting_agent");
+  platform.revoke("ws-1");
+  assert.equal(
+    (await post("/registry/heartbeat", { workspace_id: "ws-1" }, "t")).status,
+    401,
+  );
+  platform.restore("ws-1");
+  assert.equal(
+    (await post("/registry/heartbeat", { workspace_id: "ws-1" }, "t")).status,
+    200,
+  );
+  assert.equal(platform.workspace("ws-1")!.status, "online");
+});
