@@ -20,6 +20,8 @@
  */
 export class HeartbeatError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong.
    * @param options The standard error options (`cause`).
    */
@@ -56,6 +58,8 @@ export class RegisterAuthError extends HeartbeatError {
   readonly workspaceId: string;
 
   /**
+   * Creates the error; the message names the workspace, never the token.
+   *
    * @param workspaceId The workspace whose token was rejected.
    * @param status The HTTP status, 401 or 403.
    */
@@ -86,6 +90,8 @@ export class ConfigError extends HeartbeatError {
   readonly setting: string | undefined;
 
   /**
+   * Creates the error.
+   *
    * @param message What is wrong and what to set.
    * @param setting The variable or flag to fix.
    */

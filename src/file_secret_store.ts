@@ -47,7 +47,11 @@ export class FileSecretStore implements SecretStore {
   readonly perWorkspace: boolean;
   #fs: Promise<FileSystem>;
 
-  /** @param options Where, and how. */
+  /**
+   * Creates the store; nothing is touched on disk until a save.
+   *
+   * @param options Where, and how.
+   */
   constructor(options: FileSecretStoreOptions) {
     this.dir = options.dir.replace(/(.)\/+$/, "$1");
     this.perWorkspace = options.perWorkspace ?? false;
@@ -68,6 +72,8 @@ export class FileSecretStore implements SecretStore {
   }
 
   /**
+   * Reads a workspace's secret file.
+   *
    * @param workspaceId The workspace.
    * @returns The stored secret, trimmed, or `undefined`.
    */
@@ -78,6 +84,8 @@ export class FileSecretStore implements SecretStore {
   }
 
   /**
+   * Writes a workspace's secret atomically, with mode 0600.
+   *
    * @param workspaceId The workspace.
    * @param secret The secret; never empty.
    */

@@ -70,6 +70,8 @@ export class MemorySecretStore implements SecretStore {
   saves = 0;
 
   /**
+   * Reads a workspace's secret.
+   *
    * @param workspaceId The workspace.
    * @returns Its secret, if any.
    */
@@ -78,6 +80,8 @@ export class MemorySecretStore implements SecretStore {
   }
 
   /**
+   * Keeps a workspace's secret.
+   *
    * @param workspaceId The workspace.
    * @param secret Its new secret.
    */

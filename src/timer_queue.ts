@@ -39,6 +39,8 @@ export class TimerQueue {
   #onError: (error: unknown) => void;
 
   /**
+   * Creates an empty queue.
+   *
    * @param clock Time and timers. @default {systemClock}
    * @param onError Called with what a callback threw. @default {console.error}
    */
