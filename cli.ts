@@ -1,21 +1,356 @@
 /**
- * The `molecule-heartbeat` command.
+ * The `molecule-heartbeat` command: flags and environment in, library
+ * options out, plus what only a process has (exit codes, signals, log sinks,
+ * the health port). No heartbeat logic lives here.
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { resolveConfigsDir } from "./src/configs_dir.ts";
+import { LOG_CATEGORY } from "./src/constants.ts";
+import { type EnvReader, processEnv } from "./src/env.ts";
+import { ConfigError } from "./src/errors.ts";
+import { FileSecretStore } from "./src/file_secret_store.ts";
+import { defaultFileSystem } from "./src/file_system.ts";
+import {
+  type PlatformEmulator,
+  startPlatformEmulator,
+} from "./src/platform_emulator.ts";
+import {
+  type HeartbeatEventMap,
+  startHeartbeat,
+  type WorkspaceConfig,
+} from "./src/start_heartbeat.ts";
+import { VERSION } from "./src/version.ts";
+import {
+  healthSetting,
+  intervalSetting,
+  logSettings,
+  parseFlags,
+  platformUrlSetting,
+  setting,
+  workspacesSetting,
+} from "./src/cli/config.ts";
+import {
+  type HealthServer,
+  startHealthServer,
+} from "./src/cli/health_server.ts";
+import { helpText } from "./src/cli/help.ts";
+import { configureLogging, printError } from "./src/cli/logging.ts";
+
+const log = getLogger([...LOG_CATEGORY, "cli"]);
+
+/** Exit codes of the command. */
+export const EXIT = {
+  ok: 0,
+  notAccepted: 1,
+  config: 2,
+  auth: 3,
+} as const;
+
+/** Ids and token of the workspace `--demo` serves. */
+const DEMO_WORKSPACE = "demo-0000-4000-8000-heartbeat";
+const DEMO_TOKEN = "demo-token-not-a-secret";
+
+/** What the command reads from its surroundings; tests pass their own. */
+export interface CliContext {
+  /** Arguments after the program name. @default {process.argv.slice(2)} */
+  args?: string[];
+  /** The environment. @default {the process environment} */
+  env?: EnvReader;
+  /** Where `--help` and `--version` go. @default {process.stdout} */
+  stdout?: (text: string) => void;
+  /** Ends the run early (instead of SIGINT/SIGTERM), with exit code 0. */
+  signal?: AbortSignal;
+}
 
 /**
- * Runs the command with the process's arguments and environment.
+ * Runs the command and resolves with its exit code; never calls
+ * `process.exit` itself (the entry point does).
  *
  * @example
  * ```ts ignore
  * import { main } from "./cli.ts";
- * await main();
+ * Deno.exit(await main({ args: ["--demo", "--once"] }));
  * ```
+ *
+ * @param context Arguments, environment and output.
+ * @returns The exit code.
  */
-export async function main(): Promise<void> {
-  await Promise.resolve();
-  console.error("molecule-heartbeat: the command is not built yet");
+export async function main(context: CliContext = {}): Promise<number> {
+  const args = context.args ?? process.argv.slice(2);
+  const env = context.env ?? processEnv;
+  const stdout = context.stdout ??
+    ((text: string) => void process.stdout.write(text));
+  let format: "text" | "json" = "text";
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const flags = parseFlags(args);
+    if (flags.help) {
+      stdout(helpText());
+      return EXIT.ok;
+    }
+    if (flags.version) {
+      stdout(`molecule-heartbeat ${VERSION}\n`);
+      return EXIT.ok;
+    }
+    const logSet = logSettings(flags, env);
+    format = logSet.format;
+    await configureLogging({
+      ...logSet,
+      verbose: logSet.verbose || flags.demo,
+    });
+
+    const warnings: string[] = [];
+    const demo = flags.demo;
+    const intervalMs = demo && setting(flags.interval) === undefined &&
+        setting(env("MOLECULE_HEARTBEAT_INTERVAL")) === undefined
+      ? 2_000
+      : intervalSetting(flags, env, warnings);
+    const health = healthSetting(flags, env);
+    const fs = await defaultFileSystem();
+
+    let platformUrl: string;
+    let workspaces: WorkspaceConfig[];
+    let configsDir: string;
+    let emulator: PlatformEmulator | undefined;
+    if (demo) {
+      emulator = await startPlatformEmulator({
+        workspaces: { [DEMO_WORKSPACE]: DEMO_TOKEN },
+      });
+      cleanups.push(() => emulator!.close());
+      platformUrl = emulator.url;
+      workspaces = [{ id: DEMO_WORKSPACE, token: DEMO_TOKEN }];
+      configsDir = setting(flags.configsDir) ??
+        await mkdtemp(join(tmpdir(), "molecule-heartbeat-demo-"));
+      log.info(
+        "demo: a platform emulator is listening on {url} (a stand-in for your Molecule platform)",
+        {
+          url: platformUrl,
+        },
+      );
+      log.info(
+        "demo: serving workspace {workspaceId} every {seconds} s; inbound secret goes to {dir}",
+        {
+          workspaceId: DEMO_WORKSPACE,
+          seconds: intervalMs / 1000,
+          dir: configsDir,
+        },
+      );
+    } else {
+      platformUrl = platformUrlSetting(flags, env, warnings);
+      const configsEnv: EnvReader = setting(flags.configsDir) === undefined
+        ? env
+        : (name) => name === "CONFIGS_DIR" ? flags.configsDir : env(name);
+      const configs = await resolveConfigsDir({ env: configsEnv, fs });
+      configsDir = configs.path;
+      if (configs.problem) {
+        warnings.push(
+          `the configs dir ${configs.path} cannot be created or written (${configs.problem}); ` +
+            "heartbeats go on, and the inbound secret is stored once it can be",
+        );
+      }
+      workspaces = await workspacesSetting({
+        flags,
+        env,
+        fs,
+        configsDir,
+        warnings,
+      });
+    }
+    for (const warning of warnings) log.warn(warning);
+
+    let healthServer: HealthServer | undefined;
+    const secretStore = new FileSecretStore({
+      dir: configsDir,
+      perWorkspace: workspaces.length > 1,
+      fs,
+    });
+    const stopSignal = new AbortController();
+    const hb = startHeartbeat({
+      platformUrl,
+      workspaces,
+      intervalMs,
+      secretStore,
+      env,
+      signal: stopSignal.signal,
+    });
+    cleanups.unshift(() => hb.stop());
+    if (health) {
+      try {
+        healthServer = await startHealthServer(() => hb.status(), health);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConfigError(
+          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
+          "--health-port",
+        );
+      }
+      cleanups.push(() => healthServer!.close());
+      log.info("health: {url}/healthz and {url}/status", {
+        url: healthServer.url,
+      });
+    }
+    log.info(
+      "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
+      {
+        version: VERSION,
+        count: workspaces.length,
+        seconds: intervalMs / 1000,
+        platformUrl,
+      },
+    );
+
+    const code = await runUntilDone(hb, {
+      once: flags.once,
+      demo,
+      signal: context.signal,
+      ids: workspaces.map((w) => w.id),
+    });
+    stopSignal.abort();
+    return code;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printError(error.message, format);
+      return EXIT.config;
+    }
+    throw error;
+  } finally {
+    // Everything settles well within the 2 s a supervisor allows; never wait longer.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(cleanups.map((c) => c())),
+      new Promise((r) => timer = setTimeout(r, 1500)),
+    ]);
+    clearTimeout(timer);
+  }
 }
 
-if (import.meta.main) await main();
+type Handle = ReturnType<typeof startHeartbeat>;
+
+function detail<K extends keyof HeartbeatEventMap>(
+  event: Event,
+): HeartbeatEventMap[K] {
+  return (event as CustomEvent<HeartbeatEventMap[K]>).detail;
+}
+
+/** Waits for what ends the run: a signal, every token rejected, or `--once` done. */
+function runUntilDone(
+  hb: Handle,
+  options: {
+    once: boolean;
+    demo: boolean;
+    signal?: AbortSignal;
+    ids: string[];
+  },
+): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const onSignal = (name: string) => () => {
+      log.info("{signal}: stopping", { signal: name });
+      finish(EXIT.ok);
+    };
+    const onInt = onSignal("SIGINT");
+    const onTerm = onSignal("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    const onAbort = () => finish(EXIT.ok);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    let done = false;
+    function finish(code: number) {
+      if (done) return;
+      done = true;
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      options.signal?.removeEventListener("abort", onAbort);
+      resolve(code);
+    }
+    if (options.signal?.aborted) return finish(EXIT.ok);
+
+    const firstBeat = new Map<string, { ok: boolean; reason: string }>();
+    const checkOnce = () => {
+      if (!options.once) return;
+      const status = hb.status().workspaces;
+      const live = status.filter((w) => !w.rejected);
+      if (!live.every((w) => firstBeat.has(w.workspaceId))) return;
+      const failed = live.filter((w) =>
+        !firstBeat.get(w.workspaceId)!.ok || !w.registered
+      );
+      const rejected = status.length - live.length;
+      if (failed.length === 0 && rejected === 0) {
+        log.info(
+          "--once: {count} workspace(s) registered and heartbeat accepted",
+          { count: live.length },
+        );
+        return finish(EXIT.ok);
+      }
+      for (const w of failed) {
+        const beat = firstBeat.get(w.workspaceId)!;
+        log.error(
+          "--once: workspace {workspaceId} was not accepted: {reason}",
+          {
+            workspaceId: w.workspaceId,
+            reason: !w.registered
+              ? `register failed (${w.lastError ?? "no answer"})`
+              : beat.reason,
+          },
+        );
+      }
+      finish(EXIT.notAccepted);
+    };
+
+    hb.addEventListener("rejected", () => {
+      const status = hb.status().workspaces;
+      if (status.every((w) => w.rejected)) {
+        if (status.length > 1) {
+          log.error("every workspace's token was rejected; exiting");
+        }
+        return finish(EXIT.auth);
+      }
+      checkOnce();
+    });
+    hb.addEventListener("beat", (event) => {
+      const d = detail<"beat">(event);
+      if (options.demo) {
+        log.info(
+          "demo: heartbeat of {workspaceId} accepted (HTTP {status}, {latencyMs} ms)",
+          {
+            workspaceId: d.workspaceId,
+            status: d.status,
+            latencyMs: Math.round(d.latencyMs),
+          },
+        );
+      }
+      if (!firstBeat.has(d.workspaceId)) {
+        firstBeat.set(d.workspaceId, { ok: true, reason: "" });
+        checkOnce();
+      }
+    });
+    hb.addEventListener("failure", (event) => {
+      const d = detail<"failure">(event);
+      if (!firstBeat.has(d.workspaceId)) {
+        firstBeat.set(d.workspaceId, { ok: false, reason: d.reason });
+        checkOnce();
+      }
+    });
+    if (options.demo) {
+      hb.addEventListener("secret-stored", (event) => {
+        log.info(
+          "demo: stored the inbound secret of {workspaceId} (mode 0600)",
+          {
+            workspaceId: detail<"secret-stored">(event).workspaceId,
+          },
+        );
+      });
+      if (!options.once) log.info("demo: press Ctrl-C to stop");
+    }
+  });
+}
+
+if (import.meta.main) {
+  const code = await main();
+  process.exit(code);
+}

@@ -46,6 +46,8 @@ export * from "./src/file_system.ts";
 export * from "./src/file_secret_store.ts";
 export * from "./src/configs_dir.ts";
 export * from "./src/start_heartbeat.ts";
+export * from "./src/watched_file.ts";
+export * from "./src/version.ts";
 
 if (import.meta.main) {
   const { main } = await import("./cli.ts");

@@ -62,6 +62,9 @@ export async function resolveConfigsDir(
   }
   try {
     await fs.mkdirp(path, 0o700);
+    if (!(await fs.isWritableDir(path))) {
+      return { path, problem: "the directory is not writable" };
+    }
     return { path };
   } catch (error) {
     return {

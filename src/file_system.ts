@@ -19,8 +19,18 @@ export interface FileSystem {
   remove(path: string): Promise<void>;
   /** Whether `path` is a directory this process can create files in. */
   isWritableDir(path: string): Promise<boolean>;
-  /** The permission bits of a file, or `undefined` when it does not exist. */
-  mode(path: string): Promise<number | undefined>;
+  /** Permission bits, modification time and size; `undefined` when missing. */
+  stat(path: string): Promise<FileInfo | undefined>;
+}
+
+/** What {@link FileSystem.stat} tells of a file. */
+export interface FileInfo {
+  /** Permission bits (`mode & 0o777`). */
+  mode: number;
+  /** Last modification, epoch milliseconds. */
+  mtimeMs: number;
+  /** Size in bytes. */
+  size: number;
 }
 
 interface DenoFsLike {
@@ -36,7 +46,14 @@ interface DenoFsLike {
   ): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   remove(path: string): Promise<void>;
-  stat(path: string): Promise<{ isDirectory: boolean; mode: number | null }>;
+  stat(path: string): Promise<
+    {
+      isDirectory: boolean;
+      mode: number | null;
+      mtime: Date | null;
+      size: number;
+    }
+  >;
   errors: { NotFound: new () => Error };
 }
 
@@ -92,10 +109,14 @@ export function createDenoFileSystem(): FileSystem {
         return false;
       }
     },
-    async mode(path) {
+    async stat(path) {
       try {
-        const mode = (await deno.stat(path)).mode;
-        return mode === null ? undefined : mode & 0o777;
+        const info = await deno.stat(path);
+        return {
+          mode: (info.mode ?? 0) & 0o777,
+          mtimeMs: info.mtime?.getTime() ?? 0,
+          size: info.size,
+        };
       } catch (e) {
         if (notFound(e)) return undefined;
         throw e;

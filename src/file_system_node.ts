@@ -49,9 +49,14 @@ export function createNodeFileSystem(): FileSystem {
         return false;
       }
     },
-    async mode(path) {
+    async stat(path) {
       try {
-        return (await fs.stat(path)).mode & 0o777;
+        const info = await fs.stat(path);
+        return {
+          mode: info.mode & 0o777,
+          mtimeMs: info.mtimeMs,
+          size: info.size,
+        };
       } catch (e) {
         if (isNotFound(e)) return undefined;
         throw e;

@@ -84,14 +84,17 @@ for (const [name, make] of adapters) {
     }
   });
 
-  test(`${name} adapter: mode() and isWritableDir()`, async () => {
+  test(`${name} adapter: stat() and isWritableDir()`, async () => {
     const dir = await tempDir();
     try {
       const fs = make();
       await writeFile(join(dir, "f"), "x", { mode: 0o644 });
       await chmod(join(dir, "f"), 0o644);
-      assert.equal(await fs.mode(join(dir, "f")), 0o644);
-      assert.equal(await fs.mode(join(dir, "missing")), undefined);
+      const info = await fs.stat(join(dir, "f"));
+      assert.equal(info?.mode, 0o644);
+      assert.equal(info?.size, 1);
+      assert.ok(Math.abs(info!.mtimeMs - Date.now()) < 60_000);
+      assert.equal(await fs.stat(join(dir, "missing")), undefined);
       assert.equal(await fs.isWritableDir(dir), true);
       assert.equal(await fs.isWritableDir(join(dir, "f")), false);
       assert.equal(await fs.isWritableDir(join(dir, "missing")), false);

@@ -1,0 +1,461 @@
+/**
+ * The command's configuration: flags and environment variables turned into
+ * library options, with an error that names what to fix for every mistake.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { HEARTBEAT_INTERVAL_MS } from "../constants.ts";
+import type { EnvReader } from "../env.ts";
+import { ConfigError } from "../errors.ts";
+import type { FileSystem } from "../file_system.ts";
+import type { WorkspaceConfig } from "../start_heartbeat.ts";
+import { fileToken, watchFile } from "../watched_file.ts";
+
+/** Where the canvas issues tokens; named in every token error. */
+export const TOKENS_HINT =
+  "Generate a workspace token in the canvas → Tokens tab.";
+
+/** Parsed command-line flags. */
+export interface CliFlags {
+  platformUrl?: string;
+  workspaceId?: string;
+  tokenFile?: string;
+  workspacesFile?: string;
+  configsDir?: string;
+  interval?: string;
+  logFormat?: string;
+  verbose: boolean;
+  healthPort?: string;
+  healthHost?: string;
+  once: boolean;
+  demo: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+/**
+ * Parses the command line; unknown flags and stray arguments are errors.
+ *
+ * @param args The arguments after the program name.
+ * @returns The flags.
+ * @throws {ConfigError} For an unknown flag, a missing value, or an argument.
+ */
+export function parseFlags(args: string[]): CliFlags {
+  try {
+    const { values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        "platform-url": { type: "string" },
+        "workspace-id": { type: "string" },
+        "token-file": { type: "string" },
+        "workspaces-file": { type: "string" },
+        "configs-dir": { type: "string" },
+        "interval": { type: "string" },
+        "log-format": { type: "string" },
+        "verbose": { type: "boolean", short: "v" },
+        "health-port": { type: "string" },
+        "health-host": { type: "string" },
+        "once": { type: "boolean" },
+        "demo": { type: "boolean" },
+        "help": { type: "boolean", short: "h" },
+        "version": { type: "boolean", short: "V" },
+      },
+    });
+    return {
+      platformUrl: values["platform-url"],
+      workspaceId: values["workspace-id"],
+      tokenFile: values["token-file"],
+      workspacesFile: values["workspaces-file"],
+      configsDir: values["configs-dir"],
+      interval: values.interval,
+      logFormat: values["log-format"],
+      verbose: values.verbose ?? false,
+      healthPort: values["health-port"],
+      healthHost: values["health-host"],
+      once: values.once ?? false,
+      demo: values.demo ?? false,
+      help: values.help ?? false,
+      version: values.version ?? false,
+    };
+  } catch (error) {
+    const message = (error instanceof Error ? error.message : String(error))
+      .split("\n").map((line) => line.trim().replace(/\.$/, "")).filter(Boolean)
+      .join("; ");
+    throw new ConfigError(`${message}. Run with --help for the flags.`);
+  }
+}
+
+/** Trimmed value, or `undefined` when unset or whitespace-only. */
+export function setting(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+/** Log output settings, known before anything else so errors use them. */
+export interface LogSettings {
+  format: "text" | "json";
+  verbose: boolean;
+}
+
+/**
+ * Reads `--log-format`/`MOLECULE_LOG_FORMAT` and `--verbose`/`MOLECULE_MCP_VERBOSE`.
+ *
+ * @throws {ConfigError} For a format other than text or json.
+ */
+export function logSettings(flags: CliFlags, env: EnvReader): LogSettings {
+  const raw = setting(flags.logFormat) ?? setting(env("MOLECULE_LOG_FORMAT")) ??
+    "text";
+  const format = raw.toLowerCase();
+  if (format !== "text" && format !== "json") {
+    const where = setting(flags.logFormat)
+      ? "--log-format"
+      : "MOLECULE_LOG_FORMAT";
+    throw new ConfigError(
+      `${where} must be "text" or "json", not "${raw}"`,
+      where,
+    );
+  }
+  // The reference: any non-empty value of MOLECULE_MCP_VERBOSE raises logging to info.
+  return {
+    format,
+    verbose: flags.verbose || (env("MOLECULE_MCP_VERBOSE") ?? "") !== "",
+  };
+}
+
+/**
+ * The interval in ms from `--interval`/`MOLECULE_HEARTBEAT_INTERVAL` (seconds,
+ * fractions allowed), with a warning above 60 s.
+ *
+ * @throws {ConfigError} When not a number, ≤ 0 or > 3600.
+ */
+export function intervalSetting(
+  flags: CliFlags,
+  env: EnvReader,
+  warnings: string[],
+): number {
+  const fromFlag = setting(flags.interval);
+  const raw = fromFlag ?? setting(env("MOLECULE_HEARTBEAT_INTERVAL"));
+  if (raw === undefined) return HEARTBEAT_INTERVAL_MS;
+  const where = fromFlag !== undefined
+    ? "--interval"
+    : "MOLECULE_HEARTBEAT_INTERVAL";
+  const seconds = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw)
+    ? Number(raw)
+    : NaN;
+  if (!Number.isFinite(seconds)) {
+    throw new ConfigError(
+      `${where} must be a number of seconds (such as 20 or 0.5), not "${raw}"`,
+      where,
+    );
+  }
+  if (seconds <= 0 || seconds > 3600) {
+    throw new ConfigError(
+      `${where} must be more than 0 and at most 3600 seconds, not ${raw}`,
+      where,
+    );
+  }
+  if (seconds > 60) {
+    warnings.push(
+      `${where} is ${seconds} s: the platform marks a workspace offline after about 90 s without a heartbeat, so one missed beat will show it OFFLINE`,
+    );
+  }
+  return seconds * 1000;
+}
+
+/**
+ * The platform base URL from `--platform-url`/`PLATFORM_URL`: an absolute
+ * http(s) URL, trailing `/` removed; plain http off loopback is a warning.
+ *
+ * @throws {ConfigError} When missing or not an absolute http(s) URL.
+ */
+export function platformUrlSetting(
+  flags: CliFlags,
+  env: EnvReader,
+  warnings: string[],
+): string {
+  const fromFlag = setting(flags.platformUrl);
+  const raw = fromFlag ?? setting(env("PLATFORM_URL"));
+  const where = fromFlag !== undefined ? "--platform-url" : "PLATFORM_URL";
+  if (raw === undefined) {
+    throw new ConfigError(
+      "PLATFORM_URL is not set: set it (or --platform-url) to your Molecule platform's base URL, such as https://your-tenant.molecule.example",
+      "PLATFORM_URL",
+    );
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(
+      `${where} must be an absolute http(s) URL, such as https://your-tenant.molecule.example, not "${raw}"`,
+      where,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(
+      `${where} must be an http or https URL, not ${url.protocol}`,
+      where,
+    );
+  }
+  if (url.username || url.password) {
+    throw new ConfigError(
+      `${where} must not carry a user name or password; the token authenticates`,
+      where,
+    );
+  }
+  if (url.search || url.hash) {
+    throw new ConfigError(
+      `${where} must be a base URL without ?query or #fragment`,
+      where,
+    );
+  }
+  if (url.protocol === "http:" && !isLoopback(url.hostname)) {
+    warnings.push(
+      `${where} uses plain http:// to ${url.hostname}: the workspace token travels in clear. Use https:// unless this network is trusted.`,
+    );
+  }
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "");
+  return h === "localhost" || h.endsWith(".localhost") ||
+    /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::1";
+}
+
+/**
+ * Parses a `MOLECULE_WORKSPACES` JSON array: objects with non-empty string
+ * `id` and `token`, ids unique. Every error names the entry's index.
+ *
+ * @param text The JSON.
+ * @param where The variable or file it came from, for messages.
+ * @returns Id and token pairs, in order.
+ * @throws {ConfigError} For invalid JSON, a non-array, an empty array, or a bad entry.
+ */
+export function parseWorkspacesJson(
+  text: string,
+  where: string,
+): { id: string; token: string }[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(
+      `${where} is not valid JSON (${reason}); expected [{"id": "...", "token": "..."}, ...]`,
+      where,
+    );
+  }
+  if (!Array.isArray(value)) {
+    throw new ConfigError(
+      `${where} must be a JSON array of {"id": "...", "token": "..."} objects`,
+      where,
+    );
+  }
+  if (value.length === 0) {
+    throw new ConfigError(
+      `${where} is an empty array: list at least one {"id": "...", "token": "..."}`,
+      where,
+    );
+  }
+  const seen = new Map<string, number>();
+  return value.map((entry, index) => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      throw new ConfigError(
+        `${where} entry ${index} is not an object; expected {"id": "...", "token": "..."}`,
+        where,
+      );
+    }
+    const { id, token } = entry as Record<string, unknown>;
+    if (typeof id !== "string" || !id.trim()) {
+      throw new ConfigError(
+        `${where} entry ${index} has no "id" (a non-empty string)`,
+        where,
+      );
+    }
+    if (typeof token !== "string" || !token.trim()) {
+      throw new ConfigError(
+        `${where} entry ${index} (id ${id.trim()}) has no "token" (a non-empty string). ${TOKENS_HINT}`,
+        where,
+      );
+    }
+    const cleanId = id.trim();
+    const first = seen.get(cleanId);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `${where} entry ${index} repeats id ${cleanId} of entry ${first}`,
+        where,
+      );
+    }
+    seen.set(cleanId, index);
+    return { id: cleanId, token: token.trim() };
+  });
+}
+
+/** Everything needed to find the workspaces and their tokens. */
+export interface WorkspaceSources {
+  flags: CliFlags;
+  env: EnvReader;
+  fs: FileSystem;
+  /** The resolved configs dir, for `.auth_token`. */
+  configsDir: string;
+  warnings: string[];
+}
+
+/**
+ * The workspaces to serve, in precedence order: `--workspaces-file`,
+ * `--workspace-id`, `MOLECULE_WORKSPACES_FILE`, `MOLECULE_WORKSPACES`,
+ * `WORKSPACE_ID`. A single workspace's token comes from `--token-file`,
+ * `MOLECULE_WORKSPACE_TOKEN` or `<configs dir>/.auth_token`. Tokens in files
+ * are re-read when the file changes.
+ *
+ * @throws {ConfigError} When there is no workspace or no token, or a file is unreadable or malformed.
+ */
+export async function workspacesSetting(
+  src: WorkspaceSources,
+): Promise<WorkspaceConfig[]> {
+  const { flags, env } = src;
+  const flagFile = setting(flags.workspacesFile);
+  const flagId = setting(flags.workspaceId);
+  if (flagFile !== undefined) {
+    return await workspacesFromFile(flagFile, "--workspaces-file", src);
+  }
+  if (flagId !== undefined) {
+    return [{ id: flagId, token: await singleToken(flagId, src) }];
+  }
+  const envFile = setting(env("MOLECULE_WORKSPACES_FILE"));
+  if (envFile !== undefined) {
+    return await workspacesFromFile(envFile, "MOLECULE_WORKSPACES_FILE", src);
+  }
+  const json = setting(env("MOLECULE_WORKSPACES"));
+  if (json !== undefined) {
+    return parseWorkspacesJson(json, "MOLECULE_WORKSPACES");
+  }
+  const id = setting(env("WORKSPACE_ID"));
+  if (id !== undefined) return [{ id, token: await singleToken(id, src) }];
+  throw new ConfigError(
+    "no workspace to serve: set WORKSPACE_ID (or --workspace-id) and MOLECULE_WORKSPACE_TOKEN, " +
+      `or MOLECULE_WORKSPACES / --workspaces-file for several. ${TOKENS_HINT}`,
+    "WORKSPACE_ID",
+  );
+}
+
+async function singleToken(
+  id: string,
+  src: WorkspaceSources,
+): Promise<WorkspaceConfig["token"]> {
+  const tokenFile = setting(src.flags.tokenFile);
+  if (tokenFile !== undefined) {
+    return await tokenFromFile(tokenFile, "--token-file", src);
+  }
+  const fromEnv = setting(src.env("MOLECULE_WORKSPACE_TOKEN"));
+  if (fromEnv !== undefined) return fromEnv;
+  const fallback = `${src.configsDir}/.auth_token`;
+  if ((await src.fs.stat(fallback).catch(() => undefined)) === undefined) {
+    throw new ConfigError(
+      `no token for workspace ${id}: set MOLECULE_WORKSPACE_TOKEN, or put the token in ${fallback}, or pass --token-file. ${TOKENS_HINT}`,
+      "MOLECULE_WORKSPACE_TOKEN",
+    );
+  }
+  return await tokenFromFile(fallback, fallback, src);
+}
+
+async function tokenFromFile(
+  path: string,
+  where: string,
+  src: WorkspaceSources,
+) {
+  await warnIfShared(path, where, src);
+  try {
+    return await fileToken(path, { fs: src.fs });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(
+      `cannot read the token from ${where} (${path}): ${reason}. ${TOKENS_HINT}`,
+      where,
+    );
+  }
+}
+
+async function workspacesFromFile(
+  path: string,
+  where: string,
+  src: WorkspaceSources,
+): Promise<WorkspaceConfig[]> {
+  await warnIfShared(path, where, src);
+  let file;
+  try {
+    file = await watchFile(
+      path,
+      (text) => parseWorkspacesJson(text, `${where} (${path})`),
+      { fs: src.fs },
+    );
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`cannot read ${where} (${path}): ${reason}`, where);
+  }
+  const initial = await file.get();
+  return initial.map(({ id, token }) => {
+    let last = token;
+    return {
+      id,
+      // The file is re-read when it changes; an id that left it keeps its last token.
+      token: async () => {
+        const entry = (await file.get()).find((e) => e.id === id);
+        if (entry) last = entry.token;
+        return last;
+      },
+    };
+  });
+}
+
+async function warnIfShared(
+  path: string,
+  where: string,
+  src: WorkspaceSources,
+) {
+  const info = await src.fs.stat(path).catch(() => undefined);
+  if (info && (info.mode & 0o077) !== 0) {
+    src.warnings.push(
+      `${where} (${path}) is readable by other users (mode ${
+        info.mode.toString(8).padStart(4, "0")
+      }): it holds tokens; chmod 600 it`,
+    );
+  }
+}
+
+/** Where to serve health, if anywhere. */
+export interface HealthSetting {
+  port: number;
+  host: string;
+}
+
+/**
+ * `--health-port`/`MOLECULE_HEALTH_PORT` and `--health-host`/`MOLECULE_HEALTH_HOST` (default 127.0.0.1).
+ *
+ * @throws {ConfigError} For a port that is not a whole number from 0 to 65535.
+ */
+export function healthSetting(
+  flags: CliFlags,
+  env: EnvReader,
+): HealthSetting | undefined {
+  const fromFlag = setting(flags.healthPort);
+  const raw = fromFlag ?? setting(env("MOLECULE_HEALTH_PORT"));
+  if (raw === undefined) return undefined;
+  const where = fromFlag !== undefined
+    ? "--health-port"
+    : "MOLECULE_HEALTH_PORT";
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError(
+      `${where} must be a port number from 0 to 65535, not "${raw}"`,
+      where,
+    );
+  }
+  const host = setting(flags.healthHost) ??
+    setting(env("MOLECULE_HEALTH_HOST")) ?? "127.0.0.1";
+  return { port: Number(raw), host };
+}

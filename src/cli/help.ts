@@ -1,0 +1,56 @@
+/**
+ * The command's `--help` text.
+ *
+ * @module
+ */
+import { VERSION } from "../version.ts";
+
+/** The usage text, with every flag, its variable and its default. */
+export function helpText(): string {
+  return `molecule-heartbeat ${VERSION}: keeps external Molecule workspaces alive.
+Registers each workspace with the platform once, then heartbeats it every
+20 s (the platform marks a workspace OFFLINE after about 90 s of silence).
+
+Usage:
+  deno run -A jsr:@molecule/heartbeat [flags]
+  molecule-heartbeat [flags]
+
+Flags (a flag beats its variable):
+  --platform-url URL       PLATFORM_URL                  platform base URL (required)
+  --workspace-id ID        WORKSPACE_ID                  the workspace to serve
+  (no flag: argv is public) MOLECULE_WORKSPACE_TOKEN     its token
+  --token-file PATH                                      read the token from PATH
+                                                         (default <configs dir>/.auth_token)
+  --workspaces-file PATH   MOLECULE_WORKSPACES_FILE      several workspaces: a JSON array
+                                                         [{"id": "...", "token": "..."}, ...]
+  (no flag)                MOLECULE_WORKSPACES           the same JSON array, inline;
+                                                         wins over WORKSPACE_ID
+  --configs-dir DIR        CONFIGS_DIR                   where .platform_inbound_secret and
+                                                         .auth_token live (default /configs if
+                                                         writable, else ~/.molecule-workspace)
+  --interval SECONDS       MOLECULE_HEARTBEAT_INTERVAL   seconds between beats (default 20;
+                                                         fractions allowed; at most 3600)
+  --log-format FORMAT      MOLECULE_LOG_FORMAT           text (default) or json (one object
+                                                         a line); logs go to stderr only
+  --verbose, -v            MOLECULE_MCP_VERBOSE          info-level logs (default: warnings
+                                                         and errors)
+  --health-port PORT       MOLECULE_HEALTH_PORT          serve GET /healthz and GET /status
+  --health-host HOST       MOLECULE_HEALTH_HOST          health address (default 127.0.0.1)
+  --once                                                 register and send one beat per
+                                                         workspace, then exit
+  --demo                                                 run against a platform emulator
+                                                         started in-process (no setup needed)
+  --help, -h                                             this text
+  --version, -V                                          the version
+
+Agent card: MOLECULE_AGENT_NAME (default molecule-mcp-<first 8 chars of id>),
+MOLECULE_AGENT_DESCRIPTION, MOLECULE_AGENT_SKILLS (comma-separated).
+
+Tokens: generate a workspace token in the canvas → Tokens tab. Token files
+(and the workspaces file) are re-read when they change.
+
+Exit codes: 0 stopped by SIGINT/SIGTERM or --once accepted; 1 --once not
+accepted; 2 configuration or usage error; 3 token rejected at register (with
+several workspaces: only when every one is rejected).
+`;
+}

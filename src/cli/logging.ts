@@ -1,0 +1,111 @@
+/**
+ * The command's log output: LogTape records as text or JSON lines on stderr
+ * (stdout may be an MCP stdio channel and stays empty).
+ *
+ * @module
+ */
+import { configure, type LogRecord } from "@logtape/logtape";
+import process from "node:process";
+import { LOG_CATEGORY } from "../constants.ts";
+import type { LogSettings } from "./config.ts";
+
+/** Writes one line to stderr. */
+export function writeStderr(line: string): void {
+  process.stderr.write(line.endsWith("\n") ? line : `${line}\n`);
+}
+
+function render(value: unknown): string {
+  if (value instanceof Error) return value.message;
+  if (typeof value === "string") return value;
+  try {
+    return typeof value === "object" ? JSON.stringify(value) : String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** A record's message with its values filled in. */
+export function messageText(record: LogRecord): string {
+  return record.message.map((part, i) =>
+    i % 2 === 0 ? String(part) : render(part)
+  ).join("");
+}
+
+const LEVELS: Record<string, string> = {
+  trace: "TRACE",
+  debug: "DEBUG",
+  info: "INFO",
+  warning: "WARN",
+  error: "ERROR",
+  fatal: "FATAL",
+};
+
+/** One line of text: time, level, message. */
+export function textLine(record: LogRecord): string {
+  return `${new Date(record.timestamp).toISOString()} ${
+    LEVELS[record.level] ?? record.level
+  } ${messageText(record)}`;
+}
+
+/** One JSON object: time, level, category, message, then the record's properties. */
+export function jsonLine(record: LogRecord): string {
+  const props: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record.properties)) {
+    props[k] = v instanceof Error ? v.message : v;
+  }
+  return JSON.stringify({
+    ...props,
+    time: new Date(record.timestamp).toISOString(),
+    level: record.level,
+    category: record.category.join("."),
+    message: messageText(record),
+  });
+}
+
+/**
+ * Sends the library's (and the command's) records to stderr: warnings and
+ * errors, or from info up when verbose (debug too with `debug`).
+ */
+export async function configureLogging(
+  settings: LogSettings & { debug?: boolean },
+  write: (line: string) => void = writeStderr,
+): Promise<void> {
+  const format = settings.format === "json" ? jsonLine : textLine;
+  await configure({
+    reset: true,
+    sinks: { stderr: (record: LogRecord) => write(format(record)) },
+    loggers: [
+      {
+        category: [...LOG_CATEGORY],
+        lowestLevel: settings.debug
+          ? "debug"
+          : settings.verbose
+          ? "info"
+          : "warning",
+        sinks: ["stderr"],
+      },
+      {
+        category: ["logtape", "meta"],
+        lowestLevel: "warning",
+        sinks: ["stderr"],
+      },
+    ],
+  });
+}
+
+/** Writes an error before (or without) LogTape, in the chosen format. */
+export function printError(
+  message: string,
+  format: "text" | "json" = "text",
+): void {
+  if (format === "json") {
+    writeStderr(JSON.stringify({
+      time: new Date().toISOString(),
+      level: "error",
+      category: LOG_CATEGORY.join("."),
+      message,
+    }));
+  } else {
+    writeStderr(`molecule-heartbeat: error: ${message}`);
+  }
+}
