@@ -481,3 +481,72 @@ test("tokens and secrets never appear in a log line or property, at any level", 
     assert.ok(!all.includes(secret), `secret leaked: ${all}`);
   }
 });
+
+test("platform down at start, then up: register is retried and a beat lands within one interval of recovery", async () => {
+  // Reserve a port, close it: nothing listens there until the emulator starts on it.
+  const probe = await startPlatformEmulator();
+  const port = probe.port;
+  await probe.close();
+  const hb = startHeartbeat({
+    platformUrl: `http://127.0.0.1:${port}`,
+    workspaces: [{ id: "ws-1", token: TOKEN }],
+    intervalMs: 300,
+  });
+  await captureLogs(async () => {
+    const ready = await hb.ready;
+    assert.equal(ready.failed.length, 1);
+    await sleep(400);
+    assert.equal(hb.status().workspaces[0].beatsAccepted, 0);
+    await using platform = await startPlatformEmulator({
+      port,
+      workspaces: { "ws-1": TOKEN },
+    });
+    const upAt = performance.now();
+    await waitFor(
+      () => hb.status().workspaces[0].beatsAccepted > 0,
+      3000,
+      "a beat after recovery",
+    );
+    assert.ok(
+      performance.now() - upAt <= 300 + 150,
+      `took ${performance.now() - upAt} ms`,
+    );
+    await waitFor(
+      () => hb.status().workspaces[0].registered,
+      3000,
+      "register after recovery",
+    );
+    await hb.stop();
+    assert.equal(platform.workspace("ws-1")!.status, "online");
+  });
+});
+
+test("a 5xx storm mid-run: retries back off (never faster than the floor), then the schedule recovers", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": TOKEN },
+  });
+  const { hb } = run(platform, { intervalMs: 400 });
+  await captureLogs(async () => {
+    await waitFor(() => platform.requestsTo("heartbeat").length >= 1);
+    platform.fail({ kind: "status", status: 502 }, { path: "heartbeat" });
+    const stormAt = performance.now();
+    await sleep(1500);
+    const during = platform.requestsTo("heartbeat").filter((r) =>
+      r.at >= stormAt
+    );
+    // Backoff from 100 ms up to the 400 ms cap: more tries than the grid's 4, far fewer than a hot loop.
+    assert.ok(
+      during.length >= 4 && during.length <= 16,
+      `tries during the storm: ${during.length}`,
+    );
+    platform.heal();
+    const healedAt = performance.now();
+    await waitFor(
+      () => hb.status().workspaces[0].consecutiveFailures === 0,
+      2000,
+      "recovery",
+    );
+    assert.ok(performance.now() - healedAt <= 400 + 150);
+  });
+  await hb.stop();
+});
