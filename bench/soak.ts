@@ -65,8 +65,8 @@ await platform.close();
 
 const growth = (heapAfterRun - heapAfterWarmup) / heapAfterWarmup;
 const heapOk = heapAfterRun <= heapAfterWarmup * 1.1 + 1024 * 1024;
-// No growth: the second half of the run never needs more sockets than warm-up and the first half did.
-const socketsOk = peakSecondHalf <= peakFirstHalf;
+// No growth: the second half of the run needs no more sockets than warm-up and the first half did.
+const socketsOk = peakSecondHalf <= Math.ceil(peakFirstHalf * 1.1) + 2; // slack for pool jitter; a leak grows with every beat
 const mb = (b: number) => (b / 2 ** 20).toFixed(2);
 console.log(
   `soak: ${target} beats in ${seconds.toFixed(1)} s (${
