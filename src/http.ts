@@ -122,6 +122,14 @@ async function readCapped(
     await body.cancel().catch(() => {});
     return { bytes: undefined, oversized: true };
   }
+  if (declared <= max) {
+    // A declared small body: one native read, no reader to lock and release
+    // (the streamed path below costs several async steps per beat).
+    return {
+      bytes: new Uint8Array(await response.arrayBuffer()),
+      oversized: false,
+    };
+  }
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
