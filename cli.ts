@@ -16,10 +16,7 @@ import { type EnvReader, processEnv } from "./src/env.ts";
 import { ConfigError } from "./src/errors.ts";
 import { FileSecretStore } from "./src/file_secret_store.ts";
 import { defaultFileSystem } from "./src/file_system.ts";
-import {
-  type PlatformEmulator,
-  startPlatformEmulator,
-} from "./src/platform_emulator.ts";
+import type { PlatformEmulator } from "./src/platform_emulator.ts";
 import {
   type HeartbeatEventMap,
   startHeartbeat,
@@ -35,10 +32,7 @@ import {
   setting,
   workspacesSetting,
 } from "./src/cli/config.ts";
-import {
-  type HealthServer,
-  startHealthServer,
-} from "./src/cli/health_server.ts";
+import type { HealthServer } from "./src/cli/health_server.ts";
 import { helpText } from "./src/cli/help.ts";
 import { configureLogging, printError } from "./src/cli/logging.ts";
 
@@ -119,6 +113,11 @@ export async function main(context: CliContext = {}): Promise<number> {
     let configsDir: string;
     let emulator: PlatformEmulator | undefined;
     if (demo) {
+      // Loaded only for --demo, like the health server below: node:http is
+      // not needed (nor its memory spent) for a plain run.
+      const { startPlatformEmulator } = await import(
+        "./src/platform_emulator.ts"
+      );
       emulator = await startPlatformEmulator({
         workspaces: { [DEMO_WORKSPACE]: DEMO_TOKEN },
       });
@@ -182,6 +181,9 @@ export async function main(context: CliContext = {}): Promise<number> {
     cleanups.unshift(() => hb.stop());
     if (health) {
       try {
+        const { startHealthServer } = await import(
+          "./src/cli/health_server.ts"
+        );
         healthServer = await startHealthServer(() => hb.status(), health);
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
@@ -312,30 +314,33 @@ function runUntilDone(
       }
       checkOnce();
     });
-    hb.addEventListener("beat", (event) => {
-      const d = detail<"beat">(event);
-      if (options.demo) {
-        log.info(
-          "demo: heartbeat of {workspaceId} accepted (HTTP {status}, {latencyMs} ms)",
-          {
-            workspaceId: d.workspaceId,
-            status: d.status,
-            latencyMs: Math.round(d.latencyMs),
-          },
-        );
-      }
-      if (!firstBeat.has(d.workspaceId)) {
-        firstBeat.set(d.workspaceId, { ok: true, reason: "" });
-        checkOnce();
-      }
-    });
-    hb.addEventListener("failure", (event) => {
-      const d = detail<"failure">(event);
-      if (!firstBeat.has(d.workspaceId)) {
-        firstBeat.set(d.workspaceId, { ok: false, reason: d.reason });
-        checkOnce();
-      }
-    });
+    // Per-beat events cost a CustomEvent each: listen only when needed.
+    if (options.once || options.demo) {
+      hb.addEventListener("beat", (event) => {
+        const d = detail<"beat">(event);
+        if (options.demo) {
+          log.info(
+            "demo: heartbeat of {workspaceId} accepted (HTTP {status}, {latencyMs} ms)",
+            {
+              workspaceId: d.workspaceId,
+              status: d.status,
+              latencyMs: Math.round(d.latencyMs),
+            },
+          );
+        }
+        if (!firstBeat.has(d.workspaceId)) {
+          firstBeat.set(d.workspaceId, { ok: true, reason: "" });
+          checkOnce();
+        }
+      });
+      hb.addEventListener("failure", (event) => {
+        const d = detail<"failure">(event);
+        if (!firstBeat.has(d.workspaceId)) {
+          firstBeat.set(d.workspaceId, { ok: false, reason: d.reason });
+          checkOnce();
+        }
+      });
+    }
     if (options.demo) {
       hb.addEventListener("secret-stored", (event) => {
         log.info(

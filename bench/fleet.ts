@@ -5,6 +5,7 @@
 // connections; /proc reports the agent's CPU time and peak RSS.
 //
 //   deno task bench [out.json] [--sizes 1,100,1000,10000] [--window 30]
+//     [--subjects project,reference] [--deno-flags "--v8-flags=..."]
 //
 // A benchmark, not a test: it prints a table and writes JSON, never fails on a number.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -26,6 +27,9 @@ const outPath =
     "bench-results.json";
 const sizes = opt("--sizes", "1,100,1000,10000").split(",").map(Number);
 const windowS = Number(opt("--window", "30"));
+const subjects = opt("--subjects", "project,reference").split(",");
+// Extra `deno run` flags for the project's agent, to try V8 settings.
+const denoFlags = opt("--deno-flags", "").split(" ").filter(Boolean);
 const refDir = here("../../shared/reference");
 const nodeBin = here("../node_modules/.bin/node");
 const denoBin = here("../node_modules/.bin/deno");
@@ -108,6 +112,7 @@ async function runPoint(
     child = spawn(denoBin, [
       "run",
       "-A",
+      ...denoFlags,
       here("../cli.ts"),
       "--workspaces-file",
       file,
@@ -190,6 +195,7 @@ const withReference = python !== undefined;
 const points: Point[] = [];
 for (const n of sizes) {
   for (const subject of ["project", "reference"] as const) {
+    if (!subjects.includes(subject)) continue;
     if (subject === "reference" && (!withReference || n > 1000)) continue;
     console.error(`running ${subject} with ${n} workspace(s)...`);
     points.push(await runPoint(subject, n));

@@ -31,6 +31,19 @@ export const HEARTBEAT_INTERVAL_MS = 20_000;
 export const REQUEST_TIMEOUT_MS = 10_000;
 
 /**
+ * How many beats `startHeartbeat()` sends together in one timer wake-up
+ * by default: a fleet of N workspaces beats in `ceil(N / 8)` evenly spaced
+ * groups per interval.
+ *
+ * @example
+ * ```ts
+ * import { BEAT_GROUP_SIZE } from "@molecule/heartbeat";
+ * const groups = Math.ceil(1_000 / BEAT_GROUP_SIZE); // 125, 160 ms apart at 20 s
+ * ```
+ */
+export const BEAT_GROUP_SIZE = 8;
+
+/**
  * Consecutive 401/403 heartbeats after which the warning becomes an error.
  *
  * @example

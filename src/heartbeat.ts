@@ -4,7 +4,7 @@
  * @module
  */
 import { REQUEST_TIMEOUT_MS } from "./constants.ts";
-import { type FetchLike, postJson } from "./http.ts";
+import { abortedByCaller, type FetchLike, postJson } from "./http.ts";
 import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
 import { isRecord, trimBaseUrl } from "./register.ts";
 import { resolveToken, type TokenSource } from "./token.ts";
@@ -81,9 +81,12 @@ export interface SendHeartbeatOptions {
   token: TokenSource;
   /** The body to send. */
   body: HeartbeatBody;
-  /** Time limit, in ms. @default {10000} */
+  /**
+   * Time limit, in ms; 0 sets no timer of its own, for a `signal` that
+   * carries the deadline. @default {10000}
+   */
   timeoutMs?: number;
-  /** Aborts the request. */
+  /** Aborts the request; aborted with a `TimeoutError`, it counts as a timeout. */
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
@@ -129,7 +132,7 @@ export async function sendHeartbeat(
     });
     result = classifyAnswer(answer);
   } catch (error) {
-    if (options.signal?.aborted) throw options.signal.reason;
+    if (abortedByCaller(options.signal)) throw options.signal!.reason;
     return classifyError(error);
   }
   const json = result.answer?.json;

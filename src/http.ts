@@ -38,9 +38,16 @@ export interface PostJsonOptions {
   token: string;
   /** The JSON body. */
   body: unknown;
-  /** Time limit of the request, in ms. */
+  /**
+   * Time limit of the request, in ms; 0 sets no timer of its own, for a
+   * caller whose `signal` already carries a deadline (an
+   * `AbortSignal.timeout`, shared by several requests).
+   */
   timeoutMs: number;
-  /** Aborts the request. */
+  /**
+   * Aborts the request. Aborted with a `TimeoutError`, it counts as a
+   * timeout, as `AbortSignal.timeout` does.
+   */
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
@@ -73,10 +80,11 @@ const MIN_MASKED_LENGTH = 6;
 export async function postJson(
   options: PostJsonOptions,
 ): Promise<PlatformAnswer> {
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  const signal = options.signal
-    ? AbortSignal.any([options.signal, timeout])
-    : timeout;
+  const signal = options.timeoutMs <= 0
+    ? options.signal
+    : options.signal
+    ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
+    : AbortSignal.timeout(options.timeoutMs);
   const fetchFn = options.fetch ?? globalThis.fetch;
   const response = await fetchFn(options.baseUrl + options.path, {
     method: "POST",
@@ -155,6 +163,26 @@ async function readCapped(
     offset += chunk.byteLength;
   }
   return { bytes, oversized: false };
+}
+
+/**
+ * Whether a signal was aborted by a deadline (its reason is a
+ * `TimeoutError`, as with `AbortSignal.timeout`) rather than by a caller who
+ * wants the work stopped.
+ *
+ * @example
+ * ```ts
+ * import { abortedByCaller } from "@molecule/heartbeat";
+ * abortedByCaller(AbortSignal.abort()); // true
+ * abortedByCaller(AbortSignal.timeout(0)); // false: not aborted yet, or a timeout
+ * ```
+ *
+ * @param signal The signal, if any.
+ * @returns `true` when it is aborted for another reason than a timeout.
+ */
+export function abortedByCaller(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true &&
+    (signal.reason as { name?: string } | undefined)?.name !== "TimeoutError";
 }
 
 /**

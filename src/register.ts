@@ -6,7 +6,7 @@
 import { type AgentCard, buildAgentCard } from "./agent_card.ts";
 import { REQUEST_TIMEOUT_MS } from "./constants.ts";
 import { RegisterAuthError } from "./errors.ts";
-import { type FetchLike, postJson } from "./http.ts";
+import { abortedByCaller, type FetchLike, postJson } from "./http.ts";
 import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
 import { resolveToken, type TokenSource } from "./token.ts";
 
@@ -20,9 +20,12 @@ export interface RegisterOptions {
   token: TokenSource;
   /** The card to send. @default {buildAgentCard(workspaceId)} */
   agentCard?: AgentCard;
-  /** Time limit, in ms. @default {10000} */
+  /**
+   * Time limit, in ms; 0 sets no timer of its own, for a `signal` that
+   * carries the deadline. @default {10000}
+   */
   timeoutMs?: number;
-  /** Aborts the request. */
+  /** Aborts the request; aborted with a `TimeoutError`, it counts as a timeout. */
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
@@ -82,7 +85,7 @@ export async function register(
     });
     outcome = classifyAnswer(answer);
   } catch (error) {
-    if (options.signal?.aborted) throw options.signal.reason;
+    if (abortedByCaller(options.signal)) throw options.signal!.reason;
     outcome = classifyError(error);
   }
   if (outcome.kind === "auth") {

@@ -7,26 +7,34 @@
 
 /**
  * Offset of workspace `index` among `count`, so that their beats spread
- * evenly over one interval instead of firing in one burst. A lone workspace
- * has offset 0.
+ * evenly over one interval instead of firing in one burst. With a
+ * `groupSize` above 1 the workspaces share `ceil(count / groupSize)` evenly
+ * spaced offsets, at most `groupSize` (and as evenly as possible) on each,
+ * so that one timer wake-up sends a group of beats: fewer wake-ups, less CPU
+ * per beat. A lone workspace has offset 0.
  *
  * @example
  * ```ts
  * import { phaseOffset } from "@molecule/heartbeat";
  * phaseOffset(1, 4, 20_000); // 5000
+ * phaseOffset(1, 4, 20_000, 2); // 10000: two groups of two, 10 s apart
+ * phaseOffset(2, 4, 20_000, 2); // 0: in the first group with workspace 0
  * ```
  *
  * @param index The workspace's position, 0-based.
  * @param count How many workspaces share the interval.
  * @param intervalMs The interval in ms.
- * @returns The offset in ms, in [0, intervalMs).
+ * @param groupSize How many beats may share one offset. @default {1}
+ * @returns The offset in whole ms, in [0, intervalMs).
  */
 export function phaseOffset(
   index: number,
   count: number,
   intervalMs: number,
+  groupSize = 1,
 ): number {
-  return count <= 1 ? 0 : (index * intervalMs) / count;
+  const slots = Math.ceil(count / Math.max(1, Math.floor(groupSize)));
+  return slots <= 1 ? 0 : Math.floor(((index % slots) * intervalMs) / slots);
 }
 
 /**

@@ -7,7 +7,11 @@ import { type AgentCard, buildAgentCard } from "./agent_card.ts";
 import { authFailureLevel } from "./auth_escalation.ts";
 import { backoffDelay } from "./backoff.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { HEARTBEAT_INTERVAL_MS, REQUEST_TIMEOUT_MS } from "./constants.ts";
+import {
+  BEAT_GROUP_SIZE,
+  HEARTBEAT_INTERVAL_MS,
+  REQUEST_TIMEOUT_MS,
+} from "./constants.ts";
 import { type EnvReader, processEnv } from "./env.ts";
 import { RegisterAuthError } from "./errors.ts";
 import {
@@ -56,6 +60,16 @@ export interface HeartbeatOptions {
   ) => HeartbeatStats | undefined | Promise<HeartbeatStats | undefined>;
   /** Where inbound secrets are persisted. @default {no persistence} */
   secretStore?: SecretStore;
+  /**
+   * Beats sent together in one timer wake-up. The workspaces are spread over
+   * the interval in groups of at most this many beats (see
+   * {@link phaseOffset}): a wake-up costs about as much CPU as the requests it
+   * sends, so grouping cuts the CPU per beat by more than half, at the price
+   * of up to this many requests (and pooled connections) at once. 1 gives
+   * every workspace an offset of its own.
+   * @default {8}
+   */
+  beatGroupSize?: number;
   /** Registrations under way at once. @default {8} */
   registerConcurrency?: number;
   /** Stops everything when aborted, as {@link HeartbeatHandle.stop} does. */
@@ -155,6 +169,9 @@ export interface HeartbeatEventMap {
   "secret-failed": { workspaceId: string; reason: string };
 }
 
+/** Requests started this close together share one deadline signal. */
+const DEADLINE_SHARE_MS = 20;
+
 interface Runtime {
   config: WorkspaceConfig;
   id: string;
@@ -216,6 +233,7 @@ export class HeartbeatHandle extends EventTarget {
   #queue: TimerQueue;
   #abort = new AbortController();
   #limit: Limiter;
+  #registerConcurrency: number;
   #runtimes: Runtime[];
   #pending = new Set<Promise<unknown>>();
   #listeners = new Map<string, number>();
@@ -223,6 +241,7 @@ export class HeartbeatHandle extends EventTarget {
   #stopping: Promise<void> | undefined;
   #resolveStopped!: () => void;
   #onSignal = () => void this.stop();
+  #deadline: { signal: AbortSignal; at: number } | undefined;
 
   /**
    * Use {@link startHeartbeat}; this constructor starts the work too.
@@ -242,15 +261,20 @@ export class HeartbeatHandle extends EventTarget {
       (error) =>
         logger.error("internal error in a scheduled task: {error}", { error }),
     );
-    this.#limit = createLimiter(options.registerConcurrency ?? 8);
+    this.#registerConcurrency = Math.max(
+      1,
+      Math.floor(options.registerConcurrency ?? 8),
+    );
+    this.#limit = createLimiter(this.#registerConcurrency);
     this.#startedAt = options.startedAt ?? this.#clock.now();
     this.stopped = new Promise((resolve) => this.#resolveStopped = resolve);
     const count = options.workspaces.length;
+    const groupSize = options.beatGroupSize ?? BEAT_GROUP_SIZE;
     const t0 = this.#clock.now();
     this.#runtimes = options.workspaces.map((config, i) => ({
       config,
       id: config.id,
-      anchor: t0 + phaseOffset(i, count, this.#interval),
+      anchor: t0 + phaseOffset(i, count, this.#interval, groupSize),
       registered: false,
       rejected: false,
       registerFailures: 0,
@@ -386,18 +410,29 @@ export class HeartbeatHandle extends EventTarget {
 
   async #registerAll(): Promise<ReadyResult> {
     const result: ReadyResult = { registered: [], rejected: [], failed: [] };
-    await Promise.all(this.#runtimes.map(async (ws) => {
-      const outcome = await this.#register(ws);
-      if (outcome === "ok") result.registered.push(ws.id);
-      else if (outcome === "rejected") {
-        result.rejected.push({ workspaceId: ws.id, status: ws.lastStatus! });
-      } else if (outcome !== "aborted") {
-        result.failed.push({ workspaceId: ws.id, reason: outcome.reason });
+    // A few workers take the workspaces in turn, rather than one waiting
+    // promise per workspace: ten thousand of those all alive at once made
+    // V8 grow its young generation for good.
+    const next = this.#runtimes.values();
+    const worker = async () => {
+      for (const ws of next) {
+        const outcome = await this.#register(ws);
+        if (outcome === "ok") result.registered.push(ws.id);
+        else if (outcome === "rejected") {
+          result.rejected.push({ workspaceId: ws.id, status: ws.lastStatus! });
+        } else if (outcome !== "aborted") {
+          result.failed.push({ workspaceId: ws.id, reason: outcome.reason });
+        }
+        if (outcome !== "rejected" && outcome !== "aborted") {
+          this.#scheduleBeat(ws, Math.max(this.#clock.now(), ws.anchor));
+        }
       }
-      if (outcome !== "rejected" && outcome !== "aborted") {
-        this.#scheduleBeat(ws, Math.max(this.#clock.now(), ws.anchor));
-      }
-    }));
+    };
+    const workers = Math.max(
+      1,
+      Math.min(this.#registerConcurrency, this.#runtimes.length),
+    );
+    await Promise.all(Array.from({ length: workers }, worker));
     return result;
   }
 
@@ -529,8 +564,8 @@ export class HeartbeatHandle extends EventTarget {
         platformUrl: this.#options.platformUrl,
         token: ws.config.token,
         body,
-        timeoutMs: this.#timeout,
-        signal: this.#abort.signal,
+        timeoutMs: 0,
+        signal: this.#requestSignal(sentAt),
         fetch: this.#options.fetch,
       });
     } catch (error) {
@@ -603,6 +638,29 @@ export class HeartbeatHandle extends EventTarget {
       nextInMs: next - now,
     });
     this.#scheduleBeat(ws, next);
+  }
+
+  /**
+   * Stop or deadline, whichever comes first. The beats of one group start
+   * within a moment of each other, so they share one deadline signal (the
+   * deadline moves by at most {@link DEADLINE_SHARE_MS}) instead of each
+   * arming a timer of its own: a timer and a dependent signal per request
+   * were a tenth of the CPU per beat and most of the garbage.
+   */
+  #requestSignal(now: number): AbortSignal {
+    const shared = this.#deadline;
+    if (
+      shared && !shared.signal.aborted && now >= shared.at &&
+      now - shared.at <= DEADLINE_SHARE_MS
+    ) {
+      return shared.signal;
+    }
+    const signal = AbortSignal.any([
+      this.#abort.signal,
+      AbortSignal.timeout(this.#timeout),
+    ]);
+    this.#deadline = { signal, at: now };
+    return signal;
   }
 
   async #stats(ws: Runtime): Promise<HeartbeatStats | undefined> {

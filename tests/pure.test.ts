@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  abortedByCaller,
   authFailureLevel,
   backoffDelay,
   buildAgentCard,
@@ -109,6 +110,14 @@ test("schedule: phase offsets spread a fleet, nextSlot keeps the grid", () => {
     10_000,
     15_000,
   ]);
+  // Groups of at most 3: ceil(7 / 3) = 3 offsets, sizes 3, 2, 2.
+  const grouped = Array.from(
+    { length: 7 },
+    (_, i) => phaseOffset(i, 7, 30_000, 3),
+  );
+  assert.deepEqual(grouped, [0, 10_000, 20_000, 0, 10_000, 20_000, 0]);
+  assert.equal(phaseOffset(5, 8, 20_000, 8), 0);
+  assert.equal(phaseOffset(0, 1, 20_000, 8), 0);
   assert.equal(nextSlot(0, 20_000, 0, 9_999), 20_000);
   assert.equal(nextSlot(100, 20_000, 20_100, 20_150), 40_100);
   // A late beat at 119 s of a grid at 0, 20, ...: next at 140 s.
@@ -232,4 +241,17 @@ test("limiter: at most n at once, all complete, errors propagate", async () => {
   );
   assert.equal(peak, 3);
   assert.equal(results.filter((r) => r.status === "fulfilled").length, 19);
+});
+
+test("abortedByCaller: a stop aborts, a deadline is a timeout", async () => {
+  assert.equal(abortedByCaller(undefined), false);
+  assert.equal(abortedByCaller(new AbortController().signal), false);
+  assert.equal(abortedByCaller(AbortSignal.abort()), true);
+  const deadline = AbortSignal.timeout(1);
+  await new Promise((resolve) => deadline.addEventListener("abort", resolve));
+  assert.equal(abortedByCaller(deadline), false);
+  const stop = new AbortController();
+  const either = AbortSignal.any([stop.signal, AbortSignal.timeout(60_000)]);
+  stop.abort();
+  assert.equal(abortedByCaller(either), true);
 });

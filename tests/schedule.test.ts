@@ -120,7 +120,46 @@ test("never two requests in flight for one workspace", async () => {
   await done(hb);
 });
 
-test("a fleet's first beats spread evenly over the first interval", async () => {
+test("by default a fleet beats in evenly spaced groups of at most 8, each on an exact period", async () => {
+  const clock = new FakeClock();
+  const fetch = fakeFetch(ok, clock.now);
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: Array.from(
+      { length: 20 },
+      (_, i) => ({ id: `ws-${i}`, token: "t" }),
+    ),
+    clock,
+    fetch,
+  });
+  await clock.advance(59_999);
+  const beats = fetch.seen.filter((r) => r.path === "/registry/heartbeat");
+  assert.equal(beats.length, 60);
+  // Three groups (ceil(20 / 8)) a third of the interval apart: 7, 7 and 6 beats.
+  const perInstant = new Map<number, number>();
+  for (const b of beats) perInstant.set(b.at, (perInstant.get(b.at) ?? 0) + 1);
+  assert.deepEqual(
+    [...perInstant].slice(0, 3),
+    [[0, 7], [6_666, 7], [13_333, 6]],
+  );
+  // Every workspace beats exactly every 20 s.
+  const times = new Map<string, number[]>();
+  for (const b of beats) {
+    const id = String(b.body.workspace_id);
+    times.set(id, [...(times.get(id) ?? []), b.at]);
+  }
+  assert.equal(times.size, 20);
+  for (const [id, at] of times) {
+    assert.deepEqual(
+      at.slice(1).map((t, i) => t - at[i]),
+      [20_000, 20_000],
+      id,
+    );
+  }
+  await done(hb);
+});
+
+test("with beatGroupSize 1, a fleet's beats spread one by one over the interval", async () => {
   const clock = new FakeClock();
   const fetch = fakeFetch(ok, clock.now);
   const hb = startHeartbeat({
@@ -129,6 +168,7 @@ test("a fleet's first beats spread evenly over the first interval", async () => 
       { length: 4 },
       (_, i) => ({ id: `ws-${i}`, token: "t" }),
     ),
+    beatGroupSize: 1,
     clock,
     fetch,
   });
