@@ -107,15 +107,24 @@ export async function postJson(
       json = undefined;
     }
   }
+  const status = response.status;
+  const plain = status >= 200 && status < 300;
+  let snippet: string | undefined;
+  const token = options.token;
   return {
-    status: response.status,
+    status,
     json,
-    snippet: oversized
-      ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
-      : maskForLog(text.slice(0, 200), options.token),
+    // Built when read: only a failure's log line needs it.
+    get snippet() {
+      return snippet ??= oversized
+        ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
+        : maskForLog(text.slice(0, 200), token);
+    },
     oversized,
-    retryAfterMs: parseRetryAfter(response.headers.get("retry-after")),
-    location: response.headers.get("location") ?? undefined,
+    retryAfterMs: plain
+      ? undefined
+      : parseRetryAfter(response.headers.get("retry-after")),
+    location: plain ? undefined : response.headers.get("location") ?? undefined,
   };
 }
 

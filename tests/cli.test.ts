@@ -541,6 +541,50 @@ test("a token file that changes on disk is re-read and the new token used withou
   }
 });
 
+test("a workspaces file that changes on disk is re-read: a rotated token is used for its workspace only", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-a": "token-a-first", "ws-b": "token-b-kept" },
+  });
+  const dir = await scratch();
+  try {
+    const file = join(dir, "workspaces.json");
+    const write = (tokenA: string) =>
+      writeFile(
+        file,
+        JSON.stringify([
+          { id: "ws-a", token: tokenA },
+          { id: "ws-b", token: "token-b-kept" },
+        ]),
+        { mode: 0o600 },
+      );
+    await write("token-a-first");
+    const run = startScript(CLI, {
+      args: ["--workspaces-file", file, "--interval", "0.3"],
+      env: { PLATFORM_URL: platform.url, CONFIGS_DIR: dir },
+    });
+    await waitFor(() => platform.requestsTo("heartbeat").length >= 4, 10_000);
+    platform.setWorkspace("ws-a", "token-a-second");
+    await write("token-a-second");
+    const changedAt = platform.requests.length;
+    await waitFor(
+      () => {
+        const after = platform.requests.slice(changedAt);
+        const ok = (id: string) =>
+          after.filter((r) => r.workspaceId === id && r.authorized).length;
+        return ok("ws-a") >= 2 && ok("ws-b") >= 2;
+      },
+      10_000,
+      "both workspaces accepted after the change",
+    );
+    run.kill("SIGTERM");
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /ws-b got HTTP 401/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("warnings, not exits: interval over 60 s, group-readable token file, unwritable configs dir", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
