@@ -2,13 +2,19 @@
 // platform emulator running in a separate process, for this project's CLI and
 // (where python3 with httpx is present) the Python reference, side by side.
 // Measured from outside: the emulator counts and timestamps beats and
-// connections; /proc reports the agent's CPU time and peak RSS.
+// connections; /proc reports the agent's CPU time and peak RSS; inotify
+// (fs.watch on the configs dir) counts secret files renamed into place.
+// Then cold start (process start to the first register at the emulator, for
+// `deno run`, the Node build and the reference) and idle footprint (RSS of
+// one workspace at 20 s after --idle seconds).
 //
 //   deno task bench [out.json] [--sizes 1,100,1000,10000] [--window 30]
-//     [--subjects project,reference] [--deno-flags "--v8-flags=..."]
+//     [--subjects project,project-small-heap,reference] [--idle 60]
+//     [--deno-flags "--v8-flags=..."]
 //
 // A benchmark, not a test: it prints a table and writes JSON, never fails on a number.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { watch } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -27,11 +33,19 @@ const outPath =
     "bench-results.json";
 const sizes = opt("--sizes", "1,100,1000,10000").split(",").map(Number);
 const windowS = Number(opt("--window", "30"));
-const subjects = opt("--subjects", "project,reference").split(",");
+const subjects = opt("--subjects", "project,project-small-heap,reference")
+  .split(",");
+const idleS = Number(opt("--idle", "60"));
 // Extra `deno run` flags for the project's agent, to try V8 settings.
 const denoFlags = opt("--deno-flags", "").split(" ").filter(Boolean);
+// The V8 setting the README recommends for big fleets: a young generation of
+// 1 MiB semi-spaces instead of letting it grow to 16 MiB and more.
+const SMALL_HEAP = "--v8-flags=--max-semi-space-size=1";
+type Subject = "project" | "project-small-heap" | "reference";
 const refDir = here("../../shared/reference");
 const nodeBin = here("../node_modules/.bin/node");
+// The Node build: the same tsc output the npm package ships.
+const nodeCli = here("../.ci/out/npm/dist/cli.js");
 const denoBin = here("../node_modules/.bin/deno");
 const ticksPerSecond = 100;
 
@@ -84,63 +98,103 @@ interface Point {
   peakRssMb: number;
   connections: number;
   connectionsPer1000Beats: number | null;
+  secretWrites: number;
+  secretWritesPer1000Beats: number | null;
   coldStartMs: number | null;
 }
 
-async function runPoint(
-  subject: "project" | "reference",
-  n: number,
-): Promise<Point> {
-  const intervalS = n === 1 ? 1 : 20;
-  const dir = await mkdtemp(join(tmpdir(), "molecule-bench-"));
+type Agent = "deno" | "node" | "reference";
+
+/** Starts an agent: this project's CLI on Deno or Node, or the reference. */
+function startAgent(
+  agent: Agent,
+  workspacesFile: string,
+  intervalS: number,
+  configsDir: string,
+  durationS: number,
+  flags: string[] = [],
+): ChildProcess {
+  const options = {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: configsDir,
+      PLATFORM_URL: platformUrl,
+    },
+    stdio: ["ignore", "ignore", "pipe"] as ["ignore", "ignore", "pipe"],
+  };
+  const cliArgs = [
+    "--workspaces-file",
+    workspacesFile,
+    "--interval",
+    String(intervalS),
+    "--configs-dir",
+    configsDir,
+  ];
+  if (agent === "deno") {
+    return spawn(denoBin, [
+      "run",
+      "-A",
+      ...flags,
+      here("../cli.ts"),
+      ...cliArgs,
+    ], options);
+  }
+  if (agent === "node") {
+    return spawn(nodeBin, [...flags, nodeCli, ...cliArgs], options);
+  }
+  return spawn(python!, [
+    here("./reference_runner.py"),
+    refDir,
+    platformUrl,
+    workspacesFile,
+    String(intervalS),
+    String(durationS),
+    configsDir,
+  ], options);
+}
+
+async function workspacesFile(dir: string, n: number, prefix = "bench") {
   const file = join(dir, "workspaces.json");
   await writeFile(
     file,
     JSON.stringify(
       Array.from(
         { length: n },
-        (_, i) => ({ id: `bench-${i}`, token: `bench-token-${i}` }),
+        (_, i) => ({ id: `${prefix}-${i}`, token: `${prefix}-token-${i}` }),
       ),
     ),
     { mode: 0o600 },
   );
+  return file;
+}
+
+/** A secret file renamed into place (not a temporary file). */
+const SECRET_FILE = /^\.platform_inbound_secret(\.[^/]*)?$/;
+const isSecretFile = (name: string) =>
+  SECRET_FILE.test(name) && !name.endsWith(".tmp");
+
+async function runPoint(subject: Subject, n: number): Promise<Point> {
+  const intervalS = n === 1 ? 1 : 20;
+  const dir = await mkdtemp(join(tmpdir(), "molecule-bench-"));
+  const file = await workspacesFile(dir, n);
   await emuCall(`reset ${intervalS * 1000}`);
   const warmupS = intervalS + Math.ceil(n / 2000);
   const started = performance.now();
-  let child: ChildProcess;
-  if (subject === "project") {
-    child = spawn(denoBin, [
-      "run",
-      "-A",
-      ...denoFlags,
-      here("../cli.ts"),
-      "--workspaces-file",
-      file,
-      "--interval",
-      String(intervalS),
-      "--configs-dir",
-      dir,
-    ], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: dir,
-        PLATFORM_URL: platformUrl,
-      },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-  } else {
-    child = spawn(python!, [
-      here("./reference_runner.py"),
-      refDir,
-      platformUrl,
-      file,
-      String(intervalS),
-      String(warmupS + windowS + 5),
-      dir,
-    ], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-  }
+  // Every atomic write ends in a rename onto the secret file's name.
+  let secretWrites = 0;
+  const watcher = watch(dir, (event, name) => {
+    if (event === "rename" && name && isSecretFile(String(name))) {
+      secretWrites++;
+    }
+  });
+  const child = startAgent(
+    subject === "reference" ? "reference" : "deno",
+    file,
+    intervalS,
+    dir,
+    warmupS + windowS + 5,
+    subject === "project-small-heap" ? [SMALL_HEAP, ...denoFlags] : denoFlags,
+  );
   let stderr = "";
   child.stderr!.on("data", (d) => stderr = (stderr + d).slice(-4000));
   // Cold start: process start to the first register reaching the emulator.
@@ -155,8 +209,11 @@ async function runPoint(
   await sleep(warmupS * 1000 - (performance.now() - started));
   await emuCall(`reset ${intervalS * 1000}`);
   const cpu0 = await cpuSeconds(child.pid!);
+  secretWrites = 0;
   await sleep(windowS * 1000);
   const stats = await emuCall("stats");
+  const writes = secretWrites;
+  watcher.close();
   const cpu1 = await cpuSeconds(child.pid!);
   const rss = await peakRssMb(child.pid!);
   child.kill("SIGTERM");
@@ -187,19 +244,91 @@ async function runPoint(
     connectionsPer1000Beats: beats
       ? ((stats.connections ?? 0) * 1000) / beats
       : null,
+    secretWrites: writes,
+    secretWritesPer1000Beats: beats ? (writes * 1000) / beats : null,
     coldStartMs,
   };
 }
 
 const withReference = python !== undefined;
+const SUBJECTS: Subject[] = ["project", "project-small-heap", "reference"];
+const runs = (subject: Subject, n: number) =>
+  subjects.includes(subject) &&
+  (subject !== "reference" || (withReference && n <= 1000)) &&
+  (subject !== "project-small-heap" || n >= 1000);
 const points: Point[] = [];
 for (const n of sizes) {
-  for (const subject of ["project", "reference"] as const) {
-    if (!subjects.includes(subject)) continue;
-    if (subject === "reference" && (!withReference || n > 1000)) continue;
+  for (const subject of SUBJECTS) {
+    if (!runs(subject, n)) continue;
     console.error(`running ${subject} with ${n} workspace(s)...`);
     points.push(await runPoint(subject, n));
   }
+}
+
+// ---- cold start and idle footprint ----
+console.error("building the Node build (tsc)...");
+const built = spawnSync(here("../node_modules/.bin/tsc"), [
+  "-p",
+  here("../tsconfig.build.json"),
+], { stdio: "inherit" }).status === 0;
+const agents: Agent[] = [
+  "deno",
+  ...(built ? ["node" as const] : []),
+  ...(withReference ? ["reference" as const] : []),
+];
+
+/** Process start to the first register at the emulator, median of 3. */
+async function coldStart(agent: Agent): Promise<number | null> {
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const dir = await mkdtemp(join(tmpdir(), "molecule-bench-cold-"));
+    const file = await workspacesFile(dir, 1, `cold-${agent}`);
+    await emuCall("reset 20000");
+    const started = performance.now();
+    const child = startAgent(agent, file, 20, dir, 20);
+    while (performance.now() - started < 15_000) {
+      if (((await emuCall("stats")).registers ?? 0) > 0) {
+        times.push(performance.now() - started);
+        break;
+      }
+      await sleep(2);
+    }
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("close", r));
+    await rm(dir, { recursive: true, force: true });
+  }
+  times.sort((a, b) => a - b);
+  return times.length ? times[Math.floor(times.length / 2)] : null;
+}
+const cold: Record<string, number | null> = {};
+for (const agent of agents) {
+  console.error(`cold start of ${agent}...`);
+  cold[agent] = await coldStart(agent);
+}
+
+// Idle: every agent at once, one workspace each at 20 s, for idleS seconds.
+console.error(`idle footprint: ${idleS} s...`);
+const idleRuns = await Promise.all(agents.map(async (agent) => {
+  const dir = await mkdtemp(join(tmpdir(), "molecule-bench-idle-"));
+  const file = await workspacesFile(dir, 1, `idle-${agent}`);
+  const child = startAgent(agent, file, 20, dir, idleS + 10);
+  return { agent, dir, child };
+}));
+await sleep(idleS * 1000);
+const idle: Record<string, { rssMb: number; peakRssMb: number; cpuS: number }> =
+  {};
+for (const { agent, dir, child } of idleRuns) {
+  const status = await readFile(`/proc/${child.pid}/status`, "utf8");
+  const kb = (key: string) =>
+    Number(status.match(new RegExp(`${key}:\\s+(\\d+)`))?.[1] ?? 0) / 1024;
+  idle[agent] = {
+    rssMb: kb("VmRSS"),
+    peakRssMb: kb("VmHWM"),
+    cpuS: await cpuSeconds(child.pid!),
+  };
+  child.kill("SIGTERM");
+  await new Promise((r) => child.once("close", r));
+  await rm(dir, { recursive: true, force: true });
 }
 await emuCall("quit").catch(() => {});
 emu.kill();
@@ -207,22 +336,22 @@ emu.kill();
 const f = (v: number | null, digits = 1) =>
   v === null ? "n/a" : v.toFixed(digits);
 const rows = [
-  "| workspaces (interval) | subject | delivered | period error p50 / p99 / max (ms) | CPU ms per beat | CPU, share of one core | peak RSS (MB) | TCP connections per 1,000 beats | cold start (ms) |",
-  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  "| workspaces (interval) | subject | delivered | period error p50 / p99 / max (ms) | CPU ms per beat | CPU, share of one core | peak RSS (MB) | TCP connections per 1,000 beats | secret-file writes per 1,000 beats | cold start (ms) |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
 ];
 for (const n of sizes) {
-  for (const subject of ["project", "reference"]) {
+  for (const subject of SUBJECTS) {
     const p = points.find((x) => x.workspaces === n && x.subject === subject);
     if (!p) {
-      rows.push(
-        `| ${n} | ${subject} | not run${
-          subject === "reference"
-            ? (withReference
-              ? " (it falls behind at 1,000)"
-              : " (no python3-httpx)")
-            : ""
-        } | | | | | | |`,
-      );
+      if (subject === "reference" && subjects.includes("reference")) {
+        rows.push(
+          `| ${n} | reference | not run${
+            withReference
+              ? " (it already falls behind at 1,000)"
+              : " (no python3-httpx)"
+          } | | | | | | | |`,
+        );
+      }
       continue;
     }
     rows.push(
@@ -233,18 +362,47 @@ for (const n of sizes) {
       } | ${f(p.cpuMsPerBeat, 2)} | ${
         (p.cpuShareOfOneCore * 100).toFixed(1)
       } % | ${p.peakRssMb.toFixed(0)} | ${f(p.connectionsPer1000Beats, 1)} | ${
-        f(p.coldStartMs, 0)
-      } |`,
+        f(p.secretWritesPer1000Beats, 1)
+      } | ${f(p.coldStartMs, 0)} |`,
     );
   }
 }
+const label: Record<Agent, string> = {
+  deno: "project, `deno run` (cached)",
+  node: "project, Node build (Node " + process.versions.node + ")",
+  reference: "reference (Python " +
+    (spawnSync(python ?? "python3", [
+      "-c",
+      "import sys;print(sys.version.split()[0])",
+    ])
+      .stdout?.toString().trim() ?? "?") +
+    ")",
+};
+const startRows = [
+  `| agent | cold start, median of 3 (ms) | RSS after ${idleS} s idle, 1 workspace (MB) | peak RSS (MB) | CPU from start to then (ms) |`,
+  "| --- | --- | --- | --- | --- |",
+  ...agents.map((a) =>
+    `| ${label[a]} | ${f(cold[a], 0)} | ${f(idle[a]?.rssMb ?? null, 0)} | ${
+      f(idle[a]?.peakRssMb ?? null, 0)
+    } | ${f(idle[a] ? idle[a].cpuS * 1000 : null, 0)} |`
+  ),
+];
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${
   (totalmem() / 2 ** 30).toFixed(0)
 } GiB`;
-const result = { date: new Date().toISOString(), machine, windowS, points };
+const result = {
+  date: new Date().toISOString(),
+  machine,
+  windowS,
+  idleS,
+  points,
+  coldStartMs: cold,
+  idle,
+};
 await writeFile(outPath, JSON.stringify(result, null, 2));
 console.log(
   `${result.date} on ${machine}; measuring window ${windowS} s after warm-up\n`,
 );
 console.log(rows.join("\n"));
+console.log("\n" + startRows.join("\n"));
 process.exit(0);
