@@ -89,6 +89,7 @@ interface Point {
   workspaces: number;
   intervalS: number;
   windowS: number;
+  allRegisteredMs: number | null;
   beatsReceived: number;
   beatsExpected: number;
   delivered: number;
@@ -104,6 +105,9 @@ interface Point {
 }
 
 type Agent = "deno" | "node" | "reference";
+
+/** How long a point waits for every workspace to be registered. */
+const REGISTER_LIMIT_S = 180;
 
 /** Starts an agent: this project's CLI on Deno or Node, or the reference. */
 function startAgent(
@@ -178,7 +182,10 @@ async function runPoint(subject: Subject, n: number): Promise<Point> {
   const dir = await mkdtemp(join(tmpdir(), "molecule-bench-"));
   const file = await workspacesFile(dir, n);
   await emuCall(`reset ${intervalS * 1000}`);
-  const warmupS = intervalS + Math.ceil(n / 2000);
+  // A whole number of intervals (two at least, for periods to measure), so
+  // that every workspace is due the same number of times in the window
+  // wherever its phase falls.
+  const pointWindowS = Math.max(2, Math.ceil(windowS / intervalS)) * intervalS;
   const started = performance.now();
   // Every atomic write ends in a rename onto the secret file's name.
   let secretWrites = 0;
@@ -192,7 +199,7 @@ async function runPoint(subject: Subject, n: number): Promise<Point> {
     file,
     intervalS,
     dir,
-    warmupS + windowS + 5,
+    REGISTER_LIMIT_S + intervalS + pointWindowS + 10,
     subject === "project-small-heap" ? [SMALL_HEAP, ...denoFlags] : denoFlags,
   );
   let stderr = "";
@@ -206,11 +213,21 @@ async function runPoint(subject: Subject, n: number): Promise<Point> {
     }
     await sleep(5);
   }
-  await sleep(warmupS * 1000 - (performance.now() - started));
+  // Warm-up: every workspace registered (the reference registers them one
+  // after the other before its threads start), then one interval.
+  let allRegisteredMs: number | null = null;
+  while (performance.now() - started < REGISTER_LIMIT_S * 1000) {
+    if (((await emuCall("stats")).registers ?? 0) >= n) {
+      allRegisteredMs = performance.now() - started;
+      break;
+    }
+    await sleep(20);
+  }
+  await sleep(intervalS * 1000);
   await emuCall(`reset ${intervalS * 1000}`);
   const cpu0 = await cpuSeconds(child.pid!);
   secretWrites = 0;
-  await sleep(windowS * 1000);
+  await sleep(pointWindowS * 1000);
   const stats = await emuCall("stats");
   const writes = secretWrites;
   watcher.close();
@@ -223,12 +240,13 @@ async function runPoint(subject: Subject, n: number): Promise<Point> {
     console.error(`${subject} N=${n}: no beats; stderr:\n${stderr}`);
   }
   const beats = stats.beats ?? 0;
-  const expected = (n * windowS) / intervalS;
+  const expected = (n * pointWindowS) / intervalS;
   return {
     subject,
     workspaces: n,
     intervalS,
-    windowS,
+    windowS: pointWindowS,
+    allRegisteredMs,
     beatsReceived: beats,
     beatsExpected: expected,
     delivered: beats / expected,
@@ -238,7 +256,7 @@ async function runPoint(subject: Subject, n: number): Promise<Point> {
       max: stats.periodErrorMax,
     },
     cpuMsPerBeat: beats ? ((cpu1 - cpu0) * 1000) / beats : null,
-    cpuShareOfOneCore: (cpu1 - cpu0) / windowS,
+    cpuShareOfOneCore: (cpu1 - cpu0) / pointWindowS,
     peakRssMb: rss,
     connections: stats.connections ?? 0,
     connectionsPer1000Beats: beats
@@ -336,8 +354,8 @@ emu.kill();
 const f = (v: number | null, digits = 1) =>
   v === null ? "n/a" : v.toFixed(digits);
 const rows = [
-  "| workspaces (interval) | subject | delivered | period error p50 / p99 / max (ms) | CPU ms per beat | CPU, share of one core | peak RSS (MB) | TCP connections per 1,000 beats | secret-file writes per 1,000 beats | cold start (ms) |",
-  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  "| workspaces (interval) | subject | delivered | period error p50 / p99 / max (ms) | CPU ms per beat | CPU, share of one core | peak RSS (MB) | TCP connections per 1,000 beats | secret-file writes per 1,000 beats | cold start (ms) | all registered after (s) |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
 ];
 for (const n of sizes) {
   for (const subject of SUBJECTS) {
@@ -349,7 +367,7 @@ for (const n of sizes) {
             withReference
               ? " (it already falls behind at 1,000)"
               : " (no python3-httpx)"
-          } | | | | | | | |`,
+          } | | | | | | | | |`,
         );
       }
       continue;
@@ -363,7 +381,9 @@ for (const n of sizes) {
         (p.cpuShareOfOneCore * 100).toFixed(1)
       } % | ${p.peakRssMb.toFixed(0)} | ${f(p.connectionsPer1000Beats, 1)} | ${
         f(p.secretWritesPer1000Beats, 1)
-      } | ${f(p.coldStartMs, 0)} |`,
+      } | ${f(p.coldStartMs, 0)} | ${
+        f(p.allRegisteredMs === null ? null : p.allRegisteredMs / 1000, 1)
+      } |`,
     );
   }
 }
@@ -401,7 +421,7 @@ const result = {
 };
 await writeFile(outPath, JSON.stringify(result, null, 2));
 console.log(
-  `${result.date} on ${machine}; measuring window ${windowS} s after warm-up\n`,
+  `${result.date} on ${machine}; measuring ${windowS} s rounded up to whole intervals, after every register and one interval\n`,
 );
 console.log(rows.join("\n"));
 console.log("\n" + startRows.join("\n"));

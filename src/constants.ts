@@ -33,7 +33,8 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 /**
  * How many beats `startHeartbeat()` sends together in one timer wake-up
  * by default: a fleet of N workspaces beats in `ceil(N / 8)` evenly spaced
- * groups per interval.
+ * groups per interval (bigger groups for fleets beating over 256 times a
+ * second, so that there are at most 32 groups a second).
  *
  * @example
  * ```ts

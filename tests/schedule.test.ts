@@ -159,6 +159,30 @@ test("by default a fleet beats in evenly spaced groups of at most 8, each on an 
   await done(hb);
 });
 
+test("a fleet beating over 256 times a second gets bigger groups: at most 32 wake-ups a second", async () => {
+  const clock = new FakeClock();
+  const fetch = fakeFetch(ok, clock.now);
+  // 600 workspaces at 1 s: 600 beats a second, groups of ceil(600 / 32) = 19.
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: Array.from(
+      { length: 600 },
+      (_, i) => ({ id: `ws-${i}`, token: "t" }),
+    ),
+    intervalMs: 1_000,
+    clock,
+    fetch,
+  });
+  await clock.advance(999);
+  const beats = fetch.seen.filter((r) => r.path === "/registry/heartbeat");
+  assert.equal(beats.length, 600);
+  const perInstant = new Map<number, number>();
+  for (const b of beats) perInstant.set(b.at, (perInstant.get(b.at) ?? 0) + 1);
+  assert.equal(perInstant.size, 32);
+  assert.equal(Math.max(...perInstant.values()), 19);
+  await done(hb);
+});
+
 test("with beatGroupSize 1, a fleet's beats spread one by one over the interval", async () => {
   const clock = new FakeClock();
   const fetch = fakeFetch(ok, clock.now);
