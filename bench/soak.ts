@@ -35,7 +35,9 @@ const hb = startHeartbeat({
   timeoutMs: 1_000,
 });
 hb.addEventListener("beat", () => beats++);
-const warmup = Math.max(1_000, Math.min(3_000, target / 4));
+// Warm-up long enough for the connection pool to reach its size (each pooled
+// socket holds some heap), so that what is left is growth.
+const warmup = Math.max(3_000, Math.min(10_000, target / 4));
 // Sockets sampled every 100 ms: a pool grows to the peak concurrency and stops; a leak keeps growing.
 let peakDuringWarmup = 0;
 while (beats < warmup) {
