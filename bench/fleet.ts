@@ -419,7 +419,7 @@ const result = {
   coldStartMs: cold,
   idle,
 };
-await writeFile(outPath, JSON.stringify(result, null, 2));
+await writeFile(outPath, JSON.stringify(result, null, 2) + "\n");
 console.log(
   `${result.date} on ${machine}; measuring ${windowS} s rounded up to whole intervals, after every register and one interval\n`,
 );
