@@ -1,0 +1,157 @@
+// Fault scenarios against the platform emulator over real loopback HTTP, the
+// ones not already in heartbeat_integration.test.ts: an outage mid-run, 429
+// with Retry-After, a token revoked long enough to escalate twice and then
+// restored. Each checks that nothing crashes, what is logged at which level,
+// and how soon the schedule recovers.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { MemorySecretStore, startHeartbeat } from "../mod.ts";
+import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
+import { sleep, waitFor } from "./helpers/wait.ts";
+
+const TOKEN = "tok-faults-0123456789";
+
+test("outage mid-run (connection refused), then recovery: warnings only, a beat lands within one interval, the secret is stored", async () => {
+  const first = await startPlatformEmulator({ workspaces: { "ws-1": TOKEN } });
+  const port = first.port;
+  const store = new MemorySecretStore();
+  const hb = startHeartbeat({
+    platformUrl: first.url,
+    workspaces: [{ id: "ws-1", token: TOKEN }],
+    intervalMs: 500,
+    secretStore: store,
+  });
+  await captureLogs(async (records) => {
+    await waitFor(() => hb.status().workspaces[0].beatsAccepted >= 2);
+    await first.close();
+    const downAt = performance.now();
+    await waitFor(
+      () => hb.status().workspaces[0].consecutiveFailures >= 2,
+      5000,
+      "failures during the outage",
+    );
+    assert.ok(performance.now() - downAt < 3000);
+    await using second = await startPlatformEmulator({
+      port,
+      workspaces: { "ws-1": TOKEN },
+      secretFor: () => "secret-after-the-outage",
+    });
+    const upAt = performance.now();
+    await waitFor(
+      () =>
+        second.requestsTo("heartbeat", "ws-1").some((r) => r.status === 200),
+      3000,
+      "a beat after recovery",
+    );
+    const took = performance.now() - upAt;
+    // Backoff is capped at the interval: at most one interval (plus slack for a busy machine).
+    assert.ok(
+      took <= 500 + 400,
+      `first beat ${took.toFixed(0)} ms after recovery`,
+    );
+    await waitFor(
+      () => store.secrets.get("ws-1") === "secret-after-the-outage",
+      2000,
+      "the secret delivered after recovery is stored",
+    );
+    await hb.stop();
+    const lines = levelsAndTexts(records);
+    assert.ok(
+      lines.some((l) => l.startsWith("warning: heartbeat of ws-1 failed")),
+      lines.join("\n"),
+    );
+    assert.ok(!lines.some((l) => l.startsWith("error")), lines.join("\n"));
+  });
+});
+
+test("429 with Retry-After: the next try waits as long as asked (up to the interval), then the schedule resumes", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": TOKEN },
+  });
+  const hb = startHeartbeat({
+    platformUrl: platform.url,
+    workspaces: [{ id: "ws-1", token: TOKEN }],
+    intervalMs: 2000,
+  });
+  await captureLogs(async (records) => {
+    await waitFor(() => platform.requestsTo("heartbeat").length >= 1);
+    platform.fail(
+      { kind: "status", status: 429, headers: { "Retry-After": "1" } },
+      { path: "heartbeat", times: 1 },
+    );
+    await waitFor(
+      () => platform.requestsTo("heartbeat").some((r) => r.status === 429),
+      5000,
+      "the 429",
+    );
+    const limited = platform.requestsTo("heartbeat").find((r) =>
+      r.status === 429
+    )!;
+    await waitFor(
+      () => platform.requestsTo("heartbeat").some((r) => r.at > limited.at),
+      5000,
+      "the try after the 429",
+    );
+    const next = platform.requestsTo("heartbeat").find((r) =>
+      r.at > limited.at
+    )!;
+    const waited = next.at - limited.at;
+    // Retry-After says 1 s: not sooner (backoff alone would be ~0.1-1 s), not a whole interval later.
+    assert.ok(
+      waited >= 990 && waited <= 1900,
+      `waited ${waited.toFixed(0)} ms`,
+    );
+    assert.equal(next.status, 200);
+    await hb.stop();
+    const lines = levelsAndTexts(records);
+    assert.ok(
+      lines.some((l) =>
+        l.startsWith("warning: heartbeat of ws-1 failed") && l.includes("429")
+      ),
+      lines.join("\n"),
+    );
+  });
+});
+
+test("token revoked: warnings at 1-2, errors at 3 and 23 only; restored: accepted and the count resets", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": TOKEN },
+  });
+  const escalations: number[] = [];
+  const hb = startHeartbeat({
+    platformUrl: platform.url,
+    workspaces: [{ id: "ws-1", token: TOKEN }],
+    intervalMs: 40,
+  });
+  hb.addEventListener("auth-escalation", (e) => {
+    escalations.push((e as CustomEvent).detail.count);
+  });
+  await captureLogs(async (records) => {
+    await waitFor(() => hb.status().workspaces[0].beatsAccepted >= 1);
+    platform.revoke("ws-1");
+    await waitFor(
+      () => hb.status().workspaces[0].authFailures >= 24,
+      10_000,
+      "24 auth failures",
+    );
+    platform.restore("ws-1");
+    await waitFor(
+      () => hb.status().workspaces[0].authFailures === 0,
+      3000,
+      "the count reset by an accepted beat",
+    );
+    await hb.stop();
+    assert.deepEqual(escalations, [3, 23]);
+    const auth = levelsAndTexts(records).filter((l) =>
+      l.includes("401") || l.includes("REVOKED")
+    );
+    const errors = auth.filter((l) => l.startsWith("error"));
+    assert.equal(errors.length, 2, auth.join("\n"));
+    assert.match(errors[0], /^error: 3 consecutive heartbeat auth failures/);
+    assert.match(errors[1], /^error: 23 consecutive/);
+    assert.match(auth[0], /^warning: .*auth failure 1\/3/);
+    assert.match(auth[1], /^warning: .*auth failure 2\/3/);
+    assert.equal(hb.status().workspaces[0].consecutiveFailures, 0);
+  });
+});
