@@ -14,7 +14,7 @@
 //
 // A benchmark, not a test: it prints a table and writes JSON, never fails on a number.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { watch } from "node:fs";
+import { existsSync, watch } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -42,7 +42,11 @@ const denoFlags = opt("--deno-flags", "").split(" ").filter(Boolean);
 // 1 MiB semi-spaces instead of letting it grow to 16 MiB and more.
 const SMALL_HEAP = "--v8-flags=--max-semi-space-size=1";
 type Subject = "project" | "project-small-heap" | "reference";
-const refDir = here("../../shared/reference");
+// The reference: MOLECULE_REFERENCE_DIR, else ../shared/reference beside the
+// checkout (where this project's build machines keep it).
+const refDir = process.env.MOLECULE_REFERENCE_DIR ??
+  here("../../shared/reference");
+const haveReference = existsSync(join(refDir, "mcp_heartbeat.py"));
 const nodeBin = here("../node_modules/.bin/node");
 // The Node build: the same tsc output the npm package ships.
 const nodeCli = here("../.ci/out/npm/dist/cli.js");
@@ -177,7 +181,10 @@ const SECRET_FILE = /^\.platform_inbound_secret(\.[^/]*)?$/;
 const isSecretFile = (name: string) =>
   SECRET_FILE.test(name) && !name.endsWith(".tmp");
 
-async function runPoint(subject: Subject, n: number): Promise<Point> {
+async function runPoint(
+  subject: Subject,
+  n: number,
+): Promise<Point | undefined> {
   const intervalS = n === 1 ? 1 : 20;
   const dir = await mkdtemp(join(tmpdir(), "molecule-bench-"));
   const file = await workspacesFile(dir, n);
@@ -225,6 +232,12 @@ async function runPoint(subject: Subject, n: number): Promise<Point> {
   }
   await sleep(intervalS * 1000);
   await emuCall(`reset ${intervalS * 1000}`);
+  if (child.exitCode !== null || child.signalCode !== null) {
+    console.error(`${subject} N=${n}: exited early; stderr:\n${stderr}`);
+    watcher.close();
+    await rm(dir, { recursive: true, force: true });
+    return undefined;
+  }
   const cpu0 = await cpuSeconds(child.pid!);
   secretWrites = 0;
   await sleep(pointWindowS * 1000);
@@ -268,18 +281,24 @@ async function runPoint(subject: Subject, n: number): Promise<Point> {
   };
 }
 
-const withReference = python !== undefined;
+const withReference = python !== undefined && haveReference;
+const referenceMissing = !haveReference
+  ? `reference not found in ${refDir}`
+  : "no python3-httpx";
 const SUBJECTS: Subject[] = ["project", "project-small-heap", "reference"];
 const runs = (subject: Subject, n: number) =>
   subjects.includes(subject) &&
   (subject !== "reference" || (withReference && n <= 1000)) &&
   (subject !== "project-small-heap" || n >= 1000);
 const points: Point[] = [];
+const failedPoints: string[] = [];
 for (const n of sizes) {
   for (const subject of SUBJECTS) {
     if (!runs(subject, n)) continue;
     console.error(`running ${subject} with ${n} workspace(s)...`);
-    points.push(await runPoint(subject, n));
+    const point = await runPoint(subject, n);
+    if (point) points.push(point);
+    else failedPoints.push(`${subject}:${n}`);
   }
 }
 
@@ -361,12 +380,18 @@ for (const n of sizes) {
   for (const subject of SUBJECTS) {
     const p = points.find((x) => x.workspaces === n && x.subject === subject);
     if (!p) {
+      if (failedPoints.includes(`${subject}:${n}`)) {
+        rows.push(
+          `| ${n} | ${subject} | exited early (see stderr) | | | | | | | | |`,
+        );
+        continue;
+      }
       if (subject === "reference" && subjects.includes("reference")) {
         rows.push(
           `| ${n} | reference | not run${
             withReference
               ? " (it already falls behind at 1,000)"
-              : " (no python3-httpx)"
+              : ` (${referenceMissing})`
           } | | | | | | | | |`,
         );
       }
