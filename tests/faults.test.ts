@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { MemorySecretStore, startHeartbeat } from "../mod.ts";
 import { startPlatformEmulator } from "../src/platform_emulator.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
-import { sleep, waitFor } from "./helpers/wait.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const TOKEN = "tok-faults-0123456789";
 
