@@ -20,8 +20,13 @@ const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const TOKEN = "cli-token-0123456789";
 
-async function scratch(): Promise<string> {
-  return await mkdtemp(join(tmpdir(), "molecule-cli-"));
+/** A scratch dir, removed when the `await using` scope that holds it ends. */
+async function scratch(): Promise<AsyncDisposable & { path: string }> {
+  const path = await mkdtemp(join(tmpdir(), "molecule-cli-"));
+  return {
+    path,
+    [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }),
+  };
 }
 
 function cli(
@@ -87,180 +92,176 @@ test("--version prints the version from deno.json", async () => {
 });
 
 test("configuration errors exit 2 with what to set in the first line, never a stack trace", async () => {
-  const dir = await scratch();
-  try {
-    const base = {
-      PLATFORM_URL: "http://127.0.0.1:9",
-      WORKSPACE_ID: "ws-1",
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      HOME: dir,
-    };
-    const bad = (over: Record<string, string | undefined>) => {
-      const env: Record<string, string> = {};
-      for (const [k, v] of Object.entries({ ...base, ...over })) {
-        if (v !== undefined) env[k] = v;
-      }
-      return env;
-    };
-    const cases: [string, string[], Record<string, string>, RegExp][] = [
-      [
-        "no platform URL",
-        [],
-        bad({ PLATFORM_URL: undefined }),
-        /PLATFORM_URL is not set/,
-      ],
-      [
-        "relative URL",
-        [],
-        bad({ PLATFORM_URL: "molecule.example" }),
-        /PLATFORM_URL must be an absolute http\(s\) URL/,
-      ],
-      [
-        "ftp URL",
-        [],
-        bad({ PLATFORM_URL: "ftp://molecule.example" }),
-        /PLATFORM_URL must be an http or https URL/,
-      ],
-      [
-        "bad URL flag",
-        ["--platform-url", "::"],
-        bad({}),
-        /--platform-url must be an absolute/,
-      ],
-      [
-        "no workspace",
-        [],
-        bad({ WORKSPACE_ID: " " }),
-        /no workspace to serve: set WORKSPACE_ID.*Tokens tab/,
-      ],
-      [
-        "no token",
-        [],
-        bad({ MOLECULE_WORKSPACE_TOKEN: "  " }),
-        /no token for workspace ws-1: set MOLECULE_WORKSPACE_TOKEN.*\.auth_token.*Tokens tab/,
-      ],
-      [
-        "invalid JSON",
-        [],
-        bad({ MOLECULE_WORKSPACES: "[{" }),
-        /MOLECULE_WORKSPACES is not valid JSON/,
-      ],
-      [
-        "not an array",
-        [],
-        bad({ MOLECULE_WORKSPACES: '{"id":"a"}' }),
-        /MOLECULE_WORKSPACES must be a JSON array/,
-      ],
-      [
-        "empty array",
-        [],
-        bad({ MOLECULE_WORKSPACES: "[]" }),
-        /MOLECULE_WORKSPACES is an empty array/,
-      ],
-      [
-        "non-object entry",
-        [],
-        bad({ MOLECULE_WORKSPACES: '[{"id":"a","token":"t"}, 7]' }),
-        /MOLECULE_WORKSPACES entry 1 is not an object/,
-      ],
-      [
-        "entry without id",
-        [],
-        bad({ MOLECULE_WORKSPACES: '[{"token":"t"}]' }),
-        /MOLECULE_WORKSPACES entry 0 has no "id"/,
-      ],
-      [
-        "entry without token",
-        [],
-        bad({ MOLECULE_WORKSPACES: '[{"id":"a","token":"t"},{"id":"b"}]' }),
-        /MOLECULE_WORKSPACES entry 1 \(id b\) has no "token".*Tokens tab/,
-      ],
-      [
-        "duplicate id",
-        [],
-        bad({
-          MOLECULE_WORKSPACES:
-            '[{"id":"a","token":"t"},{"id":"a","token":"u"}]',
-        }),
-        /MOLECULE_WORKSPACES entry 1 repeats id a of entry 0/,
-      ],
-      [
-        "interval not a number",
-        ["--interval", "fast"],
-        bad({}),
-        /--interval must be a number of seconds/,
-      ],
-      [
-        "interval zero",
-        [],
-        bad({ MOLECULE_HEARTBEAT_INTERVAL: "0" }),
-        /MOLECULE_HEARTBEAT_INTERVAL must be more than 0 and at most 3600/,
-      ],
-      [
-        "interval negative",
-        ["--interval=-5"],
-        bad({}),
-        /--interval must be more than 0/,
-      ],
-      [
-        "interval value missing",
-        ["--interval", "-5"],
-        bad({}),
-        /--interval.*--interval=-/,
-      ],
-      [
-        "interval too long",
-        ["--interval", "3601"],
-        bad({}),
-        /--interval must be more than 0 and at most 3600/,
-      ],
-      [
-        "unknown flag",
-        ["--tokn", "x"],
-        bad({}),
-        /Unknown option '--tokn'.*--help/,
-      ],
-      [
-        "stray argument",
-        ["ws-1"],
-        bad({}),
-        /Unexpected argument 'ws-1'|positional/i,
-      ],
-      [
-        "unreadable workspaces file",
-        ["--workspaces-file", join(dir, "absent.json")],
-        bad({}),
-        /cannot read --workspaces-file/,
-      ],
-      [
-        "unreadable token file",
-        ["--token-file", join(dir, "absent")],
-        bad({}),
-        /cannot read the token from --token-file.*Tokens tab/,
-      ],
-      [
-        "bad log format",
-        ["--log-format", "xml"],
-        bad({}),
-        /--log-format must be "text" or "json"/,
-      ],
-      [
-        "bad health port",
-        [],
-        bad({ MOLECULE_HEALTH_PORT: "http" }),
-        /MOLECULE_HEALTH_PORT must be a port number/,
-      ],
-    ];
-    for (const [name, args, env, pattern] of cases) {
-      const r = await cli(args, env);
-      assert.equal(r.code, 2, `${name}: exit ${r.code}\n${r.stderr}`);
-      assert.equal(r.stdout, "", `${name}: stdout`);
-      const first = r.stderr.split("\n")[0];
-      assert.match(first, pattern, `${name}: ${r.stderr}`);
-      assert.ok(noStackTrace(r.stderr), `${name}: ${r.stderr}`);
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const base = {
+    PLATFORM_URL: "http://127.0.0.1:9",
+    WORKSPACE_ID: "ws-1",
+    MOLECULE_WORKSPACE_TOKEN: TOKEN,
+    HOME: dir,
+  };
+  const bad = (over: Record<string, string | undefined>) => {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries({ ...base, ...over })) {
+      if (v !== undefined) env[k] = v;
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    return env;
+  };
+  const cases: [string, string[], Record<string, string>, RegExp][] = [
+    [
+      "no platform URL",
+      [],
+      bad({ PLATFORM_URL: undefined }),
+      /PLATFORM_URL is not set/,
+    ],
+    [
+      "relative URL",
+      [],
+      bad({ PLATFORM_URL: "molecule.example" }),
+      /PLATFORM_URL must be an absolute http\(s\) URL/,
+    ],
+    [
+      "ftp URL",
+      [],
+      bad({ PLATFORM_URL: "ftp://molecule.example" }),
+      /PLATFORM_URL must be an http or https URL/,
+    ],
+    [
+      "bad URL flag",
+      ["--platform-url", "::"],
+      bad({}),
+      /--platform-url must be an absolute/,
+    ],
+    [
+      "no workspace",
+      [],
+      bad({ WORKSPACE_ID: " " }),
+      /no workspace to serve: set WORKSPACE_ID.*Tokens tab/,
+    ],
+    [
+      "no token",
+      [],
+      bad({ MOLECULE_WORKSPACE_TOKEN: "  " }),
+      /no token for workspace ws-1: set MOLECULE_WORKSPACE_TOKEN.*\.auth_token.*Tokens tab/,
+    ],
+    [
+      "invalid JSON",
+      [],
+      bad({ MOLECULE_WORKSPACES: "[{" }),
+      /MOLECULE_WORKSPACES is not valid JSON/,
+    ],
+    [
+      "not an array",
+      [],
+      bad({ MOLECULE_WORKSPACES: '{"id":"a"}' }),
+      /MOLECULE_WORKSPACES must be a JSON array/,
+    ],
+    [
+      "empty array",
+      [],
+      bad({ MOLECULE_WORKSPACES: "[]" }),
+      /MOLECULE_WORKSPACES is an empty array/,
+    ],
+    [
+      "non-object entry",
+      [],
+      bad({ MOLECULE_WORKSPACES: '[{"id":"a","token":"t"}, 7]' }),
+      /MOLECULE_WORKSPACES entry 1 is not an object/,
+    ],
+    [
+      "entry without id",
+      [],
+      bad({ MOLECULE_WORKSPACES: '[{"token":"t"}]' }),
+      /MOLECULE_WORKSPACES entry 0 has no "id"/,
+    ],
+    [
+      "entry without token",
+      [],
+      bad({ MOLECULE_WORKSPACES: '[{"id":"a","token":"t"},{"id":"b"}]' }),
+      /MOLECULE_WORKSPACES entry 1 \(id b\) has no "token".*Tokens tab/,
+    ],
+    [
+      "duplicate id",
+      [],
+      bad({
+        MOLECULE_WORKSPACES: '[{"id":"a","token":"t"},{"id":"a","token":"u"}]',
+      }),
+      /MOLECULE_WORKSPACES entry 1 repeats id a of entry 0/,
+    ],
+    [
+      "interval not a number",
+      ["--interval", "fast"],
+      bad({}),
+      /--interval must be a number of seconds/,
+    ],
+    [
+      "interval zero",
+      [],
+      bad({ MOLECULE_HEARTBEAT_INTERVAL: "0" }),
+      /MOLECULE_HEARTBEAT_INTERVAL must be more than 0 and at most 3600/,
+    ],
+    [
+      "interval negative",
+      ["--interval=-5"],
+      bad({}),
+      /--interval must be more than 0/,
+    ],
+    [
+      "interval value missing",
+      ["--interval", "-5"],
+      bad({}),
+      /--interval.*--interval=-/,
+    ],
+    [
+      "interval too long",
+      ["--interval", "3601"],
+      bad({}),
+      /--interval must be more than 0 and at most 3600/,
+    ],
+    [
+      "unknown flag",
+      ["--tokn", "x"],
+      bad({}),
+      /Unknown option '--tokn'.*--help/,
+    ],
+    [
+      "stray argument",
+      ["ws-1"],
+      bad({}),
+      /Unexpected argument 'ws-1'|positional/i,
+    ],
+    [
+      "unreadable workspaces file",
+      ["--workspaces-file", join(dir, "absent.json")],
+      bad({}),
+      /cannot read --workspaces-file/,
+    ],
+    [
+      "unreadable token file",
+      ["--token-file", join(dir, "absent")],
+      bad({}),
+      /cannot read the token from --token-file.*Tokens tab/,
+    ],
+    [
+      "bad log format",
+      ["--log-format", "xml"],
+      bad({}),
+      /--log-format must be "text" or "json"/,
+    ],
+    [
+      "bad health port",
+      [],
+      bad({ MOLECULE_HEALTH_PORT: "http" }),
+      /MOLECULE_HEALTH_PORT must be a port number/,
+    ],
+  ];
+  for (const [name, args, env, pattern] of cases) {
+    const r = await cli(args, env);
+    assert.equal(r.code, 2, `${name}: exit ${r.code}\n${r.stderr}`);
+    assert.equal(r.stdout, "", `${name}: stdout`);
+    const first = r.stderr.split("\n")[0];
+    assert.match(first, pattern, `${name}: ${r.stderr}`);
+    assert.ok(noStackTrace(r.stderr), `${name}: ${r.stderr}`);
   }
 });
 
@@ -268,38 +269,35 @@ test("--once registers and beats once per workspace with the agent card from the
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-12345678": TOKEN },
   });
-  const dir = await scratch();
-  try {
-    const r = await cli(["--once", "--interval", "0.5"], {
-      PLATFORM_URL: platform.url + "/",
-      WORKSPACE_ID: "ws-12345678",
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir,
-      MOLECULE_AGENT_NAME: "scout",
-      MOLECULE_AGENT_DESCRIPTION: "reads papers",
-      MOLECULE_AGENT_SKILLS: "research, review",
-    });
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, "");
-    assert.equal(r.stderr, "", "warnings and errors only by default");
-    const [reg] = platform.requestsTo("register");
-    assert.deepEqual(reg.body, {
-      id: "ws-12345678",
-      url: "",
-      agent_card: {
-        name: "scout",
-        skills: [{ name: "research" }, { name: "review" }],
-        description: "reads papers",
-      },
-      delivery_mode: "poll",
-    });
-    assert.equal(platform.requestsTo("heartbeat").length, 1);
-    const secretFile = join(dir, ".platform_inbound_secret");
-    assert.equal(await readFile(secretFile, "utf8"), "secret-ws-12345678");
-    assert.equal((await stat(secretFile)).mode & 0o777, 0o600);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const r = await cli(["--once", "--interval", "0.5"], {
+    PLATFORM_URL: platform.url + "/",
+    WORKSPACE_ID: "ws-12345678",
+    MOLECULE_WORKSPACE_TOKEN: TOKEN,
+    CONFIGS_DIR: dir,
+    MOLECULE_AGENT_NAME: "scout",
+    MOLECULE_AGENT_DESCRIPTION: "reads papers",
+    MOLECULE_AGENT_SKILLS: "research, review",
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "");
+  assert.equal(r.stderr, "", "warnings and errors only by default");
+  const [reg] = platform.requestsTo("register");
+  assert.deepEqual(reg.body, {
+    id: "ws-12345678",
+    url: "",
+    agent_card: {
+      name: "scout",
+      skills: [{ name: "research" }, { name: "review" }],
+      description: "reads papers",
+    },
+    delivery_mode: "poll",
+  });
+  assert.equal(platform.requestsTo("heartbeat").length, 1);
+  const secretFile = join(dir, ".platform_inbound_secret");
+  assert.equal(await readFile(secretFile, "utf8"), "secret-ws-12345678");
+  assert.equal((await stat(secretFile)).mode & 0o777, 0o600);
 });
 
 test("--once exits 1 when the platform does not accept the beat", async () => {
@@ -311,96 +309,87 @@ test("--once exits 1 when the platform does not accept the beat", async () => {
     status: 503,
     body: '{"error":"maintenance"}',
   }, { path: "heartbeat" });
-  const dir = await scratch();
-  try {
-    const r = await cli(["--once"], {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: "ws-1",
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir,
-    });
-    assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /ws-1 was not accepted: HTTP 503/);
-    assert.ok(noStackTrace(r.stderr));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const r = await cli(["--once"], {
+    PLATFORM_URL: platform.url,
+    WORKSPACE_ID: "ws-1",
+    MOLECULE_WORKSPACE_TOKEN: TOKEN,
+    CONFIGS_DIR: dir,
+  });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ws-1 was not accepted: HTTP 503/);
+  assert.ok(noStackTrace(r.stderr));
 });
 
 test("a rejected token at register exits 3 at once with one workspace, naming the Tokens tab", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
   });
-  const dir = await scratch();
-  try {
-    const t0 = performance.now();
-    const r = await cli([], {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: "ws-1",
-      MOLECULE_WORKSPACE_TOKEN: "wrong-token-xyz",
-      CONFIGS_DIR: dir,
-    });
-    assert.equal(r.code, 3, r.stderr);
-    assert.ok(performance.now() - t0 < 10_000);
-    assert.match(r.stderr, /register rejected with HTTP 401.*ws-1.*Tokens tab/);
-    assert.ok(!r.stderr.includes("wrong-token-xyz"));
-    assert.equal(platform.requestsTo("heartbeat").length, 0);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const t0 = performance.now();
+  const r = await cli([], {
+    PLATFORM_URL: platform.url,
+    WORKSPACE_ID: "ws-1",
+    MOLECULE_WORKSPACE_TOKEN: "wrong-token-xyz",
+    CONFIGS_DIR: dir,
+  });
+  assert.equal(r.code, 3, r.stderr);
+  assert.ok(performance.now() - t0 < 10_000);
+  assert.match(r.stderr, /register rejected with HTTP 401.*ws-1.*Tokens tab/);
+  assert.ok(!r.stderr.includes("wrong-token-xyz"));
+  assert.equal(platform.requestsTo("heartbeat").length, 0);
 });
 
 test("several workspaces: a rejected one is reported and dropped, the others go on; all rejected exits 3", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { good: TOKEN, bad: "bad-right-token" },
   });
-  const dir = await scratch();
-  try {
-    const file = join(dir, "workspaces.json");
-    await writeFile(
-      file,
-      JSON.stringify([{ id: "good", token: TOKEN }, {
-        id: "bad",
-        token: "bad-wrong-token",
-      }]),
-      { mode: 0o600 },
-    );
-    const run = startScript(CLI, {
-      args: ["--workspaces-file", file, "--interval", "0.2"],
-      env: { PLATFORM_URL: platform.url, CONFIGS_DIR: dir },
-    });
-    await waitFor(
-      () => platform.requestsTo("heartbeat", "good").length >= 3,
-      10_000,
-      "beats of the good workspace",
-    );
-    run.kill("SIGTERM");
-    const r = await run.done;
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(
-      r.stderr,
-      /ERROR register rejected with HTTP 401.*workspace bad/,
-    );
-    assert.equal(platform.requestsTo("heartbeat", "bad").length, 0);
-    // Per-workspace secret files when there are several.
-    assert.equal(
-      await readFile(join(dir, ".platform_inbound_secret.good"), "utf8"),
-      "secret-good",
-    );
-
-    const allBad = JSON.stringify([{ id: "good", token: "nope-nope-1" }, {
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const file = join(dir, "workspaces.json");
+  await writeFile(
+    file,
+    JSON.stringify([{ id: "good", token: TOKEN }, {
       id: "bad",
-      token: "nope-nope-2",
-    }]);
-    const r2 = await cli([], {
-      PLATFORM_URL: platform.url,
-      MOLECULE_WORKSPACES: allBad,
-      CONFIGS_DIR: dir,
-    });
-    assert.equal(r2.code, 3, r2.stderr);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+      token: "bad-wrong-token",
+    }]),
+    { mode: 0o600 },
+  );
+  const run = startScript(CLI, {
+    args: ["--workspaces-file", file, "--interval", "0.2"],
+    env: { PLATFORM_URL: platform.url, CONFIGS_DIR: dir },
+  });
+  await waitFor(
+    () => platform.requestsTo("heartbeat", "good").length >= 3,
+    10_000,
+    "beats of the good workspace",
+  );
+  run.kill("SIGTERM");
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /ERROR register rejected with HTTP 401.*workspace bad/,
+  );
+  assert.equal(platform.requestsTo("heartbeat", "bad").length, 0);
+  // Per-workspace secret files when there are several.
+  assert.equal(
+    await readFile(join(dir, ".platform_inbound_secret.good"), "utf8"),
+    "secret-good",
+  );
+
+  const allBad = JSON.stringify([{ id: "good", token: "nope-nope-1" }, {
+    id: "bad",
+    token: "nope-nope-2",
+  }]);
+  const r2 = await cli([], {
+    PLATFORM_URL: platform.url,
+    MOLECULE_WORKSPACES: allBad,
+    CONFIGS_DIR: dir,
+  });
+  assert.equal(r2.code, 3, r2.stderr);
 });
 
 test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
@@ -408,47 +397,44 @@ test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
     workspaces: { "ws-1": TOKEN },
   });
   platform.fail({ kind: "hang" }, { path: "heartbeat" });
-  const dir = await scratch();
-  try {
-    const run = startScript(CLI, {
-      env: {
-        PLATFORM_URL: platform.url,
-        WORKSPACE_ID: "ws-1",
-        MOLECULE_WORKSPACE_TOKEN: TOKEN,
-        CONFIGS_DIR: dir,
-      },
-    });
-    await waitFor(
-      () => platform.requestsTo("heartbeat").length === 1,
-      10_000,
-      "the hanging beat",
-    );
-    const t0 = performance.now();
-    run.kill("SIGTERM");
-    const r = await run.done;
-    const took = performance.now() - t0;
-    assert.equal(r.code, 0, r.stderr);
-    assert.ok(took < 2000, `took ${took} ms`);
-    assert.equal(r.stdout, "");
-    // SIGINT too.
-    const run2 = startScript(CLI, {
-      env: {
-        PLATFORM_URL: platform.url,
-        WORKSPACE_ID: "ws-1",
-        MOLECULE_WORKSPACE_TOKEN: TOKEN,
-        CONFIGS_DIR: dir,
-      },
-    });
-    await waitFor(
-      () => platform.requestsTo("heartbeat").length === 2,
-      10_000,
-      "the second hanging beat",
-    );
-    run2.kill("SIGINT");
-    assert.equal((await run2.done).code, 0);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const run = startScript(CLI, {
+    env: {
+      PLATFORM_URL: platform.url,
+      WORKSPACE_ID: "ws-1",
+      MOLECULE_WORKSPACE_TOKEN: TOKEN,
+      CONFIGS_DIR: dir,
+    },
+  });
+  await waitFor(
+    () => platform.requestsTo("heartbeat").length === 1,
+    10_000,
+    "the hanging beat",
+  );
+  const t0 = performance.now();
+  run.kill("SIGTERM");
+  const r = await run.done;
+  const took = performance.now() - t0;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(took < 2000, `took ${took} ms`);
+  assert.equal(r.stdout, "");
+  // SIGINT too.
+  const run2 = startScript(CLI, {
+    env: {
+      PLATFORM_URL: platform.url,
+      WORKSPACE_ID: "ws-1",
+      MOLECULE_WORKSPACE_TOKEN: TOKEN,
+      CONFIGS_DIR: dir,
+    },
+  });
+  await waitFor(
+    () => platform.requestsTo("heartbeat").length === 2,
+    10_000,
+    "the second hanging beat",
+  );
+  run2.kill("SIGINT");
+  assert.equal((await run2.done).code, 0);
 });
 
 test("health: /healthz is 503 with reasons until a beat is accepted, then 200; /status is the snapshot", async () => {
@@ -458,227 +444,209 @@ test("health: /healthz is 503 with reasons until a beat is accepted, then 200; /
   const stopHang = platform.fail({ kind: "status", status: 502 }, {
     path: "heartbeat",
   });
-  const dir = await scratch();
-  try {
-    const run = startScript(CLI, {
-      args: ["--health-port", "0", "--interval", "0.3", "--verbose"],
-      env: {
-        PLATFORM_URL: platform.url,
-        WORKSPACE_ID: "ws-1",
-        MOLECULE_WORKSPACE_TOKEN: TOKEN,
-        CONFIGS_DIR: dir,
-      },
-    });
-    await waitFor(
-      () => /health: (http:\/\/\S+)\/healthz/.test(run.stderr()),
-      10_000,
-      "the health URL",
-    );
-    const base = run.stderr().match(/health: (http:\/\/\S+)\/healthz/)![1];
-    await waitFor(() => platform.requestsTo("heartbeat").length >= 1, 5000);
-    const sick = await fetch(`${base}/healthz`);
-    assert.equal(sick.status, 503);
-    const body = await sick.json();
-    assert.match(
-      body.reasons[0],
-      /ws-1: no accepted heartbeat yet \(last error: HTTP 502/,
-    );
-    stopHang();
-    let healthy: Response | undefined;
-    await waitFor(() => false, 0).catch(() => {});
-    for (let i = 0; i < 100; i++) {
-      healthy = await fetch(`${base}/healthz`);
-      if (healthy.status === 200) break;
-      await healthy.body?.cancel();
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    assert.equal(healthy!.status, 200);
-    assert.deepEqual(await healthy!.json(), { status: "ok" });
-    const status = await (await fetch(`${base}/status`)).json();
-    assert.equal(status.workspaces[0].workspaceId, "ws-1");
-    assert.equal(status.workspaces[0].registered, true);
-    assert.ok(status.workspaces[0].beatsAccepted >= 1);
-    assert.ok(!JSON.stringify(status).includes(TOKEN));
-    run.kill("SIGTERM");
-    assert.equal((await run.done).code, 0);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const run = startScript(CLI, {
+    args: ["--health-port", "0", "--interval", "0.3", "--verbose"],
+    env: {
+      PLATFORM_URL: platform.url,
+      WORKSPACE_ID: "ws-1",
+      MOLECULE_WORKSPACE_TOKEN: TOKEN,
+      CONFIGS_DIR: dir,
+    },
+  });
+  await waitFor(
+    () => /health: (http:\/\/\S+)\/healthz/.test(run.stderr()),
+    10_000,
+    "the health URL",
+  );
+  const base = run.stderr().match(/health: (http:\/\/\S+)\/healthz/)![1];
+  await waitFor(() => platform.requestsTo("heartbeat").length >= 1, 5000);
+  const sick = await fetch(`${base}/healthz`);
+  assert.equal(sick.status, 503);
+  const body = await sick.json();
+  assert.match(
+    body.reasons[0],
+    /ws-1: no accepted heartbeat yet \(last error: HTTP 502/,
+  );
+  stopHang();
+  let healthy: Response | undefined;
+  await waitFor(() => false, 0).catch(() => {});
+  for (let i = 0; i < 100; i++) {
+    healthy = await fetch(`${base}/healthz`);
+    if (healthy.status === 200) break;
+    await healthy.body?.cancel();
+    await new Promise((r) => setTimeout(r, 50));
   }
+  assert.equal(healthy!.status, 200);
+  assert.deepEqual(await healthy!.json(), { status: "ok" });
+  const status = await (await fetch(`${base}/status`)).json();
+  assert.equal(status.workspaces[0].workspaceId, "ws-1");
+  assert.equal(status.workspaces[0].registered, true);
+  assert.ok(status.workspaces[0].beatsAccepted >= 1);
+  assert.ok(!JSON.stringify(status).includes(TOKEN));
+  run.kill("SIGTERM");
+  assert.equal((await run.done).code, 0);
 });
 
 test("a token file that changes on disk is re-read and the new token used without a restart", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": "first-token-aaaa" },
   });
-  const dir = await scratch();
-  try {
-    const tokenFile = join(dir, ".auth_token");
-    await writeFile(tokenFile, "first-token-aaaa\n", { mode: 0o600 });
-    const run = startScript(CLI, {
-      args: ["--interval", "0.3"],
-      env: {
-        PLATFORM_URL: platform.url,
-        WORKSPACE_ID: "ws-1",
-        CONFIGS_DIR: dir,
-      },
-    });
-    await waitFor(() => platform.requestsTo("heartbeat").length >= 2, 10_000);
-    platform.setWorkspace("ws-1", "second-token-bbbb");
-    await writeFile(tokenFile, "second-token-bbbb\n");
-    const changedAt = platform.requests.length;
-    await waitFor(
-      () =>
-        platform.requests.slice(changedAt).filter((r) => r.authorized).length >=
-          3,
-      10_000,
-      "beats with the new token",
-    );
-    run.kill("SIGTERM");
-    const r = await run.done;
-    assert.equal(r.code, 0, r.stderr);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const tokenFile = join(dir, ".auth_token");
+  await writeFile(tokenFile, "first-token-aaaa\n", { mode: 0o600 });
+  const run = startScript(CLI, {
+    args: ["--interval", "0.3"],
+    env: {
+      PLATFORM_URL: platform.url,
+      WORKSPACE_ID: "ws-1",
+      CONFIGS_DIR: dir,
+    },
+  });
+  await waitFor(() => platform.requestsTo("heartbeat").length >= 2, 10_000);
+  platform.setWorkspace("ws-1", "second-token-bbbb");
+  await writeFile(tokenFile, "second-token-bbbb\n");
+  const changedAt = platform.requests.length;
+  await waitFor(
+    () =>
+      platform.requests.slice(changedAt).filter((r) => r.authorized).length >=
+        3,
+    10_000,
+    "beats with the new token",
+  );
+  run.kill("SIGTERM");
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stderr);
 });
 
 test("a workspaces file that changes on disk is re-read: a rotated token is used for its workspace only", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-a": "token-a-first", "ws-b": "token-b-kept" },
   });
-  const dir = await scratch();
-  try {
-    const file = join(dir, "workspaces.json");
-    const write = (tokenA: string) =>
-      writeFile(
-        file,
-        JSON.stringify([
-          { id: "ws-a", token: tokenA },
-          { id: "ws-b", token: "token-b-kept" },
-        ]),
-        { mode: 0o600 },
-      );
-    await write("token-a-first");
-    const run = startScript(CLI, {
-      args: ["--workspaces-file", file, "--interval", "0.3"],
-      env: { PLATFORM_URL: platform.url, CONFIGS_DIR: dir },
-    });
-    await waitFor(() => platform.requestsTo("heartbeat").length >= 4, 10_000);
-    platform.setWorkspace("ws-a", "token-a-second");
-    await write("token-a-second");
-    const changedAt = platform.requests.length;
-    await waitFor(
-      () => {
-        const after = platform.requests.slice(changedAt);
-        const ok = (id: string) =>
-          after.filter((r) => r.workspaceId === id && r.authorized).length;
-        return ok("ws-a") >= 2 && ok("ws-b") >= 2;
-      },
-      10_000,
-      "both workspaces accepted after the change",
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const file = join(dir, "workspaces.json");
+  const write = (tokenA: string) =>
+    writeFile(
+      file,
+      JSON.stringify([
+        { id: "ws-a", token: tokenA },
+        { id: "ws-b", token: "token-b-kept" },
+      ]),
+      { mode: 0o600 },
     );
-    run.kill("SIGTERM");
-    const r = await run.done;
-    assert.equal(r.code, 0, r.stderr);
-    assert.doesNotMatch(r.stderr, /ws-b got HTTP 401/);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await write("token-a-first");
+  const run = startScript(CLI, {
+    args: ["--workspaces-file", file, "--interval", "0.3"],
+    env: { PLATFORM_URL: platform.url, CONFIGS_DIR: dir },
+  });
+  await waitFor(() => platform.requestsTo("heartbeat").length >= 4, 10_000);
+  platform.setWorkspace("ws-a", "token-a-second");
+  await write("token-a-second");
+  const changedAt = platform.requests.length;
+  await waitFor(
+    () => {
+      const after = platform.requests.slice(changedAt);
+      const ok = (id: string) =>
+        after.filter((r) => r.workspaceId === id && r.authorized).length;
+      return ok("ws-a") >= 2 && ok("ws-b") >= 2;
+    },
+    10_000,
+    "both workspaces accepted after the change",
+  );
+  run.kill("SIGTERM");
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /ws-b got HTTP 401/);
 });
 
 test("warnings, not exits: interval over 60 s, group-readable token file, unwritable configs dir", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
   });
-  const dir = await scratch();
-  try {
-    const tokenFile = join(dir, "token");
-    await writeFile(tokenFile, TOKEN);
-    await chmod(tokenFile, 0o644);
-    const blocked = join(dir, "not-a-dir");
-    await writeFile(blocked, "a file where the configs dir should be");
-    const r = await cli([
-      "--once",
-      "--interval",
-      "90",
-      "--token-file",
-      tokenFile,
-      "--configs-dir",
-      join(blocked, "configs"),
-    ], {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: "ws-1",
-    });
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(
-      r.stderr,
-      /WARN --interval is 90 s: the platform marks a workspace offline after about 90 s/,
-    );
-    assert.match(
-      r.stderr,
-      /WARN --token-file .* is readable by other users \(mode 0644\).*chmod 600/,
-    );
-    assert.match(
-      r.stderr,
-      /WARN the configs dir .* cannot be created or written/,
-    );
-    assert.ok(noStackTrace(r.stderr));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const tokenFile = join(dir, "token");
+  await writeFile(tokenFile, TOKEN);
+  await chmod(tokenFile, 0o644);
+  const blocked = join(dir, "not-a-dir");
+  await writeFile(blocked, "a file where the configs dir should be");
+  const r = await cli([
+    "--once",
+    "--interval",
+    "90",
+    "--token-file",
+    tokenFile,
+    "--configs-dir",
+    join(blocked, "configs"),
+  ], {
+    PLATFORM_URL: platform.url,
+    WORKSPACE_ID: "ws-1",
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(
+    r.stderr,
+    /WARN --interval is 90 s: the platform marks a workspace offline after about 90 s/,
+  );
+  assert.match(
+    r.stderr,
+    /WARN --token-file .* is readable by other users \(mode 0644\).*chmod 600/,
+  );
+  assert.match(
+    r.stderr,
+    /WARN the configs dir .* cannot be created or written/,
+  );
+  assert.ok(noStackTrace(r.stderr));
 });
 
 test("--log-format json: one JSON object a line with level and message", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
   });
-  const dir = await scratch();
-  try {
-    const r = await cli(["--once", "--log-format", "json", "--verbose"], {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: "ws-1",
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir,
-    });
-    assert.equal(r.code, 0, r.stderr);
-    const lines = r.stderr.trim().split("\n");
-    assert.ok(lines.length >= 2);
-    for (const line of lines) {
-      const obj = JSON.parse(line);
-      assert.equal(typeof obj.level, "string");
-      assert.equal(typeof obj.message, "string");
-    }
-    assert.ok(
-      lines.some((l) =>
-        JSON.parse(l).message.includes("registered workspace ws-1")
-      ),
-    );
-    assert.ok(!r.stderr.includes(TOKEN));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const r = await cli(["--once", "--log-format", "json", "--verbose"], {
+    PLATFORM_URL: platform.url,
+    WORKSPACE_ID: "ws-1",
+    MOLECULE_WORKSPACE_TOKEN: TOKEN,
+    CONFIGS_DIR: dir,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stderr.trim().split("\n");
+  assert.ok(lines.length >= 2);
+  for (const line of lines) {
+    const obj = JSON.parse(line);
+    assert.equal(typeof obj.level, "string");
+    assert.equal(typeof obj.message, "string");
   }
+  assert.ok(
+    lines.some((l) =>
+      JSON.parse(l).message.includes("registered workspace ws-1")
+    ),
+  );
+  assert.ok(!r.stderr.includes(TOKEN));
 });
 
 test("--demo --once is a self-test that exits 0 and shows each step", async () => {
-  const dir = await scratch();
-  try {
-    const r = await cli(["--demo", "--once", "--configs-dir", dir], {});
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, "");
-    for (
-      const step of [
-        /platform emulator is listening on http:\/\/127\.0\.0\.1:\d+/,
-        /registered workspace/,
-        /heartbeat of .* accepted/,
-        /stored the inbound secret/,
-      ]
-    ) {
-      assert.match(r.stderr, step);
-    }
-    assert.ok(
-      (await readFile(join(dir, ".platform_inbound_secret"), "utf8")).length >
-        0,
-    );
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  await using scratchDir = await scratch();
+  const dir = scratchDir.path;
+  const r = await cli(["--demo", "--once", "--configs-dir", dir], {});
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "");
+  for (
+    const step of [
+      /platform emulator is listening on http:\/\/127\.0\.0\.1:\d+/,
+      /registered workspace/,
+      /heartbeat of .* accepted/,
+      /stored the inbound secret/,
+    ]
+  ) {
+    assert.match(r.stderr, step);
   }
+  assert.ok(
+    (await readFile(join(dir, ".platform_inbound_secret"), "utf8")).length >
+      0,
+  );
 });

@@ -125,6 +125,19 @@ export function logSettings(flags: CliFlags, env: EnvReader): LogSettings {
   };
 }
 
+/** A flag's value, else its variable's, and the name of the one it came from. */
+function flagOrEnv(
+  flag: string | undefined,
+  flagName: string,
+  env: EnvReader,
+  variable: string,
+): { raw: string | undefined; where: string } {
+  const fromFlag = setting(flag);
+  return fromFlag !== undefined
+    ? { raw: fromFlag, where: flagName }
+    : { raw: setting(env(variable)), where: variable };
+}
+
 /**
  * The interval in ms from `--interval`/`MOLECULE_HEARTBEAT_INTERVAL` (seconds,
  * fractions allowed), with a warning above 60 s.
@@ -136,12 +149,13 @@ export function intervalSetting(
   env: EnvReader,
   warnings: string[],
 ): number {
-  const fromFlag = setting(flags.interval);
-  const raw = fromFlag ?? setting(env("MOLECULE_HEARTBEAT_INTERVAL"));
+  const { raw, where } = flagOrEnv(
+    flags.interval,
+    "--interval",
+    env,
+    "MOLECULE_HEARTBEAT_INTERVAL",
+  );
   if (raw === undefined) return HEARTBEAT_INTERVAL_MS;
-  const where = fromFlag !== undefined
-    ? "--interval"
-    : "MOLECULE_HEARTBEAT_INTERVAL";
   const seconds = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw)
     ? Number(raw)
     : NaN;
@@ -176,9 +190,12 @@ export function platformUrlSetting(
   env: EnvReader,
   warnings: string[],
 ): string {
-  const fromFlag = setting(flags.platformUrl);
-  const raw = fromFlag ?? setting(env("PLATFORM_URL"));
-  const where = fromFlag !== undefined ? "--platform-url" : "PLATFORM_URL";
+  const { raw, where } = flagOrEnv(
+    flags.platformUrl,
+    "--platform-url",
+    env,
+    "PLATFORM_URL",
+  );
   if (raw === undefined) {
     throw new ConfigError(
       "PLATFORM_URL is not set: set it (or --platform-url) to your Molecule platform's base URL, such as https://your-tenant.molecule.example",
@@ -450,12 +467,13 @@ export function healthSetting(
   flags: CliFlags,
   env: EnvReader,
 ): HealthSetting | undefined {
-  const fromFlag = setting(flags.healthPort);
-  const raw = fromFlag ?? setting(env("MOLECULE_HEALTH_PORT"));
+  const { raw, where } = flagOrEnv(
+    flags.healthPort,
+    "--health-port",
+    env,
+    "MOLECULE_HEALTH_PORT",
+  );
   if (raw === undefined) return undefined;
-  const where = fromFlag !== undefined
-    ? "--health-port"
-    : "MOLECULE_HEALTH_PORT";
   if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
     throw new ConfigError(
       `${where} must be a port number from 0 to 65535, not "${raw}"`,
