@@ -26,12 +26,19 @@ import { VERSION } from "./src/version.ts";
 import {
   healthSetting,
   intervalSetting,
+  killAfterSetting,
   logSettings,
   parseFlags,
   platformUrlSetting,
   setting,
+  splitCommandLine,
   workspacesSetting,
 } from "./src/cli/config.ts";
+import { createMcpTracker, type McpTracker } from "./src/mcp_tracker.ts";
+import { createMcpStreamTap } from "./src/mcp_stream_tap.ts";
+import { maskForLog } from "./src/http.ts";
+import { SpawnError } from "./src/cli/child.ts";
+import type { Wrapped } from "./src/cli/wrap.ts";
 import type { HealthServer } from "./src/cli/health_server.ts";
 import { helpText } from "./src/cli/help.ts";
 import { configureLogging, printError } from "./src/cli/logging.ts";
@@ -83,7 +90,8 @@ export async function main(context: CliContext = {}): Promise<number> {
   let format: "text" | "json" = "text";
   const cleanups: (() => Promise<void>)[] = [];
   try {
-    const flags = parseFlags(args);
+    const commandLine = splitCommandLine(args);
+    const flags = parseFlags(commandLine.own);
     if (flags.help) {
       stdout(helpText());
       return EXIT.ok;
@@ -92,6 +100,14 @@ export async function main(context: CliContext = {}): Promise<number> {
       stdout(`molecule-heartbeat ${VERSION}\n`);
       return EXIT.ok;
     }
+    const command = commandLine.command;
+    if (command && flags.once) {
+      throw new ConfigError(
+        "--once cannot be combined with a command after --: --once sends one beat and exits, a command runs until it ends",
+        "--once",
+      );
+    }
+    const killAfterMs = killAfterSetting(flags);
     const logSet = logSettings(flags, env);
     format = logSet.format;
     await configureLogging({
@@ -169,6 +185,31 @@ export async function main(context: CliContext = {}): Promise<number> {
       perWorkspace: workspaces.length > 1,
       fs,
     });
+    // Wrapper mode: the child starts before register and beats, never after.
+    let wrapped: Wrapped | undefined;
+    let tracker: McpTracker | undefined;
+    if (command) {
+      tracker = createMcpTracker({ mask: await tokenMasker(workspaces) });
+      const { processAdapter } = await import("./src/cli/child.ts");
+      const { startWrapped } = await import("./src/cli/wrap.ts");
+      try {
+        wrapped = await startWrapped({
+          adapter: await processAdapter(),
+          command: command[0],
+          args: command.slice(1),
+          killAfterMs,
+          tap: createMcpStreamTap(tracker),
+        });
+      } catch (error) {
+        if (!(error instanceof SpawnError)) throw error;
+        printError(error.message, format);
+        return error.exitCode;
+      }
+      log.info("started {command} (pid {pid})", {
+        command: command[0],
+        pid: wrapped.child.pid,
+      });
+    }
     const stopSignal = new AbortController();
     const hb = startHeartbeat({
       platformUrl,
@@ -177,6 +218,7 @@ export async function main(context: CliContext = {}): Promise<number> {
       secretStore,
       env,
       signal: stopSignal.signal,
+      ...(tracker ? { stats: () => tracker.stats() } : {}),
     });
     cleanups.unshift(() => hb.stop());
     if (health) {
@@ -207,6 +249,11 @@ export async function main(context: CliContext = {}): Promise<number> {
       },
     );
 
+    if (wrapped) {
+      const code = await runWrapped(hb, wrapped, context.signal);
+      stopSignal.abort();
+      return code;
+    }
     const code = await runUntilDone(hb, {
       once: flags.once,
       demo,
@@ -233,6 +280,64 @@ export async function main(context: CliContext = {}): Promise<number> {
 }
 
 type Handle = ReturnType<typeof startHeartbeat>;
+
+/**
+ * Masks every token known at start out of texts sent to the platform (a
+ * tool's error text may quote the environment).
+ */
+async function tokenMasker(
+  workspaces: WorkspaceConfig[],
+): Promise<(text: string) => string> {
+  const tokens = new Set<string>();
+  for (const ws of workspaces) {
+    const token = typeof ws.token === "string"
+      ? ws.token
+      : await Promise.resolve(ws.token()).catch(() => "");
+    if (token) tokens.add(token);
+  }
+  return (text) => {
+    for (const token of tokens) text = maskForLog(text, token);
+    return text;
+  };
+}
+
+/**
+ * Wrapper mode's run: signals go to the child, a rejected token stops it,
+ * and the child's end ends the run with its exit code (3 after a rejected
+ * token).
+ */
+async function runWrapped(
+  hb: Handle,
+  wrapped: Wrapped,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  let rejected = false;
+  const forward = (name: string) => () => {
+    log.info("{signal}: forwarding it to the child", { signal: name });
+    wrapped.terminate(name);
+  };
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(
+    (name) => [name, forward(name)] as const,
+  );
+  for (const [name, handler] of handlers) process.on(name, handler);
+  const onAbort = () => wrapped.terminate("SIGTERM");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  hb.addEventListener("rejected", () => {
+    if (!hb.status().workspaces.every((w) => w.rejected)) return;
+    rejected = true;
+    log.error("the token was rejected: stopping the child");
+    wrapped.terminate("SIGTERM");
+  });
+  try {
+    const code = await wrapped.done;
+    log.info("the child exited (exit code {code})", { code });
+    return rejected ? EXIT.auth : code;
+  } finally {
+    for (const [name, handler] of handlers) process.off(name, handler);
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
 
 function detail<K extends keyof HeartbeatEventMap>(
   event: Event,

@@ -47,6 +47,9 @@ export * from "./src/file_secret_store.ts";
 export * from "./src/configs_dir.ts";
 export * from "./src/start_heartbeat.ts";
 export * from "./src/watched_file.ts";
+export * from "./src/mcp_tracker.ts";
+export * from "./src/mcp_stream_tap.ts";
+export * from "./src/mcp_transport.ts";
 export * from "./src/version.ts";
 
 if (import.meta.main) {

@@ -28,6 +28,7 @@ export interface CliFlags {
   verbose: boolean;
   healthPort?: string;
   healthHost?: string;
+  killAfter?: string;
   once: boolean;
   demo: boolean;
   help: boolean;
@@ -58,6 +59,7 @@ export function parseFlags(args: string[]): CliFlags {
         "verbose": { type: "boolean", short: "v" },
         "health-port": { type: "string" },
         "health-host": { type: "string" },
+        "kill-after": { type: "string" },
         "once": { type: "boolean" },
         "demo": { type: "boolean" },
         "help": { type: "boolean", short: "h" },
@@ -75,6 +77,7 @@ export function parseFlags(args: string[]): CliFlags {
       verbose: values.verbose ?? false,
       healthPort: values["health-port"],
       healthHost: values["health-host"],
+      killAfter: values["kill-after"],
       once: values.once ?? false,
       demo: values.demo ?? false,
       help: values.help ?? false,
@@ -86,6 +89,52 @@ export function parseFlags(args: string[]): CliFlags {
       .join("; ");
     throw new ConfigError(`${message}. Run with --help for the flags.`);
   }
+}
+
+/** The command line split at the first `--`: our flags, and the command to wrap. */
+export interface CommandLine {
+  /** The arguments before `--` (all of them when there is none). */
+  own: string[];
+  /** The command and its arguments after `--`; `undefined` when there is no `--`. */
+  command: string[] | undefined;
+}
+
+/**
+ * Splits the arguments at the first `--`: what follows is the command to
+ * run as a child (wrapper mode).
+ *
+ * @throws {ConfigError} When `--` is followed by nothing.
+ */
+export function splitCommandLine(args: string[]): CommandLine {
+  const at = args.indexOf("--");
+  if (at === -1) return { own: args, command: undefined };
+  const command = args.slice(at + 1);
+  if (command.length === 0) {
+    throw new ConfigError(
+      "-- must be followed by the command to run beside the heartbeat, such as: -- npx -y @modelcontextprotocol/server-everything",
+      "--",
+    );
+  }
+  return { own: args.slice(0, at), command };
+}
+
+/**
+ * The grace period between forwarding a signal to the child and SIGKILL,
+ * from `--kill-after` (seconds, default 10).
+ *
+ * @throws {ConfigError} When not a number from 0 to 3600.
+ */
+export function killAfterSetting(flags: CliFlags): number {
+  const raw = setting(flags.killAfter);
+  if (raw === undefined) return 10_000;
+  const seconds = /^(\d+\.?\d*|\.\d+)$/.test(raw) ? Number(raw) : NaN;
+  if (!(seconds >= 0 && seconds <= 3600)) {
+    throw new ConfigError(
+      `--kill-after must be a number of seconds from 0 to 3600, not "${raw}"`,
+      "--kill-after",
+    );
+  }
+  return seconds * 1000;
 }
 
 /** Trimmed value, or `undefined` when unset or whitespace-only. */

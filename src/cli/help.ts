@@ -14,6 +14,12 @@ Registers each workspace with the platform once, then heartbeats it every
 Usage:
   deno run -A jsr:@molecule/heartbeat [flags]
   molecule-heartbeat [flags]
+  molecule-heartbeat [flags] -- COMMAND [ARGS...]
+
+With -- COMMAND, the command (an MCP stdio server, or any long-running
+agent) runs as a child: stdin, stdout and stderr are relayed byte for byte,
+signals are forwarded, and the exit code is the child's (128 + N for signal
+N). Heartbeats carry its live work (tool calls under way, error rate).
 
 Flags (a flag beats its variable):
   --platform-url URL       PLATFORM_URL                  platform base URL (required)
@@ -36,8 +42,11 @@ Flags (a flag beats its variable):
                                                          and errors)
   --health-port PORT       MOLECULE_HEALTH_PORT          serve GET /healthz and GET /status
   --health-host HOST       MOLECULE_HEALTH_HOST          health address (default 127.0.0.1)
+  --kill-after SECONDS                                   with -- COMMAND: time from a forwarded
+                                                         SIGINT/SIGTERM/SIGHUP to SIGKILL
+                                                         (default 10)
   --once                                                 register and send one beat per
-                                                         workspace, then exit
+                                                         workspace, then exit (not with --)
   --demo                                                 run against a platform emulator
                                                          started in-process (no setup needed)
   --help, -h                                             this text
@@ -51,6 +60,9 @@ Tokens: generate a workspace token in the canvas → Tokens tab. Token files
 
 Exit codes: 0 stopped by SIGINT/SIGTERM or --once accepted; 1 --once not
 accepted; 2 configuration or usage error; 3 token rejected at register (with
-several workspaces: only when every one is rejected).
+several workspaces: only when every one is rejected; with -- COMMAND the
+child is stopped first). With -- COMMAND: the child's exit code, 128 + N when
+signal N killed it, 127 when the command is not found, 126 when it cannot be
+executed.
 `;
 }

@@ -164,3 +164,158 @@ export function startScript(
     done,
   };
 }
+
+/** A running child with piped stdin, for the wrapper's tests. */
+export interface Piped {
+  pid: number;
+  write(data: Uint8Array | string): Promise<void>;
+  end(): Promise<void>;
+  kill(signal: "SIGTERM" | "SIGINT" | "SIGHUP" | "SIGKILL"): void;
+  stdout(): Uint8Array;
+  stderr(): string;
+  done: Promise<Finished>;
+}
+
+interface DenoPipedChild {
+  pid: number;
+  stdin: WritableStream<Uint8Array>;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  status: Promise<{ code: number; signal: string | null }>;
+  kill(signal: string): void;
+}
+
+function joinBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Starts `cmd args` with every stdio stream piped; killed after `timeoutMs`.
+ * On Deno through `Deno.Command` (see {@link startScript}).
+ */
+export function startPiped(
+  cmd: string,
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Piped {
+  const env = {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "/tmp",
+    ...options.env,
+  };
+  const out: Uint8Array[] = [];
+  let stderr = "";
+  const encoder = new TextEncoder();
+  const bytes = (d: Uint8Array | string) =>
+    typeof d === "string" ? encoder.encode(d) : d;
+  const deno = (globalThis as {
+    Deno?: {
+      Command: new (
+        c: string,
+        o: Record<string, unknown>,
+      ) => { spawn(): DenoPipedChild };
+    };
+  }).Deno;
+  if (deno) {
+    const child = new deno.Command(cmd, {
+      args,
+      env,
+      clearEnv: true,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    const timer = setTimeout(
+      () => child.kill("SIGKILL"),
+      options.timeoutMs ?? 30_000,
+    );
+    const decoder = new TextDecoder();
+    const done = Promise.all([
+      (async () => {
+        for await (const c of child.stdout) out.push(c);
+      })(),
+      (async () => {
+        for await (const c of child.stderr) {
+          stderr += decoder.decode(c, { stream: true });
+        }
+      })(),
+      child.status,
+    ]).then(([, , status]) => {
+      clearTimeout(timer);
+      return {
+        code: status.signal ? null : status.code,
+        signal: status.signal,
+        stdout: new TextDecoder().decode(joinBytes(out)),
+        stderr,
+      };
+    });
+    return {
+      pid: child.pid,
+      write: (d) => writer.write(bytes(d)).catch(() => {}),
+      end: () => writer.close().catch(() => {}),
+      kill: (s) => {
+        try {
+          child.kill(s);
+        } catch { /* gone */ }
+      },
+      stdout: () => joinBytes(out),
+      stderr: () => stderr,
+      done,
+    };
+  }
+  const child = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+  child.stdin.on("error", () => {});
+  child.stdout.on("data", (d: Uint8Array) => out.push(d));
+  child.stderr.on("data", (d) => stderr += d);
+  const timer = setTimeout(
+    () => child.kill("SIGKILL"),
+    options.timeoutMs ?? 30_000,
+  );
+  const done = new Promise<Finished>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        code,
+        signal,
+        stdout: new TextDecoder().decode(joinBytes(out)),
+        stderr,
+      });
+    });
+  });
+  return {
+    pid: child.pid!,
+    write: (d) =>
+      new Promise<void>((resolve) => {
+        if (!child.stdin.write(bytes(d))) child.stdin.once("drain", resolve);
+        else resolve();
+      }),
+    end: () => new Promise<void>((resolve) => child.stdin.end(resolve)),
+    kill: (s) => child.kill(s),
+    stdout: () => joinBytes(out),
+    stderr: () => stderr,
+    done,
+  };
+}
+
+/** A Node binary to run npm's MCP servers and fixture children with. */
+export function nodeBin(): string {
+  if (!("Deno" in globalThis)) return process.execPath;
+  const local = new URL("../../node_modules/.bin/node", import.meta.url)
+    .pathname;
+  try {
+    (globalThis as { Deno: { statSync(p: string): unknown } }).Deno.statSync(
+      local,
+    );
+    return local;
+  } catch {
+    return "node";
+  }
+}

@@ -1,11 +1,11 @@
 /** Polls `condition` every 10 ms until it holds; fails after `timeoutMs`. */
 export async function waitFor(
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   timeoutMs = 5_000,
   what = "condition",
 ): Promise<void> {
   const end = performance.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (performance.now() > end) {
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     }

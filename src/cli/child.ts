@@ -1,0 +1,104 @@
+/**
+ * The child process the command wraps, and this process's own stdio, as web
+ * streams: one interface, one thin adapter per runtime.
+ *
+ * @module
+ */
+import { constants } from "node:os";
+
+/** How a child ended. */
+export interface ChildExit {
+  /** Its exit code, or `null` when a signal killed it. */
+  code: number | null;
+  /** The signal that killed it, such as `"SIGTERM"`, or `null`. */
+  signal: string | null;
+}
+
+/** A running child with piped stdio. */
+export interface Child {
+  /** Its process id. */
+  readonly pid: number;
+  /** Its standard input. */
+  readonly stdin: WritableStream<Uint8Array>;
+  /** Its standard output. */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** Its standard error. */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** Settles when it has exited (not waiting for its pipes to close). */
+  readonly exited: Promise<ChildExit>;
+  /** Sends a signal; a child already gone is no error. */
+  kill(signal: string): void;
+}
+
+/** This process's stdio and a way to start children, for one runtime. */
+export interface ProcessAdapter {
+  /**
+   * Starts `command` with `args`, the environment unchanged and every stdio
+   * stream piped.
+   *
+   * @throws {SpawnError} When the command cannot be found or run.
+   */
+  spawn(command: string, args: string[]): Promise<Child>;
+  /** This process's standard input. */
+  stdin(): ReadableStream<Uint8Array>;
+  /** This process's standard output; writes never block the event loop. */
+  stdout(): WritableStream<Uint8Array>;
+  /** This process's standard error; writes never block the event loop. */
+  stderr(): WritableStream<Uint8Array>;
+}
+
+/** A command that could not be started, with the exit code a shell gives. */
+export class SpawnError extends Error {
+  /** 127: not found; 126: found but not executable. */
+  readonly exitCode: 126 | 127;
+
+  /**
+   * @param command The command.
+   * @param exitCode 127 or 126.
+   * @param reason Why, in a few words.
+   */
+  constructor(command: string, exitCode: 126 | 127, reason: string) {
+    super(`${command}: ${reason}`);
+    this.name = "SpawnError";
+    this.exitCode = exitCode;
+  }
+}
+
+/** The error for a spawn failure code (`ENOENT`, `EACCES`, …). */
+export function spawnError(command: string, code: string | undefined): Error {
+  if (code === "ENOENT" || code === "NotFound") {
+    return new SpawnError(
+      command,
+      127,
+      "command not found (check the name and PATH)",
+    );
+  }
+  if (code === "EACCES" || code === "PermissionDenied" || code === "EISDIR") {
+    return new SpawnError(
+      command,
+      126,
+      "found but cannot be executed (not an executable file, or no permission)",
+    );
+  }
+  return new SpawnError(command, 126, `cannot be started (${code ?? "error"})`);
+}
+
+/**
+ * The exit code a shell reports for a child: its own code, or 128 + N when
+ * signal N killed it.
+ */
+export function exitCodeOf(exit: ChildExit): number {
+  if (exit.signal) {
+    const n = (constants.signals as Record<string, number>)[exit.signal];
+    return 128 + (n ?? 0);
+  }
+  return exit.code ?? 1;
+}
+
+/** The adapter for the runtime this runs on. */
+export async function processAdapter(): Promise<ProcessAdapter> {
+  if ("Deno" in globalThis) {
+    return (await import("./child_deno.ts")).denoProcessAdapter();
+  }
+  return (await import("./child_node.ts")).nodeProcessAdapter();
+}

@@ -1,0 +1,85 @@
+/**
+ * The Deno process adapter: `Deno.Command`, `Deno.stdin`, `Deno.stdout`.
+ *
+ * @module
+ */
+import { type Child, type ProcessAdapter, spawnError } from "./child.ts";
+
+interface DenoChildProcess {
+  pid: number;
+  stdin: WritableStream<Uint8Array>;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  status: Promise<{ code: number; signal: string | null }>;
+  kill(signal: string): void;
+}
+
+interface DenoLike {
+  Command: new (
+    command: string,
+    options: Record<string, unknown>,
+  ) => { spawn(): DenoChildProcess };
+  stdin: { readable: ReadableStream<Uint8Array> };
+  stdout: { write(p: Uint8Array): Promise<number> };
+  stderr: { write(p: Uint8Array): Promise<number> };
+}
+
+/**
+ * A writable over Deno's stdout or stderr that never closes the descriptor
+ * (Deno writes stdio off the event loop).
+ */
+function fdStream(
+  file: { write(p: Uint8Array): Promise<number> },
+): WritableStream<Uint8Array> {
+  return new WritableStream({
+    async write(chunk) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        offset += await file.write(chunk.subarray(offset));
+      }
+    },
+  });
+}
+
+/** The adapter. */
+export function denoProcessAdapter(): ProcessAdapter {
+  const deno = (globalThis as unknown as { Deno: DenoLike }).Deno;
+  return {
+    spawn(command, args) {
+      let child: DenoChildProcess;
+      try {
+        child = new deno.Command(command, {
+          args,
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+      } catch (error) {
+        return Promise.reject(
+          spawnError(command, (error as { name?: string }).name),
+        );
+      }
+      const wrapped: Child = {
+        pid: child.pid,
+        stdin: child.stdin,
+        stdout: child.stdout,
+        stderr: child.stderr,
+        exited: child.status.then((s) => ({
+          code: s.signal ? null : s.code,
+          signal: s.signal,
+        })),
+        kill(signal) {
+          try {
+            child.kill(signal);
+          } catch {
+            // already exited
+          }
+        },
+      };
+      return Promise.resolve(wrapped);
+    },
+    stdin: () => deno.stdin.readable,
+    stdout: () => fdStream(deno.stdout),
+    stderr: () => fdStream(deno.stderr),
+  };
+}
