@@ -126,7 +126,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
 
   const bucketIndex = () => Math.floor(now() / bucketMs);
   const inWindow = (index: number, current: number) =>
-    index > current - BUCKETS - 1 && index <= current;
+    index > current - BUCKETS && index <= current;
 
   const ended = (key: string, error: string | undefined) => {
     if (!active.delete(key)) return;

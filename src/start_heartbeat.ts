@@ -112,6 +112,12 @@ export interface WorkspaceStatus {
   authFailures: number;
   /** Whether an inbound secret has been stored during this run. */
   secretStored: boolean;
+  /**
+   * The live figures sent with its last beat (`active_tasks`,
+   * `current_task`, `error_rate`, `sample_error`, …); only when a `stats`
+   * function is given.
+   */
+  stats?: HeartbeatStats;
 }
 
 /** A snapshot of every workspace. */
@@ -208,6 +214,7 @@ interface Runtime {
   secretStored: boolean;
   badSecretWarned: boolean;
   statsWarned: boolean;
+  lastStats: HeartbeatStats | undefined;
 }
 
 /**
@@ -311,6 +318,7 @@ export class HeartbeatHandle extends EventTarget {
       secretStored: false,
       badSecretWarned: false,
       statsWarned: false,
+      lastStats: undefined,
     }));
     if (options.signal?.aborted) {
       this.ready = Promise.resolve({
@@ -369,6 +377,7 @@ export class HeartbeatHandle extends EventTarget {
         consecutiveFailures: ws.consecutiveFailures,
         authFailures: ws.authFailures,
         secretStored: ws.secretStored,
+        ...(ws.lastStats ? { stats: ws.lastStats } : {}),
       })),
     };
   }
@@ -576,6 +585,10 @@ export class HeartbeatHandle extends EventTarget {
       (sentAt - this.#startedAt) / 1000,
       stats,
     );
+    if (this.#options.stats) {
+      const { workspace_id: _, uptime_seconds: __, ...sent } = body;
+      ws.lastStats = sent;
+    }
     if (this.#isStopped) {
       ws.inFlight = false;
       return;
