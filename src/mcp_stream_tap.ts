@@ -44,31 +44,47 @@ class LineSplitter {
   #max: number;
   #onLine: (line: Uint8Array) => void;
   #onHuge: (tail: Uint8Array) => void;
+  #wanted: () => boolean;
+  // Inside a line that was not wanted when it began: skipped, not held.
+  #skipping = false;
+  #atLineStart = true;
 
   constructor(
     max: number,
     onLine: (line: Uint8Array) => void,
     onHuge: (tail: Uint8Array) => void,
+    wanted: () => boolean = () => true,
   ) {
     this.#max = max;
     this.#onLine = onLine;
     this.#onHuge = onHuge;
+    this.#wanted = wanted;
   }
 
   push(chunk: Uint8Array): void {
     let start = 0;
     while (start < chunk.length) {
+      if (this.#atLineStart) {
+        this.#atLineStart = false;
+        this.#skipping = !this.#wanted();
+      }
       const nl = chunk.indexOf(NEWLINE, start);
       const end = nl === -1 ? chunk.length : nl;
-      if (end > start) this.#add(chunk.subarray(start, end));
+      if (end > start && !this.#skipping) {
+        this.#add(chunk.subarray(start, end));
+      }
       if (nl === -1) return;
-      this.#flush();
+      if (this.#skipping) this.#skipping = false;
+      else this.#flush();
+      this.#atLineStart = true;
       start = nl + 1;
     }
   }
 
   end(): void {
-    if (this.#size > 0 || this.#huge) this.#flush();
+    if (!this.#skipping && (this.#size > 0 || this.#huge)) this.#flush();
+    this.#skipping = false;
+    this.#atLineStart = true;
   }
 
   #add(part: Uint8Array): void {
@@ -129,7 +145,8 @@ const decoder = new TextDecoder();
 /**
  * Taps both directions of an MCP stdio relay into a tracker. A client line
  * is decoded and parsed only when it names `tools/call` or
- * `notifications/cancelled`; a server line only while calls are under way.
+ * `notifications/cancelled`; a server line only when calls were under way as
+ * it began (an answer comes after its request), else it is not even held.
  * A line that is not JSON, not JSON-RPC, or longer than `maxLineBytes`
  * changes nothing, except that a huge answer whose last member is the `id`
  * of a call under way ends that call (uncounted). The tap never throws.
@@ -191,7 +208,7 @@ export function createMcpStreamTap(
       return;
     }
     tracker.forget(id);
-  });
+  }, () => tracker.active > 0);
   const guard = (fn: () => void) => {
     try {
       fn();

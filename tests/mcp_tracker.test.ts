@@ -238,3 +238,20 @@ test("trackTransport: messages in are the client's, messages sent the server's; 
   assert.deepEqual(sent, [rpcError(1, "failed")]);
   assert.equal(tracker.stats().error_rate, 1);
 });
+
+test("tap: server lines that begin with no call under way are skipped, those that begin during one are read", () => {
+  const { tracker, tap, line, enc } = tapped();
+  // Begins before any call: skipped whole, even across chunks.
+  tap.server(enc.encode('{"jsonrpc":"2.0","id":1,"res'));
+  tap.client(line(call(1, "a")));
+  tap.server(enc.encode('ult":{"isError":true,"content":[]}}\n'));
+  assert.equal(
+    tracker.stats().active_tasks,
+    1,
+    "the skipped line ended nothing",
+  );
+  // Begins during the call: read.
+  tap.server(line(toolError(1, "real failure")));
+  assert.equal(tracker.stats().active_tasks, 0);
+  assert.equal(tracker.stats().sample_error, "real failure");
+});

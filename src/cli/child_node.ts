@@ -6,7 +6,8 @@
  * @module
  */
 import { spawn } from "node:child_process";
-import { write } from "node:fs";
+import { fstatSync, write } from "node:fs";
+import { Socket } from "node:net";
 import process from "node:process";
 import { Readable, Writable } from "node:stream";
 import { type Child, type ProcessAdapter, spawnError } from "./child.ts";
@@ -32,6 +33,40 @@ function fdStream(fd: number): WritableStream<Uint8Array> {
       while (offset < chunk.length) {
         offset += await writeFd(fd, chunk.subarray(offset));
       }
+    },
+  });
+}
+
+/**
+ * Our stdout as a non-blocking libuv stream when it is a pipe or a socket (as
+ * under an MCP client): a write costs no thread-pool hop, and a reader that
+ * stalls backs up into `drain` instead of blocking. Files and terminals keep
+ * {@link fdStream}. Nothing else writes to fd 1 in wrapper mode.
+ */
+function stdoutStream(): WritableStream<Uint8Array> {
+  let info;
+  try {
+    info = fstatSync(1);
+  } catch {
+    return fdStream(1);
+  }
+  if (!info.isFIFO() && !info.isSocket()) return fdStream(1);
+  const socket = new Socket({ fd: 1, readable: false, writable: true });
+  let failure: Error | undefined;
+  socket.on("error", (error) => failure = error);
+  return new WritableStream({
+    write(chunk) {
+      if (failure) return Promise.reject(failure);
+      if (socket.write(chunk)) return;
+      return new Promise<void>((resolve, reject) => {
+        const done = () => {
+          socket.off("drain", done);
+          socket.off("close", done);
+          return failure ? reject(failure) : resolve();
+        };
+        socket.on("drain", done);
+        socket.on("close", done);
+      });
     },
   });
 }
@@ -83,7 +118,7 @@ export function nodeProcessAdapter(): ProcessAdapter {
     },
     stdin: () =>
       Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>,
-    stdout: () => fdStream(1),
+    stdout: stdoutStream,
     stderr: () => fdStream(2),
   };
 }
