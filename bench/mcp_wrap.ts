@@ -256,6 +256,17 @@ try {
   results.push(
     await run("wrapped (Node 24)", [bin("node"), CLI, "--", ...SERVER], env),
   );
+  results.push(
+    await run("wrapped (Deno, small young generation)", [
+      bin("deno"),
+      "run",
+      "-A",
+      "--v8-flags=--max-semi-space-size=1",
+      CLI,
+      "--",
+      ...SERVER,
+    ], env),
+  );
 } finally {
   await platform.close();
 }
