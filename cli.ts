@@ -28,10 +28,12 @@ import {
   intervalSetting,
   killAfterSetting,
   logSettings,
+  orgIdSetting,
   parseFlags,
   platformUrlSetting,
   setting,
   splitCommandLine,
+  statePollSetting,
   workspacesSetting,
 } from "./src/cli/config.ts";
 import { createMcpTracker, type McpTracker } from "./src/mcp_tracker.ts";
@@ -51,6 +53,7 @@ export const EXIT = {
   notAccepted: 1,
   config: 2,
   auth: 3,
+  deleted: 4,
 } as const;
 
 /** Ids and token of the workspace `--demo` serves. */
@@ -108,6 +111,8 @@ export async function main(context: CliContext = {}): Promise<number> {
       );
     }
     const killAfterMs = killAfterSetting(flags);
+    const orgId = orgIdSetting(flags, env);
+    const statePollEvery = statePollSetting(flags);
     const logSet = logSettings(flags, env);
     format = logSet.format;
     await configureLogging({
@@ -218,6 +223,9 @@ export async function main(context: CliContext = {}): Promise<number> {
       secretStore,
       env,
       signal: stopSignal.signal,
+      orgId,
+      statePollEvery,
+      checkStateAtStart: flags.once,
       ...(tracker ? { stats: () => tracker.stats() } : {}),
     });
     cleanups.unshift(() => hb.stop());
@@ -282,6 +290,17 @@ export async function main(context: CliContext = {}): Promise<number> {
 type Handle = ReturnType<typeof startHeartbeat>;
 
 /**
+ * When every workspace is gone (token rejected at register, or deleted on
+ * the platform), the exit code: 4 when every one was deleted, else 3;
+ * `undefined` while one is still served.
+ */
+function goneCode(hb: Handle): number | undefined {
+  const all = hb.status().workspaces;
+  if (!all.every((w) => w.rejected || w.deleted)) return undefined;
+  return all.every((w) => w.deleted) ? EXIT.deleted : EXIT.auth;
+}
+
+/**
  * Masks every token known at start out of texts sent to the platform (a
  * tool's error text may quote the environment).
  */
@@ -311,7 +330,7 @@ async function runWrapped(
   wrapped: Wrapped,
   signal: AbortSignal | undefined,
 ): Promise<number> {
-  let rejected = false;
+  let gone: number | undefined;
   const forward = (name: string) => () => {
     log.info("{signal}: forwarding it to the child", { signal: name });
     wrapped.terminate(name);
@@ -323,16 +342,23 @@ async function runWrapped(
   const onAbort = () => wrapped.terminate("SIGTERM");
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
-  hb.addEventListener("rejected", () => {
-    if (!hb.status().workspaces.every((w) => w.rejected)) return;
-    rejected = true;
-    log.error("the token was rejected: stopping the child");
+  const onGone = () => {
+    const code = goneCode(hb);
+    if (code === undefined || gone !== undefined) return;
+    gone = code;
+    log.error(
+      code === EXIT.deleted
+        ? "the workspace was deleted on the platform: stopping the child"
+        : "the token was rejected: stopping the child",
+    );
     wrapped.terminate("SIGTERM");
-  });
+  };
+  hb.addEventListener("rejected", onGone);
+  hb.addEventListener("deleted", onGone);
   try {
     const code = await wrapped.done;
     log.info("the child exited (exit code {code})", { code });
-    return rejected ? EXIT.auth : code;
+    return gone ?? code;
   } finally {
     for (const [name, handler] of handlers) process.off(name, handler);
     signal?.removeEventListener("abort", onAbort);
@@ -381,10 +407,16 @@ function runUntilDone(
     const checkOnce = () => {
       if (!options.once) return;
       const status = hb.status().workspaces;
-      const live = status.filter((w) => !w.rejected);
-      if (!live.every((w) => firstBeat.has(w.workspaceId))) return;
+      const live = status.filter((w) => !w.rejected && !w.deleted);
+      // --once also asks each workspace's state; wait for that answer too.
+      if (
+        !live.every((w) =>
+          w.lastState !== undefined &&
+          (w.paused || firstBeat.has(w.workspaceId))
+        )
+      ) return;
       const failed = live.filter((w) =>
-        !firstBeat.get(w.workspaceId)!.ok || !w.registered
+        w.paused || !firstBeat.get(w.workspaceId)!.ok || !w.registered
       );
       const rejected = status.length - live.length;
       if (failed.length === 0 && rejected === 0) {
@@ -395,30 +427,40 @@ function runUntilDone(
         return finish(EXIT.ok);
       }
       for (const w of failed) {
-        const beat = firstBeat.get(w.workspaceId)!;
+        const beat = firstBeat.get(w.workspaceId);
         log.error(
           "--once: workspace {workspaceId} was not accepted: {reason}",
           {
             workspaceId: w.workspaceId,
-            reason: !w.registered
+            reason: w.paused
+              ? "the workspace is paused on the platform"
+              : !w.registered
               ? `register failed (${w.lastError ?? "no answer"})`
-              : beat.reason,
+              : beat?.reason ?? "no answer",
           },
         );
       }
       finish(EXIT.notAccepted);
     };
 
-    hb.addEventListener("rejected", () => {
-      const status = hb.status().workspaces;
-      if (status.every((w) => w.rejected)) {
-        if (status.length > 1) {
-          log.error("every workspace's token was rejected; exiting");
+    const onGone = () => {
+      const code = goneCode(hb);
+      if (code !== undefined) {
+        if (hb.status().workspaces.length > 1) {
+          log.error(
+            "no workspace is left to serve (tokens rejected or workspaces deleted); exiting",
+          );
         }
-        return finish(EXIT.auth);
+        return finish(code);
       }
       checkOnce();
-    });
+    };
+    hb.addEventListener("rejected", onGone);
+    hb.addEventListener("deleted", onGone);
+    if (options.once) {
+      hb.addEventListener("paused", () => checkOnce());
+      hb.addEventListener("state", () => checkOnce());
+    }
     // Per-beat events cost a CustomEvent each: listen only when needed.
     if (options.once || options.demo) {
       hb.addEventListener("beat", (event) => {

@@ -50,6 +50,7 @@ export * from "./src/watched_file.ts";
 export * from "./src/mcp_tracker.ts";
 export * from "./src/mcp_stream_tap.ts";
 export * from "./src/mcp_transport.ts";
+export * from "./src/workspace_state.ts";
 export * from "./src/version.ts";
 
 if (import.meta.main) {

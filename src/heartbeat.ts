@@ -90,6 +90,8 @@ export interface SendHeartbeatOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
+  /** Sent as `X-Molecule-Org-Id`, for multi-tenant edges. @default {not sent} */
+  orgId?: string;
 }
 
 /** The result of one beat. */
@@ -129,6 +131,7 @@ export async function sendHeartbeat(
       timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
       signal: options.signal,
       fetch: options.fetch,
+      orgId: options.orgId,
     });
     result = classifyAnswer(answer);
   } catch (error) {

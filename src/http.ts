@@ -51,6 +51,16 @@ export interface PostJsonOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
+  /** Sent as `X-Molecule-Org-Id`, for multi-tenant edges. @default {not sent} */
+  orgId?: string;
+}
+
+/** Options of {@link requestJson}: those of {@link postJson}, any method. */
+export interface RequestJsonOptions extends Omit<PostJsonOptions, "body"> {
+  /** The method. */
+  method: "GET" | "POST";
+  /** The JSON body (POST only). */
+  body?: unknown;
 }
 
 const decoder = new TextDecoder();
@@ -77,8 +87,34 @@ const MIN_MASKED_LENGTH = 6;
  * @param options What to send, where, and how long to wait.
  * @returns The answer.
  */
-export async function postJson(
+export function postJson(
   options: PostJsonOptions,
+): Promise<PlatformAnswer> {
+  return requestJson({ ...options, method: "POST" });
+}
+
+/**
+ * A request with the contract's headers (`Authorization`, `Origin`, with a
+ * body `Content-Type`; `X-Molecule-Org-Id` when `orgId` is given), read as
+ * {@link postJson} reads it.
+ *
+ * @example
+ * ```ts
+ * import { requestJson } from "@molecule/heartbeat";
+ * const answer = await requestJson({
+ *   method: "GET",
+ *   baseUrl: "http://127.0.0.1:8080",
+ *   path: "/workspaces/ws-1/state",
+ *   token: "t",
+ *   timeoutMs: 10_000,
+ * }).catch(() => undefined);
+ * ```
+ *
+ * @param options What to send, where, and how long to wait.
+ * @returns The answer.
+ */
+export async function requestJson(
+  options: RequestJsonOptions,
 ): Promise<PlatformAnswer> {
   const signal = options.timeoutMs <= 0
     ? options.signal
@@ -86,14 +122,16 @@ export async function postJson(
     ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
     : AbortSignal.timeout(options.timeoutMs);
   const fetchFn = options.fetch ?? globalThis.fetch;
+  const headers: Record<string, string> = {
+    "Authorization": `Bearer ${options.token}`,
+    "Origin": originOf(options.baseUrl),
+  };
+  if (options.method === "POST") headers["Content-Type"] = "application/json";
+  if (options.orgId) headers["X-Molecule-Org-Id"] = options.orgId;
   const response = await fetchFn(options.baseUrl + options.path, {
-    method: "POST",
-    headers: {
-      "Authorization": `Bearer ${options.token}`,
-      "Origin": options.baseUrl,
-      "Content-Type": "application/json",
-    },
-    body: JSON.stringify(options.body),
+    method: options.method,
+    headers,
+    body: options.method === "POST" ? JSON.stringify(options.body) : undefined,
     redirect: "manual",
     signal,
   });
@@ -126,6 +164,15 @@ export async function postJson(
       : parseRetryAfter(response.headers.get("retry-after")),
     location: plain ? undefined : response.headers.get("location") ?? undefined,
   };
+}
+
+/** The origin (scheme, host, port) of a base URL that may carry a path. */
+function originOf(baseUrl: string): string {
+  try {
+    return new URL(baseUrl).origin;
+  } catch {
+    return baseUrl;
+  }
 }
 
 async function readCapped(

@@ -33,7 +33,7 @@ export type Fault =
 /** Which requests a fault applies to. */
 export interface FaultScope {
   /** `register`, `heartbeat`, or both. @default {"any"} */
-  path?: "register" | "heartbeat" | "any";
+  path?: "register" | "heartbeat" | "state" | "any";
   /** Only this workspace's requests. @default {every workspace} */
   workspaceId?: string;
   /** How many requests it applies to; then it is gone. @default {Infinity} */
@@ -58,6 +58,10 @@ export interface RequestRecord {
   authorized: boolean;
   /** The parsed JSON body, when it parsed. */
   body: unknown;
+  /** The `X-Molecule-Org-Id` header. */
+  orgId: string | undefined;
+  /** The HTTP method. */
+  method: string;
 }
 
 /** What the emulator knows of a workspace. */
@@ -84,6 +88,10 @@ export interface EmulatedWorkspace {
   lastHeartbeatAt: number | undefined;
   /** The inbound secret it hands out, if any. */
   secret: string | undefined;
+  /** Whether an operator paused it. */
+  paused: boolean;
+  /** How it was deleted: hard (gone) or soft (`status: "removed"`). */
+  deleted: "hard" | "soft" | undefined;
 }
 
 /** Options of {@link startPlatformEmulator}. */
@@ -131,6 +139,16 @@ export interface PlatformEmulator extends AsyncDisposable {
   revoke(workspaceId: string): void;
   /** Restores a revoked token. */
   restore(workspaceId: string): void;
+  /** Pauses a workspace: `/state` says `paused` until {@link resume}. */
+  pause(workspaceId: string): void;
+  /** Resumes a paused workspace. */
+  resume(workspaceId: string): void;
+  /**
+   * Deletes a workspace, hard (`/state` 404 `{"deleted": true}`) or soft
+   * (`{"status": "removed", "deleted": true}`); its token stops working on
+   * the registry endpoints.
+   */
+  remove(workspaceId: string, how?: "hard" | "soft"): void;
   /** Adds or replaces a workspace and its token. */
   setWorkspace(workspaceId: string, token: string): void;
   /** Sets the secret handed to a workspace (`undefined` for none). */
@@ -139,7 +157,7 @@ export interface PlatformEmulator extends AsyncDisposable {
   workspace(workspaceId: string): EmulatedWorkspace | undefined;
   /** Records of one path (and workspace). */
   requestsTo(
-    path: "register" | "heartbeat",
+    path: "register" | "heartbeat" | "state",
     workspaceId?: string,
   ): RequestRecord[];
   /** Stops the server and drops every connection. */
@@ -148,7 +166,7 @@ export interface PlatformEmulator extends AsyncDisposable {
 
 interface ActiveFault {
   fault: Fault;
-  path: "register" | "heartbeat" | "any";
+  path: "register" | "heartbeat" | "state" | "any";
   workspaceId: string | undefined;
   remaining: number;
 }
@@ -205,6 +223,8 @@ export async function startPlatformEmulator(
       lastHeartbeat: undefined,
       lastHeartbeatAt: undefined,
       secret: secretFor(id),
+      paused: false,
+      deleted: undefined,
     };
     known.set(id, ws);
     return ws;
@@ -261,10 +281,13 @@ export async function startPlatformEmulator(
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const at = performance.now();
     const url = req.url ?? "/";
+    const stateMatch = /^\/workspaces\/([^/?]+)\/state$/.exec(url);
     const path = url === "/registry/register"
       ? "register"
       : url === "/registry/heartbeat"
       ? "heartbeat"
+      : stateMatch
+      ? "state"
       : url;
     const raw = await readBody(req);
     let body: unknown = undefined;
@@ -279,17 +302,28 @@ export async function startPlatformEmulator(
       typeof body === "object" && body !== null && !Array.isArray(body)
         ? body as Record<string, unknown>
         : undefined;
-    const idField = path === "register" ? obj?.id : obj?.workspace_id;
+    let stateId: string | undefined;
+    try {
+      stateId = stateMatch ? decodeURIComponent(stateMatch[1]) : undefined;
+    } catch {
+      stateId = undefined;
+    }
+    const idField = path === "register"
+      ? obj?.id
+      : path === "state"
+      ? stateId
+      : obj?.workspace_id;
     const workspaceId = typeof idField === "string" && idField !== ""
       ? idField
       : undefined;
     const auth = req.headers.authorization;
     const bearer = auth?.startsWith("Bearer ") ? auth.slice(7) : undefined;
     let ws = workspaceId ? known.get(workspaceId) : undefined;
-    if (!ws && workspaceId && acceptUnknown && bearer) {
+    if (!ws && workspaceId && acceptUnknown && bearer && path !== "state") {
       ws = addWorkspace(workspaceId, bearer);
     }
-    const authorized = !!ws && !ws.revoked && bearer === ws.token;
+    const authorized = !!ws && !ws.revoked && !ws.deleted &&
+      bearer === ws.token;
     const rec: RequestRecord = {
       path,
       workspaceId,
@@ -299,6 +333,10 @@ export async function startPlatformEmulator(
       contentType: req.headers["content-type"],
       authorized,
       body,
+      orgId: typeof req.headers["x-molecule-org-id"] === "string"
+        ? req.headers["x-molecule-org-id"]
+        : undefined,
+      method: req.method ?? "",
     };
     const finish = (status: number) => {
       rec.status = status;
@@ -322,6 +360,36 @@ export async function startPlatformEmulator(
       finish(status);
     };
 
+    if (path === "state") {
+      if (req.method !== "GET") {
+        return send(405, { error: "method not allowed" });
+      }
+      const fault = takeFault(path, workspaceId);
+      if (fault?.kind === "status") {
+        return send(fault.status, fault.body ?? { error: "query failed" });
+      }
+      if (fault?.kind === "hang") return finish(0);
+      // A deleted workspace has no live token on file: the request is let through.
+      if (!ws || ws.deleted) {
+        return send(
+          404,
+          ws?.deleted === "soft"
+            ? { workspace_id: workspaceId, status: "removed", deleted: true }
+            : { workspace_id: workspaceId, deleted: true },
+        );
+      }
+      if (!bearer) return send(401, { error: "missing workspace auth token" });
+      if (!authorized) {
+        return send(401, { error: "invalid workspace auth token" });
+      }
+      const status = ws.paused ? "paused" : currentStatus(ws);
+      return send(200, {
+        workspace_id: ws.id,
+        status: status === "never-seen" ? "awaiting_agent" : status,
+        paused: ws.paused,
+        deleted: false,
+      });
+    }
     if (path !== "register" && path !== "heartbeat") {
       return send(404, { error: "not found" });
     }
@@ -509,6 +577,18 @@ export async function startPlatformEmulator(
     restore(id) {
       const ws = known.get(id);
       if (ws) ws.revoked = false;
+    },
+    pause(id) {
+      const ws = known.get(id);
+      if (ws) ws.paused = true;
+    },
+    resume(id) {
+      const ws = known.get(id);
+      if (ws) ws.paused = false;
+    },
+    remove(id, how = "hard") {
+      const ws = known.get(id);
+      if (ws) ws.deleted = how;
     },
     setWorkspace(id, token) {
       addWorkspace(id, token);

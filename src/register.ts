@@ -29,6 +29,8 @@ export interface RegisterOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
+  /** Sent as `X-Molecule-Org-Id`, for multi-tenant edges. @default {not sent} */
+  orgId?: string;
 }
 
 /** The result of a register that was not rejected for its token. */
@@ -82,6 +84,7 @@ export async function register(
       timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
       signal: options.signal,
       fetch: options.fetch,
+      orgId: options.orgId,
     });
     outcome = classifyAnswer(answer);
   } catch (error) {

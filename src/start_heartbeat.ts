@@ -29,6 +29,11 @@ import { nextSlot, phaseOffset } from "./schedule.ts";
 import { isValidSecret, type SecretStore } from "./secret.ts";
 import { type QueuedTimer, TimerQueue } from "./timer_queue.ts";
 import type { TokenSource } from "./token.ts";
+import {
+  fetchWorkspaceState,
+  type WorkspaceState,
+  type WorkspaceStateKind,
+} from "./workspace_state.ts";
 
 /** One workspace to keep alive. */
 export interface WorkspaceConfig {
@@ -84,6 +89,19 @@ export interface HeartbeatOptions {
   env?: EnvReader;
   /** Clock time uptime counts from. @default {clock.now() at start} */
   startedAt?: number;
+  /** Sent as `X-Molecule-Org-Id` on every request, for multi-tenant edges. @default {not sent} */
+  orgId?: string;
+  /**
+   * Ask the platform for each workspace's state (`GET /workspaces/:id/state`)
+   * every this many accepted beats, to notice a pause. It is always asked
+   * after a beat refused with 401/403 and after a register refused so (at
+   * most once per interval per workspace). 0 asks only then. @default {0}
+   */
+  statePollEvery?: number;
+  /** Ask every workspace's state at start, beside its register (as `--once` does). @default {false} */
+  checkStateAtStart?: boolean;
+  /** While a workspace is paused, ask its state this often, in ms. @default {60000} */
+  pausedCheckMs?: number;
 }
 
 /** A workspace's state, as {@link HeartbeatHandle.status} reports it. */
@@ -94,6 +112,12 @@ export interface WorkspaceStatus {
   registered: boolean;
   /** Whether the platform refused its token at register; it is no longer served. */
   rejected: boolean;
+  /** Whether the platform says it was deleted; it is no longer served. */
+  deleted: boolean;
+  /** Whether the platform says it is paused; beats wait until it is resumed. */
+  paused: boolean;
+  /** What the platform's last `/state` answer meant, if it was asked. */
+  lastState: WorkspaceStateKind | undefined;
   /** Beats whose request completed with an answer or an error. */
   beatsSent: number;
   /** Beats the platform accepted (2xx). */
@@ -140,6 +164,8 @@ export interface ReadyResult {
   rejected: { workspaceId: string; status: number }[];
   /** Ids whose register failed otherwise; they heartbeat and retry register. */
   failed: { workspaceId: string; reason: string }[];
+  /** Ids the platform says were deleted (asked after a refused register); not served. */
+  deleted: string[];
 }
 
 /** The `detail` of each event a {@link HeartbeatHandle} dispatches, by type. */
@@ -169,6 +195,18 @@ export interface HeartbeatEventMap {
   };
   /** The auth-failure count reached 3, or 3 + k × 20. */
   "auth-escalation": { workspaceId: string; status: number; count: number };
+  /** The platform answered a state request (after it was acted on). */
+  state: {
+    workspaceId: string;
+    kind: WorkspaceStateKind;
+    platformStatus?: string;
+  };
+  /** The platform says the workspace was deleted; it is no longer served. */
+  deleted: { workspaceId: string; platformStatus?: string };
+  /** The platform says the workspace is paused; its beats wait. */
+  paused: { workspaceId: string };
+  /** A paused workspace is live again; its beats resume. */
+  resumed: { workspaceId: string };
   /** A new inbound secret was stored. */
   "secret-stored": { workspaceId: string };
   /** Storing an inbound secret failed; the next answer carrying it retries. */
@@ -215,6 +253,15 @@ interface Runtime {
   badSecretWarned: boolean;
   statsWarned: boolean;
   lastStats: HeartbeatStats | undefined;
+  // Lifecycle, from GET /workspaces/:id/state.
+  deleted: boolean;
+  paused: boolean;
+  lastState: WorkspaceStateKind | undefined;
+  stateAskedAt: number | undefined;
+  stateAsking: boolean;
+  beatsSinceState: number;
+  /** /state refused the token too: the workspace exists, the token is revoked. */
+  authConfirmed: boolean;
 }
 
 /**
@@ -319,18 +366,29 @@ export class HeartbeatHandle extends EventTarget {
       badSecretWarned: false,
       statsWarned: false,
       lastStats: undefined,
+      deleted: false,
+      paused: false,
+      lastState: undefined,
+      stateAskedAt: undefined,
+      stateAsking: false,
+      beatsSinceState: 0,
+      authConfirmed: false,
     }));
     if (options.signal?.aborted) {
       this.ready = Promise.resolve({
         registered: [],
         rejected: [],
         failed: [],
+        deleted: [],
       });
       void this.stop();
       return;
     }
     options.signal?.addEventListener("abort", this.#onSignal, { once: true });
     this.ready = this.#track(this.#registerAll());
+    if (options.checkStateAtStart) {
+      for (const ws of this.#runtimes) this.#askState(ws, true);
+    }
   }
 
   /**
@@ -364,6 +422,9 @@ export class HeartbeatHandle extends EventTarget {
         workspaceId: ws.id,
         registered: ws.registered,
         rejected: ws.rejected,
+        deleted: ws.deleted,
+        paused: ws.paused,
+        lastState: ws.lastState,
         beatsSent: ws.beatsSent,
         beatsAccepted: ws.beatsAccepted,
         lastSuccessAt: ws.lastSuccessWall === undefined
@@ -436,7 +497,12 @@ export class HeartbeatHandle extends EventTarget {
   // ---- register ----
 
   async #registerAll(): Promise<ReadyResult> {
-    const result: ReadyResult = { registered: [], rejected: [], failed: [] };
+    const result: ReadyResult = {
+      registered: [],
+      rejected: [],
+      failed: [],
+      deleted: [],
+    };
     // A few workers take the workspaces in turn, rather than one waiting
     // promise per workspace: ten thousand of those all alive at once made
     // V8 grow its young generation for good.
@@ -447,10 +513,14 @@ export class HeartbeatHandle extends EventTarget {
         if (outcome === "ok") result.registered.push(ws.id);
         else if (outcome === "rejected") {
           result.rejected.push({ workspaceId: ws.id, status: ws.lastStatus! });
-        } else if (outcome !== "aborted") {
+        } else if (outcome === "deleted") result.deleted.push(ws.id);
+        else if (outcome !== "aborted") {
           result.failed.push({ workspaceId: ws.id, reason: outcome.reason });
         }
-        if (outcome !== "rejected" && outcome !== "aborted") {
+        if (
+          outcome !== "rejected" && outcome !== "aborted" &&
+          outcome !== "deleted"
+        ) {
           this.#scheduleBeat(ws, Math.max(this.#clock.now(), ws.anchor));
         }
       }
@@ -465,8 +535,10 @@ export class HeartbeatHandle extends EventTarget {
 
   async #register(
     ws: Runtime,
-  ): Promise<"ok" | "rejected" | "aborted" | { reason: string }> {
-    if (this.#isStopped) return "aborted";
+  ): Promise<
+    "ok" | "rejected" | "deleted" | "aborted" | { reason: string }
+  > {
+    if (this.#isStopped || ws.deleted) return "aborted";
     const signal = this.#abort.signal;
     let result;
     try {
@@ -480,10 +552,16 @@ export class HeartbeatHandle extends EventTarget {
           timeoutMs: this.#timeout,
           signal,
           fetch: this.#options.fetch,
+          orgId: this.#options.orgId,
         })
       );
     } catch (error) {
       if (error instanceof RegisterAuthError) {
+        // A refused token, or a deleted workspace? The platform can tell.
+        const state = await this.#fetchState(ws);
+        if (state) this.#applyState(ws, state);
+        if (ws.deleted) return "deleted";
+        if (this.#isStopped) return "aborted";
         this.#reject(ws, error);
         return "rejected";
       }
@@ -560,12 +638,16 @@ export class HeartbeatHandle extends EventTarget {
 
   // ---- heartbeat ----
 
+  #served(ws: Runtime): boolean {
+    return !this.#isStopped && !ws.rejected && !ws.deleted && !ws.paused;
+  }
+
   #scheduleBeat(ws: Runtime, due: number): void {
-    if (this.#isStopped || ws.rejected) return;
+    if (!this.#served(ws)) return;
     if (ws.timer) this.#queue.cancel(ws.timer);
     ws.timer = this.#queue.at(due, () => {
       ws.timer = undefined;
-      if (ws.inFlight || ws.rejected || this.#isStopped) return;
+      if (ws.inFlight || !this.#served(ws)) return;
       ws.inFlight = true;
       void this.#track(this.#beat(ws)).catch((error) => {
         ws.inFlight = false;
@@ -603,6 +685,7 @@ export class HeartbeatHandle extends EventTarget {
         timeoutMs: 0,
         signal: deadline.controller.signal,
         fetch: this.#options.fetch,
+        orgId: this.#options.orgId,
       });
     } catch (error) {
       ws.inFlight = false;
@@ -634,6 +717,11 @@ export class HeartbeatHandle extends EventTarget {
         latencyMs: now - sentAt,
       });
       this.#offerSecret(ws, result.inboundSecret);
+      const every = this.#options.statePollEvery ?? 0;
+      if (every > 0 && ++ws.beatsSinceState >= every) {
+        ws.beatsSinceState = 0;
+        this.#askState(ws, true);
+      }
       this.#scheduleBeat(ws, next);
       return;
     }
@@ -642,6 +730,7 @@ export class HeartbeatHandle extends EventTarget {
     ws.lastError = result.reason;
     if (result.kind === "auth") {
       ws.authFailures++;
+      this.#askState(ws, false);
       this.#logAuthFailure(ws, result.status!);
     } else if (result.kind === "transient") {
       const delay = Math.min(
@@ -747,6 +836,15 @@ export class HeartbeatHandle extends EventTarget {
           "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
         { workspaceId: ws.id, status, count },
       );
+    } else if (level === "error" && ws.authConfirmed) {
+      logger.error(
+        "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
+          "has been REVOKED (the platform's workspace state confirms the workspace exists and refuses the token). " +
+          "Every platform call will fail. Regenerate the token from the canvas (Tokens tab), update " +
+          "MOLECULE_WORKSPACE_TOKEN or the token file, and restart.",
+        { workspaceId: ws.id, status, count },
+      );
+      this.#emit("auth-escalation", { workspaceId: ws.id, status, count });
     } else if (level === "error") {
       logger.error(
         "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
@@ -757,6 +855,122 @@ export class HeartbeatHandle extends EventTarget {
       );
       this.#emit("auth-escalation", { workspaceId: ws.id, status, count });
     }
+  }
+
+  // ---- lifecycle: GET /workspaces/:id/state ----
+
+  /** One state request for `ws`; `undefined` when stopped meanwhile. */
+  async #fetchState(ws: Runtime): Promise<WorkspaceState | undefined> {
+    ws.stateAskedAt = this.#clock.now();
+    try {
+      const state = await fetchWorkspaceState({
+        platformUrl: this.#options.platformUrl,
+        workspaceId: ws.id,
+        token: ws.config.token,
+        orgId: this.#options.orgId,
+        timeoutMs: this.#timeout,
+        signal: this.#abort.signal,
+        fetch: this.#options.fetch,
+      });
+      ws.lastState = state.kind;
+      return state;
+    } catch {
+      return undefined; // stopped
+    }
+  }
+
+  /**
+   * Asks the platform for `ws`'s state in the background: at most one
+   * request at a time per workspace, and unless `force`, at most once per
+   * interval.
+   */
+  #askState(ws: Runtime, force: boolean): void {
+    if (this.#isStopped || ws.deleted || ws.rejected || ws.stateAsking) return;
+    const now = this.#clock.now();
+    if (
+      !force && ws.stateAskedAt !== undefined &&
+      now - ws.stateAskedAt < this.#interval
+    ) return;
+    ws.stateAsking = true;
+    void this.#track(
+      this.#fetchState(ws).then((state) => {
+        ws.stateAsking = false;
+        if (state && !this.#isStopped) this.#applyState(ws, state);
+      }),
+    );
+  }
+
+  #applyState(ws: Runtime, state: WorkspaceState): void {
+    this.#actOnState(ws, state);
+    this.#emit("state", {
+      workspaceId: ws.id,
+      kind: state.kind,
+      ...(state.platformStatus ? { platformStatus: state.platformStatus } : {}),
+    });
+  }
+
+  #actOnState(ws: Runtime, state: WorkspaceState): void {
+    if (ws.deleted) return;
+    switch (state.kind) {
+      case "deleted": {
+        ws.deleted = true;
+        ws.paused = false;
+        if (ws.timer) this.#queue.cancel(ws.timer);
+        ws.timer = undefined;
+        ws.lastError = "deleted on the platform";
+        logger.error(
+          "workspace {workspaceId} was deleted on the platform: it is no longer served. " +
+            "Create a new workspace in the canvas and use its id and token.",
+          { workspaceId: ws.id },
+        );
+        this.#emit("deleted", {
+          workspaceId: ws.id,
+          ...(state.platformStatus
+            ? { platformStatus: state.platformStatus }
+            : {}),
+        });
+        return;
+      }
+      case "paused":
+        if (!ws.paused) {
+          ws.paused = true;
+          if (ws.timer) this.#queue.cancel(ws.timer);
+          ws.timer = undefined;
+          logger.warn(
+            "workspace {workspaceId} is paused on the platform: heartbeats stop until it is resumed (its state is checked every {seconds} s)",
+            {
+              workspaceId: ws.id,
+              seconds: Math.round(this.#pausedCheckMs / 1000),
+            },
+          );
+          this.#emit("paused", { workspaceId: ws.id });
+        }
+        break;
+      case "auth":
+        ws.authConfirmed = true;
+        break;
+      case "online":
+        ws.authConfirmed = false;
+        break;
+    }
+    if (ws.paused && state.kind !== "paused" && state.kind !== "unknown") {
+      ws.paused = false;
+      logger.warn("workspace {workspaceId} was resumed: heartbeats go on", {
+        workspaceId: ws.id,
+      });
+      this.#emit("resumed", { workspaceId: ws.id });
+      this.#scheduleBeat(ws, this.#clock.now());
+    }
+    if (ws.paused) {
+      this.#queue.at(
+        this.#clock.now() + this.#pausedCheckMs,
+        () => this.#askState(ws, true),
+      );
+    }
+  }
+
+  get #pausedCheckMs(): number {
+    return this.#options.pausedCheckMs ?? 60_000;
   }
 
   // ---- inbound secret ----

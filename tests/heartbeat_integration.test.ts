@@ -414,6 +414,7 @@ test("an AbortSignal stops everything, even during register", async () => {
     registered: [],
     rejected: [],
     failed: [],
+    deleted: [],
   });
   assert.equal(platform.requestsTo("heartbeat").length, 0);
 });

@@ -29,6 +29,8 @@ export interface CliFlags {
   healthPort?: string;
   healthHost?: string;
   killAfter?: string;
+  orgId?: string;
+  statePoll?: string;
   once: boolean;
   demo: boolean;
   help: boolean;
@@ -60,6 +62,8 @@ export function parseFlags(args: string[]): CliFlags {
         "health-port": { type: "string" },
         "health-host": { type: "string" },
         "kill-after": { type: "string" },
+        "org-id": { type: "string" },
+        "state-poll": { type: "string" },
         "once": { type: "boolean" },
         "demo": { type: "boolean" },
         "help": { type: "boolean", short: "h" },
@@ -78,6 +82,8 @@ export function parseFlags(args: string[]): CliFlags {
       healthPort: values["health-port"],
       healthHost: values["health-host"],
       killAfter: values["kill-after"],
+      orgId: values["org-id"],
+      statePoll: values["state-poll"],
       once: values.once ?? false,
       demo: values.demo ?? false,
       help: values.help ?? false,
@@ -135,6 +141,49 @@ export function killAfterSetting(flags: CliFlags): number {
     );
   }
   return seconds * 1000;
+}
+
+/**
+ * The tenant id sent as `X-Molecule-Org-Id`, from `--org-id` or
+ * `MOLECULE_ORG_ID`.
+ *
+ * @throws {ConfigError} When it is not a valid header value.
+ */
+export function orgIdSetting(
+  flags: CliFlags,
+  env: EnvReader,
+): string | undefined {
+  const { raw, where } = flagOrEnv(
+    flags.orgId,
+    "--org-id",
+    env,
+    "MOLECULE_ORG_ID",
+  );
+  if (raw !== undefined && !/^[\x21-\x7e]{1,256}$/.test(raw)) {
+    throw new ConfigError(
+      `${where} must be printable ASCII without spaces, at most 256 characters`,
+      where,
+    );
+  }
+  return raw;
+}
+
+/**
+ * `--state-poll N`: ask the platform for each workspace's state every N
+ * beats (0, the default: only after a refused token).
+ *
+ * @throws {ConfigError} When not a whole number from 0 to 1000000.
+ */
+export function statePollSetting(flags: CliFlags): number {
+  const raw = setting(flags.statePoll);
+  if (raw === undefined) return 0;
+  if (!/^\d{1,7}$/.test(raw) || Number(raw) > 1_000_000) {
+    throw new ConfigError(
+      `--state-poll must be a whole number of beats (0 for off), not "${raw}"`,
+      "--state-poll",
+    );
+  }
+  return Number(raw);
 }
 
 /** Trimmed value, or `undefined` when unset or whitespace-only. */

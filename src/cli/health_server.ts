@@ -15,7 +15,11 @@ export function unhealthyReasons(
   const reasons: string[] = [];
   if (status.stopped) reasons.push("stopping");
   for (const ws of status.workspaces) {
-    if (ws.rejected) {
+    if (ws.deleted) {
+      reasons.push(`${ws.workspaceId}: deleted on the platform`);
+    } else if (ws.paused) {
+      // Paused by an operator: its beats stop on purpose; not a fault here.
+    } else if (ws.rejected) {
       reasons.push(
         `${ws.workspaceId}: token rejected at register (HTTP ${ws.lastStatus})`,
       );

@@ -45,6 +45,11 @@ Flags (a flag beats its variable):
   --kill-after SECONDS                                   with -- COMMAND: time from a forwarded
                                                          SIGINT/SIGTERM/SIGHUP to SIGKILL
                                                          (default 10)
+  --org-id ID              MOLECULE_ORG_ID               send X-Molecule-Org-Id: ID on every
+                                                         request (multi-tenant edges)
+  --state-poll N                                         ask the platform for each workspace's
+                                                         state every N beats, to notice a pause
+                                                         (default 0: only after a refused token)
   --once                                                 register and send one beat per
                                                          workspace, then exit (not with --)
   --demo                                                 run against a platform emulator
@@ -61,7 +66,8 @@ Tokens: generate a workspace token in the canvas → Tokens tab. Token files
 Exit codes: 0 stopped by SIGINT/SIGTERM or --once accepted; 1 --once not
 accepted; 2 configuration or usage error; 3 token rejected at register (with
 several workspaces: only when every one is rejected; with -- COMMAND the
-child is stopped first). With -- COMMAND: the child's exit code, 128 + N when
+child is stopped first); 4 the workspace was deleted on the platform (with
+several: when every one is gone). With -- COMMAND: the child's exit code, 128 + N when
 signal N killed it, 127 when the command is not found, 126 when it cannot be
 executed.
 `;
