@@ -6,7 +6,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -129,6 +129,10 @@ export async function main(context: CliContext = {}): Promise<number> {
     const health = healthSetting(flags, env);
     const fs = await defaultFileSystem();
 
+    // A watched workspaces file adds and removes workspaces as it changes.
+    const fileChanges: {
+      listener?: (workspaces: WorkspaceConfig[]) => void;
+    } = {};
     let platformUrl: string;
     let workspaces: WorkspaceConfig[];
     let configsDir: string;
@@ -145,8 +149,13 @@ export async function main(context: CliContext = {}): Promise<number> {
       cleanups.push(() => emulator!.close());
       platformUrl = emulator.url;
       workspaces = [{ id: DEMO_WORKSPACE, token: DEMO_TOKEN }];
-      configsDir = setting(flags.configsDir) ??
-        await mkdtemp(join(tmpdir(), "molecule-heartbeat-demo-"));
+      configsDir = setting(flags.configsDir) ?? "";
+      if (!configsDir) {
+        const made = await mkdtemp(join(tmpdir(), "molecule-heartbeat-demo-"));
+        configsDir = made;
+        // The demo's own scratch dir goes when the demo ends.
+        cleanups.push(() => rm(made, { recursive: true, force: true }));
+      }
       log.info(
         "demo: a platform emulator is listening on {url} (a stand-in for your Molecule platform)",
         {
@@ -168,6 +177,21 @@ export async function main(context: CliContext = {}): Promise<number> {
         : (name) => name === "CONFIGS_DIR" ? flags.configsDir : env(name);
       const configs = await resolveConfigsDir({ env: configsEnv, fs });
       configsDir = configs.path;
+      if (!configs.path.startsWith("/")) {
+        warnings.push(
+          `HOME is not set and /configs is not writable: the inbound secret goes to ${
+            join(process.cwd(), configs.path)
+          } (set CONFIGS_DIR to choose)`,
+        );
+      }
+      const dirInfo = await fs.stat(configs.path).catch(() => undefined);
+      if (dirInfo && (dirInfo.mode & 0o022) !== 0) {
+        warnings.push(
+          `the configs dir ${configs.path} is writable by other users (mode ${
+            dirInfo.mode.toString(8).padStart(4, "0")
+          }): they could replace the inbound secret; chmod 700 it`,
+        );
+      }
       if (configs.problem) {
         warnings.push(
           `the configs dir ${configs.path} cannot be created or written (${configs.problem}); ` +
@@ -180,6 +204,7 @@ export async function main(context: CliContext = {}): Promise<number> {
         fs,
         configsDir,
         warnings,
+        changes: fileChanges,
       });
     }
     for (const warning of warnings) log.warn(warning);
@@ -229,6 +254,7 @@ export async function main(context: CliContext = {}): Promise<number> {
       ...(tracker ? { stats: () => tracker.stats() } : {}),
     });
     cleanups.unshift(() => hb.stop());
+    fileChanges.listener = (next) => followWorkspacesFile(hb, next);
     if (health) {
       try {
         const { startHealthServer } = await import(
@@ -288,6 +314,34 @@ export async function main(context: CliContext = {}): Promise<number> {
 }
 
 type Handle = ReturnType<typeof startHeartbeat>;
+
+/** Serves the entries a workspaces file now lists, and only those. */
+function followWorkspacesFile(hb: Handle, next: WorkspaceConfig[]): void {
+  const served = new Set(hb.status().workspaces.map((w) => w.workspaceId));
+  const listed = new Set(next.map((w) => w.id));
+  const added = next.filter((w) => !served.has(w.id));
+  const removed = [...served].filter((id) => !listed.has(id));
+  for (const ws of added) hb.addWorkspace(ws);
+  for (const id of removed) hb.removeWorkspace(id);
+  if (added.length > 0) {
+    log.warn("workspaces file: now serving {count} more: {ids}", {
+      count: added.length,
+      ids: summarizeIds(added.map((w) => w.id)),
+    });
+  }
+  if (removed.length > 0) {
+    log.warn("workspaces file: no longer serving {count}: {ids}", {
+      count: removed.length,
+      ids: summarizeIds(removed),
+    });
+  }
+}
+
+/** A few ids, and how many more: a log line a fleet can afford. */
+function summarizeIds(ids: string[]): string {
+  const shown = ids.slice(0, 5).join(", ");
+  return ids.length > 5 ? `${shown} and ${ids.length - 5} more` : shown;
+}
 
 /**
  * When every workspace is gone (token rejected at register, or deleted on
@@ -483,7 +537,10 @@ function runUntilDone(
       hb.addEventListener("failure", (event) => {
         const d = detail<"failure">(event);
         if (!firstBeat.has(d.workspaceId)) {
-          firstBeat.set(d.workspaceId, { ok: false, reason: d.reason });
+          firstBeat.set(d.workspaceId, {
+            ok: false,
+            reason: `heartbeat failed: ${d.reason}`,
+          });
           checkOnce();
         }
       });

@@ -51,6 +51,8 @@ export * from "./src/mcp_tracker.ts";
 export * from "./src/mcp_stream_tap.ts";
 export * from "./src/mcp_transport.ts";
 export * from "./src/workspace_state.ts";
+export * from "./src/mask.ts";
+export * from "./src/workspace_id.ts";
 export * from "./src/version.ts";
 
 if (import.meta.main) {

@@ -75,6 +75,28 @@ export class RegisterAuthError extends HeartbeatError {
 }
 
 /**
+ * A token that cannot be sent as an HTTP header value (empty, too long, or
+ * with spaces or control characters); the request is not made. The message
+ * never holds the token.
+ *
+ * @example
+ * ```ts
+ * import { InvalidTokenError } from "@molecule/heartbeat";
+ * const error = new InvalidTokenError();
+ * console.log(error.name); // "InvalidTokenError"
+ * ```
+ */
+export class InvalidTokenError extends HeartbeatError {
+  /** Creates the error. */
+  constructor() {
+    super(
+      "the workspace token is not a valid HTTP header value (1 to 4096 visible ASCII characters, no spaces or line breaks): not sent",
+    );
+    this.name = "InvalidTokenError";
+  }
+}
+
+/**
  * A configuration mistake: a missing or malformed setting. The message names
  * what to set or fix.
  *

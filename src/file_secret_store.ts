@@ -5,6 +5,13 @@
  */
 import { defaultFileSystem, type FileSystem } from "./file_system.ts";
 import type { SecretStore } from "./secret.ts";
+import { workspaceFileName } from "./workspace_id.ts";
+
+/** Most bytes read from a stored secret file. */
+export const MAX_SECRET_FILE_BYTES = 8 * 1024;
+
+/** Temporary files of ours older than this are left-overs of a crash. */
+const STALE_TEMP_MS = 60_000;
 
 /** The secret file's name in the configs dir. */
 export const SECRET_FILE_NAME = ".platform_inbound_secret";
@@ -14,8 +21,9 @@ export interface FileSecretStoreOptions {
   /** The configs dir; created (0700) when missing. */
   dir: string;
   /**
-   * One file per workspace, `.platform_inbound_secret.<id>` (id
-   * percent-encoded), for several workspaces in one configs dir; otherwise
+   * One file per workspace, `.platform_inbound_secret.<id>` (a long or odd
+   * id is hashed into the name, see {@link workspaceFileName}), for several
+   * workspaces in one configs dir; otherwise
    * every workspace shares `.platform_inbound_secret`, as the reference does.
    * @default {false}
    */
@@ -46,6 +54,7 @@ export class FileSecretStore implements SecretStore {
   /** Whether each workspace has a file of its own. */
   readonly perWorkspace: boolean;
   #fs: Promise<FileSystem>;
+  #tidied: Promise<void> | undefined;
 
   /**
    * Creates the store; nothing is touched on disk until a save.
@@ -66,7 +75,7 @@ export class FileSecretStore implements SecretStore {
    */
   pathFor(workspaceId: string): string {
     const name = this.perWorkspace
-      ? `${SECRET_FILE_NAME}.${encodeURIComponent(workspaceId)}`
+      ? `${SECRET_FILE_NAME}.${workspaceFileName(workspaceId)}`
       : SECRET_FILE_NAME;
     return `${this.dir}/${name}`;
   }
@@ -78,7 +87,10 @@ export class FileSecretStore implements SecretStore {
    * @returns The stored secret, trimmed, or `undefined`.
    */
   async load(workspaceId: string): Promise<string | undefined> {
-    const text = await (await this.#fs).readText(this.pathFor(workspaceId));
+    await this.#tidy();
+    const text = await (await this.#fs).readText(this.pathFor(workspaceId), {
+      maxBytes: MAX_SECRET_FILE_BYTES,
+    });
     const secret = text?.trim();
     return secret ? secret : undefined;
   }
@@ -92,15 +104,49 @@ export class FileSecretStore implements SecretStore {
   async save(workspaceId: string, secret: string): Promise<void> {
     if (secret === "") throw new TypeError("an empty secret is never written");
     const fs = await this.#fs;
+    await this.#tidy();
     const target = this.pathFor(workspaceId);
     await fs.mkdirp(this.dir, 0o700);
     const tmp = `${target}.${crypto.randomUUID()}.tmp`;
     try {
-      await fs.writeNew(tmp, secret, 0o600);
+      await fs.writeNew(tmp, secret, 0o600); // written and fsynced
       await fs.rename(tmp, target);
     } catch (error) {
       await fs.remove(tmp).catch(() => {});
       throw error;
     }
+    await fs.syncDir?.(this.dir); // the rename itself survives a crash
+  }
+
+  /**
+   * Removes temporary files this store left behind (a crash between write
+   * and rename): `.platform_inbound_secret*.tmp` older than a minute, so
+   * that another process writing now is not disturbed. Runs once, before
+   * the first load or save; failures are ignored.
+   *
+   * @returns How many were removed.
+   */
+  async removeStaleTemporaryFiles(): Promise<number> {
+    const fs = await this.#fs;
+    if (!fs.list) return 0;
+    let removed = 0;
+    try {
+      for (const name of await fs.list(this.dir)) {
+        if (!name.startsWith(SECRET_FILE_NAME) || !name.endsWith(".tmp")) {
+          continue;
+        }
+        const path = `${this.dir}/${name}`;
+        const info = await fs.stat(path).catch(() => undefined);
+        if (!info || Date.now() - info.mtimeMs < STALE_TEMP_MS) continue;
+        await fs.remove(path).then(() => removed++, () => {});
+      }
+    } catch {
+      // a dir that cannot be listed holds nothing to tidy
+    }
+    return removed;
+  }
+
+  #tidy(): Promise<void> {
+    return this.#tidied ??= this.removeStaleTemporaryFiles().then(() => {});
   }
 }

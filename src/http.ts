@@ -4,6 +4,9 @@
  * @module
  */
 import { MAX_BODY_BYTES } from "./constants.ts";
+import { InvalidTokenError } from "./errors.ts";
+import { maskSecrets, rememberSecret } from "./mask.ts";
+import { isValidToken } from "./token.ts";
 import { parseRetryAfter } from "./retry_after.ts";
 
 /** The `fetch` function the library calls; inject one in tests. */
@@ -64,7 +67,6 @@ export interface RequestJsonOptions extends Omit<PostJsonOptions, "body"> {
 }
 
 const decoder = new TextDecoder();
-const MIN_MASKED_LENGTH = 6;
 
 /**
  * POSTs JSON with the contract's headers (`Authorization`, `Origin`,
@@ -122,6 +124,11 @@ export async function requestJson(
     ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
     : AbortSignal.timeout(options.timeoutMs);
   const fetchFn = options.fetch ?? globalThis.fetch;
+  if (!isValidToken(options.token)) {
+    // Never reaches fetch, whose error would quote the header value.
+    throw new InvalidTokenError();
+  }
+  rememberSecret(options.token);
   const headers: Record<string, string> = {
     "Authorization": `Bearer ${options.token}`,
     "Origin": originOf(options.baseUrl),
@@ -156,14 +163,22 @@ export async function requestJson(
     get snippet() {
       return snippet ??= oversized
         ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
-        : maskForLog(text.slice(0, 200), token);
+        : maskSecrets(text, { extra: [token], maxLength: 200 });
     },
     oversized,
     retryAfterMs: plain
       ? undefined
       : parseRetryAfter(response.headers.get("retry-after")),
-    location: plain ? undefined : response.headers.get("location") ?? undefined,
+    location: plain
+      ? undefined
+      : maskLocation(response.headers.get("location")),
   };
+}
+
+function maskLocation(location: string | null): string | undefined {
+  return location === null
+    ? undefined
+    : maskSecrets(location, { maxLength: 300 });
 }
 
 /** The origin (scheme, host, port) of a base URL that may carry a path. */
@@ -243,8 +258,9 @@ export function abortedByCaller(signal: AbortSignal | undefined): boolean {
 
 /**
  * Makes text from a platform answer safe to log: control characters become
- * spaces and every occurrence of `secret` is masked (a value shorter than 6
- * characters is no credential, and masking it would garble the text).
+ * spaces, and `secret` and every remembered token and secret are masked (see
+ * {@link maskSecrets}; a value shorter than 6 characters is no credential,
+ * and masking it would garble the text).
  *
  * @example
  * ```ts
@@ -257,10 +273,5 @@ export function abortedByCaller(signal: AbortSignal | undefined): boolean {
  * @returns The text, masked.
  */
 export function maskForLog(text: string, secret: string): string {
-  // deno-lint-ignore no-control-regex
-  let safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ");
-  if (secret.length >= MIN_MASKED_LENGTH) {
-    safe = safe.replaceAll(secret, "[redacted]");
-  }
-  return safe;
+  return maskSecrets(text, { extra: [secret] });
 }

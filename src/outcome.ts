@@ -4,6 +4,7 @@
  * @module
  */
 import type { PlatformAnswer } from "./http.ts";
+import { maskSecrets } from "./mask.ts";
 
 /**
  * The meaning of one request's result:
@@ -80,6 +81,9 @@ export function classifyAnswer(answer: PlatformAnswer): Outcome {
  * @returns A transient outcome with a reason.
  */
 export function classifyError(error: unknown): Outcome {
+  if ((error as Error)?.name === "InvalidTokenError") {
+    return { kind: "rejected", reason: (error as Error).message };
+  }
   const e = error as { name?: string; message?: string; cause?: unknown };
   let reason: string;
   if (e?.name === "TimeoutError") reason = "request timed out";
@@ -88,5 +92,19 @@ export function classifyError(error: unknown): Outcome {
     reason = [e?.message ?? String(error), cause.code ?? cause.message]
       .filter(Boolean).join(": ");
   }
-  return { kind: "transient", reason };
+  return { kind: "transient", reason: withTlsHint(maskSecrets(reason)) };
+}
+
+/** Errors that mean "this certificate is not trusted here". */
+const UNTRUSTED_CERTIFICATE =
+  /UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED|CERT_HAS_EXPIRED|CERT_UNTRUSTED|UnknownIssuer|invalid peer certificate|certificate verify failed|self.signed certificate/i;
+
+/**
+ * Adds how to trust a private CA to a TLS failure's reason: `--cert` or
+ * `DENO_CERT` on Deno, `NODE_EXTRA_CA_CERTS` on Node.
+ */
+function withTlsHint(reason: string): string {
+  if (!UNTRUSTED_CERTIFICATE.test(reason)) return reason;
+  return `${reason} (the platform's TLS certificate is not trusted here: for a private CA, ` +
+    "pass its PEM file with DENO_CERT=/path/ca.pem or --cert on Deno, or NODE_EXTRA_CA_CERTS=/path/ca.pem on Node)";
 }

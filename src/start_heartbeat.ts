@@ -23,12 +23,14 @@ import {
 import type { FetchLike } from "./http.ts";
 import { createLimiter, type Limiter } from "./limiter.ts";
 import { logger } from "./logger.ts";
+import { maskSecrets, rememberSecret } from "./mask.ts";
 import type { OutcomeKind } from "./outcome.ts";
 import { register } from "./register.ts";
 import { nextSlot, phaseOffset } from "./schedule.ts";
 import { isValidSecret, type SecretStore } from "./secret.ts";
 import { type QueuedTimer, TimerQueue } from "./timer_queue.ts";
 import type { TokenSource } from "./token.ts";
+import { isValidWorkspaceId } from "./workspace_id.ts";
 import {
   fetchWorkspaceState,
   type WorkspaceState,
@@ -251,6 +253,8 @@ interface Runtime {
   secretWriting: boolean;
   secretStored: boolean;
   badSecretWarned: boolean;
+  /** The reason of the last storing failure warned about. */
+  secretFailure: string | undefined;
   statsWarned: boolean;
   lastStats: HeartbeatStats | undefined;
   // Lifecycle, from GET /workspaces/:id/state.
@@ -262,6 +266,47 @@ interface Runtime {
   beatsSinceState: number;
   /** /state refused the token too: the workspace exists, the token is revoked. */
   authConfirmed: boolean;
+  /** Taken out with removeWorkspace: nothing more is sent, answers are ignored. */
+  removed: boolean;
+}
+
+/** A workspace's bookkeeping, fresh. */
+function newRuntime(config: WorkspaceConfig, anchor: number): Runtime {
+  return {
+    config,
+    id: config.id,
+    anchor,
+    registered: false,
+    rejected: false,
+    registerFailures: 0,
+    timer: undefined,
+    inFlight: false,
+    beatsSent: 0,
+    beatsAccepted: 0,
+    lastSuccessClock: undefined,
+    lastSuccessWall: undefined,
+    lastStatus: undefined,
+    lastError: undefined,
+    consecutiveFailures: 0,
+    authFailures: 0,
+    secret: undefined,
+    secretLoaded: false,
+    secretPending: undefined,
+    secretWriting: false,
+    secretStored: false,
+    badSecretWarned: false,
+    secretFailure: undefined,
+    statsWarned: false,
+    lastStats: undefined,
+    deleted: false,
+    paused: false,
+    lastState: undefined,
+    stateAskedAt: undefined,
+    stateAsking: false,
+    beatsSinceState: 0,
+    authConfirmed: false,
+    removed: false,
+  };
 }
 
 /**
@@ -341,39 +386,12 @@ export class HeartbeatHandle extends EventTarget {
         Math.ceil((count * 1000) / this.#interval / MAX_GROUPS_PER_SECOND),
       );
     const t0 = this.#clock.now();
-    this.#runtimes = options.workspaces.map((config, i) => ({
-      config,
-      id: config.id,
-      anchor: t0 + phaseOffset(i, count, this.#interval, groupSize),
-      registered: false,
-      rejected: false,
-      registerFailures: 0,
-      timer: undefined,
-      inFlight: false,
-      beatsSent: 0,
-      beatsAccepted: 0,
-      lastSuccessClock: undefined,
-      lastSuccessWall: undefined,
-      lastStatus: undefined,
-      lastError: undefined,
-      consecutiveFailures: 0,
-      authFailures: 0,
-      secret: undefined,
-      secretLoaded: false,
-      secretPending: undefined,
-      secretWriting: false,
-      secretStored: false,
-      badSecretWarned: false,
-      statsWarned: false,
-      lastStats: undefined,
-      deleted: false,
-      paused: false,
-      lastState: undefined,
-      stateAskedAt: undefined,
-      stateAsking: false,
-      beatsSinceState: 0,
-      authConfirmed: false,
-    }));
+    this.#runtimes = options.workspaces.map((config, i) =>
+      newRuntime(
+        config,
+        t0 + phaseOffset(i, count, this.#interval, groupSize),
+      )
+    );
     if (options.signal?.aborted) {
       this.ready = Promise.resolve({
         registered: [],
@@ -434,7 +452,9 @@ export class HeartbeatHandle extends EventTarget {
           ? undefined
           : Math.max(0, now - ws.lastSuccessClock),
         lastStatus: ws.lastStatus,
-        lastError: ws.lastError,
+        lastError: ws.lastError === undefined
+          ? undefined
+          : maskSecrets(ws.lastError),
         consecutiveFailures: ws.consecutiveFailures,
         authFailures: ws.authFailures,
         secretStored: ws.secretStored,
@@ -464,6 +484,50 @@ export class HeartbeatHandle extends EventTarget {
       this.#resolveStopped();
     })();
     return this.#stopping;
+  }
+
+  /**
+   * Starts serving one more workspace: it registers and beats at once, then
+   * every interval.
+   *
+   * @param config The workspace.
+   * @throws {TypeError} When its id is already served or not a valid id.
+   */
+  addWorkspace(config: WorkspaceConfig): void {
+    checkWorkspaceId(config.id);
+    if (this.#runtimes.some((w) => w.id === config.id)) {
+      throw new TypeError(`workspace id ${config.id} is already served`);
+    }
+    if (this.#isStopped) return;
+    const ws = newRuntime(config, this.#clock.now());
+    this.#runtimes.push(ws);
+    void this.#track(
+      this.#register(ws).then((outcome) => {
+        if (
+          outcome !== "rejected" && outcome !== "aborted" &&
+          outcome !== "deleted"
+        ) this.#scheduleBeat(ws, this.#clock.now());
+      }),
+    );
+  }
+
+  /**
+   * Stops serving a workspace: its schedule ends, nothing more is sent for
+   * it, and the answer of a request already under way is ignored. It leaves
+   * {@link HeartbeatHandle.status}.
+   *
+   * @param workspaceId The workspace.
+   * @returns Whether it was served.
+   */
+  removeWorkspace(workspaceId: string): boolean {
+    const i = this.#runtimes.findIndex((w) => w.id === workspaceId);
+    if (i === -1) return false;
+    const ws = this.#runtimes[i];
+    ws.removed = true;
+    if (ws.timer) this.#queue.cancel(ws.timer);
+    ws.timer = undefined;
+    this.#runtimes.splice(i, 1);
+    return true;
   }
 
   /** Stops, for `await using`. */
@@ -538,7 +602,7 @@ export class HeartbeatHandle extends EventTarget {
   ): Promise<
     "ok" | "rejected" | "deleted" | "aborted" | { reason: string }
   > {
-    if (this.#isStopped || ws.deleted) return "aborted";
+    if (this.#isStopped || ws.deleted || ws.removed) return "aborted";
     const signal = this.#abort.signal;
     let result;
     try {
@@ -570,6 +634,7 @@ export class HeartbeatHandle extends EventTarget {
     }
     ws.lastStatus = result.status ?? ws.lastStatus;
     if (result.kind === "ok") {
+      if (result.authToken) rememberSecret(result.authToken);
       ws.registered = true;
       ws.registerFailures = 0;
       logger.info("registered workspace {workspaceId} with the platform", {
@@ -639,7 +704,8 @@ export class HeartbeatHandle extends EventTarget {
   // ---- heartbeat ----
 
   #served(ws: Runtime): boolean {
-    return !this.#isStopped && !ws.rejected && !ws.deleted && !ws.paused;
+    return !this.#isStopped && !ws.rejected && !ws.deleted && !ws.paused &&
+      !ws.removed;
   }
 
   #scheduleBeat(ws: Runtime, due: number): void {
@@ -695,7 +761,7 @@ export class HeartbeatHandle extends EventTarget {
       this.#leaveDeadline(deadline);
     }
     ws.inFlight = false;
-    if (this.#isStopped) return;
+    if (this.#isStopped || ws.removed) return;
     const now = this.#clock.now();
     ws.beatsSent++;
     if (result.status !== undefined) ws.lastStatus = result.status;
@@ -885,7 +951,10 @@ export class HeartbeatHandle extends EventTarget {
    * interval.
    */
   #askState(ws: Runtime, force: boolean): void {
-    if (this.#isStopped || ws.deleted || ws.rejected || ws.stateAsking) return;
+    if (
+      this.#isStopped || ws.deleted || ws.rejected || ws.removed ||
+      ws.stateAsking
+    ) return;
     const now = this.#clock.now();
     if (
       !force && ws.stateAskedAt !== undefined &&
@@ -988,6 +1057,7 @@ export class HeartbeatHandle extends EventTarget {
       return;
     }
     ws.badSecretWarned = false;
+    rememberSecret(value);
     if (!this.#options.secretStore) return;
     if (value === ws.secret || value === ws.secretPending) return;
     ws.secretPending = value;
@@ -1009,16 +1079,23 @@ export class HeartbeatHandle extends EventTarget {
         try {
           await store.save(ws.id, value);
         } catch (error) {
-          const reason = error instanceof Error ? error.message : String(error);
-          logger.warn(
-            "could not store the inbound secret of {workspaceId}: {reason}; the next answer that carries it retries",
-            { workspaceId: ws.id, reason },
+          const reason = maskSecrets(
+            error instanceof Error ? error.message : String(error),
           );
+          // Once per workspace until the reason changes, not on every beat.
+          if (ws.secretFailure !== reason) {
+            ws.secretFailure = reason;
+            logger.warn(
+              "could not store the inbound secret of {workspaceId}: {reason}; the next answer that carries it retries",
+              { workspaceId: ws.id, reason },
+            );
+          }
           this.#emit("secret-failed", { workspaceId: ws.id, reason });
           break;
         }
         ws.secret = value;
         ws.secretStored = true;
+        ws.secretFailure = undefined;
         logger.info("stored a new inbound secret for {workspaceId}", {
           workspaceId: ws.id,
         });
@@ -1067,6 +1144,7 @@ export function startHeartbeat(options: HeartbeatOptions): HeartbeatHandle {
   }
   const ids = new Set<string>();
   for (const ws of options.workspaces) {
+    checkWorkspaceId(ws.id);
     if (ids.has(ws.id)) {
       throw new TypeError(`workspace id ${ws.id} is given twice`);
     }
@@ -1079,4 +1157,12 @@ export function startHeartbeat(options: HeartbeatOptions): HeartbeatHandle {
     );
   }
   return new HeartbeatHandle(options);
+}
+
+function checkWorkspaceId(id: string): void {
+  if (typeof id !== "string" || !isValidWorkspaceId(id)) {
+    throw new TypeError(
+      "a workspace id must be 1 to 512 characters without control characters",
+    );
+  }
 }

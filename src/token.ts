@@ -17,6 +17,29 @@
  */
 export type TokenSource = string | (() => string | Promise<string>);
 
+/** Longest token accepted, in characters. */
+export const MAX_TOKEN_LENGTH = 4096;
+
+/**
+ * Whether a token can be sent as `Authorization: Bearer <token>`: 1 to
+ * {@link MAX_TOKEN_LENGTH} visible ASCII characters (no spaces, no control
+ * characters).
+ *
+ * @example
+ * ```ts
+ * import { isValidToken } from "@molecule/heartbeat";
+ * isValidToken("abc-123"); // true
+ * isValidToken("old\nnew"); // false
+ * ```
+ *
+ * @param token The token.
+ * @returns Whether it is valid.
+ */
+export function isValidToken(token: string): boolean {
+  return token.length >= 1 && token.length <= MAX_TOKEN_LENGTH &&
+    /^[\x21-\x7e]+$/.test(token);
+}
+
 /**
  * Resolves a {@link TokenSource} to the token to send now.
  *

@@ -7,15 +7,24 @@
 import { type Clock, systemClock } from "./clock.ts";
 import { defaultFileSystem, type FileSystem } from "./file_system.ts";
 import { logger } from "./logger.ts";
+import { rememberSecret } from "./mask.ts";
+import { isValidToken, MAX_TOKEN_LENGTH } from "./token.ts";
 
 /** Options of {@link watchFile}. */
-export interface WatchFileOptions {
+export interface WatchFileOptions<T = unknown> {
   /** File operations. @default {the adapter for this runtime} */
   fs?: FileSystem;
   /** Look at the file's modification time at most this often, in ms. @default {1000} */
   checkEveryMs?: number;
   /** Time. @default {systemClock} */
   clock?: Clock;
+  /**
+   * Read only a regular file of at most this many bytes (see
+   * {@link FileSystem.readText}). @default {no limit; 16384 for fileToken}
+   */
+  maxBytes?: number;
+  /** Called with the new content after each successful re-read. */
+  onChange?: (value: T) => void;
 }
 
 /** A file's parsed content, kept fresh; see {@link watchFile}. */
@@ -51,14 +60,14 @@ export interface WatchedFile<T> {
 export async function watchFile<T>(
   path: string,
   parse: (text: string) => T,
-  options: WatchFileOptions = {},
+  options: WatchFileOptions<T> = {},
 ): Promise<WatchedFile<T>> {
   const fs = options.fs ?? await defaultFileSystem();
   const clock = options.clock ?? systemClock;
   const every = options.checkEveryMs ?? 1000;
   const read = async () => {
     const info = await fs.stat(path);
-    const text = await fs.readText(path);
+    const text = await fs.readText(path, { maxBytes: options.maxBytes });
     if (text === undefined) throw new Error(`${path} does not exist`);
     return { value: parse(text), key: `${info?.mtimeMs}:${info?.size}` };
   };
@@ -73,6 +82,14 @@ export async function watchFile<T>(
     try {
       current = await read();
       logger.info("re-read {path}: it changed on disk", { path });
+      try {
+        options.onChange?.(current.value);
+      } catch (error) {
+        logger.error("a change listener of {path} threw: {error}", {
+          path,
+          error,
+        });
+      }
     } catch (error) {
       if (warnedKey !== key) {
         warnedKey = key;
@@ -123,12 +140,19 @@ export async function watchFile<T>(
  */
 export async function fileToken(
   path: string,
-  options: WatchFileOptions = {},
+  options: WatchFileOptions<string> = {},
 ): Promise<() => Promise<string>> {
   const file = await watchFile(path, (text) => {
     const token = text.trim();
     if (!token) throw new Error(`${path} is empty`);
+    if (!isValidToken(token)) {
+      // Never the token itself: this text is logged.
+      throw new Error(
+        `${path} does not hold one token of 1 to ${MAX_TOKEN_LENGTH} visible ASCII characters (a second line, a space or a stray quote?)`,
+      );
+    }
+    rememberSecret(token);
     return token;
-  }, options);
+  }, { maxBytes: 16 * 1024, ...options });
   return () => file.get();
 }

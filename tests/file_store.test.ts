@@ -69,7 +69,7 @@ for (const [name, make] of adapters) {
       await store.save("a/../b", "s1");
       await store.save("ws-2", "s2");
       assert.deepEqual((await readdir(dir)).sort(), [
-        ".platform_inbound_secret.a%2F..%2Fb",
+        ".platform_inbound_secret.a_.._b~eab86698e8f0be01", // odd ids are hashed
         ".platform_inbound_secret.ws-2",
       ]);
       await writeFile(

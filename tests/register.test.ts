@@ -57,7 +57,7 @@ test("register 401 (invalid or missing token) and 403 throw RegisterAuthError wi
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": "right-token" },
   });
-  for (const token of ["wrong-token-value", ""]) {
+  for (const token of ["wrong-token-value"]) {
     const error = await register({
       platformUrl: platform.url,
       workspaceId: "ws-1",
@@ -71,6 +71,19 @@ test("register 401 (invalid or missing token) and 403 throw RegisterAuthError wi
     assert.equal(error.workspaceId, "ws-1");
     assert.match(error.message, /Tokens tab/);
     if (token) assert.ok(!error.message.includes(token));
+  }
+  // A token that cannot be a header value is never sent.
+  for (const token of ["", "two\nlines-0123456789", "x".repeat(5000)]) {
+    const before = platform.requests.length;
+    const result = await register({
+      platformUrl: platform.url,
+      workspaceId: "ws-1",
+      token,
+    });
+    assert.equal(result.kind, "rejected");
+    assert.match(result.reason, /not a valid HTTP header value/);
+    assert.ok(!result.reason.includes("lines-0123456789"));
+    assert.equal(platform.requests.length, before, "nothing sent");
   }
   platform.fail(
     { kind: "status", status: 403, body: '{"error":"forbidden"}' },

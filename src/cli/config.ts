@@ -10,7 +10,36 @@ import type { EnvReader } from "../env.ts";
 import { ConfigError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import type { WorkspaceConfig } from "../start_heartbeat.ts";
-import { fileToken, watchFile } from "../watched_file.ts";
+import { fileToken, type WatchedFile, watchFile } from "../watched_file.ts";
+import { rememberSecret } from "../mask.ts";
+import { isValidToken } from "../token.ts";
+import {
+  isValidWorkspaceId,
+  MAX_WORKSPACE_ID_LENGTH,
+} from "../workspace_id.ts";
+
+/** Most bytes read from a token file. */
+export const MAX_TOKEN_FILE_BYTES = 16 * 1024;
+/** Most bytes read from a workspaces file. */
+export const MAX_WORKSPACES_FILE_BYTES = 64 * 1024 * 1024;
+/** Shortest interval the command accepts, in seconds. */
+export const MIN_INTERVAL_SECONDS = 0.05;
+
+/** What a valid token is, for error messages (never the token itself). */
+const TOKEN_RULE =
+  "a token is 1 to 4096 visible ASCII characters, without spaces or line breaks (a second line or a stray quote is a common cause)";
+
+/**
+ * The reason `JSON.parse` failed, without the input it quotes (which may
+ * hold a token): the position only.
+ */
+export function jsonErrorWithoutInput(error: unknown): string {
+  const message = error instanceof Error ? error.message : "";
+  const at = /position (\d+)/.exec(message) ?? /column (\d+)/.exec(message);
+  return at
+    ? `a syntax error near character ${at[1]}`
+    : "a syntax error (check commas, quotes and brackets)";
+}
 
 /** Where the canvas issues tokens; named in every token error. */
 export const TOKENS_HINT =
@@ -263,9 +292,9 @@ export function intervalSetting(
       where,
     );
   }
-  if (seconds <= 0 || seconds > 3600) {
+  if (seconds < MIN_INTERVAL_SECONDS || seconds > 3600) {
     throw new ConfigError(
-      `${where} must be more than 0 and at most 3600 seconds, not ${raw}`,
+      `${where} must be from ${MIN_INTERVAL_SECONDS} to 3600 seconds, not ${raw}`,
       where,
     );
   }
@@ -358,9 +387,10 @@ export function parseWorkspacesJson(
   try {
     value = JSON.parse(text);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(
-      `${where} is not valid JSON (${reason}); expected [{"id": "...", "token": "..."}, ...]`,
+      `${where} is not valid JSON (${
+        jsonErrorWithoutInput(error)
+      }); expected [{"id": "...", "token": "..."}, ...]`,
       where,
     );
   }
@@ -398,6 +428,20 @@ export function parseWorkspacesJson(
       );
     }
     const cleanId = id.trim();
+    if (!isValidWorkspaceId(cleanId)) {
+      throw new ConfigError(
+        `${where} entry ${index} has an "id" with control characters or over ${MAX_WORKSPACE_ID_LENGTH} characters`,
+        where,
+      );
+    }
+    const cleanToken = token.trim();
+    if (!isValidToken(cleanToken)) {
+      throw new ConfigError(
+        `${where} entry ${index} (id ${cleanId}) has a "token" that cannot be sent: ${TOKEN_RULE}`,
+        where,
+      );
+    }
+    rememberSecret(cleanToken);
     const first = seen.get(cleanId);
     if (first !== undefined) {
       throw new ConfigError(
@@ -406,7 +450,7 @@ export function parseWorkspacesJson(
       );
     }
     seen.set(cleanId, index);
-    return { id: cleanId, token: token.trim() };
+    return { id: cleanId, token: cleanToken };
   });
 }
 
@@ -418,6 +462,28 @@ export interface WorkspaceSources {
   /** The resolved configs dir, for `.auth_token`. */
   configsDir: string;
   warnings: string[];
+  /**
+   * With a workspaces file: set `listener` to hear of every new version of
+   * it (every entry as a workspace), to add and remove workspaces.
+   */
+  changes?: { listener?: (workspaces: WorkspaceConfig[]) => void };
+}
+
+/** A workspace whose token is looked up in a watched workspaces file. */
+function fileEntry(
+  id: string,
+  token: string,
+  file: { get(): Promise<Map<string, string>> },
+): WorkspaceConfig {
+  let last = token;
+  return {
+    id,
+    // The file is re-read when it changes; an id that left it keeps its last token.
+    token: async () => {
+      last = (await file.get()).get(id) ?? last;
+      return last;
+    },
+  };
 }
 
 /**
@@ -439,7 +505,10 @@ export async function workspacesSetting(
     return await workspacesFromFile(flagFile, "--workspaces-file", src);
   }
   if (flagId !== undefined) {
-    return [{ id: flagId, token: await singleToken(flagId, src) }];
+    return [{
+      id: checkedId(flagId, "--workspace-id"),
+      token: await singleToken(flagId, src),
+    }];
   }
   const envFile = setting(env("MOLECULE_WORKSPACES_FILE"));
   if (envFile !== undefined) {
@@ -450,12 +519,27 @@ export async function workspacesSetting(
     return parseWorkspacesJson(json, "MOLECULE_WORKSPACES");
   }
   const id = setting(env("WORKSPACE_ID"));
-  if (id !== undefined) return [{ id, token: await singleToken(id, src) }];
+  if (id !== undefined) {
+    return [{
+      id: checkedId(id, "WORKSPACE_ID"),
+      token: await singleToken(id, src),
+    }];
+  }
   throw new ConfigError(
     "no workspace to serve: set WORKSPACE_ID (or --workspace-id) and MOLECULE_WORKSPACE_TOKEN, " +
       `or MOLECULE_WORKSPACES / --workspaces-file for several. ${TOKENS_HINT}`,
     "WORKSPACE_ID",
   );
+}
+
+function checkedId(id: string, where: string): string {
+  if (!isValidWorkspaceId(id)) {
+    throw new ConfigError(
+      `${where} must be a workspace id without control characters, at most ${MAX_WORKSPACE_ID_LENGTH} characters`,
+      where,
+    );
+  }
+  return id;
 }
 
 async function singleToken(
@@ -467,7 +551,16 @@ async function singleToken(
     return await tokenFromFile(tokenFile, "--token-file", src);
   }
   const fromEnv = setting(src.env("MOLECULE_WORKSPACE_TOKEN"));
-  if (fromEnv !== undefined) return fromEnv;
+  if (fromEnv !== undefined) {
+    if (!isValidToken(fromEnv)) {
+      throw new ConfigError(
+        `MOLECULE_WORKSPACE_TOKEN cannot be sent as it is: ${TOKEN_RULE}. ${TOKENS_HINT}`,
+        "MOLECULE_WORKSPACE_TOKEN",
+      );
+    }
+    rememberSecret(fromEnv);
+    return fromEnv;
+  }
   const fallback = `${src.configsDir}/.auth_token`;
   if ((await src.fs.stat(fallback).catch(() => undefined)) === undefined) {
     throw new ConfigError(
@@ -485,7 +578,10 @@ async function tokenFromFile(
 ) {
   await warnIfShared(path, where, src);
   try {
-    return await fileToken(path, { fs: src.fs });
+    return await fileToken(path, {
+      fs: src.fs,
+      maxBytes: MAX_TOKEN_FILE_BYTES,
+    });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(
@@ -501,7 +597,7 @@ async function workspacesFromFile(
   src: WorkspaceSources,
 ): Promise<WorkspaceConfig[]> {
   await warnIfShared(path, where, src);
-  let file;
+  let file: WatchedFile<Map<string, string>> | undefined;
   try {
     // Parsed once per change into a map: a token is looked up before every
     // beat, and a scan of the list made a fleet of N cost N² (a profile at
@@ -514,7 +610,14 @@ async function workspacesFromFile(
             e,
           ) => [e.id, e.token]),
         ),
-      { fs: src.fs },
+      {
+        fs: src.fs,
+        maxBytes: MAX_WORKSPACES_FILE_BYTES,
+        onChange: (entries) =>
+          src.changes?.listener?.(
+            [...entries].map(([id, token]) => fileEntry(id, token, file!)),
+          ),
+      },
     );
   } catch (error) {
     if (error instanceof ConfigError) throw error;
@@ -522,17 +625,7 @@ async function workspacesFromFile(
     throw new ConfigError(`cannot read ${where} (${path}): ${reason}`, where);
   }
   const initial = await file.get();
-  return [...initial].map(([id, token]) => {
-    let last = token;
-    return {
-      id,
-      // The file is re-read when it changes; an id that left it keeps its last token.
-      token: async () => {
-        last = (await file.get()).get(id) ?? last;
-        return last;
-      },
-    };
-  });
+  return [...initial].map(([id, token]) => fileEntry(id, token, file!));
 }
 
 async function warnIfShared(

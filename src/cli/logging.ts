@@ -7,6 +7,7 @@
 import { configure, type LogRecord } from "@logtape/logtape";
 import process from "node:process";
 import { LOG_CATEGORY } from "../constants.ts";
+import { maskSecrets } from "../mask.ts";
 import type { LogSettings } from "./config.ts";
 
 /** Writes one line to stderr. */
@@ -47,18 +48,38 @@ export function textLine(record: LogRecord): string {
   } ${messageText(record)}`;
 }
 
-/** One JSON object: time, level, category, message, then the record's properties. */
-export function jsonLine(record: LogRecord): string {
+function maskedObject(value: object, mask: (text: string) => string): unknown {
+  const text = mask(render(value));
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * One JSON object: time, level, category, message, then the record's
+ * properties, each string masked before it is escaped into JSON.
+ */
+export function jsonLine(
+  record: LogRecord,
+  mask: (text: string) => string = (text) => text,
+): string {
   const props: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(record.properties)) {
-    props[k] = v instanceof Error ? v.message : v;
+    const value = v instanceof Error ? v.message : v;
+    props[k] = typeof value === "string"
+      ? mask(value)
+      : typeof value === "object" && value !== null
+      ? maskedObject(value, mask)
+      : value;
   }
   return JSON.stringify({
     ...props,
     time: new Date(record.timestamp).toISOString(),
     level: record.level,
     category: record.category.join("."),
-    message: messageText(record),
+    message: mask(messageText(record)),
   });
 }
 
@@ -70,7 +91,10 @@ export async function configureLogging(
   settings: LogSettings & { debug?: boolean },
   write: (line: string) => void = writeStderr,
 ): Promise<void> {
-  const format = settings.format === "json" ? jsonLine : textLine;
+  // The last stop of every log line: no remembered token or secret passes.
+  const format = settings.format === "json"
+    ? (record: LogRecord) => jsonLine(record, maskSecrets)
+    : (record: LogRecord) => maskSecrets(textLine(record));
   await configure({
     reset: true,
     sinks: { stderr: (record: LogRecord) => write(format(record)) },
@@ -98,6 +122,7 @@ export function printError(
   message: string,
   format: "text" | "json" = "text",
 ): void {
+  message = maskSecrets(message);
   if (format === "json") {
     writeStderr(JSON.stringify({
       time: new Date().toISOString(),
