@@ -60,8 +60,10 @@ Flags (a flag beats its variable):
 Agent card: MOLECULE_AGENT_NAME (default molecule-mcp-<first 8 chars of id>),
 MOLECULE_AGENT_DESCRIPTION, MOLECULE_AGENT_SKILLS (comma-separated).
 
-Tokens: generate a workspace token in the canvas → Tokens tab. Token files
-(and the workspaces file) are re-read when they change.
+Tokens: generate a workspace token in the canvas → Tokens tab. A token is 1
+to 4096 visible ASCII characters. Token files (and the workspaces file) are
+re-read when they change. Only regular files are read, and at most: a token
+file 16 KiB, the workspaces file 64 MiB, a stored secret 8 KiB.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM or --once accepted; 1 --once not
 accepted; 2 configuration or usage error; 3 token rejected at register (with

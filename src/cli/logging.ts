@@ -84,6 +84,19 @@ export function jsonLine(
 }
 
 /**
+ * A record as the command writes it: the last stop of every log line, where
+ * no remembered token or secret passes.
+ */
+export function formatLine(
+  record: LogRecord,
+  format: "text" | "json",
+): string {
+  return format === "json"
+    ? jsonLine(record, maskSecrets)
+    : maskSecrets(textLine(record));
+}
+
+/**
  * Sends the library's (and the command's) records to stderr: warnings and
  * errors, or from info up when verbose (debug too with `debug`).
  */
@@ -91,10 +104,7 @@ export async function configureLogging(
   settings: LogSettings & { debug?: boolean },
   write: (line: string) => void = writeStderr,
 ): Promise<void> {
-  // The last stop of every log line: no remembered token or secret passes.
-  const format = settings.format === "json"
-    ? (record: LogRecord) => jsonLine(record, maskSecrets)
-    : (record: LogRecord) => maskSecrets(textLine(record));
+  const format = (record: LogRecord) => formatLine(record, settings.format);
   await configure({
     reset: true,
     sinks: { stderr: (record: LogRecord) => write(format(record)) },

@@ -28,14 +28,18 @@ export function runScript(
     env?: Record<string, string>;
     timeoutMs?: number;
     input?: string;
+    cwd?: string;
+    /** Leave HOME out of the environment. */
+    noHome?: boolean;
   } = {},
 ): Promise<Finished> {
   const [cmd, args] = runtimeArgs(script, options.args);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
+      cwd: options.cwd,
       env: {
         PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "/tmp",
+        ...(options.noHome ? {} : { HOME: process.env.HOME ?? "/tmp" }),
         ...options.env,
       },
       stdio: ["pipe", "pipe", "pipe"],
