@@ -91,6 +91,7 @@ export async function main(context: CliContext = {}): Promise<number> {
   const stdout = context.stdout ??
     ((text: string) => void process.stdout.write(text));
   let format: "text" | "json" = "text";
+  let flushLogs = (_ms: number) => Promise.resolve();
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const commandLine = splitCommandLine(args);
@@ -115,10 +116,17 @@ export async function main(context: CliContext = {}): Promise<number> {
     const statePollEvery = statePollSetting(flags);
     const logSet = logSettings(flags, env);
     format = logSet.format;
-    await configureLogging({
-      ...logSet,
-      verbose: logSet.verbose || flags.demo,
-    });
+    // Logs go through a bounded queue written off the event loop: a reader
+    // of our stderr that stalls or goes away never stops the heartbeat.
+    const { processAdapter } = await import("./src/cli/child.ts");
+    const adapter = await processAdapter();
+    const { createLogWriter } = await import("./src/cli/log_writer.ts");
+    const logWriter = createLogWriter(adapter.stderr());
+    flushLogs = (ms) => logWriter.flush(ms);
+    await configureLogging(
+      { ...logSet, verbose: logSet.verbose || flags.demo },
+      (line) => logWriter.write(line),
+    );
 
     const warnings: string[] = [];
     const demo = flags.demo;
@@ -220,11 +228,10 @@ export async function main(context: CliContext = {}): Promise<number> {
     let tracker: McpTracker | undefined;
     if (command) {
       tracker = createMcpTracker({ mask: await tokenMasker(workspaces) });
-      const { processAdapter } = await import("./src/cli/child.ts");
       const { startWrapped } = await import("./src/cli/wrap.ts");
       try {
         wrapped = await startWrapped({
-          adapter: await processAdapter(),
+          adapter,
           command: command[0],
           args: command.slice(1),
           killAfterMs,
@@ -305,11 +312,16 @@ export async function main(context: CliContext = {}): Promise<number> {
   } finally {
     // Everything settles well within the 2 s a supervisor allows; never wait longer.
     let timer: ReturnType<typeof setTimeout> | undefined;
+    // In order: the heartbeat (and its secret writes) before the dir it writes to.
+    const inOrder = async () => {
+      for (const cleanup of cleanups) await cleanup().catch(() => {});
+    };
     await Promise.race([
-      Promise.allSettled(cleanups.map((c) => c())),
+      inOrder(),
       new Promise((r) => timer = setTimeout(r, 1500)),
     ]);
     clearTimeout(timer);
+    await flushLogs(500);
   }
 }
 

@@ -319,7 +319,7 @@ export async function startPlatformEmulator(
     const auth = req.headers.authorization;
     const bearer = auth?.startsWith("Bearer ") ? auth.slice(7) : undefined;
     let ws = workspaceId ? known.get(workspaceId) : undefined;
-    if (!ws && workspaceId && acceptUnknown && bearer && path !== "state") {
+    if (!ws && workspaceId && acceptUnknown && bearer) {
       ws = addWorkspace(workspaceId, bearer);
     }
     const authorized = !!ws && !ws.revoked && !ws.deleted &&
