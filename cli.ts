@@ -28,6 +28,7 @@ import {
   intervalSetting,
   killAfterSetting,
   logSettings,
+  maxInFlightSetting,
   orgIdSetting,
   parseFlags,
   platformUrlSetting,
@@ -114,6 +115,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     const killAfterMs = killAfterSetting(flags);
     const orgId = orgIdSetting(flags, env);
     const statePollEvery = statePollSetting(flags);
+    const maxInFlight = maxInFlightSetting(flags, env);
     const logSet = logSettings(flags, env);
     format = logSet.format;
     // Logs go through a bounded queue written off the event loop: a reader
@@ -257,6 +259,7 @@ export async function main(context: CliContext = {}): Promise<number> {
       signal: stopSignal.signal,
       orgId,
       statePollEvery,
+      maxInFlight,
       checkStateAtStart: flags.once,
       ...(tracker ? { stats: () => tracker.stats() } : {}),
     });
@@ -470,8 +473,14 @@ function runUntilDone(
     if (options.signal?.aborted) return finish(EXIT.ok);
 
     const firstBeat = new Map<string, { ok: boolean; reason: string }>();
+    // Beats do not wait on register: --once waits for both.
+    let registersDone = false;
+    void hb.ready.then(() => {
+      registersDone = true;
+      checkOnce();
+    });
     const checkOnce = () => {
-      if (!options.once) return;
+      if (!options.once || !registersDone || done) return;
       const status = hb.status().workspaces;
       const live = status.filter((w) => !w.rejected && !w.deleted);
       // --once also asks each workspace's state; wait for that answer too.

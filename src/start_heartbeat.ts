@@ -79,6 +79,23 @@ export interface HeartbeatOptions {
   beatGroupSize?: number;
   /** Registrations under way at once. @default {8} */
   registerConcurrency?: number;
+  /**
+   * Requests in flight at most, for the whole fleet (each holds a socket, so
+   * this bounds descriptors and memory when the platform hangs). A beat that
+   * finds the cap full is skipped and counted, not queued: the next one
+   * supersedes it. Registers (at most `registerConcurrency`) come on top.
+   * The command derives it from the descriptor limit. @default {256}
+   */
+  maxInFlight?: number;
+  /**
+   * Share of beats that may be retried early after a failure (a retry budget,
+   * as gRPC's and Finagle's): each beat on schedule earns this much of a
+   * retry, plus one retry per interval for the whole fleet; a failed beat (or
+   * register) retries sooner only by spending one, else it waits for its next
+   * slot (or `Retry-After`). During an outage the fleet so sends at most
+   * `1 + retryBudget` times its healthy rate. @default {0.1}
+   */
+  retryBudget?: number;
   /** Stops everything when aborted, as {@link HeartbeatHandle.stop} does. */
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
@@ -138,6 +155,8 @@ export interface WorkspaceStatus {
   authFailures: number;
   /** Whether an inbound secret has been stored during this run. */
   secretStored: boolean;
+  /** Beats skipped because the fleet's requests in flight were at the cap. */
+  beatsSkipped: number;
   /**
    * The live figures sent with its last beat (`active_tasks`,
    * `current_task`, `error_rate`, `sample_error`, …); only when a `stats`
@@ -154,6 +173,14 @@ export interface HeartbeatStatus {
   intervalMs: number;
   /** Seconds since start, whole. */
   uptimeSeconds: number;
+  /** Requests in flight now. */
+  inFlight: number;
+  /** The cap on requests in flight. */
+  maxInFlight: number;
+  /** Beats skipped at the cap, all workspaces. */
+  beatsSkipped: number;
+  /** Failed requests that waited for their next slot: the retry budget was spent. */
+  retriesDeferred: number;
   /** One entry per workspace, in the order given. */
   workspaces: WorkspaceStatus[];
 }
@@ -268,6 +295,9 @@ interface Runtime {
   authConfirmed: boolean;
   /** Taken out with removeWorkspace: nothing more is sent, answers are ignored. */
   removed: boolean;
+  /** The scheduled beat is an early retry (it earns no retry budget). */
+  retrying: boolean;
+  beatsSkipped: number;
 }
 
 /** A workspace's bookkeeping, fresh. */
@@ -306,6 +336,8 @@ function newRuntime(config: WorkspaceConfig, anchor: number): Runtime {
     beatsSinceState: 0,
     authConfirmed: false,
     removed: false,
+    retrying: false,
+    beatsSkipped: 0,
   };
 }
 
@@ -353,6 +385,15 @@ export class HeartbeatHandle extends EventTarget {
   #onSignal = () => void this.stop();
   #deadline: Deadline | undefined;
   #deadlines = new Set<Deadline>();
+  #inFlight = 0;
+  #maxInFlight: number;
+  #skipped = 0;
+  #skippedSinceWarn = 0;
+  #skipWarnedAt = -Infinity;
+  #deferred = 0;
+  #retryTokens: number;
+  #retryTokensMax: number;
+  #retryEarn: number;
 
   /**
    * Use {@link startHeartbeat}; this constructor starts the work too.
@@ -377,6 +418,12 @@ export class HeartbeatHandle extends EventTarget {
       Math.floor(options.registerConcurrency ?? 8),
     );
     this.#limit = createLimiter(this.#registerConcurrency);
+    this.#maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 256));
+    const budget = Math.max(0, options.retryBudget ?? 0.1);
+    const fleet = Math.max(1, options.workspaces.length);
+    this.#retryEarn = budget + 1 / fleet;
+    this.#retryTokensMax = Math.max(2, budget * fleet);
+    this.#retryTokens = this.#retryTokensMax;
     this.#startedAt = options.startedAt ?? this.#clock.now();
     this.stopped = new Promise((resolve) => this.#resolveStopped = resolve);
     const count = options.workspaces.length;
@@ -403,6 +450,10 @@ export class HeartbeatHandle extends EventTarget {
       return;
     }
     options.signal?.addEventListener("abort", this.#onSignal, { once: true });
+    // Beats never wait on register: each workspace beats on its phase from
+    // the first interval, whatever its register is doing (a hung register
+    // must not leave a fleet OFFLINE); a refused or deleted one is dropped.
+    for (const ws of this.#runtimes) this.#scheduleBeat(ws, ws.anchor);
     this.ready = this.#track(this.#registerAll());
     if (options.checkStateAtStart) {
       for (const ws of this.#runtimes) this.#askState(ws, true);
@@ -436,6 +487,10 @@ export class HeartbeatHandle extends EventTarget {
       stopped: this.#stopping !== undefined,
       intervalMs: this.#interval,
       uptimeSeconds: Math.floor((now - this.#startedAt) / 1000),
+      inFlight: this.#inFlight,
+      maxInFlight: this.#maxInFlight,
+      beatsSkipped: this.#skipped,
+      retriesDeferred: this.#deferred,
       workspaces: this.#runtimes.map((ws) => ({
         workspaceId: ws.id,
         registered: ws.registered,
@@ -458,6 +513,7 @@ export class HeartbeatHandle extends EventTarget {
         consecutiveFailures: ws.consecutiveFailures,
         authFailures: ws.authFailures,
         secretStored: ws.secretStored,
+        beatsSkipped: ws.beatsSkipped,
         ...(ws.lastStats ? { stats: ws.lastStats } : {}),
       })),
     };
@@ -501,14 +557,8 @@ export class HeartbeatHandle extends EventTarget {
     if (this.#isStopped) return;
     const ws = newRuntime(config, this.#clock.now());
     this.#runtimes.push(ws);
-    void this.#track(
-      this.#register(ws).then((outcome) => {
-        if (
-          outcome !== "rejected" && outcome !== "aborted" &&
-          outcome !== "deleted"
-        ) this.#scheduleBeat(ws, this.#clock.now());
-      }),
-    );
+    this.#scheduleBeat(ws, ws.anchor);
+    void this.#track(this.#register(ws));
   }
 
   /**
@@ -581,12 +631,6 @@ export class HeartbeatHandle extends EventTarget {
         else if (outcome !== "aborted") {
           result.failed.push({ workspaceId: ws.id, reason: outcome.reason });
         }
-        if (
-          outcome !== "rejected" && outcome !== "aborted" &&
-          outcome !== "deleted"
-        ) {
-          this.#scheduleBeat(ws, Math.max(this.#clock.now(), ws.anchor));
-        }
       }
     };
     const workers = Math.max(
@@ -607,17 +651,19 @@ export class HeartbeatHandle extends EventTarget {
     let result;
     try {
       result = await this.#limit(() =>
-        this.#isStopped ? Promise.reject(signal.reason) : register({
-          platformUrl: this.#options.platformUrl,
-          workspaceId: ws.id,
-          token: ws.config.token,
-          agentCard: ws.config.agentCard ??
-            buildAgentCard(ws.id, this.#options.env ?? processEnv),
-          timeoutMs: this.#timeout,
-          signal,
-          fetch: this.#options.fetch,
-          orgId: this.#options.orgId,
-        })
+        this.#isStopped
+          ? Promise.reject(signal.reason)
+          : this.#counted(register({
+            platformUrl: this.#options.platformUrl,
+            workspaceId: ws.id,
+            token: ws.config.token,
+            agentCard: ws.config.agentCard ??
+              buildAgentCard(ws.id, this.#options.env ?? processEnv),
+            timeoutMs: this.#timeout,
+            signal,
+            fetch: this.#options.fetch,
+            orgId: this.#options.orgId,
+          }))
       );
     } catch (error) {
       if (error instanceof RegisterAuthError) {
@@ -650,13 +696,15 @@ export class HeartbeatHandle extends EventTarget {
     }
     ws.registerFailures++;
     ws.lastError = result.reason;
-    const retryInMs = Math.min(
-      this.#interval,
-      Math.max(
-        this.#backoff(ws.registerFailures),
-        result.answer?.retryAfterMs ?? 0,
-      ),
-    );
+    const retryInMs = this.#spendRetry()
+      ? Math.min(
+        this.#interval,
+        Math.max(
+          this.#backoff(ws.registerFailures),
+          result.answer?.retryAfterMs ?? 0,
+        ),
+      )
+      : this.#interval;
     logger[result.kind === "redirect" ? "error" : "warn"](
       "register of workspace {workspaceId} failed ({reason}); heartbeats go on, register is retried in {retryInMs} ms",
       { workspaceId: ws.id, reason: result.reason, retryInMs },
@@ -708,14 +756,63 @@ export class HeartbeatHandle extends EventTarget {
       !ws.removed;
   }
 
-  #scheduleBeat(ws: Runtime, due: number): void {
+  /** Counts a request in flight while it runs. */
+  async #counted<T>(request: Promise<T>): Promise<T> {
+    this.#inFlight++;
+    try {
+      return await request;
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /** Takes one early retry from the budget, if there is one. */
+  #spendRetry(): boolean {
+    if (this.#retryTokens >= 1) {
+      this.#retryTokens--;
+      return true;
+    }
+    this.#deferred++;
+    return false;
+  }
+
+  #skip(ws: Runtime): void {
+    ws.beatsSkipped++;
+    this.#skipped++;
+    this.#skippedSinceWarn++;
+    const now = this.#clock.now();
+    if (now - this.#skipWarnedAt < 10_000) return;
+    logger.warn(
+      "{count} beat(s) skipped: {inFlight} requests are in flight, the cap; the platform is slow to answer (a skipped beat is superseded by the next)",
+      { count: this.#skippedSinceWarn, inFlight: this.#inFlight },
+    );
+    this.#skipWarnedAt = now;
+    this.#skippedSinceWarn = 0;
+  }
+
+  #scheduleBeat(ws: Runtime, due: number, retry = false): void {
     if (!this.#served(ws)) return;
     if (ws.timer) this.#queue.cancel(ws.timer);
+    ws.retrying = retry;
     ws.timer = this.#queue.at(due, () => {
       ws.timer = undefined;
       if (ws.inFlight || !this.#served(ws)) return;
+      const now = this.#clock.now();
+      if (this.#inFlight >= this.#maxInFlight) {
+        this.#skip(ws);
+        return this.#scheduleBeat(
+          ws,
+          nextSlot(ws.anchor, this.#interval, now, now),
+        );
+      }
+      if (!ws.retrying) {
+        this.#retryTokens = Math.min(
+          this.#retryTokensMax,
+          this.#retryTokens + this.#retryEarn,
+        );
+      }
       ws.inFlight = true;
-      void this.#track(this.#beat(ws)).catch((error) => {
+      void this.#track(this.#counted(this.#beat(ws))).catch((error) => {
         ws.inFlight = false;
         logger.error("internal error in a beat of {workspaceId}: {error}", {
           workspaceId: ws.id,
@@ -766,6 +863,7 @@ export class HeartbeatHandle extends EventTarget {
     ws.beatsSent++;
     if (result.status !== undefined) ws.lastStatus = result.status;
     let next = nextSlot(ws.anchor, this.#interval, sentAt, now);
+    let retry = false;
 
     if (result.kind === "ok") {
       ws.beatsAccepted++;
@@ -799,17 +897,22 @@ export class HeartbeatHandle extends EventTarget {
       this.#askState(ws, false);
       this.#logAuthFailure(ws, result.status!);
     } else if (result.kind === "transient") {
-      const delay = Math.min(
+      const retryAfter = Math.min(
         this.#interval,
-        Math.max(
-          this.#backoff(ws.consecutiveFailures),
-          result.answer?.retryAfterMs ?? 0,
-        ),
+        result.answer?.retryAfterMs ?? 0,
       );
-      next = now + delay;
+      if (this.#spendRetry()) {
+        next = now +
+          Math.max(this.#backoff(ws.consecutiveFailures), retryAfter);
+        retry = true;
+      } else next = Math.max(next, now + retryAfter);
       logger.warn(
         "heartbeat of {workspaceId} failed: {reason}; retrying in {retryInMs} ms",
-        { workspaceId: ws.id, reason: result.reason, retryInMs: delay },
+        {
+          workspaceId: ws.id,
+          reason: result.reason,
+          retryInMs: Math.round(next - now),
+        },
       );
     } else if (result.kind === "redirect") {
       logger.error("heartbeat of {workspaceId} failed: {reason}", {
@@ -830,7 +933,7 @@ export class HeartbeatHandle extends EventTarget {
       consecutiveFailures: ws.consecutiveFailures,
       nextInMs: next - now,
     });
-    this.#scheduleBeat(ws, next);
+    this.#scheduleBeat(ws, next, retry);
   }
 
   /**
@@ -929,7 +1032,7 @@ export class HeartbeatHandle extends EventTarget {
   async #fetchState(ws: Runtime): Promise<WorkspaceState | undefined> {
     ws.stateAskedAt = this.#clock.now();
     try {
-      const state = await fetchWorkspaceState({
+      const state = await this.#counted(fetchWorkspaceState({
         platformUrl: this.#options.platformUrl,
         workspaceId: ws.id,
         token: ws.config.token,
@@ -937,7 +1040,7 @@ export class HeartbeatHandle extends EventTarget {
         timeoutMs: this.#timeout,
         signal: this.#abort.signal,
         fetch: this.#options.fetch,
-      });
+      }));
       ws.lastState = state.kind;
       return state;
     } catch {
@@ -960,6 +1063,16 @@ export class HeartbeatHandle extends EventTarget {
       !force && ws.stateAskedAt !== undefined &&
       now - ws.stateAskedAt < this.#interval
     ) return;
+    if (this.#inFlight >= this.#maxInFlight) {
+      // Asked again when it matters; a paused one keeps its low-rate check.
+      if (ws.paused) {
+        this.#queue.at(
+          now + this.#pausedCheckMs,
+          () => this.#askState(ws, true),
+        );
+      }
+      return;
+    }
     ws.stateAsking = true;
     void this.#track(
       this.#fetchState(ws).then((state) => {

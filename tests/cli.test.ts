@@ -339,7 +339,10 @@ test("a rejected token at register exits 3 at once with one workspace, naming th
   assert.ok(performance.now() - t0 < 10_000);
   assert.match(r.stderr, /register rejected with HTTP 401.*ws-1.*Tokens tab/);
   assert.ok(!r.stderr.includes("wrong-token-xyz"));
-  assert.equal(platform.requestsTo("heartbeat").length, 0);
+  assert.ok(
+    platform.requestsTo("heartbeat").length <= 1,
+    "beats do not wait on register: at most the first went out beside it",
+  );
 });
 
 test("several workspaces: a rejected one is reported and dropped, the others go on; all rejected exits 3", async () => {
@@ -373,7 +376,10 @@ test("several workspaces: a rejected one is reported and dropped, the others go 
     r.stderr,
     /ERROR register rejected with HTTP 401.*workspace bad/,
   );
-  assert.equal(platform.requestsTo("heartbeat", "bad").length, 0);
+  assert.ok(
+    platform.requestsTo("heartbeat", "bad").length <= 1,
+    "beats do not wait on register: at most the first went out beside it",
+  );
   // Per-workspace secret files when there are several.
   assert.equal(
     await readFile(join(dir, ".platform_inbound_secret.good"), "utf8"),

@@ -368,7 +368,10 @@ test("a workspace whose token is refused at register is dropped; the others go o
     return levelsAndTexts(records);
   });
   assert.deepEqual(rejected, [{ workspaceId: "bad", status: 401 }]);
-  assert.equal(platform.requestsTo("heartbeat", "bad").length, 0);
+  assert.ok(
+    platform.requestsTo("heartbeat", "bad").length <= 1,
+    "beats do not wait on register: at most the first went out beside it",
+  );
   assert.ok(
     lines.some((l) =>
       /^error: register rejected with HTTP 401.*bad.*Tokens tab/.test(l)
@@ -417,7 +420,10 @@ test("an AbortSignal stops everything, even during register", async () => {
     failed: [],
     deleted: [],
   });
-  assert.equal(platform.requestsTo("heartbeat").length, 0);
+  assert.ok(
+    platform.requestsTo("heartbeat").length <= 1,
+    "beats do not wait on register: at most the first went out beside it",
+  );
 });
 
 test("many workspaces in one process share few connections and spread their beats", async () => {

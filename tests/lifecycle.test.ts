@@ -114,7 +114,10 @@ test("deleted before start: the refused register is explained as a deletion, not
   await hb.stop();
   assert.deepEqual(ready.deleted, ["old"]);
   assert.deepEqual(ready.rejected, []);
-  assert.equal(platform.requestsTo("heartbeat").length, 0);
+  assert.ok(
+    platform.requestsTo("heartbeat").length <= 1,
+    "beats do not wait on register: at most the first went out beside it",
+  );
 });
 
 test("paused: beats stop, state is asked at the low rate, beats resume when it is resumed", async () => {
@@ -285,6 +288,7 @@ test("health: a deleted workspace is a reason, a paused one is not", async () =>
     consecutiveFailures: 0,
     authFailures: 0,
     secretStored: false,
+    beatsSkipped: 0,
     ...extra,
   });
   assert.deepEqual(
@@ -292,6 +296,10 @@ test("health: a deleted workspace is a reason, a paused one is not", async () =>
       stopped: false,
       intervalMs: 20_000,
       uptimeSeconds: 600,
+      inFlight: 0,
+      maxInFlight: 256,
+      beatsSkipped: 0,
+      retriesDeferred: 0,
       workspaces: [
         ws("gone", { deleted: true }),
         ws("resting", { paused: true }),

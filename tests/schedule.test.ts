@@ -76,8 +76,9 @@ test("slow answers do not make the schedule drift", async () => {
     fetch,
   });
   await clock.advance(3_000 + 200_000);
-  // Register took 3 s, so beat 0 goes at 3 s; later beats stay on the 20 s grid.
-  assert.deepEqual(seen.slice(0, 5), [3_000, 20_000, 40_000, 60_000, 80_000]);
+  // Beats do not wait on register (which takes 3 s here): beat 0 goes at 0,
+  // and every beat stays on the 20 s grid.
+  assert.deepEqual(seen.slice(0, 5), [0, 20_000, 40_000, 60_000, 80_000]);
   assert.equal(seen.at(-1), 200_000);
   await done(hb);
 });
@@ -252,7 +253,7 @@ test("registration runs with bounded concurrency", async () => {
   await done(hb);
 });
 
-test("after failures the next attempt comes sooner, with backoff capped at the interval", async () => {
+test("after failures the next attempt comes sooner with backoff, within the retry budget, then on the grid", async () => {
   let failing = true;
   const { clock, hb, beats } = setup(
     (req) =>
@@ -267,9 +268,21 @@ test("after failures the next attempt comes sooner, with backoff capped at the i
   });
   const times = beats().map((b) => b.at);
   const gaps = times.slice(1).map((t, i) => t - times[i]);
-  // Full jitter at its top draw: 1, 2, 4, 8, 16 s, then capped at 20 s.
-  assert.deepEqual(gaps.slice(0, 6), [999, 1998, 3996, 7992, 15984, 19980]);
-  assert.ok(gaps.every((g) => g <= 20_000));
+  // Full jitter at its top draw: 1 s, 2 s, while the budget (2 retries to
+  // start with) lasts; then the grid slot, with about one early retry per
+  // interval earned back (10 % of a beat plus one per interval for the fleet).
+  assert.deepEqual(gaps.slice(0, 2), [999, 1998]);
+  assert.equal(times[3], 20_000, "budget spent: the next try is the grid slot");
+  // Never silent for much more than an interval (a retry may stand in for the
+  // grid slot just after it), never more than two tries in one interval.
+  assert.ok(gaps.every((g) => g <= 21_000), JSON.stringify(times));
+  for (let start = 20_000; start < 120_000; start += 20_000) {
+    const inWindow = times.filter((t) => t >= start && t < start + 20_000);
+    assert.ok(
+      inWindow.length <= 2,
+      `${inWindow.length} beats in [${start}, +20 s)`,
+    );
+  }
   // The platform comes back: a beat lands within one interval, then the grid resumes.
   failing = false;
   const recoveredAt = clock.now();

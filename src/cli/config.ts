@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { HEARTBEAT_INTERVAL_MS } from "../constants.ts";
 import type { EnvReader } from "../env.ts";
@@ -60,6 +61,7 @@ export interface CliFlags {
   killAfter?: string;
   orgId?: string;
   statePoll?: string;
+  maxInFlight?: string;
   once: boolean;
   demo: boolean;
   help: boolean;
@@ -93,6 +95,7 @@ export function parseFlags(args: string[]): CliFlags {
         "kill-after": { type: "string" },
         "org-id": { type: "string" },
         "state-poll": { type: "string" },
+        "max-in-flight": { type: "string" },
         "once": { type: "boolean" },
         "demo": { type: "boolean" },
         "help": { type: "boolean", short: "h" },
@@ -113,6 +116,7 @@ export function parseFlags(args: string[]): CliFlags {
       killAfter: values["kill-after"],
       orgId: values["org-id"],
       statePoll: values["state-poll"],
+      maxInFlight: values["max-in-flight"],
       once: values.once ?? false,
       demo: values.demo ?? false,
       help: values.help ?? false,
@@ -213,6 +217,55 @@ export function statePollSetting(flags: CliFlags): number {
     );
   }
   return Number(raw);
+}
+
+/**
+ * The soft limit on open files (`RLIMIT_NOFILE`), from `/proc/self/limits`
+ * where there is one (Linux); `undefined` elsewhere.
+ */
+export function openFileLimit(
+  read: () => string = () => readFileSync("/proc/self/limits", "utf8"),
+): number | undefined {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(read());
+    if (!match) return undefined;
+    return match[1] === "unlimited" ? Infinity : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The cap on requests in flight: `--max-in-flight` or
+ * `MOLECULE_MAX_IN_FLIGHT`, else derived from the descriptor limit (half of
+ * what is left after 128 for everything else, from 16 to 1024; 256 where the
+ * limit is unknown).
+ *
+ * @throws {ConfigError} When not a whole number from 1 to 65536.
+ */
+export function maxInFlightSetting(
+  flags: CliFlags,
+  env: EnvReader,
+  readLimit: () => number | undefined = openFileLimit,
+): number {
+  const { raw, where } = flagOrEnv(
+    flags.maxInFlight,
+    "--max-in-flight",
+    env,
+    "MOLECULE_MAX_IN_FLIGHT",
+  );
+  if (raw !== undefined) {
+    if (!/^\d{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 65536) {
+      throw new ConfigError(
+        `${where} must be a whole number of requests from 1 to 65536, not "${raw}"`,
+        where,
+      );
+    }
+    return Number(raw);
+  }
+  const limit = readLimit();
+  if (limit === undefined) return 256;
+  return Math.max(16, Math.min(1024, Math.floor((limit - 128) / 2)));
 }
 
 /** Trimmed value, or `undefined` when unset or whitespace-only. */

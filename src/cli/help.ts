@@ -47,6 +47,9 @@ Flags (a flag beats its variable):
                                                          (default 10)
   --org-id ID              MOLECULE_ORG_ID               send X-Molecule-Org-Id: ID on every
                                                          request (multi-tenant edges)
+  --max-in-flight N        MOLECULE_MAX_IN_FLIGHT        requests in flight at most (default: from
+                                                         the open-files limit, 16 to 1024); a beat
+                                                         that finds it full is skipped, not queued
   --state-poll N                                         ask the platform for each workspace's
                                                          state every N beats, to notice a pause
                                                          (default 0: only after a refused token)

@@ -1,0 +1,182 @@
+// A fleet under platform trouble (issue 9): beats never wait on register, a
+// retry budget keeps an outage from raising the request rate, and a cap on
+// requests in flight bounds sockets when the platform hangs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { startHeartbeat } from "../mod.ts";
+import {
+  maxInFlightSetting,
+  openFileLimit,
+  parseFlags,
+} from "../src/cli/config.ts";
+import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { FakeClock } from "./helpers/fake_clock.ts";
+import { fakeFetch } from "./helpers/fake_fetch.ts";
+import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+const fleet = (n: number) =>
+  Array.from(
+    { length: n },
+    (_, i) => ({ id: `ws-${i}`, token: `tok-${i}-000000` }),
+  );
+
+test("register hung: every workspace of the fleet still beats within its first interval", async () => {
+  await using platform = await startPlatformEmulator();
+  platform.fail({ kind: "hang" }, { path: "register" });
+  const hb = startHeartbeat({
+    platformUrl: platform.url,
+    workspaces: fleet(100),
+    intervalMs: 500,
+    timeoutMs: 5_000,
+  });
+  try {
+    await waitFor(
+      () =>
+        new Set(platform.requestsTo("heartbeat").map((r) => r.workspaceId))
+          .size === 100,
+      // One interval, with room for a busy machine; a fleet waiting on its
+      // registers (8 at a time, each hung for 5 s) would take a minute.
+      3_000,
+      "a beat from each of 100 workspaces",
+    );
+    assert.ok(
+      platform.requestsTo("register").length <= 8 + 1,
+      "registers still bounded",
+    );
+  } finally {
+    await hb.stop();
+  }
+});
+
+test("retry budget: during an outage the fleet sends at most about 1.1 times its healthy request rate", async () => {
+  const clock = new FakeClock();
+  let down = false;
+  const fetch = fakeFetch(
+    (req) =>
+      req.path === "/registry/heartbeat" && down
+        ? { status: 503, body: { error: "down" } }
+        : { status: 200, body: { status: "ok" } },
+    clock.now,
+  );
+  const hb = startHeartbeat({
+    platformUrl: "http://platform.test",
+    workspaces: fleet(200),
+    intervalMs: 20_000,
+    clock,
+    fetch,
+    random: () => 0.5,
+  });
+  const beatsBetween = (from: number, to: number) =>
+    fetch.seen.filter((r) =>
+      r.path === "/registry/heartbeat" && r.at >= from && r.at < to
+    ).length;
+  await captureLogs(async () => {
+    await clock.advance(100_000);
+    const healthy = beatsBetween(20_000, 100_000);
+    down = true;
+    await clock.advance(200_000);
+    // Skip the first interval of the outage (the budget saved while healthy is spent there).
+    const outage = beatsBetween(140_000, 300_000) / 2; // per 80 s, as healthy
+    assert.equal(healthy, 800);
+    assert.ok(
+      outage <= healthy * 1.1 + 2,
+      `healthy ${healthy}, outage ${outage}`,
+    );
+    assert.ok(hb.status().retriesDeferred > 0);
+    // Recovery: every workspace accepted within one interval plus one timeout
+    // of the platform healing (an early retry can stand in for a grid slot).
+    down = false;
+    const healedAt = clock.now();
+    await clock.advance(30_000);
+    const okSince = hb.status().workspaces.filter((w) =>
+      w.sinceLastSuccessMs !== undefined &&
+      w.sinceLastSuccessMs <= clock.now() - healedAt
+    );
+    assert.equal(okSince.length, 200);
+  });
+  await hb.stop();
+});
+
+test("in-flight cap: with a hung platform, sockets stay under the cap plus registers; skipped beats are counted and warned about once", async () => {
+  await using platform = await startPlatformEmulator();
+  await captureLogs(async (records) => {
+    const hb = startHeartbeat({
+      platformUrl: platform.url,
+      workspaces: fleet(60),
+      intervalMs: 200,
+      timeoutMs: 3_000,
+      maxInFlight: 10,
+    });
+    try {
+      await waitFor(() => hb.status().workspaces.every((w) => w.registered));
+      platform.fail({ kind: "hang" });
+      let peak = 0;
+      await waitFor(
+        () => {
+          peak = Math.max(peak, platform.openConnections);
+          return hb.status().beatsSkipped >= 100;
+        },
+        10_000,
+        "skipped beats",
+      );
+      const status = hb.status();
+      assert.ok(status.inFlight <= 10, `in flight ${status.inFlight}`);
+      assert.ok(peak <= 10 + 8 + 2, `open connections peaked at ${peak}`);
+      const warnings = levelsAndTexts(records).filter((l) =>
+        /beat\(s\) skipped/.test(l)
+      );
+      assert.equal(warnings.length, 1, warnings.join("\n"));
+      platform.heal();
+      const healedAt = performance.now();
+      // Recovery within one interval plus one timeout.
+      await waitFor(
+        () =>
+          hb.status().workspaces.every((w) =>
+            w.sinceLastSuccessMs !== undefined &&
+            w.sinceLastSuccessMs < performance.now() - healedAt
+          ),
+        3_000 + 200 + 3_000,
+        "every workspace accepted again",
+      );
+    } finally {
+      await hb.stop();
+    }
+  });
+});
+
+test("--max-in-flight: a flag, a variable, or half the open-files limit left after 128 (16 to 1024)", () => {
+  const none = () => undefined;
+  assert.equal(maxInFlightSetting(parseFlags([]), none, () => 1024), 448);
+  assert.equal(maxInFlightSetting(parseFlags([]), none, () => 100), 16);
+  assert.equal(maxInFlightSetting(parseFlags([]), none, () => 1_048_576), 1024);
+  assert.equal(maxInFlightSetting(parseFlags([]), none, () => undefined), 256);
+  assert.equal(
+    maxInFlightSetting(parseFlags(["--max-in-flight", "50"]), none, () => 1024),
+    50,
+  );
+  assert.equal(
+    maxInFlightSetting(
+      parseFlags([]),
+      (n) => n === "MOLECULE_MAX_IN_FLIGHT" ? "7" : undefined,
+      () => 1024,
+    ),
+    7,
+  );
+  assert.throws(
+    () =>
+      maxInFlightSetting(
+        parseFlags(["--max-in-flight", "0"]),
+        none,
+        () => 1024,
+      ),
+    /from 1 to 65536/,
+  );
+  assert.equal(
+    openFileLimit(() =>
+      "Limit  Soft Limit  Hard Limit  Units\nMax open files            1024                 524288               files\n"
+    ),
+    1024,
+  );
+  assert.equal(openFileLimit(() => "nothing here"), undefined);
+});
