@@ -23,6 +23,8 @@ export class FileReadError extends HeartbeatError {
   readonly path: string;
 
   /**
+   * Creates the error.
+   *
    * @param path The file.
    * @param reason Why it is not read.
    */

@@ -7,6 +7,7 @@
  * @module
  */
 import type { HeartbeatStats } from "./heartbeat.ts";
+import { isRecord as isObject } from "./register.ts";
 
 /** Options of {@link createMcpTracker}. */
 export interface McpTrackerOptions {
@@ -69,10 +70,6 @@ function idKey(id: unknown): string | undefined {
   if (typeof id === "number" && Number.isFinite(id)) return `n${id}`;
   if (typeof id === "string") return `s${id}`;
   return undefined;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 // deno-lint-ignore no-control-regex

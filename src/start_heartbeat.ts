@@ -1005,21 +1005,17 @@ export class HeartbeatHandle extends EventTarget {
           "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
         { workspaceId: ws.id, status, count },
       );
-    } else if (level === "error" && ws.authConfirmed) {
-      logger.error(
-        "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
-          "has been REVOKED (the platform's workspace state confirms the workspace exists and refuses the token). " +
-          "Every platform call will fail. Regenerate the token from the canvas (Tokens tab), update " +
-          "MOLECULE_WORKSPACE_TOKEN or the token file, and restart.",
-        { workspaceId: ws.id, status, count },
-      );
-      this.#emit("auth-escalation", { workspaceId: ws.id, status, count });
     } else if (level === "error") {
+      // The platform's workspace state, when asked, turns the reference's
+      // guess into a certainty.
+      const why = ws.authConfirmed
+        ? "has been REVOKED (the platform's workspace state confirms the workspace exists and refuses the token). " +
+          "Every platform call will fail. Regenerate the token from the canvas (Tokens tab)"
+        : "has been REVOKED, likely because the workspace was deleted server-side. Every platform call " +
+          "will fail. Regenerate the workspace and its token from the canvas (Tokens tab)";
       logger.error(
         "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
-          "has been REVOKED, likely because the workspace was deleted server-side. Every platform call " +
-          "will fail. Regenerate the workspace and its token from the canvas (Tokens tab), update " +
-          "MOLECULE_WORKSPACE_TOKEN or the token file, and restart.",
+          `${why}, update MOLECULE_WORKSPACE_TOKEN or the token file, and restart.`,
         { workspaceId: ws.id, status, count },
       );
       this.#emit("auth-escalation", { workspaceId: ws.id, status, count });

@@ -1,33 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  chmod,
-  mkdtemp,
-  readFile,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VERSION } from "../mod.ts";
 import { startPlatformEmulator } from "../src/platform_emulator.ts";
 import { runScript, startScript } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { scratch } from "./helpers/scratch.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const TOKEN = "cli-token-0123456789";
-
-/** A scratch dir, removed when the `await using` scope that holds it ends. */
-async function scratch(): Promise<AsyncDisposable & { path: string }> {
-  const path = await mkdtemp(join(tmpdir(), "molecule-cli-"));
-  return {
-    path,
-    [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }),
-  };
-}
 
 function cli(
   args: string[],
@@ -92,7 +76,7 @@ test("--version prints the version from deno.json", async () => {
 });
 
 test("configuration errors exit 2 with what to set in the first line, never a stack trace", async () => {
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const base = {
     PLATFORM_URL: "http://127.0.0.1:9",
@@ -269,7 +253,7 @@ test("--once registers and beats once per workspace with the agent card from the
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-12345678": TOKEN },
   });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const r = await cli(["--once", "--interval", "0.5"], {
     PLATFORM_URL: platform.url + "/",
@@ -309,7 +293,7 @@ test("--once exits 1 when the platform does not accept the beat", async () => {
     status: 503,
     body: '{"error":"maintenance"}',
   }, { path: "heartbeat" });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const r = await cli(["--once"], {
     PLATFORM_URL: platform.url,
@@ -326,7 +310,7 @@ test("a rejected token at register exits 3 at once with one workspace, naming th
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
   });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const t0 = performance.now();
   const r = await cli([], {
@@ -349,7 +333,7 @@ test("several workspaces: a rejected one is reported and dropped, the others go 
   await using platform = await startPlatformEmulator({
     workspaces: { good: TOKEN, bad: "bad-right-token" },
   });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const file = join(dir, "workspaces.json");
   await writeFile(
@@ -403,7 +387,7 @@ test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
     workspaces: { "ws-1": TOKEN },
   });
   platform.fail({ kind: "hang" }, { path: "heartbeat" });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const run = startScript(CLI, {
     env: {
@@ -450,7 +434,7 @@ test("health: /healthz is 503 with reasons until a beat is accepted, then 200; /
   const stopHang = platform.fail({ kind: "status", status: 502 }, {
     path: "heartbeat",
   });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const run = startScript(CLI, {
     args: ["--health-port", "0", "--interval", "0.3", "--verbose"],
@@ -499,7 +483,7 @@ test("a token file that changes on disk is re-read and the new token used withou
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": "first-token-aaaa" },
   });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const tokenFile = join(dir, ".auth_token");
   await writeFile(tokenFile, "first-token-aaaa\n", { mode: 0o600 });
@@ -531,7 +515,7 @@ test("a workspaces file that changes on disk is re-read: a rotated token is used
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-a": "token-a-first", "ws-b": "token-b-kept" },
   });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const file = join(dir, "workspaces.json");
   const write = (tokenA: string) =>
@@ -572,7 +556,7 @@ test("warnings, not exits: interval over 60 s, group-readable token file, unwrit
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
   });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const tokenFile = join(dir, "token");
   await writeFile(tokenFile, TOKEN);
@@ -611,7 +595,7 @@ test("--log-format json: one JSON object a line with level and message", async (
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
   });
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const r = await cli(["--once", "--log-format", "json", "--verbose"], {
     PLATFORM_URL: platform.url,
@@ -636,7 +620,7 @@ test("--log-format json: one JSON object a line with level and message", async (
 });
 
 test("--demo --once is a self-test that exits 0 and shows each step", async () => {
-  await using scratchDir = await scratch();
+  await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const r = await cli(["--demo", "--once", "--configs-dir", dir], {});
   assert.equal(r.code, 0, r.stderr);

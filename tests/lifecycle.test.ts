@@ -3,8 +3,6 @@
 // workspace, the tenant header.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fetchWorkspaceState, startHeartbeat } from "../mod.ts";
@@ -17,6 +15,7 @@ import {
   startPiped,
 } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { scratch } from "./helpers/scratch.ts";
 
 const TOKEN = "life-token-0123456789";
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
@@ -211,16 +210,8 @@ test("X-Molecule-Org-Id goes on every request: register, heartbeat, state", asyn
   assert.equal(platform.requestsTo("state")[0].method, "GET");
 });
 
-async function scratch(): Promise<AsyncDisposable & { path: string }> {
-  const path = await mkdtemp(join(tmpdir(), "molecule-life-"));
-  return {
-    path,
-    [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }),
-  };
-}
-
 test("command: a deleted workspace exits 4 (--once, mid-run, wrapper mode after stopping the child); paused with --once exits 1", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-life-");
   await using platform = await startPlatformEmulator({
     workspaces: { d: TOKEN, p: TOKEN },
   });

@@ -3,9 +3,6 @@
 // (@modelcontextprotocol/server-everything), against the platform emulator.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   Client,
@@ -20,6 +17,7 @@ import {
 } from "../src/platform_emulator.ts";
 import { nodeBin, runtimeArgs } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { scratch } from "./helpers/scratch.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const EVERYTHING = fileURLToPath(
@@ -30,14 +28,6 @@ const EVERYTHING = fileURLToPath(
 );
 const TOKEN = "sdk-token-0123456789";
 const WS = "ws-mcp";
-
-async function scratch(): Promise<AsyncDisposable & { path: string }> {
-  const path = await mkdtemp(join(tmpdir(), "molecule-mcp-"));
-  return {
-    path,
-    [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }),
-  };
-}
 
 /** An SDK client connected to server-everything, wrapped or not. */
 async function connect(
@@ -76,7 +66,7 @@ const lastBeat = (platform: PlatformEmulator) =>
   platform.workspace(WS)?.lastHeartbeat ?? {};
 
 test("SDK client → wrapper → server-everything: same answers as direct, beats with live work, degraded and back, a 3 MiB message intact", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-mcp-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });
@@ -167,7 +157,7 @@ test("SDK client → wrapper → server-everything: same answers as direct, beat
 });
 
 test("SDK client → wrapper: with a hung platform, initialize is not delayed by register", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-mcp-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });

@@ -6,15 +6,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import {
   mkdir,
-  mkdtemp,
   readdir,
-  rm,
   stat,
   symlink,
   utimes,
   writeFile,
 } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -34,17 +31,10 @@ import { startPlatformEmulator } from "../src/platform_emulator.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
 import { runScript, startScript } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { scratch } from "./helpers/scratch.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const TOKEN = "sec-token-0123456789abcdef";
-
-async function scratch(): Promise<AsyncDisposable & { path: string }> {
-  const path = await mkdtemp(join(tmpdir(), "molecule-sec-"));
-  return {
-    path,
-    [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }),
-  };
-}
 
 /** The command's stderr must be one error line, naming `where`, without `secret`. */
 function oneLineNaming(
@@ -65,7 +55,7 @@ function oneLineNaming(
 }
 
 test("tokens are validated where they enter: variable, token file, workspaces entry; never echoed", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-sec-");
   const base = {
     PLATFORM_URL: "http://127.0.0.1:9",
     WORKSPACE_ID: "ws-1",
@@ -129,7 +119,7 @@ test("tokens are validated where they enter: variable, token file, workspaces en
 });
 
 test("bounded, typed reads: /dev/zero, a FIFO, a symlink to a device, a file over the cap are refused at start, without hanging", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-sec-");
   const fifo = join(dir.path, "fifo");
   execFileSync("mkfifo", [fifo]);
   const link = join(dir.path, "zero-link");
@@ -160,7 +150,7 @@ test("bounded, typed reads: /dev/zero, a FIFO, a symlink to a device, a file ove
 });
 
 test("bounded reads in both adapters; a secret file that is a symlink to /dev/zero is refused, not read", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-sec-");
   await symlink("/dev/zero", join(dir.path, ".platform_inbound_secret"));
   const adapters = [createNodeFileSystem()];
   if ("Deno" in globalThis) adapters.push(createDenoFileSystem());
@@ -288,7 +278,7 @@ test("Origin is the platform URL's origin even when the URL has a path", async (
 });
 
 test("secret store: stale temporary files of ours are removed, fresh ones and others kept; long and odd ids get a file", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-sec-");
   const old = join(dir.path, ".platform_inbound_secret.1234.tmp");
   const fresh = join(dir.path, ".platform_inbound_secret.5678.tmp");
   const other = join(dir.path, "unrelated.tmp");
@@ -307,7 +297,7 @@ test("secret store: stale temporary files of ours are removed, fresh ones and ot
 });
 
 test("command: a group-writable configs dir is a warning; no HOME and no /configs says where the secret goes; --demo removes its dir", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-sec-");
   const configs = join(dir.path, "configs");
   await mkdir(configs, { mode: 0o777 });
   await (await import("node:fs/promises")).chmod(configs, 0o777);
@@ -349,7 +339,7 @@ test("command: a group-writable configs dir is a warning; no HOME and no /config
 });
 
 test("command: a re-read token file with two lines is a warning and the previous token stays in use", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-sec-");
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
   });
@@ -385,7 +375,7 @@ test("command: a re-read token file with two lines is a warning and the previous
 });
 
 test("command: entries added to a watched workspaces file are served, removed ones stop; each change logged once", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-sec-");
   await using platform = await startPlatformEmulator();
   const file = join(dir.path, "workspaces.json");
   const entries = (ids: string[]) =>

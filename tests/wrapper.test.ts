@@ -3,8 +3,7 @@
 // fixture children.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -13,6 +12,7 @@ import {
 } from "../src/platform_emulator.ts";
 import { nodeBin, runtimeArgs, startPiped } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { scratch } from "./helpers/scratch.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const FIXTURE = fileURLToPath(
@@ -20,14 +20,6 @@ const FIXTURE = fileURLToPath(
 );
 const TOKEN = "wrap-token-0123456789";
 const WS = "ws-wrap";
-
-async function scratch(): Promise<AsyncDisposable & { path: string }> {
-  const path = await mkdtemp(join(tmpdir(), "molecule-wrap-"));
-  return {
-    path,
-    [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }),
-  };
-}
 
 /** The command wrapping the fixture child in `mode`, against `platform`. */
 function wrap(
@@ -61,7 +53,7 @@ const lines = async (path: string) =>
   (await readFile(path, "utf8").catch(() => "")).split("\n").filter(Boolean);
 
 test("wrapper: bytes pass both ways unchanged (binary, CR LF, no newline, 4 MiB), beats go on, EOF reaches the child, its exit code is ours", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-wrap-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });
@@ -94,7 +86,7 @@ test("wrapper: bytes pass both ways unchanged (binary, CR LF, no newline, 4 MiB)
 });
 
 test("wrapper: the child's exit code, 128 + N for death by signal N", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-wrap-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });
@@ -105,7 +97,7 @@ test("wrapper: the child's exit code, 128 + N for death by signal N", async () =
 });
 
 test("wrapper: SIGHUP and SIGINT are forwarded; SIGTERM is forwarded and we exit with the child's code", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-wrap-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });
@@ -129,7 +121,7 @@ test("wrapper: SIGHUP and SIGINT are forwarded; SIGTERM is forwarded and we exit
 });
 
 test("wrapper: a child that ignores SIGTERM is SIGKILLed after --kill-after (137)", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-wrap-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });
@@ -145,7 +137,7 @@ test("wrapper: a child that ignores SIGTERM is SIGKILLed after --kill-after (137
 });
 
 test("wrapper: a child that never reads stdin does not stall the heartbeat", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-wrap-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });
@@ -166,7 +158,7 @@ test("wrapper: a child that never reads stdin does not stall the heartbeat", asy
 });
 
 test("wrapper: if we are SIGKILLed, the child sees EOF on stdin", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-wrap-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });
@@ -183,7 +175,7 @@ test("wrapper: if we are SIGKILLed, the child sees EOF on stdin", async () => {
 });
 
 test("wrapper: a rejected token stops the child as on SIGTERM and exits 3", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-wrap-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });
@@ -203,7 +195,7 @@ test("wrapper: a rejected token stops the child as on SIGTERM and exits 3", asyn
 });
 
 test("wrapper: usage and start errors, one line each, no stack trace", async () => {
-  await using dir = await scratch();
+  await using dir = await scratch("molecule-wrap-");
   await using platform = await startPlatformEmulator({
     workspaces: { [WS]: TOKEN },
   });

@@ -53,6 +53,8 @@ export class SpawnError extends Error {
   readonly exitCode: 126 | 127;
 
   /**
+   * Creates the error.
+   *
    * @param command The command.
    * @param exitCode 127 or 126.
    * @param reason Why, in a few words.
