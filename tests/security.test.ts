@@ -415,3 +415,34 @@ test("command: entries added to a watched workspaces file are served, removed on
     await run.done;
   }
 });
+
+test("secret store: the temporary file is written and flushed, renamed, then the directory is flushed", async () => {
+  const calls: string[] = [];
+  const fs = {
+    readText: () => Promise.resolve(undefined),
+    mkdirp: () => Promise.resolve(),
+    writeNew: (path: string) => {
+      calls.push(`writeNew ${path.endsWith(".tmp") ? "tmp" : path}`);
+      return Promise.resolve();
+    },
+    rename: (_from: string, to: string) => {
+      calls.push(`rename -> ${to.split("/").pop()}`);
+      return Promise.resolve();
+    },
+    remove: () => Promise.resolve(),
+    isWritableDir: () => Promise.resolve(true),
+    stat: () => Promise.resolve(undefined),
+    syncDir: (path: string) => {
+      calls.push(`syncDir ${path}`);
+      return Promise.resolve();
+    },
+    list: () => Promise.resolve([]),
+  };
+  const store = new FileSecretStore({ dir: "/configs-test", fs });
+  await store.save("ws-1", "s3cr3t-value");
+  assert.deepEqual(calls, [
+    "writeNew tmp",
+    "rename -> .platform_inbound_secret",
+    "syncDir /configs-test",
+  ]);
+});

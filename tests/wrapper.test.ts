@@ -229,3 +229,20 @@ test("wrapper: usage and start errors, one line each, no stack trace", async () 
     assert.equal(done.stdout, "", "nothing on stdout");
   }
 });
+
+test("wrapper: --demo -- COMMAND runs the child against the in-process emulator", async () => {
+  const [cmd, args] = runtimeArgs(CLI, [
+    "--demo",
+    "--",
+    nodeBin(),
+    FIXTURE,
+    "exit",
+    "5",
+  ]);
+  const run = startPiped(cmd, args);
+  await run.end();
+  const done = await run.done;
+  assert.equal(done.code, 5, done.stderr);
+  assert.match(done.stderr, /demo: a platform emulator is listening/);
+  assert.match(done.stderr, /started \S*node \(pid \d+\)/);
+});
