@@ -48,7 +48,10 @@ test("beats reach the platform on one kept-alive connection, the secret is writt
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": TOKEN },
   });
-  const { hb, store, events } = run(platform);
+  // A timeout far above the 100 ms interval: on a loaded machine a register
+  // slower than the interval would time out and be retried (that is tested
+  // elsewhere); here it must happen once.
+  const { hb, store, events } = run(platform, { timeoutMs: 5_000 });
   // Wait on what the client saw: the emulator records a request before its
   // answer reaches the client, and stop() would abort that last one.
   await waitFor(
