@@ -63,6 +63,7 @@ test("deleted mid-run: one error naming the workspace, no token guess, its beats
       platformUrl: platform.url,
       workspaces: [{ id: "gone", token: TOKEN }, { id: "stays", token: TOKEN }],
       intervalMs: 100,
+      timeoutMs: 2_000, // not the interval: a loaded machine is slow
     });
     const deleted: string[] = [];
     hb.addEventListener(
@@ -108,6 +109,7 @@ test("deleted before start: the refused register is explained as a deletion, not
     platformUrl: platform.url,
     workspaces: [{ id: "old", token: TOKEN }],
     intervalMs: 100,
+    timeoutMs: 2_000, // not the interval: a loaded machine is slow
   });
   const ready = await hb.ready;
   await hb.stop();
@@ -127,6 +129,7 @@ test("paused: beats stop, state is asked at the low rate, beats resume when it i
     platformUrl: platform.url,
     workspaces: [{ id: "p", token: TOKEN }],
     intervalMs: 100,
+    timeoutMs: 2_000, // not the interval: a loaded machine is slow
     statePollEvery: 2,
     pausedCheckMs: 300,
   });
@@ -170,6 +173,7 @@ test("revoked token on a live workspace: the escalation says so with certainty, 
       platformUrl: platform.url,
       workspaces: [{ id: "r", token: TOKEN }],
       intervalMs: 100,
+      timeoutMs: 2_000, // not the interval: a loaded machine is slow
     });
     await waitFor(() => hb.status().workspaces[0].beatsAccepted >= 1);
     platform.revoke("r");
@@ -199,6 +203,7 @@ test("X-Molecule-Org-Id goes on every request: register, heartbeat, state", asyn
     platformUrl: platform.url,
     workspaces: [{ id: "o", token: TOKEN }],
     intervalMs: 100,
+    timeoutMs: 2_000, // not the interval: a loaded machine is slow
     orgId: "org-42",
     checkStateAtStart: true,
   });

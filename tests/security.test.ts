@@ -194,6 +194,7 @@ test("masking: a token straddling the 200-character cut, an inbound secret in an
       platformUrl: platform.url,
       workspaces: [{ id: "ws-1", token: TOKEN }],
       intervalMs: 100,
+      timeoutMs: 2_000, // not the interval: a loaded machine is slow
       secretStore: store,
     });
     await waitFor(() => store.saves === 1);
