@@ -261,6 +261,8 @@ export async function main(context: CliContext = {}): Promise<number> {
       statePollEvery,
       maxInFlight,
       checkStateAtStart: flags.once,
+      // Each workspace's own failure lines with --verbose; a summary otherwise.
+      summarizeLogs: !logSet.verbose,
       ...(tracker ? { stats: () => tracker.stats() } : {}),
     });
     cleanups.unshift(() => hb.stop());

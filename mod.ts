@@ -53,6 +53,7 @@ export * from "./src/mcp_transport.ts";
 export * from "./src/workspace_state.ts";
 export * from "./src/mask.ts";
 export * from "./src/workspace_id.ts";
+export * from "./src/trouble_log.ts";
 export * from "./src/version.ts";
 
 if (import.meta.main) {

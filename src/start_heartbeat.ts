@@ -32,6 +32,12 @@ import { type QueuedTimer, TimerQueue } from "./timer_queue.ts";
 import type { TokenSource } from "./token.ts";
 import { isValidWorkspaceId } from "./workspace_id.ts";
 import {
+  createTroubleLog,
+  type TroubleKind,
+  troubleKind,
+  type TroubleLog,
+} from "./trouble_log.ts";
+import {
   fetchWorkspaceState,
   type WorkspaceState,
   type WorkspaceStateKind,
@@ -45,6 +51,14 @@ export interface WorkspaceConfig {
   token: TokenSource;
   /** The card to register with. @default {buildAgentCard(id, env)} */
   agentCard?: AgentCard;
+  /**
+   * Where the token comes from, for the revoked-token error (such as
+   * `MOLECULE_WORKSPACE_TOKEN` or `the token file /run/token`).
+   * @default {"MOLECULE_WORKSPACE_TOKEN or the token file"}
+   */
+  tokenSource?: string;
+  /** Whether that source is re-read when it changes (no restart needed). @default {false} */
+  tokenReread?: boolean;
 }
 
 /** Options of {@link startHeartbeat}. */
@@ -96,6 +110,14 @@ export interface HeartbeatOptions {
    * `1 + retryBudget` times its healthy rate. @default {0.1}
    */
   retryBudget?: number;
+  /**
+   * Summarise failure lines shared by many workspaces: per kind of trouble
+   * (5xx, 429, other 4xx, timeout, network, redirect, auth, register), the
+   * first line of each second is logged as it is, the rest of that second as
+   * one line with how many workspaces and a few ids. Events are not
+   * affected. `false` logs every workspace's line. @default {true}
+   */
+  summarizeLogs?: boolean;
   /** Stops everything when aborted, as {@link HeartbeatHandle.stop} does. */
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
@@ -394,6 +416,7 @@ export class HeartbeatHandle extends EventTarget {
   #retryTokens: number;
   #retryTokensMax: number;
   #retryEarn: number;
+  #trouble: TroubleLog | undefined;
 
   /**
    * Use {@link startHeartbeat}; this constructor starts the work too.
@@ -424,6 +447,17 @@ export class HeartbeatHandle extends EventTarget {
     this.#retryEarn = budget + 1 / fleet;
     this.#retryTokensMax = Math.max(2, budget * fleet);
     this.#retryTokens = this.#retryTokensMax;
+    if (options.summarizeLogs ?? true) {
+      this.#trouble = createTroubleLog({
+        now: () => this.#clock.now(),
+        later: (ms, fn) => void this.#queue.at(this.#clock.now() + ms, fn),
+        summary: (kind, count, ids) =>
+          logger[kind === "auth" || kind === "redirect" ? "error" : "warn"](
+            "…and {count} more workspace(s) had the same trouble ({kind}) in the last second: {ids} (--verbose shows each)",
+            { count, kind, ids },
+          ),
+      });
+    }
     this.#startedAt = options.startedAt ?? this.#clock.now();
     this.stopped = new Promise((resolve) => this.#resolveStopped = resolve);
     const count = options.workspaces.length;
@@ -705,9 +739,14 @@ export class HeartbeatHandle extends EventTarget {
         ),
       )
       : this.#interval;
-    logger[result.kind === "redirect" ? "error" : "warn"](
-      "register of workspace {workspaceId} failed ({reason}); heartbeats go on, register is retried in {retryInMs} ms",
-      { workspaceId: ws.id, reason: result.reason, retryInMs },
+    this.#troubled(
+      "register",
+      ws,
+      () =>
+        logger[result.kind === "redirect" ? "error" : "warn"](
+          "register of workspace {workspaceId} failed ({reason}); heartbeats go on, register is retried in {retryInMs} ms",
+          { workspaceId: ws.id, reason: result.reason, retryInMs },
+        ),
     );
     this.#emit("register-failed", {
       workspaceId: ws.id,
@@ -906,24 +945,26 @@ export class HeartbeatHandle extends EventTarget {
           Math.max(this.#backoff(ws.consecutiveFailures), retryAfter);
         retry = true;
       } else next = Math.max(next, now + retryAfter);
-      logger.warn(
-        "heartbeat of {workspaceId} failed: {reason}; retrying in {retryInMs} ms",
-        {
-          workspaceId: ws.id,
-          reason: result.reason,
-          retryInMs: Math.round(next - now),
-        },
+      const retryInMs = Math.round(next - now);
+      this.#troubled(
+        troubleKind(result.kind, result.status, result.reason),
+        ws,
+        () =>
+          logger.warn(
+            "heartbeat of {workspaceId} failed: {reason}; retrying in {retryInMs} ms",
+            { workspaceId: ws.id, reason: result.reason, retryInMs },
+          ),
       );
-    } else if (result.kind === "redirect") {
-      logger.error("heartbeat of {workspaceId} failed: {reason}", {
-        workspaceId: ws.id,
-        reason: result.reason,
-      });
     } else {
-      logger.warn("heartbeat of {workspaceId} failed: {reason}", {
-        workspaceId: ws.id,
-        reason: result.reason,
-      });
+      this.#troubled(
+        troubleKind(result.kind, result.status, result.reason),
+        ws,
+        () =>
+          logger[result.kind === "redirect" ? "error" : "warn"](
+            "heartbeat of {workspaceId} failed: {reason}",
+            { workspaceId: ws.id, reason: result.reason },
+          ),
+      );
     }
     this.#emit("failure", {
       workspaceId: ws.id,
@@ -996,15 +1037,22 @@ export class HeartbeatHandle extends EventTarget {
     }
   }
 
+  /** A failure's log line, summarised with the fleet's (see `summarizeLogs`). */
+  #troubled(kind: TroubleKind, ws: Runtime, line: () => void): void {
+    if (this.#trouble) this.#trouble.report(kind, ws.id, line);
+    else line();
+  }
+
   #logAuthFailure(ws: Runtime, status: number): void {
     const count = ws.authFailures;
     const level = authFailureLevel(count);
     if (level === "warning") {
-      logger.warn(
-        "heartbeat of {workspaceId} got HTTP {status} (auth failure {count}/3): the token may be revoked. " +
-          "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
-        { workspaceId: ws.id, status, count },
-      );
+      this.#troubled("auth", ws, () =>
+        logger.warn(
+          "heartbeat of {workspaceId} got HTTP {status} (auth failure {count}/3): the token may be revoked. " +
+            "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
+          { workspaceId: ws.id, status, count },
+        ));
     } else if (level === "error") {
       // The platform's workspace state, when asked, turns the reference's
       // guess into a certainty.
@@ -1013,11 +1061,19 @@ export class HeartbeatHandle extends EventTarget {
           "Every platform call will fail. Regenerate the token from the canvas (Tokens tab)"
         : "has been REVOKED, likely because the workspace was deleted server-side. Every platform call " +
           "will fail. Regenerate the workspace and its token from the canvas (Tokens tab)";
-      logger.error(
-        "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
-          `${why}, update MOLECULE_WORKSPACE_TOKEN or the token file, and restart.`,
-        { workspaceId: ws.id, status, count },
-      );
+      // Where the new token goes, and whether a restart is needed.
+      const source = ws.config.tokenSource;
+      const then = source === undefined
+        ? "update MOLECULE_WORKSPACE_TOKEN or the token file, and restart"
+        : ws.config.tokenReread
+        ? `put the new one in ${source} (re-read when it changes: no restart needed)`
+        : `update ${source}, and restart`;
+      this.#troubled("auth", ws, () =>
+        logger.error(
+          "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
+            `${why}, then ${then}.`,
+          { workspaceId: ws.id, status, count },
+        ));
       this.#emit("auth-escalation", { workspaceId: ws.id, status, count });
     }
   }

@@ -180,3 +180,107 @@ test("--max-in-flight: a flag, a variable, or half the open-files limit left aft
   );
   assert.equal(openFileLimit(() => "nothing here"), undefined);
 });
+
+function failingFleet(status: number, summarizeLogs?: boolean) {
+  const clock = new FakeClock();
+  const fetch = fakeFetch(
+    (req) =>
+      req.path === "/registry/heartbeat"
+        ? { status, body: { error: "trouble" } }
+        : { status: 200, body: { status: "registered" } },
+    clock.now,
+  );
+  const hb = startHeartbeat({
+    platformUrl: "http://platform.test",
+    workspaces: fleet(100),
+    intervalMs: 2_000,
+    clock,
+    fetch,
+    random: () => 0.5,
+    ...(summarizeLogs === undefined ? {} : { summarizeLogs }),
+  });
+  return { clock, hb };
+}
+
+test("fleet logs: trouble shared by 100 workspaces is about a line a second per kind, with a count and ids; every line with summarizeLogs: false", async () => {
+  const lines = async (summarize?: boolean) =>
+    await captureLogs(async (records) => {
+      const { clock, hb } = failingFleet(503, summarize);
+      await clock.advance(10_000);
+      await hb.stop();
+      return levelsAndTexts(records).filter((l) =>
+        /heartbeat of|same trouble/.test(l)
+      );
+    });
+  const summarised = await lines();
+  const every = await lines(false);
+  assert.ok(every.length >= 500, `every line: ${every.length}`);
+  assert.ok(summarised.length <= 3 * 11, `summarised: ${summarised.length}`);
+  const summary = summarised.find((l) => /same trouble \(5xx\)/.test(l));
+  assert.ok(summary, summarised.join("\n"));
+  assert.match(
+    summary,
+    /…and \d+ more workspace\(s\).*: ws-\d+, ws-\d+, ws-\d+, ws-\d+, ws-\d+ and \d+ more/,
+  );
+});
+
+test("fleet logs: 401 for every workspace is summarised too, while each workspace's escalation event keeps the reference's cadence", async () => {
+  await captureLogs(async (records) => {
+    const { clock, hb } = failingFleet(401);
+    const escalations: number[] = [];
+    hb.addEventListener(
+      "auth-escalation",
+      (e) => escalations.push((e as CustomEvent).detail.count),
+    );
+    await clock.advance(2_000 * 24);
+    await hb.stop();
+    assert.equal(escalations.filter((c) => c === 3).length, 100);
+    assert.equal(escalations.filter((c) => c === 23).length, 100);
+    const errors = levelsAndTexts(records).filter((l) => l.startsWith("error"));
+    // 200 escalation lines unsummarised (100 at 3, 100 at 23); each spreads
+    // over the 2 s interval, so a first line and a summary per second.
+    assert.ok(errors.length <= 20, `error lines: ${errors.length}`);
+    assert.ok(
+      errors.some((l) => /more workspace\(s\).*same trouble \(auth\)/.test(l)),
+    );
+  });
+});
+
+test("the revoked-token error names where the token came from and whether a restart is needed", async () => {
+  for (
+    const [extra, expected] of [
+      [
+        { tokenSource: "the token file /run/tok", tokenReread: true },
+        /then put the new one in the token file \/run\/tok \(re-read when it changes: no restart needed\)/,
+      ],
+      [
+        { tokenSource: "MOLECULE_WORKSPACE_TOKEN" },
+        /then update MOLECULE_WORKSPACE_TOKEN, and restart/,
+      ],
+    ] as const
+  ) {
+    await captureLogs(async (records) => {
+      const clock = new FakeClock();
+      const fetch = fakeFetch(
+        (req) =>
+          req.path === "/registry/heartbeat"
+            ? { status: 401, body: { error: "invalid workspace auth token" } }
+            : { status: 200, body: {} },
+        clock.now,
+      );
+      const hb = startHeartbeat({
+        platformUrl: "http://platform.test",
+        workspaces: [{ id: "ws-1", token: "tok-000000", ...extra }],
+        intervalMs: 1_000,
+        clock,
+        fetch,
+      });
+      await clock.advance(4_000);
+      await hb.stop();
+      const error = levelsAndTexts(records).find((l) =>
+        l.startsWith("error") && /REVOKED/.test(l)
+      );
+      assert.match(error ?? "", expected);
+    });
+  }
+});

@@ -526,11 +526,13 @@ export interface WorkspaceSources {
 function fileEntry(
   id: string,
   token: string,
-  file: { get(): Promise<Map<string, string>> },
+  file: { path: string; get(): Promise<Map<string, string>> },
 ): WorkspaceConfig {
   let last = token;
   return {
     id,
+    tokenSource: `the workspaces file ${file.path}`,
+    tokenReread: true,
     // The file is re-read when it changes; an id that left it keeps its last token.
     token: async () => {
       last = (await file.get()).get(id) ?? last;
@@ -560,7 +562,7 @@ export async function workspacesSetting(
   if (flagId !== undefined) {
     return [{
       id: checkedId(flagId, "--workspace-id"),
-      token: await singleToken(flagId, src),
+      ...await singleToken(flagId, src),
     }];
   }
   const envFile = setting(env("MOLECULE_WORKSPACES_FILE"));
@@ -569,13 +571,16 @@ export async function workspacesSetting(
   }
   const json = setting(env("MOLECULE_WORKSPACES"));
   if (json !== undefined) {
-    return parseWorkspacesJson(json, "MOLECULE_WORKSPACES");
+    return parseWorkspacesJson(json, "MOLECULE_WORKSPACES").map((w) => ({
+      ...w,
+      tokenSource: "MOLECULE_WORKSPACES",
+    }));
   }
   const id = setting(env("WORKSPACE_ID"));
   if (id !== undefined) {
     return [{
       id: checkedId(id, "WORKSPACE_ID"),
-      token: await singleToken(id, src),
+      ...await singleToken(id, src),
     }];
   }
   throw new ConfigError(
@@ -595,13 +600,23 @@ function checkedId(id: string, where: string): string {
   return id;
 }
 
+/** A workspace's token, and where it came from (for the revoked-token error). */
+type TokenWithSource = Pick<
+  WorkspaceConfig,
+  "token" | "tokenSource" | "tokenReread"
+>;
+
 async function singleToken(
   id: string,
   src: WorkspaceSources,
-): Promise<WorkspaceConfig["token"]> {
+): Promise<TokenWithSource> {
   const tokenFile = setting(src.flags.tokenFile);
   if (tokenFile !== undefined) {
-    return await tokenFromFile(tokenFile, "--token-file", src);
+    return {
+      token: await tokenFromFile(tokenFile, "--token-file", src),
+      tokenSource: `the token file ${tokenFile}`,
+      tokenReread: true,
+    };
   }
   const fromEnv = setting(src.env("MOLECULE_WORKSPACE_TOKEN"));
   if (fromEnv !== undefined) {
@@ -612,7 +627,7 @@ async function singleToken(
       );
     }
     rememberSecret(fromEnv);
-    return fromEnv;
+    return { token: fromEnv, tokenSource: "MOLECULE_WORKSPACE_TOKEN" };
   }
   const fallback = `${src.configsDir}/.auth_token`;
   if ((await src.fs.stat(fallback).catch(() => undefined)) === undefined) {
@@ -621,7 +636,11 @@ async function singleToken(
       "MOLECULE_WORKSPACE_TOKEN",
     );
   }
-  return await tokenFromFile(fallback, fallback, src);
+  return {
+    token: await tokenFromFile(fallback, fallback, src),
+    tokenSource: `the token file ${fallback}`,
+    tokenReread: true,
+  };
 }
 
 async function tokenFromFile(
