@@ -3,6 +3,7 @@
 // requests in flight bounds sockets when the platform hangs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { startHeartbeat } from "../mod.ts";
 import {
   maxInFlightSetting,
@@ -282,5 +283,71 @@ test("the revoked-token error names where the token came from and whether a rest
       );
       assert.match(error ?? "", expected);
     });
+  }
+});
+
+test("health server: after descriptors ran out, /healthz answers again as soon as they are free", async () => {
+  const { spawn } = await import("node:child_process");
+  const net = await import("node:net");
+  const { runtimeArgs } = await import("./helpers/runtime.ts");
+  const cli = new URL("../cli.ts", import.meta.url).pathname;
+  await using platform = await startPlatformEmulator();
+  const [cmd, args] = runtimeArgs(cli, [
+    "--health-port",
+    "0",
+    "--verbose",
+    "--interval",
+    "0.5",
+  ]);
+  const quoted = [cmd, ...args].map((a) => `'${a}'`).join(" ");
+  const child = spawn("sh", ["-c", `ulimit -n 100; exec ${quoted}`], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      PLATFORM_URL: platform.url,
+      WORKSPACE_ID: "ws-1",
+      MOLECULE_WORKSPACE_TOKEN: "tok-0123456789",
+      CONFIGS_DIR: "/tmp/molecule-emfile-test",
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d) => stderr += d);
+  const sockets: import("node:net").Socket[] = [];
+  try {
+    await waitFor(
+      () => /health: (http:\/\/\S+)\/healthz/.test(stderr),
+      15_000,
+      "the health URL",
+    );
+    const base = /health: (http:\/\/\S+)\/healthz/.exec(stderr)![1];
+    // More connections than the process may hold descriptors: accept fails (EMFILE).
+    for (let i = 0; i < 150; i++) {
+      const socket = net.connect(Number(new URL(base).port), "127.0.0.1");
+      socket.on("error", () => {});
+      sockets.push(socket);
+    }
+    await new Promise((r) => setTimeout(r, 1_500));
+    for (const socket of sockets) socket.destroy();
+    let answer: number | string = "none";
+    await waitFor(
+      async () => {
+        answer = await fetch(`${base}/healthz`, {
+          signal: AbortSignal.timeout(1_000),
+        })
+          .then(
+            async (r) => (await r.body?.cancel(), r.status),
+            (e: Error) => e.name,
+          );
+        return answer === 200;
+      },
+      10_000,
+      "/healthz to answer again",
+    );
+    assert.equal(answer, 200);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    child.kill("SIGKILL");
+    await new Promise((r) => child.on("close", r));
   }
 });
