@@ -54,6 +54,8 @@ export * from "./src/workspace_state.ts";
 export * from "./src/mask.ts";
 export * from "./src/workspace_id.ts";
 export * from "./src/trouble_log.ts";
+export * from "./src/retry_budget.ts";
+export * from "./src/shared_deadline.ts";
 export * from "./src/version.ts";
 
 if (import.meta.main) {

@@ -29,6 +29,8 @@ import { register } from "./register.ts";
 import { nextSlot, phaseOffset } from "./schedule.ts";
 import { isValidSecret, type SecretStore } from "./secret.ts";
 import { type QueuedTimer, TimerQueue } from "./timer_queue.ts";
+import { RetryBudget } from "./retry_budget.ts";
+import { SharedDeadlines } from "./shared_deadline.ts";
 import type { TokenSource } from "./token.ts";
 import { isValidWorkspaceId } from "./workspace_id.ts";
 import {
@@ -267,17 +269,6 @@ export interface HeartbeatEventMap {
 /** Wake-ups a second a big fleet's default grouping aims to stay under. */
 const MAX_GROUPS_PER_SECOND = 32;
 
-/** Requests started this close together share one deadline. */
-const DEADLINE_SHARE_MS = 20;
-
-/** A deadline shared by the requests of a group. */
-interface Deadline {
-  controller: AbortController;
-  at: number;
-  users: number;
-  timer: QueuedTimer | undefined;
-}
-
 interface Runtime {
   config: WorkspaceConfig;
   id: string;
@@ -405,17 +396,13 @@ export class HeartbeatHandle extends EventTarget {
   #stopping: Promise<void> | undefined;
   #resolveStopped!: () => void;
   #onSignal = () => void this.stop();
-  #deadline: Deadline | undefined;
-  #deadlines = new Set<Deadline>();
+  #deadlines: SharedDeadlines;
   #inFlight = 0;
   #maxInFlight: number;
   #skipped = 0;
   #skippedSinceWarn = 0;
   #skipWarnedAt = -Infinity;
-  #deferred = 0;
-  #retryTokens: number;
-  #retryTokensMax: number;
-  #retryEarn: number;
+  #budget: RetryBudget;
   #trouble: TroubleLog | undefined;
 
   /**
@@ -442,11 +429,11 @@ export class HeartbeatHandle extends EventTarget {
     );
     this.#limit = createLimiter(this.#registerConcurrency);
     this.#maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 256));
-    const budget = Math.max(0, options.retryBudget ?? 0.1);
-    const fleet = Math.max(1, options.workspaces.length);
-    this.#retryEarn = budget + 1 / fleet;
-    this.#retryTokensMax = Math.max(2, budget * fleet);
-    this.#retryTokens = this.#retryTokensMax;
+    this.#budget = new RetryBudget({
+      ratio: options.retryBudget,
+      perInterval: options.workspaces.length,
+    });
+    this.#deadlines = new SharedDeadlines(this.#queue, this.#timeout);
     if (options.summarizeLogs ?? true) {
       this.#trouble = createTroubleLog({
         now: () => this.#clock.now(),
@@ -524,7 +511,7 @@ export class HeartbeatHandle extends EventTarget {
       inFlight: this.#inFlight,
       maxInFlight: this.#maxInFlight,
       beatsSkipped: this.#skipped,
-      retriesDeferred: this.#deferred,
+      retriesDeferred: this.#budget.deferred,
       workspaces: this.#runtimes.map((ws) => ({
         workspaceId: ws.id,
         registered: ws.registered,
@@ -563,7 +550,7 @@ export class HeartbeatHandle extends EventTarget {
     if (this.#stopping) return this.#stopping;
     const reason = new DOMException("heartbeat stopped", "AbortError");
     this.#abort.abort(reason);
-    for (const d of this.#deadlines) d.controller.abort(reason);
+    this.#deadlines.abortAll(reason);
     this.#queue.clear();
     this.#options.signal?.removeEventListener("abort", this.#onSignal);
     this.#stopping = (async () => {
@@ -730,7 +717,7 @@ export class HeartbeatHandle extends EventTarget {
     }
     ws.registerFailures++;
     ws.lastError = result.reason;
-    const retryInMs = this.#spendRetry()
+    const retryInMs = this.#budget.spend()
       ? Math.min(
         this.#interval,
         Math.max(
@@ -805,16 +792,6 @@ export class HeartbeatHandle extends EventTarget {
     }
   }
 
-  /** Takes one early retry from the budget, if there is one. */
-  #spendRetry(): boolean {
-    if (this.#retryTokens >= 1) {
-      this.#retryTokens--;
-      return true;
-    }
-    this.#deferred++;
-    return false;
-  }
-
   #skip(ws: Runtime): void {
     ws.beatsSkipped++;
     this.#skipped++;
@@ -845,10 +822,7 @@ export class HeartbeatHandle extends EventTarget {
         );
       }
       if (!ws.retrying) {
-        this.#retryTokens = Math.min(
-          this.#retryTokensMax,
-          this.#retryTokens + this.#retryEarn,
-        );
+        this.#budget.earn();
       }
       ws.inFlight = true;
       void this.#track(this.#counted(this.#beat(ws))).catch((error) => {
@@ -878,7 +852,7 @@ export class HeartbeatHandle extends EventTarget {
       return;
     }
     let result: HeartbeatResult;
-    const deadline = this.#joinDeadline(sentAt);
+    const deadline = this.#deadlines.join(sentAt);
     try {
       result = await sendHeartbeat({
         platformUrl: this.#options.platformUrl,
@@ -894,7 +868,7 @@ export class HeartbeatHandle extends EventTarget {
       if (this.#isStopped) return;
       throw error;
     } finally {
-      this.#leaveDeadline(deadline);
+      this.#deadlines.leave(deadline);
     }
     ws.inFlight = false;
     if (this.#isStopped || ws.removed) return;
@@ -940,7 +914,7 @@ export class HeartbeatHandle extends EventTarget {
         this.#interval,
         result.answer?.retryAfterMs ?? 0,
       );
-      if (this.#spendRetry()) {
+      if (this.#budget.spend()) {
         next = now +
           Math.max(this.#backoff(ws.consecutiveFailures), retryAfter);
         retry = true;
@@ -975,49 +949,6 @@ export class HeartbeatHandle extends EventTarget {
       nextInMs: next - now,
     });
     this.#scheduleBeat(ws, next, retry);
-  }
-
-  /**
-   * A deadline for a request starting at `now`. The beats of one group start
-   * within a moment of each other, so they share one (it moves by at most
-   * {@link DEADLINE_SHARE_MS}); it is a timer in the queue, cancelled once
-   * its requests are done, and {@link HeartbeatHandle.stop} aborts it. A
-   * profile showed `AbortSignal.timeout` + `AbortSignal.any` per request
-   * costing a tenth of the CPU per beat: the timers fire 10 s later whether
-   * the request is done or not, each with an exception and an abort event.
-   */
-  #joinDeadline(now: number): Deadline {
-    const d = this.#deadline;
-    if (
-      d && !d.controller.signal.aborted && now >= d.at &&
-      now - d.at <= DEADLINE_SHARE_MS
-    ) {
-      d.users++;
-      return d;
-    }
-    const fresh: Deadline = {
-      controller: new AbortController(),
-      at: now,
-      users: 1,
-      timer: undefined,
-    };
-    fresh.timer = this.#queue.at(now + this.#timeout, () => {
-      fresh.timer = undefined;
-      fresh.controller.abort(
-        new DOMException("request timed out", "TimeoutError"),
-      );
-    });
-    this.#deadline = fresh;
-    this.#deadlines.add(fresh);
-    return fresh;
-  }
-
-  #leaveDeadline(d: Deadline): void {
-    if (--d.users > 0) return;
-    if (d.timer) this.#queue.cancel(d.timer);
-    d.timer = undefined;
-    this.#deadlines.delete(d);
-    if (this.#deadline === d) this.#deadline = undefined;
   }
 
   async #stats(ws: Runtime): Promise<HeartbeatStats | undefined> {

@@ -351,3 +351,20 @@ test("health server: after descriptors ran out, /healthz answers again as soon a
     await new Promise((r) => child.on("close", r));
   }
 });
+
+test("RetryBudget: starts full, each request on schedule earns its share, spending past it defers", async () => {
+  const { RetryBudget } = await import("../mod.ts");
+  const budget = new RetryBudget({ ratio: 0.1, perInterval: 100 });
+  let spent = 0;
+  while (budget.spend()) spent++;
+  assert.equal(spent, 10, "max(2, 0.1 × 100) to start with");
+  assert.equal(budget.deferred, 1);
+  for (let i = 0; i < 100; i++) budget.earn(); // one interval of the fleet on schedule
+  spent = 0;
+  while (budget.spend()) spent++;
+  assert.equal(
+    spent,
+    10,
+    "10 % of 100 beats, plus one per interval, capped at 10",
+  );
+});
