@@ -26,7 +26,7 @@ import { maskSecrets, rememberSecret } from "./mask.ts";
 import { register } from "./register.ts";
 import { nextSlot, phaseOffset } from "./schedule.ts";
 import { isValidSecret } from "./secret.ts";
-import { type QueuedTimer, TimerQueue } from "./timer_queue.ts";
+import { TimerQueue } from "./timer_queue.ts";
 import { RetryBudget } from "./retry_budget.ts";
 import { SharedDeadlines } from "./shared_deadline.ts";
 import { isValidWorkspaceId } from "./workspace_id.ts";
@@ -53,11 +53,7 @@ import {
   troubleKind,
   type TroubleLog,
 } from "./trouble_log.ts";
-import {
-  fetchWorkspaceState,
-  type WorkspaceState,
-  type WorkspaceStateKind,
-} from "./workspace_state.ts";
+import { fetchWorkspaceState, type WorkspaceState } from "./workspace_state.ts";
 
 /** Wake-ups a second a big fleet's default grouping aims to stay under. */
 const MAX_GROUPS_PER_SECOND = 32;
