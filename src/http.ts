@@ -5,7 +5,7 @@
  */
 import { MAX_BODY_BYTES } from "./constants.ts";
 import { InvalidTokenError } from "./errors.ts";
-import { maskSecrets, rememberSecret } from "./mask.ts";
+import { isRememberedSecret, maskSecrets, rememberSecret } from "./mask.ts";
 import { isValidToken } from "./token.ts";
 import { parseRetryAfter } from "./retry_after.ts";
 
@@ -124,11 +124,14 @@ export async function requestJson(
     ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
     : AbortSignal.timeout(options.timeoutMs);
   const fetchFn = options.fetch ?? globalThis.fetch;
-  if (!isValidToken(options.token)) {
-    // Never reaches fetch, whose error would quote the header value.
-    throw new InvalidTokenError();
+  // A token is checked (and remembered for masking) once, not on every beat.
+  if (!isRememberedSecret(options.token)) {
+    if (!isValidToken(options.token)) {
+      // Never reaches fetch, whose error would quote the header value.
+      throw new InvalidTokenError();
+    }
+    rememberSecret(options.token);
   }
-  rememberSecret(options.token);
   const headers: Record<string, string> = {
     "Authorization": `Bearer ${options.token}`,
     "Origin": originOf(options.baseUrl),
@@ -181,13 +184,20 @@ function maskLocation(location: string | null): string | undefined {
     : maskSecrets(location, { maxLength: 300 });
 }
 
+/** The last base URL's origin: the same few base URLs are used on every beat. */
+let lastOrigin: { baseUrl: string; origin: string } | undefined;
+
 /** The origin (scheme, host, port) of a base URL that may carry a path. */
 function originOf(baseUrl: string): string {
+  if (lastOrigin?.baseUrl === baseUrl) return lastOrigin.origin;
+  let origin: string;
   try {
-    return new URL(baseUrl).origin;
+    origin = new URL(baseUrl).origin;
   } catch {
-    return baseUrl;
+    origin = baseUrl;
   }
+  lastOrigin = { baseUrl, origin };
+  return origin;
 }
 
 async function readCapped(

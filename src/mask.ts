@@ -53,6 +53,23 @@ export function rememberSecret(value: string): void {
   if (value.length > longest) longest = value.length;
 }
 
+/**
+ * Whether a value is remembered (so it was valid when first sent).
+ *
+ * @example
+ * ```ts
+ * import { isRememberedSecret, rememberSecret } from "@molecule/heartbeat";
+ * rememberSecret("tok-0123456789");
+ * isRememberedSecret("tok-0123456789"); // true
+ * ```
+ *
+ * @param value A token or secret.
+ * @returns Whether {@link rememberSecret} has it.
+ */
+export function isRememberedSecret(value: string): boolean {
+  return known.has(value);
+}
+
 function forget(value: string): void {
   known.delete(value);
   const key = value.slice(0, MIN_MASKED_LENGTH);
