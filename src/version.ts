@@ -1,9 +1,11 @@
 /**
- * The package version, kept in code so that a compiled binary needs no
- * package file at run time (a test checks it against deno.json).
+ * The package version, read from `deno.json`, the one place it is written
+ * (JSON modules are bundled into a compiled binary, so the binary needs no
+ * package file at run time).
  *
  * @module
  */
+import denoJson from "../deno.json" with { type: "json" };
 
 /**
  * The version of `@molecule/heartbeat`.
@@ -14,4 +16,4 @@
  * console.log(VERSION);
  * ```
  */
-export const VERSION = "0.1.0";
+export const VERSION: string = denoJson.version;

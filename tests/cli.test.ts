@@ -75,6 +75,19 @@ test("--version prints the version from deno.json", async () => {
   assert.equal(r.stdout, `molecule-heartbeat ${VERSION}\n`);
 });
 
+test("the README states the version of deno.json", async () => {
+  const denoJson = JSON.parse(
+    await readFile(new URL("../deno.json", import.meta.url), "utf8"),
+  );
+  const readme = await readFile(
+    new URL("../README.md", import.meta.url),
+    "utf8",
+  );
+  const stated = [...readme.matchAll(/^Version (\d+\.\d+\.\d+\S*),/gm)]
+    .map((m) => m[1].replace(/,$/, ""));
+  assert.deepEqual(stated, [denoJson.version]);
+});
+
 test("configuration errors exit 2 with what to set in the first line, never a stack trace", async () => {
   await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;

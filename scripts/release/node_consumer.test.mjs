@@ -1,7 +1,8 @@
-// Run by scripts/npm_package.sh inside a scratch project that installed the
-// packed tarball: imports the package as an npm client would, registers and
-// heartbeats against the emulator, and stores a secret through the Node file
-// adapter.
+// Run by the release check (scripts/release_check.ts) inside a scratch project
+// where `npx jsr add @molecule/heartbeat` installed the package from a local
+// npm registry, on Node 20, 22 and 24: imports it as a Node user would,
+// registers and heartbeats against the emulator, and stores a secret through
+// the Node file adapter.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
@@ -11,8 +12,8 @@ import { FileSecretStore, startHeartbeat, VERSION } from "@molecule/heartbeat";
 import { startPlatformEmulator } from "@molecule/heartbeat/testing";
 import { createNodeFileSystem } from "@molecule/heartbeat/node";
 
-test(`the packed package works on Node ${process.version}`, async () => {
-  assert.match(VERSION, /^\d+\.\d+\.\d+/);
+test(`the package installed from JSR's npm layer works on Node ${process.version}`, async () => {
+  assert.equal(VERSION, process.env.EXPECTED_VERSION);
   const platform = await startPlatformEmulator({
     workspaces: { "ws-1": "npm-token-123456" },
   });

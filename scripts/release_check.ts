@@ -1,0 +1,527 @@
+/**
+ * The release check (`deno task release-check`): publishes the working tree
+ * for real to a JSR-protocol registry on loopback (`scripts/local_jsr.ts`)
+ * and installs it every way the README tells users to, from empty
+ * directories, with a fresh `DENO_DIR`:
+ *
+ * 1. `deno publish --token …` (the real command, not a dry run); the files
+ *    published are exactly the tracked files `publish.include` names;
+ * 2. `deno run -A jsr:@molecule/heartbeat` with `--version`, `--help`,
+ *    `--demo --once`;
+ * 3. a Deno program importing `jsr:@molecule/heartbeat` and
+ *    `jsr:@molecule/heartbeat/testing` (directly, and after `deno add`):
+ *    heartbeats against the emulator, a secret stored through the file store;
+ * 4. `deno install -g -A -n molecule-heartbeat jsr:@molecule/heartbeat` into a
+ *    temporary root, then the installed command;
+ * 5. Node: the package as JSR's npm layer would build it
+ *    (`scripts/jsr_npm_layer.ts`), published to a real npm registry
+ *    (verdaccio, started and stopped here), installed by the real
+ *    `npx jsr add @molecule/heartbeat` through the `.npmrc` scope line, then
+ *    run on Node 20, 22 and 24 and type-checked with `tsc --noEmit`;
+ * 6. the JSR score items that can be checked here.
+ *
+ * Every line of the README's install block must be a command run above.
+ * Each step prints PASS or FAIL with what went wrong; the exit code is the
+ * number of failed steps (0: all passed).
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { startLocalJsr } from "./local_jsr.ts";
+import { buildNpmLayer } from "./jsr_npm_layer.ts";
+
+const root = resolve(import.meta.dirname!, "..");
+const bin = (name: string) => join(root, "node_modules/.bin", name);
+const config = JSON.parse(await Deno.readTextFile(join(root, "deno.json")));
+const PKG: string = config.name;
+const VERSION: string = config.version;
+const JSR = `jsr:${PKG}`;
+const TOKEN = "release-check-token";
+const STEP_TIMEOUT_MS = 240_000;
+
+/** The install commands the README shows, each run by a step below. */
+const README_COMMANDS = {
+  run: `deno run -A ${JSR}`,
+  install: `deno install -g -A -n molecule-heartbeat ${JSR}`,
+  denoAdd: `deno add ${JSR}`,
+  jsrAdd: `npx jsr add ${PKG}`,
+};
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const tmp = await Deno.makeTempDir({ prefix: "molecule-release-" });
+const work = join(root, ".ci/out/release");
+await Deno.remove(work, { recursive: true }).catch(() => {});
+await Deno.mkdir(work, { recursive: true });
+const env: Record<string, string> = {
+  DENO_DIR: join(tmp, "deno_dir"),
+  NO_COLOR: "1",
+  // A fresh cache must not reach for the internet for anything but npm.
+  DENO_NO_UPDATE_CHECK: "1",
+  PATH: `${join(root, "node_modules/.bin")}:${Deno.env.get("PATH")}`,
+};
+
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Ran> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd: opts.cwd ?? tmp,
+    env: { ...env, ...opts.env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+/** Runs a command, failing with its output's tail when it exits non-zero. */
+async function ok(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Ran> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) {
+    const tail = (r.stdout + r.stderr).trim().split("\n").slice(-15).join("\n");
+    throw new Error(`${cmd} ${args.join(" ")} exited ${r.code}:\n${tail}`);
+  }
+  return r;
+}
+
+function expect(cond: unknown, what: string): asserts cond {
+  if (!cond) throw new Error(what);
+}
+
+async function emptyDir(name: string): Promise<string> {
+  const dir = join(tmp, name);
+  await Deno.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+const results: { step: string; ok: boolean; detail: string }[] = [];
+async function step(name: string, fn: () => Promise<string | void>) {
+  const started = performance.now();
+  console.log(`\n--- ${name}`);
+  try {
+    const detail = (await fn()) ?? "";
+    const s = ((performance.now() - started) / 1000).toFixed(1);
+    console.log(`PASS ${name} (${s} s)${detail ? `: ${detail}` : ""}`);
+    results.push({ step: name, ok: true, detail });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    console.log(`FAIL ${name}\n${msg}`);
+    results.push({ step: name, ok: false, detail: msg });
+  }
+}
+
+const store = join(tmp, "jsr");
+const jsr = await startLocalJsr({ dir: store, token: TOKEN });
+env.JSR_URL = jsr.url;
+const published = join(store, PKG, VERSION);
+let verdaccio: Deno.ChildProcess | undefined;
+
+try {
+  await step(
+    "README install block: every line is a command this check runs",
+    async () => {
+      const readme = await Deno.readTextFile(join(root, "README.md"));
+      const block = readme.match(
+        /<!-- install:begin -->([\s\S]*?)<!-- install:end -->/,
+      );
+      expect(
+        block,
+        "README.md has no <!-- install:begin --> … <!-- install:end --> block",
+      );
+      const lines = block[1].split("\n").map((l) =>
+        l.replace(/\s+#.*$/, "").trim()
+      )
+        .filter((l) => l && !l.startsWith("```") && !l.startsWith("#"));
+      const known = Object.values(README_COMMANDS);
+      const unknown = lines.filter((l) => !known.some((k) => l.startsWith(k)));
+      expect(
+        unknown.length === 0,
+        `README install lines this check does not run: ${unknown.join(" | ")}`,
+      );
+      const missing = known.filter((k) => !lines.some((l) => l.startsWith(k)));
+      expect(
+        missing.length === 0,
+        `README does not show: ${missing.join(" | ")}`,
+      );
+      return `${lines.length} lines`;
+    },
+  );
+
+  await step(
+    `1. deno publish ${PKG}@${VERSION} to the local registry`,
+    async () => {
+      await ok(bin("deno"), ["publish", "--token", TOKEN, "--allow-dirty"], {
+        cwd: root,
+      });
+      expect(
+        jsr.published.includes(`${PKG}@${VERSION}`),
+        "registry recorded no publish",
+      );
+      const meta = JSON.parse(
+        await Deno.readTextFile(`${published}_meta.json`),
+      );
+      const files = Object.keys(meta.manifest).map((p) => p.slice(1)).sort();
+      const include: string[] = config.publish.include;
+      const tracked =
+        (await ok("git", ["ls-files", "--", ...include], { cwd: root }))
+          .stdout.trim().split("\n").filter(Boolean).sort();
+      const notPublished = tracked.filter((f) => !files.includes(f));
+      const untracked = files.filter((f) => !tracked.includes(f));
+      expect(
+        notPublished.length === 0,
+        `tracked but not published: ${notPublished}`,
+      );
+      expect(untracked.length === 0, `published but not tracked: ${untracked}`);
+      return `${files.length} files, each with its sha256 in ${VERSION}_meta.json`;
+    },
+  );
+
+  await step(
+    `2. ${README_COMMANDS.run} (--version, --help, --demo --once)`,
+    async () => {
+      const dir = await emptyDir("run");
+      const version = await ok(bin("deno"), ["run", "-A", JSR, "--version"], {
+        cwd: dir,
+      });
+      expect(
+        version.stdout === `molecule-heartbeat ${VERSION}\n`,
+        `--version printed ${JSON.stringify(version.stdout)}, want ${VERSION}`,
+      );
+      const help = await ok(bin("deno"), ["run", "-A", JSR, "--help"], {
+        cwd: dir,
+      });
+      expect(
+        help.stdout.includes("MOLECULE_WORKSPACE_TOKEN"),
+        "--help lacks the variables",
+      );
+      const demo = await ok(
+        bin("deno"),
+        ["run", "-A", JSR, "--demo", "--once"],
+        {
+          cwd: dir,
+        },
+      );
+      expect(
+        /heartbeat accepted/.test(demo.stderr),
+        "--demo --once: no accepted beat",
+      );
+      return `prints "molecule-heartbeat ${VERSION}"; demo beat accepted`;
+    },
+  );
+
+  await step("3. a Deno program importing the package from JSR", async () => {
+    const direct = await emptyDir("deno-direct");
+    await Deno.copyFile(
+      join(root, "scripts/release/deno_consumer.ts"),
+      join(direct, "main.ts"),
+    );
+    await ok(bin("deno"), ["check", "main.ts"], { cwd: direct });
+    const a = await ok(bin("deno"), ["run", "-A", "main.ts"], {
+      cwd: direct,
+      env: { EXPECTED_VERSION: VERSION },
+    });
+    const added = await emptyDir("deno-add");
+    await Deno.writeTextFile(join(added, "deno.json"), "{}\n");
+    await ok(bin("deno"), README_COMMANDS.denoAdd.split(" ").slice(1), {
+      cwd: added,
+    });
+    const denoJson = JSON.parse(
+      await Deno.readTextFile(join(added, "deno.json")),
+    );
+    expect(
+      denoJson.imports?.[PKG] === `${JSR}@^${VERSION}`,
+      `deno add wrote ${JSON.stringify(denoJson.imports)}`,
+    );
+    const source = (await Deno.readTextFile(
+      join(root, "scripts/release/deno_consumer.ts"),
+    )).replaceAll(`"${JSR}`, `"${PKG}`);
+    await Deno.writeTextFile(join(added, "main.ts"), source);
+    const b = await ok(bin("deno"), ["run", "-A", "main.ts"], {
+      cwd: added,
+      env: { EXPECTED_VERSION: VERSION },
+    });
+    return `${a.stdout.trim()}; after deno add: ${b.stdout.trim()}`;
+  });
+
+  await step(`4. ${README_COMMANDS.install}, then the command`, async () => {
+    const installRoot = join(tmp, "install-root");
+    await ok(bin("deno"), [
+      ...README_COMMANDS.install.split(" ").slice(1),
+      "--root",
+      installRoot,
+    ], { cwd: await emptyDir("install") });
+    const cmd = join(installRoot, "bin", "molecule-heartbeat");
+    const version = await ok(cmd, ["--version"], {
+      cwd: await emptyDir("installed"),
+    });
+    expect(
+      version.stdout === `molecule-heartbeat ${VERSION}\n`,
+      "wrong --version",
+    );
+    const demo = await ok(cmd, ["--demo", "--once"]);
+    expect(
+      /heartbeat accepted/.test(demo.stderr),
+      "--demo --once: no accepted beat",
+    );
+    return `${cmd} --demo --once exits 0`;
+  });
+
+  await step(
+    "5. Node: the npm layer through verdaccio and npx jsr add, on Node 20, 22, 24",
+    async () => {
+      const layer = await buildNpmLayer(
+        published,
+        join(work, "npm"),
+        bin("tsc"),
+      );
+      expect(
+        layer.packageJson.version === VERSION,
+        "npm package version differs",
+      );
+      const reg = await startVerdaccio();
+      verdaccio = reg.process;
+      const npmrc = join(tmp, "publish.npmrc");
+      const host = reg.url.replace(/^http:/, "");
+      await Deno.writeTextFile(npmrc, `${host}:_authToken=${reg.token}\n`);
+      await ok("npm", [
+        "publish",
+        "--registry",
+        reg.url,
+        "--userconfig",
+        npmrc,
+        "--no-provenance",
+      ], { cwd: layer.dir });
+      const consumer = await emptyDir("node-consumer");
+      await ok("npm", ["init", "-y"], { cwd: consumer });
+      // What `npx jsr add` writes, pointed at the local registry; the real
+      // `jsr add` keeps an existing @jsr line and runs npm install.
+      await Deno.writeTextFile(
+        join(consumer, ".npmrc"),
+        `@jsr:registry=${reg.url}\n`,
+      );
+      await ok(bin("jsr"), README_COMMANDS.jsrAdd.split(" ").slice(2), {
+        cwd: consumer,
+      });
+      const pkgJson = JSON.parse(
+        await Deno.readTextFile(join(consumer, "package.json")),
+      );
+      const dep = pkgJson.dependencies?.[PKG];
+      expect(
+        dep === `npm:@jsr/${PKG.slice(1).replace("/", "__")}@^${VERSION}`,
+        `jsr add wrote dependency ${JSON.stringify(dep)}`,
+      );
+      const installed = JSON.parse(
+        await Deno.readTextFile(
+          join(consumer, "node_modules", PKG, "package.json"),
+        ),
+      );
+      expect(installed.version === VERSION, `installed ${installed.version}`);
+      await Deno.copyFile(
+        join(root, "scripts/release/node_consumer.test.mjs"),
+        join(consumer, "consumer.test.mjs"),
+      );
+      const ran: string[] = [];
+      for (const node of await nodes()) {
+        const r = await ok(node.path, ["--test", "consumer.test.mjs"], {
+          cwd: consumer,
+          env: { EXPECTED_VERSION: VERSION },
+        });
+        expect(
+          /\bpass [1-9]/.test(r.stdout) && /\bfail 0\b/.test(r.stdout) &&
+            r.stdout.includes(`works on Node ${node.version}`),
+          r.stdout,
+        );
+        ran.push(node.version);
+      }
+      await Deno.copyFile(
+        join(root, "scripts/release/node_consumer.ts"),
+        join(consumer, "consumer.ts"),
+      );
+      await Deno.writeTextFile(
+        join(consumer, "tsconfig.json"),
+        JSON.stringify({
+          compilerOptions: {
+            module: "NodeNext",
+            moduleResolution: "NodeNext",
+            target: "ES2022",
+            strict: true,
+            noEmit: true,
+            typeRoots: [join(root, "node_modules/@types")],
+            types: ["node"],
+          },
+          files: ["consumer.ts"],
+        }),
+      );
+      await ok(bin("tsc"), ["-p", "tsconfig.json"], { cwd: consumer });
+      return `ran on ${ran.join(", ")}; tsc --noEmit clean`;
+    },
+  );
+
+  await step("6. JSR score items", async () => {
+    expect(
+      typeof config.description === "string" &&
+        config.description.length >= 20 && config.description.length <= 250,
+      "deno.json needs a description (20–250 characters)",
+    );
+    const readme = await Deno.readTextFile(join(root, "README.md"));
+    expect(readme.length > 2000, "README.md is missing or short");
+    expect(
+      /runtime compatibility/i.test(readme) && /Deno/.test(readme) &&
+        /Node/.test(readme),
+      "README must declare runtime compatibility",
+    );
+    const entries: string[] = Object.values(config.exports);
+    for (const entry of entries) {
+      const text = await Deno.readTextFile(join(root, entry));
+      expect(/@module/.test(text), `${entry} has no module doc (@module)`);
+    }
+    await ok(bin("deno"), ["doc", "--lint", ...entries], { cwd: root });
+    // Step 1 published without --allow-slow-types: no slow types.
+    return `description, README, module docs on ${entries.length} entry points, symbol docs (deno doc --lint), no slow types`;
+  });
+} finally {
+  if (verdaccio) {
+    try {
+      verdaccio.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await verdaccio.status;
+  }
+  await jsr.close();
+  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+}
+
+const failed = results.filter((r) => !r.ok);
+console.log(
+  `\nrelease check: ${
+    results.length - failed.length
+  }/${results.length} steps passed`,
+);
+for (const f of failed) console.log(`  FAILED: ${f.step}`);
+Deno.exit(failed.length);
+
+/** Node 20 (the machine's), 22 (installed here from npm) and 24 (ours). */
+async function nodes(): Promise<{ path: string; version: string }[]> {
+  const tools = join(work, "node22");
+  await ok("npm", [
+    "install",
+    "--prefix",
+    tools,
+    "--no-audit",
+    "--no-fund",
+    "node@22",
+  ]);
+  const out: { path: string; version: string }[] = [];
+  for (
+    const path of [
+      "/usr/bin/node",
+      join(tools, "node_modules/.bin/node"),
+      bin("node"),
+    ]
+  ) {
+    const r = await run(path, ["--version"]).catch(() => undefined);
+    if (!r || r.code !== 0) throw new Error(`${path}: not runnable`);
+    out.push({ path, version: r.stdout.trim() });
+  }
+  const majors = out.map((n) => n.version.split(".")[0]).sort();
+  expect(majors.join() === "v20,v22,v24", `Node versions found: ${majors}`);
+  return out;
+}
+
+/** A real npm registry on loopback: verdaccio, one user, no uplinks. */
+async function startVerdaccio(): Promise<{
+  url: string;
+  token: string;
+  process: Deno.ChildProcess;
+}> {
+  const dir = await emptyDir("verdaccio");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  await Deno.writeTextFile(
+    join(dir, "config.yaml"),
+    [
+      `storage: ${join(dir, "storage")}`,
+      "auth:",
+      "  htpasswd:",
+      `    file: ${join(dir, "htpasswd")}`,
+      "    max_users: 1",
+      "uplinks: {}",
+      "packages:",
+      "  '@jsr/*':",
+      "    access: $all",
+      "    publish: $authenticated",
+      "  '**':",
+      "    access: $all",
+      "log: { type: stdout, format: pretty, level: warn }",
+      "",
+    ].join("\n"),
+  );
+  const process = new Deno.Command(bin("node"), {
+    args: [
+      bin("verdaccio"),
+      "--config",
+      join(dir, "config.yaml"),
+      "--listen",
+      `127.0.0.1:${port}`,
+    ],
+    env,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  // Its warnings (it dislikes running as root) are kept, bounded, for a
+  // failure message, not printed.
+  const log: string[] = [];
+  (async () => {
+    for await (
+      const chunk of process.stderr.pipeThrough(new TextDecoderStream())
+    ) {
+      log.push(chunk);
+      if (log.length > 50) log.shift();
+    }
+  })().catch(() => {});
+  const url = `http://127.0.0.1:${port}/`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}-/ping`);
+      await r.body?.cancel();
+      if (r.ok) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) {
+      throw new Error("verdaccio did not start in 30 s");
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const user = await fetch(`${url}-/user/org.couchdb.user:release-check`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      name: "release-check",
+      password: crypto.randomUUID(),
+    }),
+  });
+  const body = await user.json();
+  expect(
+    user.ok && body.token,
+    `verdaccio user: ${user.status} ${JSON.stringify(body)}`,
+  );
+  return { url, token: body.token, process };
+}
