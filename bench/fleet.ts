@@ -15,14 +15,22 @@
 // A benchmark, not a test: it prints a table and writes JSON, never fails on a number.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, watch } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import process from "node:process";
-import { fileURLToPath } from "node:url";
+import {
+  cpuSeconds,
+  denoBin,
+  here,
+  nodeBin,
+  sleep,
+  SMALL_HEAP,
+  startEmulatorProcess,
+  statusMb,
+  writeWorkspacesFile as workspacesFile,
+} from "./common.ts";
 
-const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
   const i = args.indexOf(name);
@@ -38,20 +46,14 @@ const subjects = opt("--subjects", "project,project-small-heap,reference")
 const idleS = Number(opt("--idle", "60"));
 // Extra `deno run` flags for the project's agent, to try V8 settings.
 const denoFlags = opt("--deno-flags", "").split(" ").filter(Boolean);
-// The V8 setting the README recommends for big fleets: a young generation of
-// 1 MiB semi-spaces instead of letting it grow to 16 MiB and more.
-const SMALL_HEAP = "--v8-flags=--max-semi-space-size=1";
 type Subject = "project" | "project-small-heap" | "reference";
 // The reference: MOLECULE_REFERENCE_DIR, else ../shared/reference beside the
 // checkout (where this project's build machines keep it).
 const refDir = process.env.MOLECULE_REFERENCE_DIR ??
   here("../../shared/reference");
 const haveReference = existsSync(join(refDir, "mcp_heartbeat.py"));
-const nodeBin = here("../node_modules/.bin/node");
 // The Node build: the same tsc output the npm package ships.
 const nodeCli = here("../.ci/out/npm/dist/cli.js");
-const denoBin = here("../node_modules/.bin/deno");
-const ticksPerSecond = 100;
 
 /** A python3 that has httpx (Debian's python3-httpx lives under /usr/bin/python3). */
 function findPython(): string | undefined {
@@ -64,29 +66,9 @@ function findPython(): string | undefined {
 const python = findPython();
 
 // ---- the emulator process ----
-const emu = spawn(nodeBin, [here("./emulator_process.ts")], {
-  stdio: ["pipe", "pipe", "inherit"],
-});
-const emuLines = createInterface({ input: emu.stdout! })
-  [Symbol.asyncIterator]();
-const platformUrl = String((await emuLines.next()).value);
-async function emuCall(cmd: string): Promise<Record<string, number | null>> {
-  emu.stdin!.write(cmd + "\n");
-  return JSON.parse(String((await emuLines.next()).value));
-}
-
-// ---- /proc readings ----
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond; // utime + stime
-}
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  const kb = Number(status.match(/VmHWM:\s+(\d+)/)?.[1] ?? 0);
-  return kb / 1024;
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const emu = await startEmulatorProcess();
+const platformUrl = emu.url;
+const emuCall = emu.call;
 
 interface Point {
   subject: string;
@@ -161,21 +143,6 @@ function startAgent(
   ], options);
 }
 
-async function workspacesFile(dir: string, n: number, prefix = "bench") {
-  const file = join(dir, "workspaces.json");
-  await writeFile(
-    file,
-    JSON.stringify(
-      Array.from(
-        { length: n },
-        (_, i) => ({ id: `${prefix}-${i}`, token: `${prefix}-token-${i}` }),
-      ),
-    ),
-    { mode: 0o600 },
-  );
-  return file;
-}
-
 /** A secret file renamed into place (not a temporary file). */
 const SECRET_FILE = /^\.platform_inbound_secret(\.[^/]*)?$/;
 const isSecretFile = (name: string) =>
@@ -245,7 +212,7 @@ async function runPoint(
   const writes = secretWrites;
   watcher.close();
   const cpu1 = await cpuSeconds(child.pid!);
-  const rss = await peakRssMb(child.pid!);
+  const rss = await statusMb(child.pid!);
   child.kill("SIGTERM");
   await new Promise((r) => child.once("close", r));
   await rm(dir, { recursive: true, force: true });
@@ -355,20 +322,16 @@ await sleep(idleS * 1000);
 const idle: Record<string, { rssMb: number; peakRssMb: number; cpuS: number }> =
   {};
 for (const { agent, dir, child } of idleRuns) {
-  const status = await readFile(`/proc/${child.pid}/status`, "utf8");
-  const kb = (key: string) =>
-    Number(status.match(new RegExp(`${key}:\\s+(\\d+)`))?.[1] ?? 0) / 1024;
   idle[agent] = {
-    rssMb: kb("VmRSS"),
-    peakRssMb: kb("VmHWM"),
+    rssMb: await statusMb(child.pid!, "VmRSS"),
+    peakRssMb: await statusMb(child.pid!),
     cpuS: await cpuSeconds(child.pid!),
   };
   child.kill("SIGTERM");
   await new Promise((r) => child.once("close", r));
   await rm(dir, { recursive: true, force: true });
 }
-await emuCall("quit").catch(() => {});
-emu.kill();
+await emu.close();
 
 const f = (v: number | null, digits = 1) =>
   v === null ? "n/a" : v.toFixed(digits);
