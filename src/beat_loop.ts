@@ -145,7 +145,13 @@ async function beat(fleet: Fleet, ws: Runtime): Promise<void> {
   ws.lastError = result.reason;
   if (result.kind === "auth") {
     ws.authFailures++;
-    askState(fleet, ws, false);
+    // The state tells a deleted workspace from a revoked token: asked at the
+    // first refusal of a streak and again at each escalation (3, 23, 43…),
+    // not on every refused beat, which would double the load of a platform
+    // refusing a whole fleet.
+    if (
+      ws.authFailures === 1 || authFailureLevel(ws.authFailures) === "error"
+    ) askState(fleet, ws, false);
     logAuthFailure(fleet, ws, result.status!);
   } else if (result.kind === "transient") {
     const retryAfter = Math.min(

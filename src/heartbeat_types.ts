@@ -107,8 +107,9 @@ export interface HeartbeatOptions {
   /**
    * Ask the platform for each workspace's state (`GET /workspaces/:id/state`)
    * every this many accepted beats, to notice a pause. It is always asked
-   * after a beat refused with 401/403 and after a register refused so (at
-   * most once per interval per workspace). 0 asks only then. @default {0}
+   * after a register refused with 401/403, and after the first beat of a run
+   * of refused ones and at each escalation of that run (3rd, 23rd, 43rd…
+   * refusal). 0 asks only then. @default {0}
    */
   statePollEvery?: number;
   /** Ask every workspace's state at start, beside its register (as `--once` does). @default {false} */
