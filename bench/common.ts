@@ -100,3 +100,22 @@ export async function writeWorkspacesFile(
   );
   return file;
 }
+
+/**
+ * A bench's command line: `[out.json] [--name value]...`. `opt` reads a
+ * flag's value (or the fallback); `outPath` is the one bare argument.
+ */
+export function benchArgs(argv: string[], defaultOut: string): {
+  opt: (name: string, fallback: string) => string;
+  outPath: string;
+} {
+  const opt = (name: string, fallback: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : fallback;
+  };
+  const outPath =
+    argv.find((a, i) =>
+      !a.startsWith("--") && !argv[i - 1]?.startsWith("--")
+    ) ?? defaultOut;
+  return { opt, outPath };
+}

@@ -20,6 +20,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import {
+  benchArgs,
   cpuSeconds,
   denoBin,
   here,
@@ -31,14 +32,7 @@ import {
   writeWorkspacesFile as workspacesFile,
 } from "./common.ts";
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const outPath =
-  args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--")) ??
-    "bench-results.json";
+const { opt, outPath } = benchArgs(process.argv.slice(2), "bench-results.json");
 const sizes = opt("--sizes", "1,100,1000,10000").split(",").map(Number);
 const windowS = Number(opt("--window", "30"));
 const subjects = opt("--subjects", "project,project-small-heap,reference")

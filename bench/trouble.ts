@@ -28,6 +28,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import {
+  benchArgs,
   denoBin,
   type EmulatorProcess,
   here,
@@ -39,14 +40,7 @@ import {
   writeWorkspacesFile,
 } from "./common.ts";
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const outPath =
-  args.find((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--")) ??
-    "bench-trouble.json";
+const { opt, outPath } = benchArgs(process.argv.slice(2), "bench-trouble.json");
 const sizes = opt("--sizes", "1000,10000").split(",").map(Number);
 const INTERVAL_S = 20;
 const REQUEST_TIMEOUT_S = 10;
