@@ -209,9 +209,13 @@ async function run(emu: EmulatorProcess, s: Scenario, n: number): Promise<Row> {
 
   let firstInterval: number | null = null;
   if (s.atStart) {
-    // Beats never wait on register: count who beat in the first interval
-    // (plus the time a slow start takes to read the file and begin).
-    await sleep(INTERVAL_S * 1000 + 1_000);
+    // Beats never wait on register: count who beat in the first interval,
+    // from the agent's first request (its start reads 10,000 workspaces).
+    while (performance.now() - started < 30_000 && exited === null) {
+      if (((await emu.call("stats")).requests ?? 0) > 0) break;
+      await sleep(50);
+    }
+    await sleep(INTERVAL_S * 1000 + 500);
     firstInterval = (await emu.call("stats")).workspacesSeen ?? 0;
   } else {
     // Warm-up: every workspace registered, then one interval.

@@ -117,6 +117,7 @@ async function beat(fleet: Fleet, ws: Runtime): Promise<void> {
   let retry = false;
 
   if (result.kind === "ok") {
+    fleet.budget.accepted();
     ws.beatsAccepted++;
     ws.consecutiveFailures = 0;
     ws.authFailures = 0;

@@ -32,6 +32,9 @@ import {
 } from "./trouble_log.ts";
 import type { Runtime } from "./workspace_runtime.ts";
 
+/** Secret writes (each a temporary file, an fsync and a rename) at once. */
+export const SECRET_WRITE_CONCURRENCY = 8;
+
 /** Emits one of the handle's events. */
 export type Emit = <K extends keyof HeartbeatEventMap>(
   type: K,
@@ -55,6 +58,11 @@ export class Fleet {
   readonly registerLimit: Limiter;
   readonly registerConcurrency: number;
   readonly maxInFlight: number;
+  /**
+   * At most {@link SECRET_WRITE_CONCURRENCY} secret writes at once: a fleet
+   * registering together would otherwise open a file per workspace at once.
+   */
+  readonly secretWriteLimit: Limiter = createLimiter(SECRET_WRITE_CONCURRENCY);
   readonly budget: RetryBudget;
   readonly deadlines: SharedDeadlines;
   /** Summarises the fleet's failure lines; absent with `summarizeLogs: false`. */

@@ -102,6 +102,7 @@ export async function registerOne(
   }
   ws.lastStatus = result.status ?? ws.lastStatus;
   if (result.kind === "ok") {
+    fleet.budget.accepted();
     if (result.authToken) rememberSecret(result.authToken);
     ws.registered = true;
     ws.registerFailures = 0;

@@ -1,29 +1,33 @@
 /**
- * A retry budget, as gRPC's and Finagle's: early retries are earned by
- * ordinary requests, so a failing platform never sees more than a fixed
- * share of extra load.
+ * A retry budget, in the manner of gRPC's retry throttling and Finagle's
+ * budgets: early retries are earned by accepted requests, plus a small
+ * floor, so a platform that fails sees almost no extra load (the floor and
+ * what was saved while it was healthy), and a few failing workspaces in a
+ * healthy fleet are retried early.
  *
  * @module
  */
 
 /** Options of {@link RetryBudget}. */
 export interface RetryBudgetOptions {
-  /** Retries earned per ordinary request. @default {0.1} */
+  /** Retries earned per accepted request. @default {0.1} */
   ratio?: number;
-  /** Ordinary requests per interval (the fleet size): one retry per interval is earned on top. */
+  /** Requests on schedule per interval (the fleet size): they earn one retry per interval between them, accepted or not. */
   perInterval: number;
 }
 
 /**
- * Early retries earned by requests on schedule: each earns `ratio` of a
- * retry, plus `1 / perInterval` (one retry per interval for the fleet); a
- * retry spends one. It starts full, holding `max(2, ratio × perInterval)`.
+ * Early retries: each accepted request earns `ratio` of a retry, each
+ * request on schedule `1 / perInterval` (one retry per interval for the
+ * fleet, whatever happens); a retry spends one. It starts full, holding at
+ * most `max(2, ratio × perInterval)`.
  *
  * @example
  * ```ts
  * import { RetryBudget } from "@molecule/heartbeat";
  * const budget = new RetryBudget({ ratio: 0.1, perInterval: 100 });
  * budget.spend(); // true: it starts with 10
+ * budget.accepted(); // a request went through: 0.1 of a retry earned
  * ```
  */
 export class RetryBudget {
@@ -31,7 +35,8 @@ export class RetryBudget {
   deferred = 0;
   #tokens: number;
   #max: number;
-  #earn: number;
+  #ratio: number;
+  #floor: number;
 
   /**
    * Creates a full budget.
@@ -41,14 +46,20 @@ export class RetryBudget {
   constructor(options: RetryBudgetOptions) {
     const ratio = Math.max(0, options.ratio ?? 0.1);
     const perInterval = Math.max(1, options.perInterval);
-    this.#earn = ratio + 1 / perInterval;
+    this.#ratio = ratio;
+    this.#floor = 1 / perInterval;
     this.#max = Math.max(2, ratio * perInterval);
     this.#tokens = this.#max;
   }
 
-  /** A request on schedule went out: it earns its share of a retry. */
+  /** A request on schedule went out: it earns the floor's share of a retry. */
   earn(): void {
-    this.#tokens = Math.min(this.#max, this.#tokens + this.#earn);
+    this.#tokens = Math.min(this.#max, this.#tokens + this.#floor);
+  }
+
+  /** A request was accepted: it earns `ratio` of a retry. */
+  accepted(): void {
+    this.#tokens = Math.min(this.#max, this.#tokens + this.#ratio);
   }
 
   /**

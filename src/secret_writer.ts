@@ -1,7 +1,8 @@
 /**
  * Inbound secrets from register and heartbeat answers (internal): validated,
  * remembered for masking, and stored only when they change, one write at a
- * time per workspace, the latest value winning.
+ * time per workspace (the latest value winning) and at most
+ * `SECRET_WRITE_CONCURRENCY` for the fleet.
  *
  * @module
  */
@@ -33,12 +34,13 @@ export function offerSecret(fleet: Fleet, ws: Runtime, value: unknown): void {
   if (!fleet.options.secretStore) return;
   if (value === ws.secret || value === ws.secretPending) return;
   ws.secretPending = value;
-  if (!ws.secretWriting) void fleet.track(writeSecret(fleet, ws));
+  if (ws.secretWriting) return; // the write under way takes the new value
+  ws.secretWriting = true;
+  void fleet.track(fleet.secretWriteLimit(() => writeSecret(fleet, ws)));
 }
 
 async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
   const store = fleet.options.secretStore!;
-  ws.secretWriting = true;
   try {
     if (!ws.secretLoaded) {
       ws.secret = await store.load(ws.id).catch(() => undefined);

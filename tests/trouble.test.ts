@@ -50,7 +50,7 @@ test("register hung: every workspace of the fleet still beats within its first i
   }
 });
 
-test("retry budget: during an outage the fleet sends at most about 1.1 times its healthy request rate", async () => {
+test("retry budget: during an outage the fleet sends at most 1.1 times its healthy request rate, from its first interval", async () => {
   const clock = new FakeClock();
   let down = false;
   const fetch = fakeFetch(
@@ -77,13 +77,17 @@ test("retry budget: during an outage the fleet sends at most about 1.1 times its
     const healthy = beatsBetween(20_000, 100_000);
     down = true;
     await clock.advance(200_000);
-    // Skip the first interval of the outage (the budget saved while healthy is spent there).
-    const outage = beatsBetween(140_000, 300_000) / 2; // per 80 s, as healthy
+    // From the outage's start: what was saved while healthy is spent in its
+    // first interval, then nothing is earned but the floor.
+    const onset = beatsBetween(100_000, 140_000) / 2; // per 20 s
+    const outage = beatsBetween(100_000, 300_000) / 2.5; // per 80 s, as healthy
+    const late = beatsBetween(200_000, 300_000) / 1.25;
     assert.equal(healthy, 800);
     assert.ok(
-      outage <= healthy * 1.1 + 2,
-      `healthy ${healthy}, outage ${outage}`,
+      onset <= (healthy / 4) * 1.1 && outage <= healthy * 1.1,
+      `healthy ${healthy}, outage ${outage}, onset ${onset} per 20 s`,
     );
+    assert.ok(late <= healthy * 1.01 + 4, `late in the outage: ${late}`);
     assert.ok(hb.status().retriesDeferred > 0);
     // Recovery: every workspace accepted within one interval plus one timeout
     // of the platform healing (an early retry can stand in for a grid slot).
@@ -352,19 +356,70 @@ test("health server: after descriptors ran out, /healthz answers again as soon a
   }
 });
 
-test("RetryBudget: starts full, each request on schedule earns its share, spending past it defers", async () => {
+test("RetryBudget: starts full, accepted requests earn 10 %, requests on schedule one per interval, spending past it defers", async () => {
   const { RetryBudget } = await import("../mod.ts");
   const budget = new RetryBudget({ ratio: 0.1, perInterval: 100 });
   let spent = 0;
   while (budget.spend()) spent++;
   assert.equal(spent, 10, "max(2, 0.1 × 100) to start with");
   assert.equal(budget.deferred, 1);
-  for (let i = 0; i < 100; i++) budget.earn(); // one interval of the fleet on schedule
+  // One interval of the fleet on schedule, every request refused: the floor.
+  for (let i = 0; i < 100; i++) budget.earn();
+  spent = 0;
+  while (budget.spend()) spent++;
+  assert.equal(spent, 1, "one retry per interval for the fleet while failing");
+  // One interval of the fleet on schedule and accepted.
+  for (let i = 0; i < 100; i++) {
+    budget.earn();
+    budget.accepted();
+  }
   spent = 0;
   while (budget.spend()) spent++;
   assert.equal(
     spent,
     10,
-    "10 % of 100 beats, plus one per interval, capped at 10",
+    "10 % of 100 accepted beats, plus one per interval, capped at 10",
   );
+});
+
+test("secret writes: a fleet registering together writes at most 8 secrets at once, and every one lands", async () => {
+  const { MemorySecretStore } = await import("../mod.ts");
+  await using platform = await startPlatformEmulator({
+    secretFor: (id) => `secret-of-${id}`,
+  });
+  let writing = 0;
+  let peak = 0;
+  const memory = new MemorySecretStore();
+  const store = {
+    load: (id: string) => memory.load(id),
+    save: async (id: string, value: string) => {
+      writing++;
+      peak = Math.max(peak, writing);
+      await new Promise((r) => setTimeout(r, 5)); // a file write and fsync
+      await memory.save(id, value);
+      writing--;
+    },
+  };
+  const hb = startHeartbeat({
+    platformUrl: platform.url,
+    workspaces: fleet(200),
+    intervalMs: 60_000,
+    timeoutMs: 5_000,
+    registerConcurrency: 64,
+    secretStore: store,
+  });
+  try {
+    await hb.ready;
+    await waitFor(
+      () => hb.status().workspaces.every((w) => w.secretStored),
+      10_000,
+    );
+    assert.ok(peak <= 8, `${peak} secret writes at once`);
+    assert.ok(peak >= 2, `writes ran one at a time (${peak}): not a fleet`);
+    for (let i = 0; i < 200; i++) {
+      assert.equal(await memory.load(`ws-${i}`), `secret-of-ws-${i}`);
+    }
+  } finally {
+    await hb.stop();
+  }
 });
