@@ -3,6 +3,7 @@
 // agent, and the workspaces file an agent is started with.
 import { spawn } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -118,4 +119,15 @@ export function benchArgs(argv: string[], defaultOut: string): {
       !a.startsWith("--") && !argv[i - 1]?.startsWith("--")
     ) ?? defaultOut;
   return { opt, outPath };
+}
+
+/** A figure for a table: `n/a` for null, else with `digits` decimals. */
+export const fmt = (v: number | null, digits = 1): string =>
+  v === null ? "n/a" : v.toFixed(digits);
+
+/** This machine in a line: cores, CPU model, memory. */
+export function machineDescription(): string {
+  return `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${
+    (totalmem() / 2 ** 30).toFixed(0)
+  } GiB`;
 }

@@ -16,14 +16,16 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, watch } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import {
   benchArgs,
   cpuSeconds,
   denoBin,
+  fmt,
   here,
+  machineDescription,
   nodeBin,
   sleep,
   SMALL_HEAP,
@@ -327,8 +329,7 @@ for (const { agent, dir, child } of idleRuns) {
 }
 await emu.close();
 
-const f = (v: number | null, digits = 1) =>
-  v === null ? "n/a" : v.toFixed(digits);
+const f = fmt;
 const rows = [
   "| workspaces (interval) | subject | delivered | period error p50 / p99 / max (ms) | CPU ms per beat | CPU, share of one core | peak RSS (MB) | TCP connections per 1,000 beats | secret-file writes per 1,000 beats | cold start (ms) | all registered after (s) |",
   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -389,9 +390,7 @@ const startRows = [
     } | ${f(idle[a] ? idle[a].cpuS * 1000 : null, 0)} |`
   ),
 ];
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${
-  (totalmem() / 2 ** 30).toFixed(0)
-} GiB`;
+const machine = machineDescription();
 const result = {
   date: new Date().toISOString(),
   machine,

@@ -24,14 +24,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import {
   benchArgs,
   denoBin,
   type EmulatorProcess,
+  fmt,
   here,
+  machineDescription,
   openFds,
   sleep,
   SMALL_HEAP,
@@ -290,8 +292,7 @@ for (const n of sizes) {
 }
 await emu.close();
 
-const f = (v: number | null, digits = 1) =>
-  v === null ? "n/a" : v.toFixed(digits);
+const f = fmt;
 const table = [
   "| workspaces | scenario | beaten in 1st interval | beats accepted in window | peak fds | peak RSS (MB) | requests/s (× healthy) | log lines/s | /healthz answered | full recovery after (s) |",
   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -315,9 +316,7 @@ for (const r of rows) {
     } | ${r.healthAnswered} | ${f(r.recoveryS, 1)} |`,
   );
 }
-const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${
-  (totalmem() / 2 ** 30).toFixed(0)
-} GiB`;
+const machine = machineDescription();
 const result = {
   date: new Date().toISOString(),
   machine,
