@@ -31,6 +31,8 @@
  * @module
  */
 
+import { concatBytes } from "../src/bytes.ts";
+
 /** Options for {@linkcode startLocalJsr}. */
 export interface LocalJsrOptions {
   /** Directory that holds what was published (created if missing). */
@@ -210,17 +212,7 @@ async function readBounded(req: Request, max: number): Promise<Uint8Array> {
     if (size > max) throw new Error(`upload larger than ${max} bytes`);
     chunks.push(chunk);
   }
-  return concat(chunks, size);
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, size);
 }
 
 async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {

@@ -6,6 +6,7 @@
  * @module
  */
 import type { McpTracker } from "./mcp_tracker.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** Options of {@link createMcpStreamTap}. */
 export interface McpStreamTapOptions {
@@ -116,24 +117,14 @@ class LineSplitter {
     this.#parts = [];
     this.#size = 0;
     if (size === 0) return;
-    this.#onLine(parts.length === 1 ? parts[0] : concat(parts, size));
+    this.#onLine(parts.length === 1 ? parts[0] : concatBytes(parts, size));
   }
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
 
 function lastBytes(parts: Uint8Array[], n: number): Uint8Array {
   let size = 0;
   for (const p of parts) size += p.length;
-  const all = concat(parts, size);
+  const all = concatBytes(parts, size);
   return all.slice(Math.max(0, all.length - n));
 }
 

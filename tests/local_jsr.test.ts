@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startLocalJsr, untar } from "../scripts/local_jsr.ts";
+import { concatBytes } from "../src/bytes.ts";
 
 const onDeno = "Deno" in globalThis;
 
@@ -28,13 +29,7 @@ function tar(files: Record<string, string>): Uint8Array {
     blocks.push(header, body, new Uint8Array((512 - body.length % 512) % 512));
   }
   blocks.push(new Uint8Array(1024));
-  const out = new Uint8Array(blocks.reduce((n, b) => n + b.length, 0));
-  let at = 0;
-  for (const b of blocks) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
+  return concatBytes(blocks);
 }
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {

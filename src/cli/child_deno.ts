@@ -5,7 +5,8 @@
  */
 import { type Child, type ProcessAdapter, spawnError } from "./child.ts";
 
-interface DenoChildProcess {
+/** The part of `Deno.ChildProcess` the adapter uses (the test helpers too). */
+export interface DenoChildProcess {
   pid: number;
   stdin: WritableStream<Uint8Array>;
   stdout: ReadableStream<Uint8Array>;

@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
 import process from "node:process";
+import { concatBytes } from "../../src/bytes.ts";
+import type { DenoChildProcess } from "../../src/cli/child_deno.ts";
 
 /** The command that runs a TypeScript file on the runtime running the tests. */
 export function runtimeArgs(
@@ -109,25 +111,6 @@ export interface Piped {
   done: Promise<Finished>;
 }
 
-interface DenoPipedChild {
-  pid: number;
-  stdin: WritableStream<Uint8Array>;
-  stdout: ReadableStream<Uint8Array>;
-  stderr: ReadableStream<Uint8Array>;
-  status: Promise<{ code: number; signal: string | null }>;
-  kill(signal: string): void;
-}
-
-function joinBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /**
  * Starts `cmd args` with every stdio stream piped; killed after `timeoutMs`.
  * On Deno through `Deno.Command` (see {@link startScript}).
@@ -152,7 +135,7 @@ export function startPiped(
       Command: new (
         c: string,
         o: Record<string, unknown>,
-      ) => { spawn(): DenoPipedChild };
+      ) => { spawn(): DenoChildProcess };
     };
   }).Deno;
   if (deno) {
@@ -185,7 +168,7 @@ export function startPiped(
       return {
         code: status.signal ? null : status.code,
         signal: status.signal,
-        stdout: new TextDecoder().decode(joinBytes(out)),
+        stdout: new TextDecoder().decode(concatBytes(out)),
         stderr,
       };
     });
@@ -198,7 +181,7 @@ export function startPiped(
           child.kill(s);
         } catch { /* gone */ }
       },
-      stdout: () => joinBytes(out),
+      stdout: () => concatBytes(out),
       stderr: () => stderr,
       done,
     };
@@ -218,7 +201,7 @@ export function startPiped(
       resolve({
         code,
         signal,
-        stdout: new TextDecoder().decode(joinBytes(out)),
+        stdout: new TextDecoder().decode(concatBytes(out)),
         stderr,
       });
     });
@@ -232,7 +215,7 @@ export function startPiped(
       }),
     end: () => new Promise<void>((resolve) => child.stdin.end(resolve)),
     kill: (s) => child.kill(s),
-    stdout: () => joinBytes(out),
+    stdout: () => concatBytes(out),
     stderr: () => stderr,
     done,
   };
