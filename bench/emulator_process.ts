@@ -5,7 +5,7 @@
 //   reset <intervalMs>   zero the counters (and set the interval periods are
 //                        measured against)
 //   stats                the counters since the last reset
-//   fail <path> <json>   inject a Fault (src/platform_emulator.ts) on path
+//   fail <path> <json>   inject a Fault (src/testing/emulator.ts) on path
 //                        register, heartbeat, state or any
 //   heal                 remove every fault
 //   mark <n>             start a recovery clock: stats then say when n distinct
@@ -13,7 +13,7 @@
 //   quit                 stop
 import { createInterface } from "node:readline";
 import process from "node:process";
-import { type Fault, startPlatformEmulator } from "../src/platform_emulator.ts";
+import { type Fault, startPlatformEmulator } from "../src/testing/emulator.ts";
 
 const last = new Map<string, number>();
 let errors: number[] = [];

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { Client, StdioClientTransport } from "../tests/helpers/mcp_sdk.ts";
 
 const { values, positionals } = parseArgs({

@@ -5,7 +5,7 @@
 //   node --expose-gc bench/soak.ts [beats]      (deno task soak: 12,000 beats)
 import process from "node:process";
 import { startHeartbeat } from "../mod.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 
 const target = Number(process.argv[2] ?? 12_000);
 const workspaces = 50;

@@ -31,7 +31,7 @@
  * @module
  */
 
-import { concatBytes } from "../src/bytes.ts";
+import { concatBytes } from "../src/shared/_bytes.ts";
 
 /** Options for {@linkcode startLocalJsr}. */
 export interface LocalJsrOptions {

@@ -4,7 +4,7 @@ import { chmod, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VERSION } from "../mod.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { runScript, startScript } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";

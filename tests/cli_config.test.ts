@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConfigError, envFromRecord } from "../mod.ts";
-import { parseFlags, platformUrlSetting } from "../src/cli/config.ts";
+import { parseFlags } from "../src/cli/flags.ts";
+import { platformUrlSetting } from "../src/cli/settings.ts";
 
 test("plain http off loopback is accepted with a warning; loopback and https are quiet", () => {
   const flags = parseFlags([]);

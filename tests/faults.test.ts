@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MemorySecretStore, startHeartbeat } from "../mod.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
 import { waitFor } from "./helpers/wait.ts";
 

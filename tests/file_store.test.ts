@@ -20,8 +20,8 @@ import {
   resolveConfigsDir,
   startHeartbeat,
 } from "../mod.ts";
-import { createNodeFileSystem } from "../src/file_system_node.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { createNodeFileSystem } from "../src/storage/file_system_node.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { waitFor } from "./helpers/wait.ts";
 

@@ -1,18 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import {
-  buildAgentCard,
-  ConfigError,
-  envFromRecord,
-  postJson,
-} from "../mod.ts";
-import {
-  intervalSetting,
-  parseFlags,
-  parseWorkspacesJson,
-  platformUrlSetting,
-} from "../src/cli/config.ts";
+import { buildAgentCard, ConfigError, envFromRecord } from "../mod.ts";
+import { postJson } from "../src/platform/http.ts";
+import { parseFlags } from "../src/cli/flags.ts";
+import { intervalSetting, platformUrlSetting } from "../src/cli/settings.ts";
+import { parseWorkspacesJson } from "../src/cli/workspaces.ts";
 import { startHeartbeat } from "../mod.ts";
 import { createServer } from "node:http";
 import { waitFor } from "./helpers/wait.ts";

@@ -8,7 +8,7 @@ import {
 import {
   type PlatformEmulator,
   startPlatformEmulator,
-} from "../src/platform_emulator.ts";
+} from "../src/testing/emulator.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import fc from "fast-check";
 import { ConfigError, startHeartbeat } from "../mod.ts";
-import { parseWorkspacesJson } from "../src/cli/config.ts";
+import { parseWorkspacesJson } from "../src/cli/workspaces.ts";
 import { formatLine } from "../src/cli/logging.ts";
 import { captureLogs } from "./helpers/logs.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fetchWorkspaceState, startHeartbeat } from "../mod.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
 import {
   nodeBin,

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startLocalJsr, untar } from "../scripts/local_jsr.ts";
-import { concatBytes } from "../src/bytes.ts";
+import { concatBytes } from "../src/shared/_bytes.ts";
 
 const onDeno = "Deno" in globalThis;
 

@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { createLogWriter } from "../src/cli/log_writer.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { runtimeArgs } from "./helpers/runtime.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";
 

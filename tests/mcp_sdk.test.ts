@@ -14,7 +14,7 @@ import { createMcpTracker, startHeartbeat, trackTransport } from "../mod.ts";
 import {
   type PlatformEmulator,
   startPlatformEmulator,
-} from "../src/platform_emulator.ts";
+} from "../src/testing/emulator.ts";
 import { nodeBin, runtimeArgs } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";

@@ -1,21 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  abortedByCaller,
-  authFailureLevel,
-  backoffDelay,
-  buildAgentCard,
-  buildHeartbeatBody,
-  classifyAnswer,
-  createLimiter,
-  envFromRecord,
-  isValidSecret,
-  maskForLog,
-  nextSlot,
-  parseRetryAfter,
-  phaseOffset,
-  TimerQueue,
-} from "../mod.ts";
+import { buildAgentCard, buildHeartbeatBody, envFromRecord } from "../mod.ts";
+import { parseRetryAfter } from "../src/platform/_retry_after.ts";
+import { abortedByCaller, maskForLog } from "../src/platform/http.ts";
+import { classifyAnswer } from "../src/platform/outcome.ts";
+import { authFailureLevel } from "../src/schedule/_auth_escalation.ts";
+import { backoffDelay } from "../src/schedule/_backoff.ts";
+import { createLimiter } from "../src/schedule/_limiter.ts";
+import { nextSlot, phaseOffset } from "../src/schedule/_slots.ts";
+import { TimerQueue } from "../src/schedule/_timer_queue.ts";
+import { isValidSecret } from "../src/storage/secret_store.ts";
 import { FakeClock } from "./helpers/fake_clock.ts";
 
 test("agent card: default name is molecule-mcp- plus the first 8 characters of the id", () => {

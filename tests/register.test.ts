@@ -6,7 +6,7 @@ import {
   register,
   RegisterAuthError,
 } from "../mod.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 
 test("register sends the contract's payload and headers, and returns secret and issued token", async () => {
   await using platform = await startPlatformEmulator({

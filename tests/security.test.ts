@@ -15,19 +15,19 @@ import {
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  classifyError,
   FileReadError,
   FileSecretStore,
   maskSecrets,
   MemorySecretStore,
-  rememberSecret,
   sendHeartbeat,
   startHeartbeat,
 } from "../mod.ts";
-import { buildHeartbeatBody } from "../src/heartbeat.ts";
-import { createDenoFileSystem } from "../src/file_system.ts";
-import { createNodeFileSystem } from "../src/file_system_node.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { classifyError } from "../src/platform/outcome.ts";
+import { rememberSecret } from "../src/shared/mask.ts";
+import { buildHeartbeatBody } from "../src/platform/heartbeat.ts";
+import { createDenoFileSystem } from "../src/storage/file_system_deno.ts";
+import { createNodeFileSystem } from "../src/storage/file_system_node.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
 import { runScript, startScript } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -5,12 +5,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { startHeartbeat } from "../mod.ts";
-import {
-  maxInFlightSetting,
-  openFileLimit,
-  parseFlags,
-} from "../src/cli/config.ts";
-import { startPlatformEmulator } from "../src/platform_emulator.ts";
+import { parseFlags } from "../src/cli/flags.ts";
+import { openFileLimit } from "../src/cli/limits.ts";
+import { maxInFlightSetting } from "../src/cli/settings.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { FakeClock } from "./helpers/fake_clock.ts";
 import { fakeFetch } from "./helpers/fake_fetch.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
@@ -357,7 +355,7 @@ test("health server: after descriptors ran out, /healthz answers again as soon a
 });
 
 test("RetryBudget: starts full, accepted requests earn 10 %, requests on schedule one per interval, spending past it defers", async () => {
-  const { RetryBudget } = await import("../mod.ts");
+  const { RetryBudget } = await import("../src/schedule/_retry_budget.ts");
   const budget = new RetryBudget({ ratio: 0.1, perInterval: 100 });
   let spent = 0;
   while (budget.spend()) spent++;

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import {
   type PlatformEmulator,
   startPlatformEmulator,
-} from "../src/platform_emulator.ts";
+} from "../src/testing/emulator.ts";
 import { nodeBin, runtimeArgs, startPiped } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";

@@ -96,11 +96,3 @@ export function exitCodeOf(exit: ChildExit): number {
   }
   return exit.code ?? 1;
 }
-
-/** The adapter for the runtime this runs on. */
-export async function processAdapter(): Promise<ProcessAdapter> {
-  if ("Deno" in globalThis) {
-    return (await import("./child_deno.ts")).denoProcessAdapter();
-  }
-  return (await import("./child_node.ts")).nodeProcessAdapter();
-}

@@ -4,8 +4,8 @@
  * @module
  */
 import { createServer, type Server } from "node:http";
-import { STALE_AFTER_MS } from "../constants.ts";
-import type { HeartbeatStatus } from "../start_heartbeat.ts";
+import { STALE_AFTER_MS } from "../shared/constants.ts";
+import type { HeartbeatStatus } from "../schedule/start_heartbeat.ts";
 
 /** Why the process is not healthy; empty when it is. */
 export function unhealthyReasons(

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { VERSION } from "../version.ts";
+import { VERSION } from "../shared/version.ts";
 
 /** The usage text, with every flag, its variable and its default. */
 export function helpText(): string {

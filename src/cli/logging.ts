@@ -6,9 +6,9 @@
  */
 import { configure, type LogRecord } from "@logtape/logtape";
 import process from "node:process";
-import { LOG_CATEGORY } from "../constants.ts";
-import { maskSecrets } from "../mask.ts";
-import type { LogSettings } from "./config.ts";
+import { LOG_CATEGORY } from "../shared/constants.ts";
+import { maskSecrets } from "../shared/mask.ts";
+import type { LogSettings } from "./settings.ts";
 
 /** Writes one line to stderr. */
 export function writeStderr(line: string): void {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { McpStreamTap } from "../mcp_stream_tap.ts";
+import type { McpStreamTap } from "../mcp/stream_tap.ts";
 import { type Child, exitCodeOf, type ProcessAdapter } from "./child.ts";
 
 /** Options of {@link startWrapped}. */

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import process from "node:process";
-import { concatBytes } from "../../src/bytes.ts";
+import { concatBytes } from "../../src/shared/_bytes.ts";
 import type { DenoChildProcess } from "../../src/cli/child_deno.ts";
 
 /** The command that runs a TypeScript file on the runtime running the tests. */

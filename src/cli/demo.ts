@@ -1,0 +1,63 @@
+/**
+ * `--demo`: a platform emulator in-process, one workspace, a scratch configs
+ * dir removed at the end.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LOG_CATEGORY } from "../shared/constants.ts";
+import type { WorkspaceConfig } from "../schedule/types.ts";
+
+const log = getLogger([...LOG_CATEGORY, "cli"]);
+
+/** Ids and token of the workspace `--demo` serves. */
+export const DEMO_WORKSPACE = "demo-0000-4000-8000-heartbeat";
+const DEMO_TOKEN = "demo-token-not-a-secret";
+
+/** What a demo run serves, and what to undo at its end. */
+export interface Demo {
+  platformUrl: string;
+  workspaces: WorkspaceConfig[];
+  configsDir: string;
+  /** Run at the end, in order. */
+  cleanups: (() => Promise<void>)[];
+}
+
+/**
+ * Starts the emulator (loaded only for `--demo`: a plain run spends no
+ * memory on `node:http`) and a scratch configs dir unless one is given.
+ */
+export async function startDemo(
+  configsDir: string | undefined,
+  intervalMs: number,
+): Promise<Demo> {
+  const { startPlatformEmulator } = await import("../testing/emulator.ts");
+  const emulator = await startPlatformEmulator({
+    workspaces: { [DEMO_WORKSPACE]: DEMO_TOKEN },
+  });
+  const cleanups: (() => Promise<void>)[] = [() => emulator.close()];
+  let dir = configsDir ?? "";
+  if (!dir) {
+    const made = await mkdtemp(join(tmpdir(), "molecule-heartbeat-demo-"));
+    dir = made;
+    // The demo's own scratch dir goes when the demo ends.
+    cleanups.push(() => rm(made, { recursive: true, force: true }));
+  }
+  log.info(
+    "demo: a platform emulator is listening on {url} (a stand-in for your Molecule platform)",
+    { url: emulator.url },
+  );
+  log.info(
+    "demo: serving workspace {workspaceId} every {seconds} s; inbound secret goes to {dir}",
+    { workspaceId: DEMO_WORKSPACE, seconds: intervalMs / 1000, dir },
+  );
+  return {
+    platformUrl: emulator.url,
+    workspaces: [{ id: DEMO_WORKSPACE, token: DEMO_TOKEN }],
+    configsDir: dir,
+    cleanups,
+  };
+}

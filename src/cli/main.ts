@@ -1,0 +1,289 @@
+/**
+ * The `molecule-heartbeat` command: flags and environment in, library
+ * options out, plus what only a process has (exit codes, signals, log sinks,
+ * the health port). No heartbeat logic lives here. `cli.ts` and `mod.ts`
+ * (run as the main module) both call {@link runAsMain}.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import process from "node:process";
+import { LOG_CATEGORY } from "../shared/constants.ts";
+import { type EnvReader, processEnv } from "../shared/env.ts";
+import { ConfigError } from "../shared/errors.ts";
+import { maskSecrets } from "../shared/mask.ts";
+import { VERSION } from "../shared/version.ts";
+import { createMcpStreamTap } from "../mcp/stream_tap.ts";
+import { createMcpTracker, type McpTracker } from "../mcp/tracker.ts";
+import { startHeartbeat } from "../schedule/start_heartbeat.ts";
+import type { WorkspaceConfig } from "../schedule/types.ts";
+import { defaultFileSystem } from "../storage/default_file_system.ts";
+import { FileSecretStore } from "../storage/file_secret_store.ts";
+import { SpawnError } from "./child.ts";
+import { configsDirSetting } from "./configs.ts";
+import { EXIT } from "./exit_codes.ts";
+import { parseFlags, splitCommandLine } from "./flags.ts";
+import { followWorkspacesFile } from "./follow_workspaces.ts";
+import type { HealthServer } from "./health_server.ts";
+import { helpText } from "./help.ts";
+import { configureLogging, printError } from "./logging.ts";
+import { processAdapter } from "./process_adapter.ts";
+import { runUntilDone } from "./run.ts";
+import { runWrapped } from "./run_wrapped.ts";
+import {
+  healthSetting,
+  intervalSetting,
+  killAfterSetting,
+  logSettings,
+  maxInFlightSetting,
+  orgIdSetting,
+  platformUrlSetting,
+  setting,
+  statePollSetting,
+} from "./settings.ts";
+import { workspacesSetting } from "./workspaces.ts";
+import type { Wrapped } from "./wrap.ts";
+
+export { EXIT } from "./exit_codes.ts";
+
+const log = getLogger([...LOG_CATEGORY, "cli"]);
+
+/** What the command reads from its surroundings; tests pass their own. */
+export interface CliContext {
+  /** Arguments after the program name. @default {process.argv.slice(2)} */
+  args?: string[];
+  /** The environment. @default {the process environment} */
+  env?: EnvReader;
+  /** Where `--help` and `--version` go. @default {process.stdout} */
+  stdout?: (text: string) => void;
+  /** Ends the run early (instead of SIGINT/SIGTERM), with exit code 0. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs the command and resolves with its exit code; never calls
+ * `process.exit` itself ({@link runAsMain} does).
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "@molecule/heartbeat/cli";
+ * Deno.exit(await main({ args: ["--demo", "--once"] }));
+ * ```
+ *
+ * @param context Arguments, environment and output.
+ * @returns The exit code.
+ */
+export async function main(context: CliContext = {}): Promise<number> {
+  const args = context.args ?? process.argv.slice(2);
+  const env = context.env ?? processEnv;
+  const stdout = context.stdout ??
+    ((text: string) => void process.stdout.write(text));
+  let format: "text" | "json" = "text";
+  let flushLogs = (_ms: number) => Promise.resolve();
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const commandLine = splitCommandLine(args);
+    const flags = parseFlags(commandLine.own);
+    if (flags.help) {
+      stdout(helpText());
+      return EXIT.ok;
+    }
+    if (flags.version) {
+      stdout(`molecule-heartbeat ${VERSION}\n`);
+      return EXIT.ok;
+    }
+    const command = commandLine.command;
+    if (command && flags.once) {
+      throw new ConfigError(
+        "--once cannot be combined with a command after --: --once sends one beat and exits, a command runs until it ends",
+        "--once",
+      );
+    }
+    const killAfterMs = killAfterSetting(flags);
+    const orgId = orgIdSetting(flags, env);
+    const statePollEvery = statePollSetting(flags);
+    const maxInFlight = maxInFlightSetting(flags, env);
+    const logSet = logSettings(flags, env);
+    format = logSet.format;
+    // Logs go through a bounded queue written off the event loop: a reader
+    // of our stderr that stalls or goes away never stops the heartbeat.
+    const adapter = await processAdapter();
+    const { createLogWriter } = await import("./log_writer.ts");
+    const logWriter = createLogWriter(adapter.stderr());
+    flushLogs = (ms) => logWriter.flush(ms);
+    await configureLogging(
+      { ...logSet, verbose: logSet.verbose || flags.demo },
+      (line) => logWriter.write(line),
+    );
+
+    const warnings: string[] = [];
+    const demo = flags.demo;
+    const intervalMs = demo && setting(flags.interval) === undefined &&
+        setting(env("MOLECULE_HEARTBEAT_INTERVAL")) === undefined
+      ? 2_000
+      : intervalSetting(flags, env, warnings);
+    const health = healthSetting(flags, env);
+    const fs = await defaultFileSystem();
+
+    // A watched workspaces file adds and removes workspaces as it changes.
+    const fileChanges: {
+      listener?: (workspaces: WorkspaceConfig[]) => void;
+    } = {};
+    let platformUrl: string;
+    let workspaces: WorkspaceConfig[];
+    let configsDir: string;
+    if (demo) {
+      const { startDemo } = await import("./demo.ts");
+      const started = await startDemo(setting(flags.configsDir), intervalMs);
+      cleanups.push(...started.cleanups);
+      ({ platformUrl, workspaces, configsDir } = started);
+    } else {
+      platformUrl = platformUrlSetting(flags, env, warnings);
+      configsDir = await configsDirSetting(flags, env, fs, warnings);
+      workspaces = await workspacesSetting({
+        flags,
+        env,
+        fs,
+        configsDir,
+        warnings,
+        changes: fileChanges,
+      });
+    }
+    for (const warning of warnings) log.warn(warning);
+
+    let healthServer: HealthServer | undefined;
+    const secretStore = new FileSecretStore({
+      dir: configsDir,
+      perWorkspace: workspaces.length > 1,
+      fs,
+    });
+    // Wrapper mode: the child starts before register and beats, never after.
+    let wrapped: Wrapped | undefined;
+    let tracker: McpTracker | undefined;
+    if (command) {
+      tracker = createMcpTracker({ mask: await tokenMasker(workspaces) });
+      const { startWrapped } = await import("./wrap.ts");
+      try {
+        wrapped = await startWrapped({
+          adapter,
+          command: command[0],
+          args: command.slice(1),
+          killAfterMs,
+          tap: createMcpStreamTap(tracker),
+        });
+      } catch (error) {
+        if (!(error instanceof SpawnError)) throw error;
+        printError(error.message, format);
+        return error.exitCode;
+      }
+      log.info("started {command} (pid {pid})", {
+        command: command[0],
+        pid: wrapped.child.pid,
+      });
+    }
+    const stopSignal = new AbortController();
+    const hb = startHeartbeat({
+      platformUrl,
+      workspaces,
+      intervalMs,
+      secretStore,
+      env,
+      signal: stopSignal.signal,
+      orgId,
+      statePollEvery,
+      maxInFlight,
+      checkStateAtStart: flags.once,
+      // Each workspace's own failure lines with --verbose; a summary otherwise.
+      summarizeLogs: !logSet.verbose,
+      ...(tracker ? { stats: () => tracker.stats() } : {}),
+    });
+    cleanups.unshift(() => hb.stop());
+    fileChanges.listener = (next) => followWorkspacesFile(hb, next);
+    if (health) {
+      try {
+        const { startHealthServer } = await import("./health_server.ts");
+        healthServer = await startHealthServer(() => hb.status(), health);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConfigError(
+          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
+          "--health-port",
+        );
+      }
+      cleanups.push(() => healthServer!.close());
+      log.info("health: {url}/healthz and {url}/status", {
+        url: healthServer.url,
+      });
+    }
+    log.info(
+      "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
+      {
+        version: VERSION,
+        count: workspaces.length,
+        seconds: intervalMs / 1000,
+        platformUrl,
+      },
+    );
+
+    const code = wrapped
+      ? await runWrapped(hb, wrapped, context.signal)
+      : await runUntilDone(hb, {
+        once: flags.once,
+        demo,
+        signal: context.signal,
+        ids: workspaces.map((w) => w.id),
+      });
+    stopSignal.abort();
+    return code;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printError(error.message, format);
+      return EXIT.config;
+    }
+    throw error;
+  } finally {
+    // Everything settles well within the 2 s a supervisor allows; never wait longer.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // In order: the heartbeat (and its secret writes) before the dir it writes to.
+    const inOrder = async () => {
+      for (const cleanup of cleanups) await cleanup().catch(() => {});
+    };
+    await Promise.race([
+      inOrder(),
+      new Promise((r) => timer = setTimeout(r, 1500)),
+    ]);
+    clearTimeout(timer);
+    await flushLogs(500);
+  }
+}
+
+/**
+ * Runs the command as the process: its exit code is the process's, and a
+ * finished run never waits on stdin or on a timer left behind. What
+ * `cli.ts`, `mod.ts` as the main module, the installed command and a
+ * compiled binary all run.
+ *
+ * @param context Arguments, environment and output.
+ * @returns Never: the process exits with the command's code.
+ */
+export async function runAsMain(context: CliContext = {}): Promise<never> {
+  const code = await main(context);
+  process.exit(code);
+}
+
+/**
+ * Masks every token known at start out of texts sent to the platform (a
+ * tool's error text may quote the environment).
+ */
+async function tokenMasker(
+  workspaces: WorkspaceConfig[],
+): Promise<(text: string) => string> {
+  const tokens = new Set<string>();
+  for (const ws of workspaces) {
+    const token = typeof ws.token === "string"
+      ? ws.token
+      : await Promise.resolve(ws.token()).catch(() => "");
+    if (token) tokens.add(token);
+  }
+  return (text) => maskSecrets(text, { extra: tokens });
+}

@@ -1,0 +1,342 @@
+/**
+ * The workspaces to serve and their tokens: `--workspace-id`,
+ * `WORKSPACE_ID`, `MOLECULE_WORKSPACES`, a workspaces file, token files; a
+ * configuration error names the variable, file or entry to fix, never the
+ * token.
+ *
+ * @module
+ */
+import type { EnvReader } from "../shared/env.ts";
+import { ConfigError } from "../shared/errors.ts";
+import { rememberSecret } from "../shared/mask.ts";
+import { isValidToken } from "../shared/token.ts";
+import {
+  isValidWorkspaceId,
+  MAX_WORKSPACE_ID_LENGTH,
+} from "../shared/workspace_id.ts";
+import type { WorkspaceConfig } from "../schedule/types.ts";
+import type { FileSystem } from "../storage/file_system.ts";
+import {
+  fileToken,
+  type WatchedFile,
+  watchFile,
+} from "../storage/watched_file.ts";
+import type { CliFlags } from "./flags.ts";
+import { setting } from "./settings.ts";
+
+/** Most bytes read from a token file. */
+export const MAX_TOKEN_FILE_BYTES = 16 * 1024;
+/** Most bytes read from a workspaces file. */
+export const MAX_WORKSPACES_FILE_BYTES = 64 * 1024 * 1024;
+
+/** What a valid token is, for error messages (never the token itself). */
+const TOKEN_RULE =
+  "a token is 1 to 4096 visible ASCII characters, without spaces or line breaks (a second line or a stray quote is a common cause)";
+
+/**
+ * The reason `JSON.parse` failed, without the input it quotes (which may
+ * hold a token): the position only.
+ */
+export function jsonErrorWithoutInput(error: unknown): string {
+  const message = error instanceof Error ? error.message : "";
+  const at = /position (\d+)/.exec(message) ?? /column (\d+)/.exec(message);
+  return at
+    ? `a syntax error near character ${at[1]}`
+    : "a syntax error (check commas, quotes and brackets)";
+}
+
+/** Where the canvas issues tokens; named in every token error. */
+export const TOKENS_HINT =
+  "Generate a workspace token in the canvas → Tokens tab.";
+
+/**
+ * Parses a `MOLECULE_WORKSPACES` JSON array: objects with non-empty string
+ * `id` and `token`, ids unique. Every error names the entry's index.
+ *
+ * @param text The JSON.
+ * @param where The variable or file it came from, for messages.
+ * @returns Id and token pairs, in order.
+ * @throws {ConfigError} For invalid JSON, a non-array, an empty array, or a bad entry.
+ */
+export function parseWorkspacesJson(
+  text: string,
+  where: string,
+): { id: string; token: string }[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(
+      `${where} is not valid JSON (${
+        jsonErrorWithoutInput(error)
+      }); expected [{"id": "...", "token": "..."}, ...]`,
+      where,
+    );
+  }
+  if (!Array.isArray(value)) {
+    throw new ConfigError(
+      `${where} must be a JSON array of {"id": "...", "token": "..."} objects`,
+      where,
+    );
+  }
+  if (value.length === 0) {
+    throw new ConfigError(
+      `${where} is an empty array: list at least one {"id": "...", "token": "..."}`,
+      where,
+    );
+  }
+  const seen = new Map<string, number>();
+  return value.map((entry, index) => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      throw new ConfigError(
+        `${where} entry ${index} is not an object; expected {"id": "...", "token": "..."}`,
+        where,
+      );
+    }
+    const { id, token } = entry as Record<string, unknown>;
+    if (typeof id !== "string" || !id.trim()) {
+      throw new ConfigError(
+        `${where} entry ${index} has no "id" (a non-empty string)`,
+        where,
+      );
+    }
+    if (typeof token !== "string" || !token.trim()) {
+      throw new ConfigError(
+        `${where} entry ${index} (id ${id.trim()}) has no "token" (a non-empty string). ${TOKENS_HINT}`,
+        where,
+      );
+    }
+    const cleanId = id.trim();
+    if (!isValidWorkspaceId(cleanId)) {
+      throw new ConfigError(
+        `${where} entry ${index} has an "id" with control characters or over ${MAX_WORKSPACE_ID_LENGTH} characters`,
+        where,
+      );
+    }
+    const cleanToken = token.trim();
+    if (!isValidToken(cleanToken)) {
+      throw new ConfigError(
+        `${where} entry ${index} (id ${cleanId}) has a "token" that cannot be sent: ${TOKEN_RULE}`,
+        where,
+      );
+    }
+    rememberSecret(cleanToken);
+    const first = seen.get(cleanId);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `${where} entry ${index} repeats id ${cleanId} of entry ${first}`,
+        where,
+      );
+    }
+    seen.set(cleanId, index);
+    return { id: cleanId, token: cleanToken };
+  });
+}
+
+/** Everything needed to find the workspaces and their tokens. */
+export interface WorkspaceSources {
+  flags: CliFlags;
+  env: EnvReader;
+  fs: FileSystem;
+  /** The resolved configs dir, for `.auth_token`. */
+  configsDir: string;
+  warnings: string[];
+  /**
+   * With a workspaces file: set `listener` to hear of every new version of
+   * it (every entry as a workspace), to add and remove workspaces.
+   */
+  changes?: { listener?: (workspaces: WorkspaceConfig[]) => void };
+}
+
+/** A workspace whose token is looked up in a watched workspaces file. */
+function fileEntry(
+  id: string,
+  token: string,
+  file: { path: string; get(): Promise<Map<string, string>> },
+): WorkspaceConfig {
+  let last = token;
+  return {
+    id,
+    tokenSource: `the workspaces file ${file.path}`,
+    tokenReread: true,
+    // The file is re-read when it changes; an id that left it keeps its last token.
+    token: async () => {
+      last = (await file.get()).get(id) ?? last;
+      return last;
+    },
+  };
+}
+
+/**
+ * The workspaces to serve, in precedence order: `--workspaces-file`,
+ * `--workspace-id`, `MOLECULE_WORKSPACES_FILE`, `MOLECULE_WORKSPACES`,
+ * `WORKSPACE_ID`. A single workspace's token comes from `--token-file`,
+ * `MOLECULE_WORKSPACE_TOKEN` or `<configs dir>/.auth_token`. Tokens in files
+ * are re-read when the file changes.
+ *
+ * @throws {ConfigError} When there is no workspace or no token, or a file is unreadable or malformed.
+ */
+export async function workspacesSetting(
+  src: WorkspaceSources,
+): Promise<WorkspaceConfig[]> {
+  const { flags, env } = src;
+  const flagFile = setting(flags.workspacesFile);
+  const flagId = setting(flags.workspaceId);
+  if (flagFile !== undefined) {
+    return await workspacesFromFile(flagFile, "--workspaces-file", src);
+  }
+  if (flagId !== undefined) {
+    return [{
+      id: checkedId(flagId, "--workspace-id"),
+      ...await singleToken(flagId, src),
+    }];
+  }
+  const envFile = setting(env("MOLECULE_WORKSPACES_FILE"));
+  if (envFile !== undefined) {
+    return await workspacesFromFile(envFile, "MOLECULE_WORKSPACES_FILE", src);
+  }
+  const json = setting(env("MOLECULE_WORKSPACES"));
+  if (json !== undefined) {
+    return parseWorkspacesJson(json, "MOLECULE_WORKSPACES").map((w) => ({
+      ...w,
+      tokenSource: "MOLECULE_WORKSPACES",
+    }));
+  }
+  const id = setting(env("WORKSPACE_ID"));
+  if (id !== undefined) {
+    return [{
+      id: checkedId(id, "WORKSPACE_ID"),
+      ...await singleToken(id, src),
+    }];
+  }
+  throw new ConfigError(
+    "no workspace to serve: set WORKSPACE_ID (or --workspace-id) and MOLECULE_WORKSPACE_TOKEN, " +
+      `or MOLECULE_WORKSPACES / --workspaces-file for several. ${TOKENS_HINT}`,
+    "WORKSPACE_ID",
+  );
+}
+
+function checkedId(id: string, where: string): string {
+  if (!isValidWorkspaceId(id)) {
+    throw new ConfigError(
+      `${where} must be a workspace id without control characters, at most ${MAX_WORKSPACE_ID_LENGTH} characters`,
+      where,
+    );
+  }
+  return id;
+}
+
+/** A workspace's token, and where it came from (for the revoked-token error). */
+type TokenWithSource = Pick<
+  WorkspaceConfig,
+  "token" | "tokenSource" | "tokenReread"
+>;
+
+async function singleToken(
+  id: string,
+  src: WorkspaceSources,
+): Promise<TokenWithSource> {
+  const tokenFile = setting(src.flags.tokenFile);
+  if (tokenFile !== undefined) {
+    return {
+      token: await tokenFromFile(tokenFile, "--token-file", src),
+      tokenSource: `the token file ${tokenFile}`,
+      tokenReread: true,
+    };
+  }
+  const fromEnv = setting(src.env("MOLECULE_WORKSPACE_TOKEN"));
+  if (fromEnv !== undefined) {
+    if (!isValidToken(fromEnv)) {
+      throw new ConfigError(
+        `MOLECULE_WORKSPACE_TOKEN cannot be sent as it is: ${TOKEN_RULE}. ${TOKENS_HINT}`,
+        "MOLECULE_WORKSPACE_TOKEN",
+      );
+    }
+    rememberSecret(fromEnv);
+    return { token: fromEnv, tokenSource: "MOLECULE_WORKSPACE_TOKEN" };
+  }
+  const fallback = `${src.configsDir}/.auth_token`;
+  if ((await src.fs.stat(fallback).catch(() => undefined)) === undefined) {
+    throw new ConfigError(
+      `no token for workspace ${id}: set MOLECULE_WORKSPACE_TOKEN, or put the token in ${fallback}, or pass --token-file. ${TOKENS_HINT}`,
+      "MOLECULE_WORKSPACE_TOKEN",
+    );
+  }
+  return {
+    token: await tokenFromFile(fallback, fallback, src),
+    tokenSource: `the token file ${fallback}`,
+    tokenReread: true,
+  };
+}
+
+async function tokenFromFile(
+  path: string,
+  where: string,
+  src: WorkspaceSources,
+) {
+  await warnIfShared(path, where, src);
+  try {
+    return await fileToken(path, {
+      fs: src.fs,
+      maxBytes: MAX_TOKEN_FILE_BYTES,
+    });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(
+      `cannot read the token from ${where} (${path}): ${reason}. ${TOKENS_HINT}`,
+      where,
+    );
+  }
+}
+
+async function workspacesFromFile(
+  path: string,
+  where: string,
+  src: WorkspaceSources,
+): Promise<WorkspaceConfig[]> {
+  await warnIfShared(path, where, src);
+  let file: WatchedFile<Map<string, string>> | undefined;
+  try {
+    // Parsed once per change into a map: a token is looked up before every
+    // beat, and a scan of the list made a fleet of N cost N² (a profile at
+    // 10,000 workspaces put it at a third of the CPU).
+    file = await watchFile(
+      path,
+      (text) =>
+        new Map(
+          parseWorkspacesJson(text, `${where} (${path})`).map((
+            e,
+          ) => [e.id, e.token]),
+        ),
+      {
+        fs: src.fs,
+        maxBytes: MAX_WORKSPACES_FILE_BYTES,
+        onChange: (entries) =>
+          src.changes?.listener?.(
+            [...entries].map(([id, token]) => fileEntry(id, token, file!)),
+          ),
+      },
+    );
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(`cannot read ${where} (${path}): ${reason}`, where);
+  }
+  const initial = await file.get();
+  return [...initial].map(([id, token]) => fileEntry(id, token, file!));
+}
+
+async function warnIfShared(
+  path: string,
+  where: string,
+  src: WorkspaceSources,
+) {
+  const info = await src.fs.stat(path).catch(() => undefined);
+  if (info && (info.mode & 0o077) !== 0) {
+    src.warnings.push(
+      `${where} (${path}) is readable by other users (mode ${
+        info.mode.toString(8).padStart(4, "0")
+      }): it holds tokens; chmod 600 it`,
+    );
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * POST /registry/heartbeat, one beat.
+ *
+ * @module
+ */
+import { REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
+import {
+  abortedByCaller,
+  type FetchLike,
+  postJson,
+  trimBaseUrl,
+} from "./http.ts";
+import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
+import { isRecord } from "../shared/_json.ts";
+import { resolveToken, type TokenSource } from "../shared/token.ts";
+
+/**
+ * Live figures sent with each beat; every field is optional and defaults to
+ * the reference's zero.
+ */
+export interface HeartbeatStats {
+  /** Share of failed work, 0 to 1; ≥ 0.5 marks the workspace degraded. @default {0} */
+  error_rate?: number;
+  /** An example error; the canvas banner when `runtime_state` is `wedged`. @default {""} */
+  sample_error?: string;
+  /** Tasks under way. @default {0} */
+  active_tasks?: number;
+  /** The task shown on the canvas. @default {""} */
+  current_task?: string;
+  /** `"wedged"` when the agent runtime is stuck. @default {""} */
+  runtime_state?: string;
+  /** Cumulative cents spent this month; 0 means no update. @default {0} */
+  monthly_spend?: number;
+}
+
+/** The body of one heartbeat request. */
+export interface HeartbeatBody extends Required<HeartbeatStats> {
+  /** The workspace id. */
+  workspace_id: string;
+  /** Whole seconds since the agent started. */
+  uptime_seconds: number;
+}
+
+/**
+ * Builds a heartbeat body from stats of unknown quality: a field of the
+ * wrong type or a number that is not finite and ≥ 0 falls back to its zero.
+ *
+ * @example
+ * ```ts
+ * import { buildHeartbeatBody } from "@molecule/heartbeat";
+ * const body = buildHeartbeatBody("ws-1", 42, { active_tasks: 2 });
+ * console.log(body.active_tasks, body.uptime_seconds); // 2 42
+ * ```
+ *
+ * @param workspaceId The workspace id.
+ * @param uptimeSeconds Whole seconds since start.
+ * @param stats Live figures, possibly partial.
+ * @returns The body to send.
+ */
+export function buildHeartbeatBody(
+  workspaceId: string,
+  uptimeSeconds: number,
+  stats: HeartbeatStats | undefined = undefined,
+): HeartbeatBody {
+  const s = isRecord(stats) ? stats as Record<string, unknown> : {};
+  const num = (v: unknown) =>
+    typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0;
+  const str = (v: unknown) => typeof v === "string" ? v : "";
+  return {
+    workspace_id: workspaceId,
+    error_rate: num(s.error_rate),
+    sample_error: str(s.sample_error),
+    active_tasks: Math.floor(num(s.active_tasks)),
+    uptime_seconds: Math.max(0, Math.floor(uptimeSeconds)),
+    current_task: str(s.current_task),
+    runtime_state: str(s.runtime_state),
+    monthly_spend: Math.floor(num(s.monthly_spend)),
+  };
+}
+
+/** Options of {@link sendHeartbeat}. */
+export interface SendHeartbeatOptions {
+  /** The platform base URL; a trailing `/` is removed. */
+  platformUrl: string;
+  /** The workspace token. */
+  token: TokenSource;
+  /** The body to send. */
+  body: HeartbeatBody;
+  /**
+   * Time limit, in ms; 0 sets no timer of its own, for a `signal` that
+   * carries the deadline. @default {10000}
+   */
+  timeoutMs?: number;
+  /** Aborts the request; aborted with a `TimeoutError`, it counts as a timeout. */
+  signal?: AbortSignal;
+  /** The fetch to call. @default {globalThis.fetch} */
+  fetch?: FetchLike;
+  /** Sent as `X-Molecule-Org-Id`, for multi-tenant edges. @default {not sent} */
+  orgId?: string;
+}
+
+/** The result of one beat. */
+export interface HeartbeatResult extends Outcome {
+  /** `platform_inbound_secret` from a successful answer, when present. */
+  inboundSecret?: unknown;
+}
+
+/**
+ * Sends one heartbeat. Never throws for a platform answer or a network
+ * error: those are outcomes. Only an abort through `signal` rejects.
+ *
+ * @example
+ * ```ts
+ * import { buildHeartbeatBody, sendHeartbeat } from "@molecule/heartbeat";
+ * const result = await sendHeartbeat({
+ *   platformUrl: "http://127.0.0.1:8080",
+ *   token: "t",
+ *   body: buildHeartbeatBody("ws-1", 0),
+ * });
+ * console.log(result.kind);
+ * ```
+ *
+ * @param options Where, what, and how long to wait.
+ * @returns The outcome.
+ */
+export async function sendHeartbeat(
+  options: SendHeartbeatOptions,
+): Promise<HeartbeatResult> {
+  let result: HeartbeatResult;
+  try {
+    const answer = await postJson({
+      baseUrl: trimBaseUrl(options.platformUrl),
+      path: "/registry/heartbeat",
+      token: await resolveToken(options.token),
+      body: options.body,
+      timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
+      signal: options.signal,
+      fetch: options.fetch,
+      orgId: options.orgId,
+    });
+    result = classifyAnswer(answer);
+  } catch (error) {
+    if (abortedByCaller(options.signal)) throw options.signal!.reason;
+    return classifyError(error);
+  }
+  const json = result.answer?.json;
+  if (result.kind === "ok" && isRecord(json)) {
+    result.inboundSecret = json.platform_inbound_secret;
+  }
+  return result;
+}

@@ -1,0 +1,301 @@
+/**
+ * One POST to the platform, and a defensive reading of its answer.
+ *
+ * @module
+ */
+import { MAX_BODY_BYTES } from "../shared/constants.ts";
+import { InvalidTokenError } from "../shared/errors.ts";
+import {
+  isRememberedSecret,
+  maskSecrets,
+  rememberSecret,
+} from "../shared/mask.ts";
+import { isValidToken } from "../shared/token.ts";
+import { parseRetryAfter } from "./_retry_after.ts";
+
+/** The `fetch` function the library calls; inject one in tests. */
+export type FetchLike = (
+  input: string | URL | Request,
+  init?: RequestInit,
+) => Promise<Response>;
+
+/** What came back from one request, read defensively. */
+export interface PlatformAnswer {
+  /** The HTTP status. */
+  status: number;
+  /** The body parsed as JSON; `undefined` when not JSON, empty or too large. */
+  json: unknown;
+  /** Up to 200 characters of the body, control characters and the token masked, for logs. */
+  snippet: string;
+  /** `true` when the body was over {@link MAX_BODY_BYTES} and left unread. */
+  oversized: boolean;
+  /** The `Retry-After` delay in ms, when the answer carried one. */
+  retryAfterMs: number | undefined;
+  /** The `Location` header of a redirect. */
+  location: string | undefined;
+}
+
+/** Options of {@link postJson}. */
+export interface PostJsonOptions {
+  /** The platform base URL, no trailing slash; also sent as `Origin`. */
+  baseUrl: string;
+  /** The path, such as `/registry/heartbeat`. */
+  path: string;
+  /** The bearer token. */
+  token: string;
+  /** The JSON body. */
+  body: unknown;
+  /**
+   * Time limit of the request, in ms; 0 sets no timer of its own, for a
+   * caller whose `signal` already carries a deadline (an
+   * `AbortSignal.timeout`, shared by several requests).
+   */
+  timeoutMs: number;
+  /**
+   * Aborts the request. Aborted with a `TimeoutError`, it counts as a
+   * timeout, as `AbortSignal.timeout` does.
+   */
+  signal?: AbortSignal;
+  /** The fetch to call. @default {globalThis.fetch} */
+  fetch?: FetchLike;
+  /** Sent as `X-Molecule-Org-Id`, for multi-tenant edges. @default {not sent} */
+  orgId?: string;
+}
+
+/** Options of {@link requestJson}: those of {@link postJson}, any method. */
+export interface RequestJsonOptions extends Omit<PostJsonOptions, "body"> {
+  /** The method. */
+  method: "GET" | "POST";
+  /** The JSON body (POST only). */
+  body?: unknown;
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * POSTs JSON with the contract's headers (`Authorization`, `Origin`,
+ * `Content-Type`), without following redirects, and reads at most
+ * {@link MAX_BODY_BYTES} of the answer to the end so that the connection
+ * goes back to the pool. Network errors, timeouts and aborts reject.
+ *
+ * @example
+ * ```ts
+ * import { postJson } from "./http.ts";
+ * const answer = await postJson({
+ *   baseUrl: "http://127.0.0.1:8080",
+ *   path: "/registry/heartbeat",
+ *   token: "t",
+ *   body: { workspace_id: "ws-1" },
+ *   timeoutMs: 10_000,
+ * }).catch(() => undefined);
+ * ```
+ *
+ * @param options What to send, where, and how long to wait.
+ * @returns The answer.
+ */
+export function postJson(
+  options: PostJsonOptions,
+): Promise<PlatformAnswer> {
+  return requestJson({ ...options, method: "POST" });
+}
+
+/**
+ * A request with the contract's headers (`Authorization`, `Origin`, with a
+ * body `Content-Type`; `X-Molecule-Org-Id` when `orgId` is given), read as
+ * {@link postJson} reads it.
+ *
+ * @example
+ * ```ts
+ * import { requestJson } from "./http.ts";
+ * const answer = await requestJson({
+ *   method: "GET",
+ *   baseUrl: "http://127.0.0.1:8080",
+ *   path: "/workspaces/ws-1/state",
+ *   token: "t",
+ *   timeoutMs: 10_000,
+ * }).catch(() => undefined);
+ * ```
+ *
+ * @param options What to send, where, and how long to wait.
+ * @returns The answer.
+ */
+export async function requestJson(
+  options: RequestJsonOptions,
+): Promise<PlatformAnswer> {
+  const signal = options.timeoutMs <= 0
+    ? options.signal
+    : options.signal
+    ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
+    : AbortSignal.timeout(options.timeoutMs);
+  const fetchFn = options.fetch ?? globalThis.fetch;
+  // A token is checked (and remembered for masking) once, not on every beat.
+  if (!isRememberedSecret(options.token)) {
+    if (!isValidToken(options.token)) {
+      // Never reaches fetch, whose error would quote the header value.
+      throw new InvalidTokenError();
+    }
+    rememberSecret(options.token);
+  }
+  const headers: Record<string, string> = {
+    "Authorization": `Bearer ${options.token}`,
+    "Origin": originOf(options.baseUrl),
+  };
+  if (options.method === "POST") headers["Content-Type"] = "application/json";
+  if (options.orgId) headers["X-Molecule-Org-Id"] = options.orgId;
+  const response = await fetchFn(options.baseUrl + options.path, {
+    method: options.method,
+    headers,
+    body: options.method === "POST" ? JSON.stringify(options.body) : undefined,
+    redirect: "manual",
+    signal,
+  });
+  const { bytes, oversized } = await readCapped(response, MAX_BODY_BYTES);
+  const text = bytes ? decoder.decode(bytes) : "";
+  let json: unknown = undefined;
+  if (text !== "") {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+  }
+  const status = response.status;
+  const plain = status >= 200 && status < 300;
+  let snippet: string | undefined;
+  const token = options.token;
+  return {
+    status,
+    json,
+    // Built when read: only a failure's log line needs it.
+    get snippet() {
+      return snippet ??= oversized
+        ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
+        : maskSecrets(text, { extra: [token], maxLength: 200 });
+    },
+    oversized,
+    retryAfterMs: plain
+      ? undefined
+      : parseRetryAfter(response.headers.get("retry-after")),
+    location: plain
+      ? undefined
+      : maskLocation(response.headers.get("location")),
+  };
+}
+
+function maskLocation(location: string | null): string | undefined {
+  return location === null
+    ? undefined
+    : maskSecrets(location, { maxLength: 300 });
+}
+
+/** The last base URL's origin: the same few base URLs are used on every beat. */
+let lastOrigin: { baseUrl: string; origin: string } | undefined;
+
+/** The origin (scheme, host, port) of a base URL that may carry a path. */
+function originOf(baseUrl: string): string {
+  if (lastOrigin?.baseUrl === baseUrl) return lastOrigin.origin;
+  let origin: string;
+  try {
+    origin = new URL(baseUrl).origin;
+  } catch {
+    origin = baseUrl;
+  }
+  lastOrigin = { baseUrl, origin };
+  return origin;
+}
+
+async function readCapped(
+  response: Response,
+  max: number,
+): Promise<{ bytes: Uint8Array | undefined; oversized: boolean }> {
+  const body = response.body;
+  if (!body) return { bytes: undefined, oversized: false };
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared > max) {
+    await body.cancel().catch(() => {});
+    return { bytes: undefined, oversized: true };
+  }
+  if (declared <= max) {
+    // A declared small body: one native read, no reader to lock and release
+    // (the streamed path below costs several async steps per beat).
+    return {
+      bytes: new Uint8Array(await response.arrayBuffer()),
+      oversized: false,
+    };
+  }
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        await reader.cancel().catch(() => {});
+        return { bytes: undefined, oversized: true };
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (chunks.length === 1) return { bytes: chunks[0], oversized: false };
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { bytes, oversized: false };
+}
+
+/**
+ * Whether a signal was aborted by a deadline (its reason is a
+ * `TimeoutError`, as with `AbortSignal.timeout`) rather than by a caller who
+ * wants the work stopped.
+ *
+ * @example
+ * ```ts
+ * import { abortedByCaller } from "./http.ts";
+ * abortedByCaller(AbortSignal.abort()); // true
+ * abortedByCaller(AbortSignal.timeout(0)); // false: not aborted yet, or a timeout
+ * ```
+ *
+ * @param signal The signal, if any.
+ * @returns `true` when it is aborted for another reason than a timeout.
+ */
+export function abortedByCaller(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true &&
+    (signal.reason as { name?: string } | undefined)?.name !== "TimeoutError";
+}
+
+/**
+ * Makes text from a platform answer safe to log: control characters become
+ * spaces, and `secret` and every remembered token and secret are masked (see
+ * {@link maskSecrets}; a value shorter than 6 characters is no credential,
+ * and masking it would garble the text).
+ *
+ * @example
+ * ```ts
+ * import { maskForLog } from "./http.ts";
+ * maskForLog("bad token abcdef\n", "abcdef"); // "bad token [redacted] "
+ * ```
+ *
+ * @param text The text.
+ * @param secret A value that must not appear (ignored when empty).
+ * @returns The text, masked.
+ */
+export function maskForLog(text: string, secret: string): string {
+  return maskSecrets(text, { extra: [secret] });
+}
+
+/**
+ * The platform base URL with trailing slashes removed.
+ *
+ * @param url The URL as configured.
+ * @returns The base URL requests are built on.
+ */
+export function trimBaseUrl(url: string): string {
+  return url.replace(/\/+$/, "");
+}

@@ -1,0 +1,78 @@
+/**
+ * A retry budget, in the manner of gRPC's retry throttling and Finagle's
+ * budgets: early retries are earned by accepted requests, plus a small
+ * floor, so a platform that fails sees almost no extra load (the floor and
+ * what was saved while it was healthy), and a few failing workspaces in a
+ * healthy fleet are retried early.
+ *
+ * @module
+ */
+
+/** Options of {@link RetryBudget}. */
+export interface RetryBudgetOptions {
+  /** Retries earned per accepted request. @default {0.1} */
+  ratio?: number;
+  /** Requests on schedule per interval (the fleet size): they earn one retry per interval between them, accepted or not. */
+  perInterval: number;
+}
+
+/**
+ * Early retries: each accepted request earns `ratio` of a retry, each
+ * request on schedule `1 / perInterval` (one retry per interval for the
+ * fleet, whatever happens); a retry spends one. It starts full, holding at
+ * most `max(2, ratio × perInterval)`.
+ *
+ * @example
+ * ```ts
+ * import { RetryBudget } from "./_retry_budget.ts";
+ * const budget = new RetryBudget({ ratio: 0.1, perInterval: 100 });
+ * budget.spend(); // true: it starts with 10
+ * budget.accepted(); // a request went through: 0.1 of a retry earned
+ * ```
+ */
+export class RetryBudget {
+  /** Retries that had to wait because the budget was spent. */
+  deferred = 0;
+  #tokens: number;
+  #max: number;
+  #ratio: number;
+  #floor: number;
+
+  /**
+   * Creates a full budget.
+   *
+   * @param options The share of retries and the requests per interval.
+   */
+  constructor(options: RetryBudgetOptions) {
+    const ratio = Math.max(0, options.ratio ?? 0.1);
+    const perInterval = Math.max(1, options.perInterval);
+    this.#ratio = ratio;
+    this.#floor = 1 / perInterval;
+    this.#max = Math.max(2, ratio * perInterval);
+    this.#tokens = this.#max;
+  }
+
+  /** A request on schedule went out: it earns the floor's share of a retry. */
+  earn(): void {
+    this.#tokens = Math.min(this.#max, this.#tokens + this.#floor);
+  }
+
+  /** A request was accepted: it earns `ratio` of a retry. */
+  accepted(): void {
+    this.#tokens = Math.min(this.#max, this.#tokens + this.#ratio);
+  }
+
+  /**
+   * Takes one early retry, if there is one; otherwise counts a deferred one.
+   *
+   * @returns Whether the retry may go early.
+   */
+  spend(): boolean {
+    if (this.#tokens >= 1) {
+      this.#tokens--;
+      return true;
+    }
+    this.deferred++;
+    return false;
+  }
+}

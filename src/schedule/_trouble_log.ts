@@ -1,0 +1,124 @@
+/**
+ * Logs a fleet can afford: trouble shared by many workspaces is one line a
+ * second per kind (with how many and a few ids), not one line a workspace.
+ *
+ * @module
+ */
+
+/** What kind of trouble a log line is about; lines are summarised per kind. */
+export type TroubleKind =
+  | "5xx"
+  | "429"
+  | "4xx"
+  | "timeout"
+  | "network"
+  | "redirect"
+  | "auth"
+  | "register";
+
+/** Options of {@link createTroubleLog}. */
+export interface TroubleLogOptions {
+  /** Milliseconds on a monotonic clock. */
+  now: () => number;
+  /** Runs `fn` after `ms` (the scheduler's timer queue). */
+  later: (ms: number, fn: () => void) => void;
+  /** Writes the summary line. */
+  summary: (kind: TroubleKind, count: number, ids: string) => void;
+  /** How long a window is, in ms. @default {1000} */
+  windowMs?: number;
+  /** Ids named in a summary at most. @default {5} */
+  maxIds?: number;
+}
+
+/** See {@link createTroubleLog}. */
+export interface TroubleLog {
+  /**
+   * Reports trouble of `kind` for a workspace: `line` (its own log line) runs
+   * when it is the first of its kind in the current window; otherwise it is
+   * counted into the window's summary.
+   */
+  report(kind: TroubleKind, workspaceId: string, line: () => void): void;
+}
+
+interface Window {
+  /** The workspace whose line opened the window: its own lines stay whole. */
+  first: string;
+  count: number;
+  ids: string[];
+  distinct: Set<string>;
+}
+
+/**
+ * A trouble log: per kind, the first line of each window is written as it
+ * is (and so are further lines of the workspace that wrote it); the other
+ * workspaces' lines of the window are one summary line at its end, saying how
+ * many more workspaces had that trouble and naming a few.
+ *
+ * @example
+ * ```ts
+ * import { createTroubleLog } from "./_trouble_log.ts";
+ * const lines: string[] = [];
+ * const log = createTroubleLog({
+ *   now: () => 0,
+ *   later: (_ms, fn) => queueMicrotask(fn),
+ *   summary: (kind, count, ids) => lines.push(`${count} more ${kind}: ${ids}`),
+ * });
+ * for (const id of ["a", "b", "c"]) log.report("5xx", id, () => lines.push(`${id} failed`));
+ * await Promise.resolve();
+ * console.log(lines); // ["a failed", "2 more 5xx: b, c"]
+ * ```
+ *
+ * @param options Clock, timer and where the summary goes.
+ * @returns The trouble log.
+ */
+export function createTroubleLog(options: TroubleLogOptions): TroubleLog {
+  const windowMs = options.windowMs ?? 1000;
+  const maxIds = options.maxIds ?? 5;
+  const open = new Map<TroubleKind, Window>();
+  const close = (kind: TroubleKind) => {
+    const window = open.get(kind);
+    open.delete(kind);
+    if (!window || window.count === 0) return;
+    const more = window.distinct.size - window.ids.length;
+    const ids = window.ids.join(", ") + (more > 0 ? ` and ${more} more` : "");
+    options.summary(kind, window.distinct.size, ids);
+  };
+  return {
+    report(kind, workspaceId, line) {
+      const window = open.get(kind);
+      if (!window) {
+        open.set(kind, {
+          first: workspaceId,
+          count: 0,
+          ids: [],
+          distinct: new Set(),
+        });
+        options.later(windowMs, () => close(kind));
+        line();
+        return;
+      }
+      // One workspace's own cadence (the auth escalation's 1, 2, 3, 23, …)
+      // is not fleet trouble: its lines stay whole.
+      if (workspaceId === window.first) return line();
+      window.count++;
+      if (!window.distinct.has(workspaceId)) {
+        window.distinct.add(workspaceId);
+        if (window.ids.length < maxIds) window.ids.push(workspaceId);
+      }
+    },
+  };
+}
+
+/** The kind of a failed request, for {@link TroubleLog}. */
+export function troubleKind(
+  kind: string,
+  status: number | undefined,
+  reason: string,
+): TroubleKind {
+  if (kind === "auth") return "auth";
+  if (kind === "redirect") return "redirect";
+  if (status === 429) return "429";
+  if (status !== undefined && status >= 500) return "5xx";
+  if (status !== undefined) return "4xx";
+  return /timed out/i.test(reason) ? "timeout" : "network";
+}

@@ -1,0 +1,238 @@
+/**
+ * The shapes {@link startHeartbeat} takes and gives: options, a workspace's
+ * configuration, status snapshots, the result of the first registers, and
+ * the events.
+ *
+ * @module
+ */
+import type { AgentCard } from "../platform/agent_card.ts";
+import type { Clock } from "../shared/clock.ts";
+import type { EnvReader } from "../shared/env.ts";
+import type { HeartbeatStats } from "../platform/heartbeat.ts";
+import type { FetchLike } from "../platform/http.ts";
+import type { OutcomeKind } from "../platform/outcome.ts";
+import type { SecretStore } from "../storage/secret_store.ts";
+import type { TokenSource } from "../shared/token.ts";
+import type { WorkspaceStateKind } from "../platform/workspace_state.ts";
+
+/** One workspace to keep alive. */
+export interface WorkspaceConfig {
+  /** The workspace id. */
+  id: string;
+  /** Its token, or a function asked for the current token before every request. */
+  token: TokenSource;
+  /** The card to register with. @default {buildAgentCard(id, env)} */
+  agentCard?: AgentCard;
+  /**
+   * Where the token comes from, for the revoked-token error (such as
+   * `MOLECULE_WORKSPACE_TOKEN` or `the token file /run/token`).
+   * @default {"MOLECULE_WORKSPACE_TOKEN or the token file"}
+   */
+  tokenSource?: string;
+  /** Whether that source is re-read when it changes (no restart needed). @default {false} */
+  tokenReread?: boolean;
+}
+
+/** Options of {@link startHeartbeat}. */
+export interface HeartbeatOptions {
+  /** The platform base URL (`PLATFORM_URL`); a trailing `/` is removed. */
+  platformUrl: string;
+  /** The workspaces, at least one; ids must be unique. */
+  workspaces: readonly WorkspaceConfig[];
+  /** Time between two beats of one workspace, in ms. @default {20000} */
+  intervalMs?: number;
+  /** Time limit of one request, in ms. @default {min(10000, intervalMs)} */
+  timeoutMs?: number;
+  /**
+   * Live figures for a workspace's next beat; the reference's zeros when
+   * absent. Called before every beat; an error or a bad field falls back to
+   * the zero.
+   */
+  stats?: (
+    workspaceId: string,
+  ) => HeartbeatStats | undefined | Promise<HeartbeatStats | undefined>;
+  /** Where inbound secrets are persisted. @default {no persistence} */
+  secretStore?: SecretStore;
+  /**
+   * Beats sent together in one timer wake-up. The workspaces are spread over
+   * the interval in groups of at most this many beats, at evenly spaced
+   * offsets: a wake-up costs about as much CPU as the requests it
+   * sends, so grouping cuts the CPU per beat by more than half, at the price
+   * of up to this many requests (and pooled connections) at once. 1 gives
+   * every workspace an offset of its own.
+   * @default {8, or more for a fleet beating over 256 times a second, so that there are at most 32 groups a second (16 for 10,000 workspaces at 20 s)}
+   */
+  beatGroupSize?: number;
+  /** Registrations under way at once. @default {8} */
+  registerConcurrency?: number;
+  /**
+   * Requests in flight at most, for the whole fleet (each holds a socket, so
+   * this bounds descriptors and memory when the platform hangs). A beat that
+   * finds the cap full is skipped and counted, not queued: the next one
+   * supersedes it. Registers (at most `registerConcurrency`) come on top.
+   * The command derives it from the descriptor limit. @default {256}
+   */
+  maxInFlight?: number;
+  /**
+   * Share of beats that may be retried early after a failure (a retry budget,
+   * as gRPC's and Finagle's): each beat on schedule earns this much of a
+   * retry, plus one retry per interval for the whole fleet; a failed beat (or
+   * register) retries sooner only by spending one, else it waits for its next
+   * slot (or `Retry-After`). During an outage the fleet so sends at most
+   * `1 + retryBudget` times its healthy rate. @default {0.1}
+   */
+  retryBudget?: number;
+  /**
+   * Summarise failure lines shared by many workspaces: per kind of trouble
+   * (5xx, 429, other 4xx, timeout, network, redirect, auth, register), the
+   * first line of each second is logged as it is, the rest of that second as
+   * one line with how many workspaces and a few ids. Events are not
+   * affected. `false` logs every workspace's line. @default {true}
+   */
+  summarizeLogs?: boolean;
+  /** Stops everything when aborted, as {@link HeartbeatHandle.stop} does. */
+  signal?: AbortSignal;
+  /** The fetch to call. @default {globalThis.fetch} */
+  fetch?: FetchLike;
+  /** Time and timers. @default {systemClock} */
+  clock?: Clock;
+  /** Uniform random numbers in [0, 1), for backoff jitter. @default {Math.random} */
+  random?: () => number;
+  /** Where agent-card variables are read. @default {the process environment} */
+  env?: EnvReader;
+  /** Clock time uptime counts from. @default {clock.now() at start} */
+  startedAt?: number;
+  /** Sent as `X-Molecule-Org-Id` on every request, for multi-tenant edges. @default {not sent} */
+  orgId?: string;
+  /**
+   * Ask the platform for each workspace's state (`GET /workspaces/:id/state`)
+   * every this many accepted beats, to notice a pause. It is always asked
+   * after a register refused with 401/403, and after the first beat of a run
+   * of refused ones and at each escalation of that run (3rd, 23rd, 43rd…
+   * refusal). 0 asks only then. @default {0}
+   */
+  statePollEvery?: number;
+  /** Ask every workspace's state at start, beside its register (as `--once` does). @default {false} */
+  checkStateAtStart?: boolean;
+  /** While a workspace is paused, ask its state this often, in ms. @default {60000} */
+  pausedCheckMs?: number;
+}
+
+/** A workspace's state, as {@link HeartbeatHandle.status} reports it. */
+export interface WorkspaceStatus {
+  /** The workspace id. */
+  workspaceId: string;
+  /** Whether a register has been accepted. */
+  registered: boolean;
+  /** Whether the platform refused its token at register; it is no longer served. */
+  rejected: boolean;
+  /** Whether the platform says it was deleted; it is no longer served. */
+  deleted: boolean;
+  /** Whether the platform says it is paused; beats wait until it is resumed. */
+  paused: boolean;
+  /** What the platform's last `/state` answer meant, if it was asked. */
+  lastState: WorkspaceStateKind | undefined;
+  /** Beats whose request completed with an answer or an error. */
+  beatsSent: number;
+  /** Beats the platform accepted (2xx). */
+  beatsAccepted: number;
+  /** Wall-clock time of the last accepted beat, ISO 8601. */
+  lastSuccessAt: string | undefined;
+  /** Milliseconds since the last accepted beat. */
+  sinceLastSuccessMs: number | undefined;
+  /** HTTP status of the last answer (register or beat). */
+  lastStatus: number | undefined;
+  /** Why the last failed request failed. */
+  lastError: string | undefined;
+  /** Failed beats in a row, of any kind. */
+  consecutiveFailures: number;
+  /** 401/403 beats in a row. */
+  authFailures: number;
+  /** Whether an inbound secret has been stored during this run. */
+  secretStored: boolean;
+  /** Beats skipped because the fleet's requests in flight were at the cap. */
+  beatsSkipped: number;
+  /**
+   * The live figures sent with its last beat (`active_tasks`,
+   * `current_task`, `error_rate`, `sample_error`, …); only when a `stats`
+   * function is given.
+   */
+  stats?: HeartbeatStats;
+}
+
+/** A snapshot of every workspace. */
+export interface HeartbeatStatus {
+  /** Whether the heartbeat has been stopped. */
+  stopped: boolean;
+  /** The interval, in ms. */
+  intervalMs: number;
+  /** Seconds since start, whole. */
+  uptimeSeconds: number;
+  /** Requests in flight now. */
+  inFlight: number;
+  /** The cap on requests in flight. */
+  maxInFlight: number;
+  /** Beats skipped at the cap, all workspaces. */
+  beatsSkipped: number;
+  /** Failed requests that waited for their next slot: the retry budget was spent. */
+  retriesDeferred: number;
+  /** One entry per workspace, in the order given. */
+  workspaces: WorkspaceStatus[];
+}
+
+/** The outcome of every workspace's first register attempt. */
+export interface ReadyResult {
+  /** Ids the platform accepted. */
+  registered: string[];
+  /** Ids whose token the platform refused (401/403); they are not served. */
+  rejected: { workspaceId: string; status: number }[];
+  /** Ids whose register failed otherwise; they heartbeat and retry register. */
+  failed: { workspaceId: string; reason: string }[];
+  /** Ids the platform says were deleted (asked after a refused register); not served. */
+  deleted: string[];
+}
+
+/** The `detail` of each event a {@link HeartbeatHandle} dispatches, by type. */
+export interface HeartbeatEventMap {
+  /** A register was accepted. */
+  registered: { workspaceId: string; status: number; authToken?: string };
+  /** A register was refused for its token; the workspace is dropped. */
+  rejected: { workspaceId: string; status: number };
+  /** A register failed otherwise; it is retried in the background. */
+  "register-failed": {
+    workspaceId: string;
+    kind: OutcomeKind;
+    status?: number;
+    reason: string;
+    retryInMs: number;
+  };
+  /** A beat was accepted. */
+  beat: { workspaceId: string; status: number; latencyMs: number };
+  /** A beat failed. */
+  failure: {
+    workspaceId: string;
+    kind: OutcomeKind;
+    status?: number;
+    reason: string;
+    consecutiveFailures: number;
+    nextInMs: number;
+  };
+  /** The auth-failure count reached 3, or 3 + k × 20. */
+  "auth-escalation": { workspaceId: string; status: number; count: number };
+  /** The platform answered a state request (after it was acted on). */
+  state: {
+    workspaceId: string;
+    kind: WorkspaceStateKind;
+    platformStatus?: string;
+  };
+  /** The platform says the workspace was deleted; it is no longer served. */
+  deleted: { workspaceId: string; platformStatus?: string };
+  /** The platform says the workspace is paused; its beats wait. */
+  paused: { workspaceId: string };
+  /** A paused workspace is live again; its beats resume. */
+  resumed: { workspaceId: string };
+  /** A new inbound secret was stored. */
+  "secret-stored": { workspaceId: string };
+  /** Storing an inbound secret failed; the next answer carrying it retries. */
+  "secret-failed": { workspaceId: string; reason: string };
+}

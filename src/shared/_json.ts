@@ -1,0 +1,10 @@
+/**
+ * JSON helpers (internal).
+ *
+ * @module
+ */
+
+/** Whether a value is a plain JSON object (not null, not an array). */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

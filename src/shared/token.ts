@@ -1,0 +1,57 @@
+/**
+ * Tokens: fixed, or asked for before every request.
+ *
+ * @module
+ */
+
+/**
+ * A workspace token: a string, or a function returning the current token
+ * (synchronously or not), asked before every request so that a rotated token
+ * is used without a restart.
+ *
+ * @example A token re-read from a file on every request
+ * ```ts
+ * import type { TokenSource } from "@molecule/heartbeat";
+ * const token: TokenSource = async () => (await Deno.readTextFile("/tmp/token")).trim();
+ * ```
+ */
+export type TokenSource = string | (() => string | Promise<string>);
+
+/** Longest token accepted, in characters. */
+export const MAX_TOKEN_LENGTH = 4096;
+
+/**
+ * Whether a token can be sent as `Authorization: Bearer <token>`: 1 to
+ * {@link MAX_TOKEN_LENGTH} visible ASCII characters (no spaces, no control
+ * characters).
+ *
+ * @example
+ * ```ts
+ * import { isValidToken } from "@molecule/heartbeat";
+ * isValidToken("abc-123"); // true
+ * isValidToken("old\nnew"); // false
+ * ```
+ *
+ * @param token The token.
+ * @returns Whether it is valid.
+ */
+export function isValidToken(token: string): boolean {
+  return token.length >= 1 && token.length <= MAX_TOKEN_LENGTH &&
+    /^[\x21-\x7e]+$/.test(token);
+}
+
+/**
+ * Resolves a {@link TokenSource} to the token to send now.
+ *
+ * @example
+ * ```ts
+ * import { resolveToken } from "./token.ts";
+ * const token = await resolveToken(() => "abc"); // "abc"
+ * ```
+ *
+ * @param source A string or a function.
+ * @returns The token.
+ */
+export async function resolveToken(source: TokenSource): Promise<string> {
+  return typeof source === "string" ? source : String(await source());
+}

@@ -1,0 +1,153 @@
+/**
+ * The inbound secret on disk, at `<configs dir>/.platform_inbound_secret`.
+ *
+ * @module
+ */
+import { defaultFileSystem } from "./default_file_system.ts";
+import type { FileSystem } from "./file_system.ts";
+import type { SecretStore } from "./secret_store.ts";
+import { workspaceFileName } from "../shared/workspace_id.ts";
+
+/** Most bytes read from a stored secret file. */
+export const MAX_SECRET_FILE_BYTES = 8 * 1024;
+
+/** Temporary files of ours older than this are left-overs of a crash. */
+const STALE_TEMP_MS = 60_000;
+
+/** The secret file's name in the configs dir. */
+export const SECRET_FILE_NAME = ".platform_inbound_secret";
+
+/** Options of {@link FileSecretStore}. */
+export interface FileSecretStoreOptions {
+  /** The configs dir; created (0700) when missing. */
+  dir: string;
+  /**
+   * One file per workspace, `.platform_inbound_secret.<id>` (a long or odd
+   * id is hashed into the name, see {@link workspaceFileName}), for several
+   * workspaces in one configs dir; otherwise
+   * every workspace shares `.platform_inbound_secret`, as the reference does.
+   * @default {false}
+   */
+  perWorkspace?: boolean;
+  /** File operations. @default {the adapter for this runtime} */
+  fs?: FileSystem;
+}
+
+/**
+ * Keeps inbound secrets in files of mode 0600: each write creates a
+ * temporary file with mode 0600, writes it and renames it over the target,
+ * so no reader ever sees a partial or world-readable file. The directory is
+ * created (0700) on every write if missing, so a configs dir that could not
+ * be created at start is used once it can be.
+ *
+ * @example
+ * ```ts
+ * import { FileSecretStore } from "@molecule/heartbeat";
+ * const dir = await Deno.makeTempDir();
+ * const store = new FileSecretStore({ dir });
+ * await store.save("ws-1", "s3cr3t");
+ * console.log(await Deno.readTextFile(`${dir}/.platform_inbound_secret`)); // "s3cr3t"
+ * ```
+ */
+export class FileSecretStore implements SecretStore {
+  /** The configs dir. */
+  readonly dir: string;
+  /** Whether each workspace has a file of its own. */
+  readonly perWorkspace: boolean;
+  #fs: Promise<FileSystem>;
+  #tidied: Promise<void> | undefined;
+
+  /**
+   * Creates the store; nothing is touched on disk until a save.
+   *
+   * @param options Where, and how.
+   */
+  constructor(options: FileSecretStoreOptions) {
+    this.dir = options.dir.replace(/(.)\/+$/, "$1");
+    this.perWorkspace = options.perWorkspace ?? false;
+    this.#fs = options.fs ? Promise.resolve(options.fs) : defaultFileSystem();
+  }
+
+  /**
+   * The file a workspace's secret is kept in.
+   *
+   * @param workspaceId The workspace.
+   * @returns The path.
+   */
+  pathFor(workspaceId: string): string {
+    const name = this.perWorkspace
+      ? `${SECRET_FILE_NAME}.${workspaceFileName(workspaceId)}`
+      : SECRET_FILE_NAME;
+    return `${this.dir}/${name}`;
+  }
+
+  /**
+   * Reads a workspace's secret file.
+   *
+   * @param workspaceId The workspace.
+   * @returns The stored secret, trimmed, or `undefined`.
+   */
+  async load(workspaceId: string): Promise<string | undefined> {
+    await this.#tidy();
+    const text = await (await this.#fs).readText(this.pathFor(workspaceId), {
+      maxBytes: MAX_SECRET_FILE_BYTES,
+    });
+    const secret = text?.trim();
+    return secret ? secret : undefined;
+  }
+
+  /**
+   * Writes a workspace's secret atomically, with mode 0600.
+   *
+   * @param workspaceId The workspace.
+   * @param secret The secret; never empty.
+   */
+  async save(workspaceId: string, secret: string): Promise<void> {
+    if (secret === "") throw new TypeError("an empty secret is never written");
+    const fs = await this.#fs;
+    await this.#tidy();
+    const target = this.pathFor(workspaceId);
+    await fs.mkdirp(this.dir, 0o700);
+    const tmp = `${target}.${crypto.randomUUID()}.tmp`;
+    try {
+      await fs.writeNew(tmp, secret, 0o600); // written and fsynced
+      await fs.rename(tmp, target);
+    } catch (error) {
+      await fs.remove(tmp).catch(() => {});
+      throw error;
+    }
+    await fs.syncDir?.(this.dir); // the rename itself survives a crash
+  }
+
+  /**
+   * Removes temporary files this store left behind (a crash between write
+   * and rename): `.platform_inbound_secret*.tmp` older than a minute, so
+   * that another process writing now is not disturbed. Runs once, before
+   * the first load or save; failures are ignored.
+   *
+   * @returns How many were removed.
+   */
+  async removeStaleTemporaryFiles(): Promise<number> {
+    const fs = await this.#fs;
+    if (!fs.list) return 0;
+    let removed = 0;
+    try {
+      for (const name of await fs.list(this.dir)) {
+        if (!name.startsWith(SECRET_FILE_NAME) || !name.endsWith(".tmp")) {
+          continue;
+        }
+        const path = `${this.dir}/${name}`;
+        const info = await fs.stat(path).catch(() => undefined);
+        if (!info || Date.now() - info.mtimeMs < STALE_TEMP_MS) continue;
+        await fs.remove(path).then(() => removed++, () => {});
+      }
+    } catch {
+      // a dir that cannot be listed holds nothing to tidy
+    }
+    return removed;
+  }
+
+  #tidy(): Promise<void> {
+    return this.#tidied ??= this.removeStaleTemporaryFiles().then(() => {});
+  }
+}
