@@ -51,7 +51,9 @@ export {
   startHeartbeat,
 } from "./src/schedule/start_heartbeat.ts";
 export type {
+  BeatFailureReason,
   HeartbeatEventMap,
+  HeartbeatMetrics,
   HeartbeatOptions,
   HeartbeatStatus,
   ReadyResult,

@@ -18,6 +18,7 @@ const ENTRIES = [
 const PUBLIC_API = [
   "AgentCard",
   "AgentSkill",
+  "BeatFailureReason",
   "buildAgentCard",
   "buildHeartbeatBody",
   "Clock",
@@ -43,6 +44,7 @@ const PUBLIC_API = [
   "HeartbeatError",
   "HeartbeatEventMap",
   "HeartbeatHandle",
+  "HeartbeatMetrics",
   "HeartbeatOptions",
   "HeartbeatResult",
   "HeartbeatStats",

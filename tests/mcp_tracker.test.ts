@@ -203,6 +203,7 @@ test("tap: a tracker that throws never breaks the relay", () => {
     forget() {
       throw new Error("boom");
     },
+    totals: () => ({ ok: 0, error: 0 }),
     stats: () => ({
       active_tasks: 0,
       current_task: "",

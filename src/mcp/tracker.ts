@@ -54,6 +54,12 @@ export interface McpTracker {
   forget(id: unknown): void;
   /** The figures now. */
   stats(): McpWorkStats & HeartbeatStats;
+  /**
+   * Tool calls ended since the tracker was made: `ok` answered, `error`
+   * answered with a JSON-RPC error or `isError: true` (cancelled and
+   * forgotten calls are in neither).
+   */
+  totals(): { ok: number; error: number };
 }
 
 /** Longest `sample_error` and `current_task` sent. */
@@ -120,6 +126,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     () => ({ index: -1, total: 0, errors: 0 }),
   );
   let sample: { text: string; index: number } | undefined;
+  const totals = { ok: 0, error: 0 };
 
   const bucketIndex = () => Math.floor(now() / bucketMs);
   const inWindow = (index: number, current: number) =>
@@ -135,6 +142,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
       bucket.errors = 0;
     }
     bucket.total++;
+    totals[error === undefined ? "ok" : "error"]++;
     if (error !== undefined) {
       bucket.errors++;
       sample = {
@@ -189,6 +197,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
       const key = idKey(id);
       if (key !== undefined) active.delete(key);
     },
+    totals: () => ({ ...totals }),
     stats() {
       const current = bucketIndex();
       let total = 0;

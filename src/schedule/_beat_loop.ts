@@ -8,6 +8,7 @@
  * @module
  */
 import { authFailureLevel } from "./_auth_escalation.ts";
+import { failureReason, observeBeatDuration } from "./_counters.ts";
 import type { Fleet } from "./_fleet.ts";
 import {
   buildHeartbeatBody,
@@ -62,6 +63,7 @@ export function scheduleBeat(
 function skip(fleet: Fleet, ws: Runtime): void {
   ws.beatsSkipped++;
   fleet.skipped++;
+  fleet.counters.beats.skipped++;
   fleet.skippedSinceWarn++;
   const now = fleet.clock.now();
   if (now - fleet.skipWarnedAt < 10_000) return;
@@ -112,11 +114,13 @@ async function beat(fleet: Fleet, ws: Runtime): Promise<void> {
   if (fleet.stopped || ws.removed) return;
   const now = fleet.clock.now();
   ws.beatsSent++;
+  observeBeatDuration(fleet.counters, now - sentAt);
   if (result.status !== undefined) ws.lastStatus = result.status;
   let next = nextSlot(ws.anchor, fleet.interval, sentAt, now);
   let retry = false;
 
   if (result.kind === "ok") {
+    fleet.counters.beats.accepted++;
     fleet.budget.accepted();
     ws.beatsAccepted++;
     ws.consecutiveFailures = 0;
@@ -144,6 +148,11 @@ async function beat(fleet: Fleet, ws: Runtime): Promise<void> {
 
   ws.consecutiveFailures++;
   ws.lastError = result.reason;
+  const refused = result.kind === "auth" || result.kind === "rejected";
+  fleet.counters.beats[refused ? "refused" : "failed"]++;
+  fleet.counters.beatFailures[
+    failureReason(result.kind, result.status, result.reason)
+  ]++;
   if (result.kind === "auth") {
     ws.authFailures++;
     // The state tells a deleted workspace from a revoked token: asked at the
@@ -248,6 +257,7 @@ function logAuthFailure(fleet: Fleet, ws: Runtime, status: number): void {
           `${why}, then ${then}.`,
         { workspaceId: ws.id, status, count },
       ));
+    fleet.counters.authEscalations++;
     fleet.emit("auth-escalation", { workspaceId: ws.id, status, count });
   }
 }

@@ -23,6 +23,7 @@ import {
   REQUEST_TIMEOUT_MS,
 } from "../shared/constants.ts";
 import type { HeartbeatEventMap, HeartbeatOptions } from "./types.ts";
+import { type Counters, newCounters } from "./_counters.ts";
 import { createLimiter, type Limiter } from "./_limiter.ts";
 import { logger } from "../shared/_logger.ts";
 import { RetryBudget } from "./_retry_budget.ts";
@@ -78,6 +79,8 @@ export class Fleet {
    * importing the beat loop).
    */
   rearm: (ws: Runtime, due: number) => void = () => {};
+  /** Counts since start, for `metrics()`. */
+  readonly counters: Counters = newCounters();
   /** Set by stop: nothing new starts. */
   stopped = false;
   /** Requests in flight now, every kind. */

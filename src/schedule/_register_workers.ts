@@ -89,6 +89,7 @@ export async function registerOne(
     );
   } catch (error) {
     if (error instanceof RegisterAuthError) {
+      fleet.counters.registers.refused++;
       // A refused token, or a deleted workspace? The platform can tell.
       const state = await fetchState(fleet, ws);
       if (state) applyState(fleet, ws, state);
@@ -102,6 +103,7 @@ export async function registerOne(
   }
   ws.lastStatus = result.status ?? ws.lastStatus;
   if (result.kind === "ok") {
+    fleet.counters.registers.accepted++;
     fleet.budget.accepted();
     if (result.authToken) rememberSecret(result.authToken);
     ws.registered = true;
@@ -119,6 +121,9 @@ export async function registerOne(
   }
   ws.registerFailures++;
   ws.lastError = result.reason;
+  fleet.counters.registers[
+    result.kind === "rejected" ? "refused" : "failed"
+  ]++;
   const retryInMs = fleet.budget.spend()
     ? Math.min(
       fleet.interval,

@@ -52,6 +52,11 @@ export class RetryBudget {
     this.#tokens = this.#max;
   }
 
+  /** Early retries it holds now (a fraction of one counts). */
+  get tokens(): number {
+    return this.#tokens;
+  }
+
   /** A request on schedule went out: it earns the floor's share of a retry. */
   earn(): void {
     this.#tokens = Math.min(this.#max, this.#tokens + this.#floor);

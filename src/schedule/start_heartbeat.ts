@@ -17,8 +17,10 @@ import { registerAll, registerOne } from "./_register_workers.ts";
 import { phaseOffset } from "./_slots.ts";
 import { isValidWorkspaceId } from "../shared/workspace_id.ts";
 import { newRuntime, type Runtime } from "./_workspace_runtime.ts";
+import { BEAT_DURATION_BOUNDS } from "./_counters.ts";
 import type {
   HeartbeatEventMap,
+  HeartbeatMetrics,
   HeartbeatOptions,
   HeartbeatStatus,
   ReadyResult,
@@ -26,7 +28,9 @@ import type {
 } from "./types.ts";
 
 export type {
+  BeatFailureReason,
   HeartbeatEventMap,
+  HeartbeatMetrics,
   HeartbeatOptions,
   HeartbeatStatus,
   ReadyResult,
@@ -172,6 +176,54 @@ export class HeartbeatHandle extends EventTarget {
         beatsSkipped: ws.beatsSkipped,
         ...(ws.lastStats ? { stats: ws.lastStats } : {}),
       })),
+    };
+  }
+
+  /**
+   * Fleet-wide counts and gauges for monitoring, in one pass over the
+   * workspaces and without per-workspace objects (cheap enough to serve on
+   * every scrape of a fleet of ten thousand).
+   *
+   * @returns The figures; plain data.
+   */
+  metrics(): HeartbeatMetrics {
+    const fleet = this.#fleet;
+    const c = fleet.counters;
+    const now = fleet.clock.now();
+    const workspaces = {
+      beating: 0,
+      registering: 0,
+      paused: 0,
+      deleted: 0,
+      rejected: 0,
+    };
+    let oldest = 0;
+    for (const ws of this.#runtimes) {
+      if (ws.deleted) workspaces.deleted++;
+      else if (ws.rejected) workspaces.rejected++;
+      else if (ws.paused) workspaces.paused++;
+      else {
+        if (ws.registered) workspaces.beating++;
+        else workspaces.registering++;
+        const since = now - (ws.lastSuccessClock ?? fleet.startedAt);
+        if (since > oldest) oldest = since;
+      }
+    }
+    return {
+      beats: { ...c.beats },
+      beatFailures: { ...c.beatFailures },
+      beatDuration: {
+        bounds: BEAT_DURATION_BOUNDS,
+        counts: [...c.durationCounts],
+        sum: c.durationSum,
+        count: c.durationCount,
+      },
+      registers: { ...c.registers },
+      authEscalations: c.authEscalations,
+      requestsInFlight: fleet.inFlight,
+      workspaces,
+      oldestAcceptedBeatAgeSeconds: Math.max(0, oldest) / 1000,
+      retryBudgetTokens: fleet.budget.tokens,
     };
   }
 

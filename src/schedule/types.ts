@@ -236,3 +236,66 @@ export interface HeartbeatEventMap {
   /** Storing an inbound secret failed; the next answer carrying it retries. */
   "secret-failed": { workspaceId: string; reason: string };
 }
+
+/** Why a beat failed, as {@link HeartbeatMetrics.beatFailures} counts it. */
+export type BeatFailureReason =
+  | "timeout"
+  | "network"
+  | "http_4xx"
+  | "http_5xx"
+  | "rate_limited"
+  | "auth"
+  | "redirect";
+
+/**
+ * Fleet-wide figures for monitoring (a Prometheus `/metrics`, say): counts
+ * since start, which only grow, and gauges of now. No workspace id is in
+ * them. {@link HeartbeatHandle.metrics} computes them in one pass, without
+ * building {@link HeartbeatHandle.status}'s per-workspace objects.
+ */
+export interface HeartbeatMetrics {
+  /**
+   * Beats by outcome: `accepted` (2xx), `refused` (401/403 or another 4xx
+   * but 429), `failed` (5xx, 429, network, timeout, redirect), `skipped`
+   * (not sent: the in-flight cap was full).
+   */
+  beats: { accepted: number; refused: number; failed: number; skipped: number };
+  /** Beats not accepted, by reason. */
+  beatFailures: Record<BeatFailureReason, number>;
+  /**
+   * Time from sending a beat to its outcome, in seconds: `counts[i]` beats
+   * took at most `bounds[i]` (and more than the bound before); the last
+   * count is for those over the last bound.
+   */
+  beatDuration: {
+    bounds: readonly number[];
+    counts: readonly number[];
+    sum: number;
+    count: number;
+  };
+  /** Registers by outcome: `accepted`, `refused` (401/403, 400, 409), `failed` (transient). */
+  registers: { accepted: number; refused: number; failed: number };
+  /** Times the auth-failure count reached 3, or 3 + k × 20. */
+  authEscalations: number;
+  /** Requests in flight now, every kind. */
+  requestsInFlight: number;
+  /**
+   * Workspaces by state now: `registering` (no register accepted yet),
+   * `beating`, `paused`, `deleted`, `rejected` (token refused at register).
+   */
+  workspaces: {
+    beating: number;
+    registering: number;
+    paused: number;
+    deleted: number;
+    rejected: number;
+  };
+  /**
+   * Seconds since the last accepted beat of the served workspace that has
+   * waited longest (one never accepted counts from start); 0 with none
+   * served. The figure to alert on.
+   */
+  oldestAcceptedBeatAgeSeconds: number;
+  /** Early retries the retry budget holds now. */
+  retryBudgetTokens: number;
+}

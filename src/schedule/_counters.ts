@@ -1,0 +1,87 @@
+/**
+ * The fleet's counters since start (internal): what `metrics()` reports.
+ * Every count only grows; one owner (the fleet) holds them.
+ *
+ * @module
+ */
+import type { BeatFailureReason, HeartbeatMetrics } from "./types.ts";
+
+/** Upper bounds of the beat-duration histogram's buckets, in seconds (5 ms to 10 s). */
+export const BEAT_DURATION_BOUNDS: readonly number[] = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+/** The counters a fleet keeps. */
+export interface Counters {
+  beats: HeartbeatMetrics["beats"];
+  beatFailures: HeartbeatMetrics["beatFailures"];
+  registers: HeartbeatMetrics["registers"];
+  authEscalations: number;
+  /** Per bucket (not cumulative); one more than the bounds, for +Inf. */
+  durationCounts: number[];
+  durationSum: number;
+  durationCount: number;
+}
+
+/** Counters at zero. */
+export function newCounters(): Counters {
+  return {
+    beats: { accepted: 0, refused: 0, failed: 0, skipped: 0 },
+    beatFailures: {
+      timeout: 0,
+      network: 0,
+      http_4xx: 0,
+      http_5xx: 0,
+      rate_limited: 0,
+      auth: 0,
+      redirect: 0,
+    },
+    registers: { accepted: 0, refused: 0, failed: 0 },
+    authEscalations: 0,
+    durationCounts: new Array(BEAT_DURATION_BOUNDS.length + 1).fill(0),
+    durationSum: 0,
+    durationCount: 0,
+  };
+}
+
+/** Counts one beat request's duration, in ms. */
+export function observeBeatDuration(counters: Counters, ms: number): void {
+  const seconds = Math.max(0, ms) / 1000;
+  let i = 0;
+  while (i < BEAT_DURATION_BOUNDS.length && seconds > BEAT_DURATION_BOUNDS[i]) {
+    i++;
+  }
+  counters.durationCounts[i]++;
+  counters.durationSum += seconds;
+  counters.durationCount++;
+}
+
+/**
+ * The reason label of a failed request: what `beatFailures` counts it under.
+ *
+ * @param kind The outcome's kind.
+ * @param status The HTTP status, when there was an answer.
+ * @param reason The outcome's reason (a timeout says so).
+ */
+export function failureReason(
+  kind: string,
+  status: number | undefined,
+  reason: string,
+): BeatFailureReason {
+  if (kind === "auth") return "auth";
+  if (kind === "redirect") return "redirect";
+  if (status === 429) return "rate_limited";
+  if (status !== undefined && status >= 500) return "http_5xx";
+  if (status !== undefined) return "http_4xx";
+  return /timed out/i.test(reason) ? "timeout" : "network";
+}
