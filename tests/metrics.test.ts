@@ -62,7 +62,10 @@ test("metrics(): counts agree with status(): beats by outcome and reason, regist
     // ws-bad has not been accepted since the revocation.
     assert.ok(m.oldestAcceptedBeatAgeSeconds > 0.1);
     assert.ok(m.retryBudgetTokens >= 0);
+    assert.equal(m.unarmed, 0);
+    assert.equal(m.stopped, false);
   } finally {
     await hb.stop();
   }
+  assert.equal(hb.metrics().stopped, true);
 });

@@ -198,6 +198,7 @@ export class HeartbeatHandle extends EventTarget {
       rejected: 0,
     };
     let oldest = 0;
+    let unarmed = 0;
     for (const ws of this.#runtimes) {
       if (ws.deleted) workspaces.deleted++;
       else if (ws.rejected) workspaces.rejected++;
@@ -207,6 +208,7 @@ export class HeartbeatHandle extends EventTarget {
         else workspaces.registering++;
         const since = now - (ws.lastSuccessClock ?? fleet.startedAt);
         if (since > oldest) oldest = since;
+        if (!ws.timer && !ws.inFlight && !fleet.stopped) unarmed++;
       }
     }
     return {
@@ -224,6 +226,8 @@ export class HeartbeatHandle extends EventTarget {
       workspaces,
       oldestAcceptedBeatAgeSeconds: Math.max(0, oldest) / 1000,
       retryBudgetTokens: fleet.budget.tokens,
+      unarmed,
+      stopped: fleet.stopped,
     };
   }
 

@@ -298,4 +298,12 @@ export interface HeartbeatMetrics {
   oldestAcceptedBeatAgeSeconds: number;
   /** Early retries the retry budget holds now. */
   retryBudgetTokens: number;
+  /**
+   * Served workspaces (not paused, deleted, rejected) with neither a beat
+   * armed nor one in flight: 0 while the scheduler works. A liveness probe
+   * fails on it.
+   */
+  unarmed: number;
+  /** Whether the heartbeat has been stopped. */
+  stopped: boolean;
 }
