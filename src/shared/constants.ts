@@ -7,8 +7,8 @@
 /**
  * Default time between two heartbeats of one workspace, in milliseconds.
  *
- * The platform marks a workspace offline after about 90 s of silence, so 20 s
- * leaves room for three missed beats.
+ * The platform marks a workspace offline after 180 s of silence (its stale
+ * window), so 20 s leaves room for eight missed beats.
  *
  * @example Use the default interval
  * ```ts
@@ -79,16 +79,18 @@ export const AUTH_RELOG_INTERVAL = 20;
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /**
- * Silence after which the platform's health sweep marks a workspace offline,
- * in milliseconds (`REMOTE_LIVENESS_STALE_AFTER` on the platform).
+ * The platform's stale window, in milliseconds: its health sweep marks a
+ * workspace silent this long offline (`awaiting_agent`), and its Redis
+ * liveness key (re-created only by a register) lives this long
+ * (`REMOTE_LIVENESS_STALE_AFTER` on the platform, 180 s by default).
  *
  * @example
  * ```ts
  * import { STALE_AFTER_MS } from "@molecule/heartbeat";
- * console.log(STALE_AFTER_MS); // 90000
+ * console.log(STALE_AFTER_MS); // 180000
  * ```
  */
-export const STALE_AFTER_MS = 90_000;
+export const STALE_AFTER_MS = 180_000;
 
 /**
  * LogTape category every log record of this library is written under.

@@ -1,6 +1,7 @@
 /**
- * A Molecule platform emulator: the registry endpoints of PLATFORM.md on a
- * real HTTP server, with fault injection, for testing agents.
+ * A Molecule platform emulator: today's registry endpoints (PLATFORM.md)
+ * on a real HTTP server, with the platform's auth, tenant guard, rate
+ * limiter and liveness rules, and fault injection, for testing agents.
  *
  * @module
  */
@@ -12,173 +13,83 @@ import {
 import type { Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { STALE_AFTER_MS } from "../shared/constants.ts";
+import { Model, type Row } from "./_model.ts";
+import { createRateLimiter } from "./_rate_limiter.ts";
+import {
+  type Answer,
+  heartbeatRoute,
+  registerRoute,
+  type RouteRequest,
+  stateRoute,
+  tenantGuard,
+  workspaceRoute,
+} from "./_routes.ts";
+import type {
+  EmulatedPath,
+  Fault,
+  FaultScope,
+  PlatformEmulator,
+  PlatformEmulatorOptions,
+  RequestRecord,
+} from "./types.ts";
 
-/** A fault the emulator injects instead of (or before) a normal answer. */
-export type Fault =
-  | {
-    kind: "status";
-    status: number;
-    body?: string;
-    headers?: Record<string, string>;
-  }
-  | { kind: "delay"; ms: number }
-  | { kind: "hang" }
-  | { kind: "reset" }
-  | { kind: "reset-mid-body" }
-  | { kind: "huge-body"; bytes: number }
-  | { kind: "non-json" }
-  | { kind: "redirect"; location: string; status?: number }
-  | { kind: "secret"; value: unknown };
-
-/** Which requests a fault applies to. */
-export interface FaultScope {
-  /** `register`, `heartbeat`, or both. @default {"any"} */
-  path?: "register" | "heartbeat" | "state" | "any";
-  /** Only this workspace's requests. @default {every workspace} */
-  workspaceId?: string;
-  /** How many requests it applies to; then it is gone. @default {Infinity} */
-  times?: number;
-}
-
-/** One request the emulator received. */
-export interface RequestRecord {
-  /** `register`, `heartbeat`, or another path. */
-  path: string;
-  /** The workspace it named, when the body named one. */
-  workspaceId: string | undefined;
-  /** `performance.now()` when it arrived. */
-  at: number;
-  /** The status answered (0 for a dropped connection or a hang). */
-  status: number;
-  /** The `Origin` header. */
-  origin: string | undefined;
-  /** The `Content-Type` header. */
-  contentType: string | undefined;
-  /** Whether the bearer token was the workspace's. */
-  authorized: boolean;
-  /** The parsed JSON body, when it parsed. */
-  body: unknown;
-  /** The `X-Molecule-Org-Id` header. */
-  orgId: string | undefined;
-  /** The HTTP method. */
-  method: string;
-}
-
-/** What the emulator knows of a workspace. */
-export interface EmulatedWorkspace {
-  /** The workspace id. */
-  id: string;
-  /** Its valid token. */
-  token: string;
-  /** `online`, `degraded`, `awaiting_agent` (offline) or `registered-never`. */
-  status: "online" | "degraded" | "awaiting_agent" | "never-seen";
-  /** Whether its token has been revoked. */
-  revoked: boolean;
-  /** Accepted registers. */
-  registers: number;
-  /** Accepted heartbeats. */
-  heartbeats: number;
-  /** The last agent card registered. */
-  agentCard: unknown;
-  /** The last delivery mode registered. */
-  deliveryMode: string | undefined;
-  /** The body of the last accepted heartbeat. */
-  lastHeartbeat: Record<string, unknown> | undefined;
-  /** `performance.now()` of the last accepted heartbeat. */
-  lastHeartbeatAt: number | undefined;
-  /** The inbound secret it hands out, if any. */
-  secret: string | undefined;
-  /** Whether an operator paused it. */
-  paused: boolean;
-  /** How it was deleted: hard (gone) or soft (`status: "removed"`). */
-  deleted: "hard" | "soft" | undefined;
-}
-
-/** Options of {@link startPlatformEmulator}. */
-export interface PlatformEmulatorOptions {
-  /** Address to listen on; keep it on loopback. @default {"127.0.0.1"} */
-  hostname?: string;
-  /** Port; 0 picks a free one. @default {0} */
-  port?: number;
-  /** Known workspaces: id → token. */
-  workspaces?: Record<string, string>;
-  /**
-   * Whether an unknown workspace is created on its first request, with the
-   * token it presents. @default {true when `workspaces` is not given}
-   */
-  acceptUnknown?: boolean;
-  /** The inbound secret of a workspace. @default {(id) => `secret-${id}`} */
-  secretFor?: (workspaceId: string) => string | undefined;
-  /** Issue an `auth_token` on a workspace's first register. @default {false} */
-  issueAuthToken?: boolean;
-  /** Silence after which a workspace shows offline, in ms. @default {90000} */
-  staleAfterMs?: number;
-  /** Keep a {@link RequestRecord} of every request. @default {true} */
-  record?: boolean;
-  /** Called with every request's record, recorded or not. */
-  onRequest?: (record: RequestRecord) => void;
-}
-
-/** A running emulator; see {@link startPlatformEmulator}. */
-export interface PlatformEmulator extends AsyncDisposable {
-  /** The base URL, such as `http://127.0.0.1:41234`. */
-  readonly url: string;
-  /** The port. */
-  readonly port: number;
-  /** Every request, when recording. */
-  readonly requests: RequestRecord[];
-  /** TCP connections accepted so far. */
-  readonly connections: number;
-  /** TCP connections open now. */
-  readonly openConnections: number;
-  /** Injects a fault; returns a function that removes it. */
-  fail(fault: Fault, scope?: FaultScope): () => void;
-  /** Removes every fault. */
-  heal(): void;
-  /** Revokes a workspace's token: its requests get 401 until {@link restore}. */
-  revoke(workspaceId: string): void;
-  /** Restores a revoked token. */
-  restore(workspaceId: string): void;
-  /** Pauses a workspace: `/state` says `paused` until {@link resume}. */
-  pause(workspaceId: string): void;
-  /** Resumes a paused workspace. */
-  resume(workspaceId: string): void;
-  /**
-   * Deletes a workspace, hard (`/state` 404 `{"deleted": true}`) or soft
-   * (`{"status": "removed", "deleted": true}`); its token stops working on
-   * the registry endpoints.
-   */
-  remove(workspaceId: string, how?: "hard" | "soft"): void;
-  /** Adds or replaces a workspace and its token. */
-  setWorkspace(workspaceId: string, token: string): void;
-  /** Sets the secret handed to a workspace (`undefined` for none). */
-  setSecret(workspaceId: string, secret: string | undefined): void;
-  /** What the emulator knows of a workspace. */
-  workspace(workspaceId: string): EmulatedWorkspace | undefined;
-  /** Records of one path (and workspace). */
-  requestsTo(
-    path: "register" | "heartbeat" | "state",
-    workspaceId?: string,
-  ): RequestRecord[];
-  /** Stops the server and drops every connection. */
-  close(): Promise<void>;
-}
+export type {
+  EmulatedPath,
+  EmulatedWorkspace,
+  Fault,
+  FaultScope,
+  PlatformEmulator,
+  PlatformEmulatorOptions,
+  RequestRecord,
+} from "./types.ts";
 
 interface ActiveFault {
   fault: Fault;
-  path: "register" | "heartbeat" | "state" | "any";
+  path: EmulatedPath | "any";
   workspaceId: string | undefined;
   remaining: number;
 }
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
+/** Which endpoint a request path names, and the id in it. */
+function route(
+  pathname: string,
+): { path: string; id: string | undefined } {
+  if (pathname === "/registry/register") {
+    return { path: "register", id: undefined };
+  }
+  if (pathname === "/registry/heartbeat") {
+    return { path: "heartbeat", id: undefined };
+  }
+  const m = /^\/workspaces\/([^/]+)(\/state)?$/.exec(pathname);
+  if (!m) return { path: pathname, id: undefined };
+  let id: string | undefined;
+  try {
+    id = decodeURIComponent(m[1]);
+  } catch {
+    id = undefined;
+  }
+  return { path: m[2] ? "state" : "workspace", id };
+}
+
 /**
- * Starts a platform emulator on loopback: POST /registry/register and
- * /registry/heartbeat as PLATFORM.md describes them (tokens, 400s, 401s,
- * inbound secrets, workspace status), with faults on demand: status codes,
- * delays, hangs, dropped connections, huge or non-JSON bodies, redirects.
- * Runs on Node and on Deno.
+ * Starts a platform emulator on loopback that answers as today's platform
+ * does (PLATFORM.md):
+ *
+ * - `POST /registry/register` and `/registry/heartbeat` with the let-through
+ *   auth (a workspace with no live token is let through whatever the
+ *   bearer), an `auth_token` minted by a register when no token is live
+ *   (only that one works afterwards), inbound secrets, strict integer
+ *   fields, `generation`, and the Redis liveness key (set by register,
+ *   extended by heartbeats, re-created only by a register);
+ * - `GET /workspaces/:id/state` behind strict auth (a deleted workspace's
+ *   tokens are refused: 401), and the open `GET /workspaces/:id` (410 for a
+ *   soft-deleted workspace, 404 for a purged one);
+ * - the tenant guard (`orgId`) and the org-keyed rate limiter (`rateLimit`);
+ *
+ * and faults on demand: status codes, delays, hangs, dropped connections,
+ * huge or non-JSON bodies, redirects. Runs on Node and on Deno.
  *
  * @example Test an agent against a failing platform
  * ```ts
@@ -189,49 +100,50 @@ const MAX_REQUEST_BYTES = 1024 * 1024;
  * await platform.close();
  * ```
  *
- * @param options Where to listen and which workspaces exist.
+ * @example A workspace deleted on the platform
+ * ```ts
+ * import { startPlatformEmulator } from "@molecule/heartbeat/testing";
+ * const platform = await startPlatformEmulator({ workspaces: { "ws-1": "tok-1" } });
+ * platform.remove("ws-1", "soft");
+ * const lookup = await fetch(`${platform.url}/workspaces/ws-1`);
+ * console.log(lookup.status); // 410
+ * await lookup.body?.cancel();
+ * await platform.close();
+ * ```
+ *
+ * @param options Where to listen, which workspaces exist, which of the
+ * platform's middleware is on.
  * @returns The running emulator.
  */
 export async function startPlatformEmulator(
   options: PlatformEmulatorOptions = {},
 ): Promise<PlatformEmulator> {
+  const now = options.now ?? (() => performance.now());
   const acceptUnknown = options.acceptUnknown ?? !options.workspaces;
-  const secretFor = options.secretFor ?? ((id: string) => `secret-${id}`);
-  const staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
   const record = options.record ?? true;
-  const known = new Map<string, EmulatedWorkspace>();
+  const routeOptions = {
+    strictTypes: options.strictTypes ?? true,
+    adminToken: options.adminToken,
+  };
+  const model = new Model({
+    now,
+    staleAfterMs: options.staleAfterMs ?? STALE_AFTER_MS,
+    secretFor: options.secretFor ?? ((id: string) => `secret-${id}`),
+    mintToken: options.mintToken ??
+      ((id: string, n: number) =>
+        n === 1 ? `issued-${id}` : `issued-${id}-${n}`),
+  });
+  for (const [id, token] of Object.entries(options.workspaces ?? {})) {
+    const row = model.set(id, options.issueAuthToken ? null : token);
+    if (options.issueAuthToken && token) row.token = token;
+  }
+  const limiter = options.rateLimit === undefined
+    ? undefined
+    : createRateLimiter(options.rateLimit, now);
   const requests: RequestRecord[] = [];
   let faults: ActiveFault[] = [];
   const sockets = new Set<Socket>();
   let connections = 0;
-
-  const addWorkspace = (id: string, token: string): EmulatedWorkspace => {
-    const existing = known.get(id);
-    if (existing) {
-      existing.token = token;
-      return existing;
-    }
-    const ws: EmulatedWorkspace = {
-      id,
-      token,
-      status: "never-seen",
-      revoked: false,
-      registers: 0,
-      heartbeats: 0,
-      agentCard: undefined,
-      deliveryMode: undefined,
-      lastHeartbeat: undefined,
-      lastHeartbeatAt: undefined,
-      secret: secretFor(id),
-      paused: false,
-      deleted: undefined,
-    };
-    known.set(id, ws);
-    return ws;
-  };
-  for (const [id, token] of Object.entries(options.workspaces ?? {})) {
-    addWorkspace(id, token);
-  }
 
   const takeFault = (
     path: string,
@@ -246,18 +158,6 @@ export async function startPlatformEmulator(
       return f.fault;
     }
     return undefined;
-  };
-
-  const currentStatus = (
-    ws: EmulatedWorkspace,
-  ): EmulatedWorkspace["status"] => {
-    if (ws.lastHeartbeatAt === undefined) {
-      return ws.registers > 0 ? "online" : "never-seen";
-    }
-    if (performance.now() - ws.lastHeartbeatAt > staleAfterMs) {
-      return "awaiting_agent";
-    }
-    return ws.status;
   };
 
   const server = createServer(
@@ -279,51 +179,40 @@ export async function startPlatformEmulator(
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
-    const at = performance.now();
-    const url = req.url ?? "/";
-    const stateMatch = /^\/workspaces\/([^/?]+)\/state$/.exec(url);
-    const path = url === "/registry/register"
-      ? "register"
-      : url === "/registry/heartbeat"
-      ? "heartbeat"
-      : stateMatch
-      ? "state"
-      : url;
+    const at = now();
+    const pathname = (req.url ?? "/").split("?")[0];
+    const { path, id: pathId } = route(pathname);
     const raw = await readBody(req);
-    let body: unknown = undefined;
-    if (raw !== undefined) {
+    let json: unknown = undefined;
+    if (raw !== undefined && raw !== "") {
       try {
-        body = JSON.parse(raw);
+        json = JSON.parse(raw);
       } catch {
-        body = undefined;
+        json = undefined;
       }
     }
     const obj =
-      typeof body === "object" && body !== null && !Array.isArray(body)
-        ? body as Record<string, unknown>
+      typeof json === "object" && json !== null && !Array.isArray(json)
+        ? json as Record<string, unknown>
         : undefined;
-    let stateId: string | undefined;
-    try {
-      stateId = stateMatch ? decodeURIComponent(stateMatch[1]) : undefined;
-    } catch {
-      stateId = undefined;
-    }
     const idField = path === "register"
       ? obj?.id
-      : path === "state"
-      ? stateId
-      : obj?.workspace_id;
+      : path === "heartbeat"
+      ? obj?.workspace_id
+      : pathId;
     const workspaceId = typeof idField === "string" && idField !== ""
       ? idField
       : undefined;
     const auth = req.headers.authorization;
     const bearer = auth?.startsWith("Bearer ") ? auth.slice(7) : undefined;
-    let ws = workspaceId ? known.get(workspaceId) : undefined;
-    if (!ws && workspaceId && acceptUnknown && bearer) {
-      ws = addWorkspace(workspaceId, bearer);
-    }
-    const authorized = !!ws && !ws.revoked && !ws.deleted &&
-      bearer === ws.token;
+    const orgHeader = typeof req.headers["x-molecule-org-id"] === "string"
+      ? req.headers["x-molecule-org-id"]
+      : undefined;
+    let row = workspaceId ? model.rows.get(workspaceId) : undefined;
+    if (
+      !row && workspaceId && acceptUnknown && bearer &&
+      (path === "register" || path === "heartbeat")
+    ) row = model.set(workspaceId, bearer);
     const rec: RequestRecord = {
       path,
       workspaceId,
@@ -331,91 +220,48 @@ export async function startPlatformEmulator(
       status: 0,
       origin: req.headers.origin,
       contentType: req.headers["content-type"],
-      authorized,
-      body,
-      orgId: typeof req.headers["x-molecule-org-id"] === "string"
-        ? req.headers["x-molecule-org-id"]
-        : undefined,
+      authorized: false,
+      body: json,
+      orgId: orgHeader,
       method: req.method ?? "",
+      rateLimited: false,
     };
     const finish = (status: number) => {
       rec.status = status;
       if (record) requests.push(rec);
       options.onRequest?.(rec);
     };
-    const send = (
-      status: number,
-      payload: unknown,
-      headers: Record<string, string> = {},
-    ) => {
-      const text = typeof payload === "string"
-        ? payload
-        : JSON.stringify(payload);
-      res.writeHead(status, {
+    let rateHeaders: Record<string, string> = {};
+    const send = (answer: Answer) => {
+      const text = typeof answer.body === "string"
+        ? answer.body
+        : JSON.stringify(answer.body);
+      res.writeHead(answer.status, {
         "content-type": "application/json",
         "content-length": String(Buffer.byteLength(text)),
-        ...headers,
+        ...rateHeaders,
+        ...answer.headers,
       });
       res.end(text);
-      finish(status);
+      finish(answer.status);
     };
 
-    if (path === "state") {
-      if (req.method !== "GET") {
-        return send(405, { error: "method not allowed" });
-      }
-      const fault = takeFault(path, workspaceId);
-      if (fault?.kind === "status") {
-        return send(fault.status, fault.body ?? { error: "query failed" });
-      }
-      if (fault?.kind === "hang") return finish(0);
-      // A deleted workspace has no live token on file: the request is let through.
-      if (!ws || ws.deleted) {
-        return send(
-          404,
-          ws?.deleted === "soft"
-            ? { workspace_id: workspaceId, status: "removed", deleted: true }
-            : { workspace_id: workspaceId, deleted: true },
-        );
-      }
-      if (!bearer) return send(401, { error: "missing workspace auth token" });
-      if (!authorized) {
-        return send(401, { error: "invalid workspace auth token" });
-      }
-      const status = ws.paused ? "paused" : currentStatus(ws);
-      return send(200, {
-        workspace_id: ws.id,
-        status: status === "never-seen" ? "awaiting_agent" : status,
-        paused: ws.paused,
-        deleted: false,
-      });
-    }
-    if (path !== "register" && path !== "heartbeat") {
-      return send(404, { error: "not found" });
-    }
-    if (req.method !== "POST") {
-      return send(405, { error: "method not allowed" });
-    }
-    if (raw === undefined) {
-      return send(413, { error: "request body too large" });
-    }
-
+    // Faults stand in front of everything, as a proxy or a broken platform would.
     let fault = takeFault(path, workspaceId);
     if (fault?.kind === "delay") {
-      await new Promise((r) =>
-        setTimeout(r, fault!.kind === "delay" ? fault!.ms : 0)
-      );
+      const ms = fault.ms;
+      await new Promise((r) => setTimeout(r, ms));
       if (res.destroyed) return finish(0);
       fault = undefined;
     }
     let secretOverride: { value: unknown } | undefined;
     switch (fault?.kind) {
       case "status":
-        return send(
-          fault.status,
-          fault.body ?? JSON.stringify({ error: "injected fault" }),
-          fault.headers,
-        );
+        return send({
+          status: fault.status,
+          body: fault.body ?? JSON.stringify({ error: "injected fault" }),
+          headers: fault.headers,
+        });
       case "hang":
         finish(0);
         return; // never answer; close() drops the connection
@@ -433,95 +279,91 @@ export async function startPlatformEmulator(
         setTimeout(() => req.socket.destroy(), 5);
         return;
       }
-      case "huge-body": {
-        const chunk = "x".repeat(64 * 1024);
-        res.writeHead(200, { "content-type": "application/json" });
-        let left = fault.bytes;
-        while (left > 0) {
-          const n = Math.min(left, chunk.length);
-          if (!res.write(n === chunk.length ? chunk : chunk.slice(0, n))) {
-            await new Promise<void>((r) => {
-              const done = () => {
-                res.off("drain", done);
-                res.off("close", done);
-                r();
-              };
-              res.on("drain", done);
-              res.on("close", done);
-            });
-            if (res.destroyed) break;
-          }
-          left -= n;
-        }
-        res.end();
+      case "huge-body":
+        await sendHuge(res, fault.bytes);
         finish(200);
         return;
-      }
       case "non-json":
         res.writeHead(200, { "content-type": "text/html" });
         res.end("<html><body>Bad gateway, maybe</body></html>");
         finish(200);
         return;
       case "redirect":
-        return send(fault.status ?? 307, "", { location: fault.location });
+        return send({
+          status: fault.status ?? 307,
+          body: "",
+          headers: { location: fault.location },
+        });
       case "secret":
         secretOverride = { value: fault.value };
         break;
     }
 
-    if (!obj) return send(400, { error: "invalid request body" });
-    if (path === "register") {
-      if (
-        !workspaceId || typeof obj.agent_card !== "object" ||
-        obj.agent_card === null
-      ) {
-        return send(400, { error: "invalid request body" });
+    // The platform's middleware, in its order: rate limit, then tenant guard.
+    if (limiter) {
+      const key = orgHeader
+        ? `org:${orgHeader}`
+        : bearer
+        ? `tok:${bearer}`
+        : `ip:${req.socket.remoteAddress ?? ""}`;
+      const decision = limiter.take(key);
+      rateHeaders = decision.headers;
+      if (!decision.allowed) {
+        rec.rateLimited = true;
+        return send({
+          status: 429,
+          body: {
+            error: "rate limit exceeded",
+            retry_after: decision.retryAfterSeconds,
+          },
+          headers: { "Retry-After": String(decision.retryAfterSeconds) },
+        });
       }
-      if (
-        obj.delivery_mode !== undefined && obj.delivery_mode !== "push" &&
-        obj.delivery_mode !== "poll"
-      ) {
-        return send(400, { error: "invalid delivery_mode" });
-      }
-    } else if (!workspaceId) {
-      return send(400, { error: "invalid request body" });
     }
-    if (!bearer) return send(401, { error: "missing workspace auth token" });
-    if (!authorized || !ws) {
-      return send(401, { error: "invalid workspace auth token" });
+    const guarded = tenantGuard(options.orgId, pathname, orgHeader);
+    if (guarded) return send(guarded);
+
+    if (raw === undefined) {
+      return send({ status: 413, body: { error: "request body too large" } });
     }
-    const secret = secretOverride ? secretOverride.value : ws.secret;
-    const withSecret = (answer: Record<string, unknown>) =>
-      secret === undefined
-        ? answer
-        : { ...answer, platform_inbound_secret: secret };
-    if (path === "register") {
-      const first = ws.registers === 0;
-      ws.registers++;
-      ws.agentCard = obj.agent_card;
-      ws.deliveryMode = typeof obj.delivery_mode === "string"
-        ? obj.delivery_mode
-        : "push";
-      if (ws.status === "never-seen" || ws.status === "awaiting_agent") {
-        ws.status = "online";
-      }
-      const answer: Record<string, unknown> = {
-        status: "registered",
-        delivery_mode: ws.deliveryMode,
-      };
-      if (first && options.issueAuthToken) {
-        answer.auth_token = `issued-${ws.id}`;
-      }
-      return send(200, withSecret(answer));
+    const request: RouteRequest = {
+      method: req.method ?? "",
+      workspaceId,
+      bearer,
+      body: obj,
+      row,
+      secret: secretOverride ? secretOverride.value : row?.secret,
+    };
+    rec.authorized = row !== undefined && (
+      path === "state"
+        ? (routeOptions.adminToken !== undefined &&
+          bearer === routeOptions.adminToken) ||
+          model.strictAuth(row, bearer) === "ok"
+        : path === "register" || path === "heartbeat"
+        ? model.registryAuth(row, bearer) === "ok"
+        : true
+    );
+    let answer: Answer;
+    switch (path) {
+      case "register":
+        answer = registerRoute(model, request);
+        if (row && answer.status >= 400 && answer.status !== 401) {
+          model.registerFailed(row);
+        }
+        break;
+      case "heartbeat":
+        answer = heartbeatRoute(model, request, routeOptions);
+        break;
+      case "state":
+        answer = stateRoute(model, request, routeOptions);
+        break;
+      case "workspace":
+        answer = workspaceRoute(model, request);
+        break;
+      default:
+        answer = { status: 404, body: { error: "not found" } };
     }
-    ws.heartbeats++;
-    ws.lastHeartbeat = obj;
-    ws.lastHeartbeatAt = at;
-    const errorRate = typeof obj.error_rate === "number" ? obj.error_rate : 0;
-    if (ws.status !== "degraded" && errorRate >= 0.5) ws.status = "degraded";
-    else if (ws.status === "degraded" && errorRate < 0.1) ws.status = "online";
-    else if (ws.status !== "degraded") ws.status = "online";
-    return send(200, withSecret({ status: "ok" }));
+    return send(answer);
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -544,6 +386,10 @@ export async function startPlatformEmulator(
     });
     return closing;
   };
+  const withRow = (id: string, fn: (row: Row) => void) => {
+    const row = model.rows.get(id);
+    if (row) fn(row);
+  };
 
   return {
     url,
@@ -555,7 +401,7 @@ export async function startPlatformEmulator(
     get openConnections() {
       return sockets.size;
     },
-    fail(fault, scope = {}) {
+    fail(fault, scope: FaultScope = {}) {
       const active: ActiveFault = {
         fault,
         path: scope.path ?? "any",
@@ -570,36 +416,22 @@ export async function startPlatformEmulator(
     heal() {
       faults = [];
     },
-    revoke(id) {
-      const ws = known.get(id);
-      if (ws) ws.revoked = true;
-    },
-    restore(id) {
-      const ws = known.get(id);
-      if (ws) ws.revoked = false;
-    },
-    pause(id) {
-      const ws = known.get(id);
-      if (ws) ws.paused = true;
-    },
-    resume(id) {
-      const ws = known.get(id);
-      if (ws) ws.paused = false;
-    },
-    remove(id, how = "hard") {
-      const ws = known.get(id);
-      if (ws) ws.deleted = how;
-    },
+    revoke: (id) => withRow(id, (row) => model.revoke(row)),
+    restore: (id) => withRow(id, (row) => model.restore(row)),
+    revokeAll: (id) => withRow(id, (row) => model.revokeAll(row)),
+    pause: (id) => withRow(id, (row) => row.paused = true),
+    resume: (id) => withRow(id, (row) => model.resume(row)),
+    remove: (id, how = "hard") => withRow(id, (row) => model.remove(row, how)),
     setWorkspace(id, token) {
-      addWorkspace(id, token);
+      model.set(id, token);
     },
-    setSecret(id, secret) {
-      const ws = known.get(id);
-      if (ws) ws.secret = secret;
+    setSecret: (id, secret) => withRow(id, (row) => row.secret = secret),
+    liveTokens(id) {
+      return [...(model.rows.get(id)?.live ?? [])];
     },
     workspace(id) {
-      const ws = known.get(id);
-      return ws ? { ...ws, status: currentStatus(ws) } : undefined;
+      const row = model.rows.get(id);
+      return row ? model.view(row) : undefined;
     },
     requestsTo(path, workspaceId) {
       return requests.filter((r) =>
@@ -610,6 +442,29 @@ export async function startPlatformEmulator(
     close,
     [Symbol.asyncDispose]: close,
   };
+}
+
+async function sendHuge(res: ServerResponse, bytes: number): Promise<void> {
+  const chunk = "x".repeat(64 * 1024);
+  res.writeHead(200, { "content-type": "application/json" });
+  let left = bytes;
+  while (left > 0) {
+    const n = Math.min(left, chunk.length);
+    if (!res.write(n === chunk.length ? chunk : chunk.slice(0, n))) {
+      await new Promise<void>((r) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          r();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
+      if (res.destroyed) break;
+    }
+    left -= n;
+  }
+  res.end();
 }
 
 function readBody(req: IncomingMessage): Promise<string | undefined> {

@@ -1,7 +1,10 @@
 /**
- * A Molecule platform emulator to test agents against: the registry
- * endpoints of today's platform on a real HTTP server on loopback, with
- * fault injection. Runs on Node and on Deno.
+ * A Molecule platform emulator to test agents against: today's registry
+ * endpoints (register, heartbeat, `/workspaces/:id/state`,
+ * `/workspaces/:id`) on a real HTTP server on loopback, with the platform's
+ * token rules (an `auth_token` minted when no token is live; a deleted
+ * workspace's heartbeats answered 200), its tenant guard and rate limiter,
+ * the Redis liveness key, and fault injection. Runs on Node and on Deno.
  *
  * @example Test an agent against a failing platform
  * ```ts
@@ -14,12 +17,13 @@
  *
  * @module
  */
-export {
-  type EmulatedWorkspace,
-  type Fault,
-  type FaultScope,
-  type PlatformEmulator,
-  type PlatformEmulatorOptions,
-  type RequestRecord,
-  startPlatformEmulator,
-} from "./emulator.ts";
+export { startPlatformEmulator } from "./emulator.ts";
+export type {
+  EmulatedPath,
+  EmulatedWorkspace,
+  Fault,
+  FaultScope,
+  PlatformEmulator,
+  PlatformEmulatorOptions,
+  RequestRecord,
+} from "./types.ts";
