@@ -591,7 +591,7 @@ test("warnings, not exits: interval over 60 s, group-readable token file, unwrit
   assert.equal(r.code, 0, r.stderr);
   assert.match(
     r.stderr,
-    /WARN --interval is 90 s: the platform marks a workspace offline after about 90 s/,
+    /WARN --interval is 90 s: the platform marks a workspace offline after 180 s without a heartbeat/,
   );
   assert.match(
     r.stderr,

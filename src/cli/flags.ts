@@ -21,6 +21,7 @@ export interface CliFlags {
   killAfter?: string;
   orgId?: string;
   statePoll?: string;
+  staleWindow?: string;
   maxInFlight?: string;
   once: boolean;
   demo: boolean;
@@ -55,6 +56,7 @@ export function parseFlags(args: string[]): CliFlags {
         "kill-after": { type: "string" },
         "org-id": { type: "string" },
         "state-poll": { type: "string" },
+        "stale-window": { type: "string" },
         "max-in-flight": { type: "string" },
         "once": { type: "boolean" },
         "demo": { type: "boolean" },
@@ -76,6 +78,7 @@ export function parseFlags(args: string[]): CliFlags {
       killAfter: values["kill-after"],
       orgId: values["org-id"],
       statePoll: values["state-poll"],
+      staleWindow: values["stale-window"],
       maxInFlight: values["max-in-flight"],
       once: values.once ?? false,
       demo: values.demo ?? false,

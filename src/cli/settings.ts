@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
+import { HEARTBEAT_INTERVAL_MS, STALE_AFTER_MS } from "../shared/constants.ts";
 import type { EnvReader } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
 import type { CliFlags } from "./flags.ts";
@@ -34,39 +34,48 @@ export function killAfterSetting(flags: CliFlags): number {
 }
 
 /**
- * The tenant id sent as `X-Molecule-Org-Id`, from `--org-id` or
- * `MOLECULE_ORG_ID`.
+ * The tenant id sent as `X-Molecule-Org-Id` on `/workspaces/…` requests,
+ * from `--org-id`, `MOLECULE_ORG_ID` or `MOLECULE_ORGANIZATION_ID` (the
+ * Python runtime's alias): printable ASCII, 1 to 128 characters.
  *
- * @throws {ConfigError} When it is not a valid header value.
+ * @throws {ConfigError} When it is not.
  */
 export function orgIdSetting(
   flags: CliFlags,
   env: EnvReader,
 ): string | undefined {
-  const { raw, where } = flagOrEnv(
+  let { raw, where } = flagOrEnv(
     flags.orgId,
     "--org-id",
     env,
     "MOLECULE_ORG_ID",
   );
-  if (raw !== undefined && !/^[\x21-\x7e]{1,256}$/.test(raw)) {
+  if (raw === undefined) {
+    raw = setting(env("MOLECULE_ORGANIZATION_ID"));
+    where = "MOLECULE_ORGANIZATION_ID";
+  }
+  if (raw !== undefined && !/^[\x20-\x7e]{1,128}$/.test(raw)) {
     throw new ConfigError(
-      `${where} must be printable ASCII without spaces, at most 256 characters`,
+      `${where} must be printable ASCII, 1 to 128 characters (the org's UUID)`,
       where,
     );
   }
   return raw;
 }
 
+/** Beats between two state questions by default: every 5 minutes at 20 s. */
+export const STATE_POLL_DEFAULT = 15;
+
 /**
  * `--state-poll N`: ask the platform for each workspace's state every N
- * beats (0, the default: only after a refused token).
+ * beats (default 15; 0 asks only after a refused token), which is how a
+ * deleted workspace is noticed: today's platform answers its heartbeats 200.
  *
  * @throws {ConfigError} When not a whole number from 0 to 1000000.
  */
 export function statePollSetting(flags: CliFlags): number {
   const raw = setting(flags.statePoll);
-  if (raw === undefined) return 0;
+  if (raw === undefined) return STATE_POLL_DEFAULT;
   if (!/^\d{1,7}$/.test(raw) || Number(raw) > 1_000_000) {
     throw new ConfigError(
       `--state-poll must be a whole number of beats (0 for off), not "${raw}"`,
@@ -194,10 +203,35 @@ export function intervalSetting(
   }
   if (seconds > 60) {
     warnings.push(
-      `${where} is ${seconds} s: the platform marks a workspace offline after about 90 s without a heartbeat, so one missed beat will show it OFFLINE`,
+      `${where} is ${seconds} s: the platform marks a workspace offline after 180 s without a heartbeat (its stale window), so a missed beat or two will show it OFFLINE`,
     );
   }
   return seconds * 1000;
+}
+
+/**
+ * The platform's stale window in ms, from `--stale-window` or
+ * `MOLECULE_STALE_WINDOW` (whole seconds, as `REMOTE_LIVENESS_STALE_AFTER`
+ * on the platform; default 180): after a gap longer than it, a workspace
+ * registers again, and readiness follows it.
+ *
+ * @throws {ConfigError} When not a whole number of seconds from 1 to 86400.
+ */
+export function staleWindowSetting(flags: CliFlags, env: EnvReader): number {
+  const { raw, where } = flagOrEnv(
+    flags.staleWindow,
+    "--stale-window",
+    env,
+    "MOLECULE_STALE_WINDOW",
+  );
+  if (raw === undefined) return STALE_AFTER_MS;
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 86_400) {
+    throw new ConfigError(
+      `${where} must be a whole number of seconds from 1 to 86400 (the platform's REMOTE_LIVENESS_STALE_AFTER, 180 by default), not "${raw}"`,
+      where,
+    );
+  }
+  return Number(raw) * 1000;
 }
 
 /**
@@ -223,31 +257,50 @@ export function platformUrlSetting(
       "PLATFORM_URL",
     );
   }
+  return checkedPlatformUrl(raw, where, warnings);
+}
+
+/**
+ * A platform base URL checked: absolute http(s), no credentials, query or
+ * fragment; trailing `/` removed; plain http off loopback is a warning.
+ *
+ * @param raw The URL as configured.
+ * @param where The variable, flag or entry it came from, for messages.
+ * @param warnings Where the plain-http warning goes.
+ * @param name The variable or flag to fix. @default {where}
+ * @throws {ConfigError} When it is not usable.
+ */
+export function checkedPlatformUrl(
+  raw: string,
+  where: string,
+  warnings: string[],
+  name: string = where,
+): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
     throw new ConfigError(
       `${where} must be an absolute http(s) URL, such as https://your-tenant.molecule.example, not "${raw}"`,
-      where,
+      name,
     );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     throw new ConfigError(
       `${where} must be an http or https URL, not ${url.protocol}`,
-      where,
+      name,
     );
   }
   if (url.username || url.password) {
     throw new ConfigError(
       `${where} must not carry a user name or password; the token authenticates`,
-      where,
+      name,
     );
   }
   if (url.search || url.hash) {
     throw new ConfigError(
       `${where} must be a base URL without ?query or #fragment`,
-      where,
+      name,
     );
   }
   if (url.protocol === "http:" && !isLoopback(url.hostname)) {

@@ -22,7 +22,7 @@ import {
   watchFile,
 } from "../storage/watched_file.ts";
 import type { CliFlags } from "./flags.ts";
-import { setting } from "./settings.ts";
+import { checkedPlatformUrl, setting } from "./settings.ts";
 
 /** Most bytes read from a token file. */
 export const MAX_TOKEN_FILE_BYTES = 16 * 1024;
@@ -50,18 +50,41 @@ export const TOKENS_HINT =
   "Generate a workspace token in the canvas → Tokens tab.";
 
 /**
+ * Workspace ids the command accepts: the Python runtime's check (the
+ * platform's ids are lower-case UUIDs); anything else is almost certainly a
+ * typo. The library itself takes any id without control characters.
+ */
+export const WORKSPACE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,127}$/;
+
+/** What {@link WORKSPACE_ID_PATTERN} means, for messages. */
+const ID_RULE =
+  "lower-case letters, digits and -, starting with a letter or digit, at most 128 characters (the platform's ids are lower-case UUIDs, such as 5f0c9a7e-…)";
+
+/** One entry of a workspaces list. */
+export interface WorkspaceEntry {
+  id: string;
+  token: string;
+  /** The entry's own platform base URL, when it has one. */
+  platformUrl?: string;
+}
+
+/**
  * Parses a `MOLECULE_WORKSPACES` JSON array: objects with non-empty string
- * `id` and `token`, ids unique. Every error names the entry's index.
+ * `id` (a platform workspace id) and `token`, ids unique, each optionally
+ * with its own `platform_url` (a string; blank means `PLATFORM_URL`).
+ * Every error names the entry's index.
  *
  * @param text The JSON.
  * @param where The variable or file it came from, for messages.
- * @returns Id and token pairs, in order.
+ * @param warnings Where a plain-http `platform_url` is warned about.
+ * @returns The entries, in order.
  * @throws {ConfigError} For invalid JSON, a non-array, an empty array, or a bad entry.
  */
 export function parseWorkspacesJson(
   text: string,
   where: string,
-): { id: string; token: string }[] {
+  warnings: string[] = [],
+): WorkspaceEntry[] {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -93,7 +116,10 @@ export function parseWorkspacesJson(
         where,
       );
     }
-    const { id, token } = entry as Record<string, unknown>;
+    const { id, token, platform_url: platformUrl } = entry as Record<
+      string,
+      unknown
+    >;
     if (typeof id !== "string" || !id.trim()) {
       throw new ConfigError(
         `${where} entry ${index} has no "id" (a non-empty string)`,
@@ -113,6 +139,29 @@ export function parseWorkspacesJson(
         where,
       );
     }
+    if (!WORKSPACE_ID_PATTERN.test(cleanId)) {
+      throw new ConfigError(
+        `${where} entry ${index} has an "id" that is no workspace id (${cleanId}): ${ID_RULE}`,
+        where,
+      );
+    }
+    if (
+      platformUrl !== undefined && platformUrl !== null &&
+      typeof platformUrl !== "string"
+    ) {
+      throw new ConfigError(
+        `${where} entry ${index} (id ${cleanId}) has a "platform_url" that is not a string`,
+        where,
+      );
+    }
+    const ownUrl = typeof platformUrl === "string" && platformUrl.trim()
+      ? checkedPlatformUrl(
+        platformUrl.trim(),
+        `${where} entry ${index} (id ${cleanId}) "platform_url"`,
+        warnings,
+        where,
+      )
+      : undefined;
     const cleanToken = token.trim();
     if (!isValidToken(cleanToken)) {
       throw new ConfigError(
@@ -129,7 +178,9 @@ export function parseWorkspacesJson(
       );
     }
     seen.set(cleanId, index);
-    return { id: cleanId, token: cleanToken };
+    return ownUrl === undefined
+      ? { id: cleanId, token: cleanToken }
+      : { id: cleanId, token: cleanToken, platformUrl: ownUrl };
   });
 }
 
@@ -148,20 +199,24 @@ export interface WorkspaceSources {
   changes?: { listener?: (workspaces: WorkspaceConfig[]) => void };
 }
 
-/** A workspace whose token is looked up in a watched workspaces file. */
+/**
+ * A workspace whose token is looked up in a watched workspaces file (its
+ * `platform_url` is the one it had when it was first served).
+ */
 function fileEntry(
-  id: string,
-  token: string,
-  file: { path: string; get(): Promise<Map<string, string>> },
+  entry: WorkspaceEntry,
+  file: { path: string; get(): Promise<Map<string, WorkspaceEntry>> },
 ): WorkspaceConfig {
-  let last = token;
+  let last = entry.token;
+  const id = entry.id;
   return {
     id,
     tokenSource: `the workspaces file ${file.path}`,
     tokenReread: true,
+    ...(entry.platformUrl ? { platformUrl: entry.platformUrl } : {}),
     // The file is re-read when it changes; an id that left it keeps its last token.
     token: async () => {
-      last = (await file.get()).get(id) ?? last;
+      last = (await file.get()).get(id)?.token ?? last;
       return last;
     },
   };
@@ -171,8 +226,9 @@ function fileEntry(
  * The workspaces to serve, in precedence order: `--workspaces-file`,
  * `--workspace-id`, `MOLECULE_WORKSPACES_FILE`, `MOLECULE_WORKSPACES`,
  * `WORKSPACE_ID`. A single workspace's token comes from `--token-file`,
- * `MOLECULE_WORKSPACE_TOKEN` or `<configs dir>/.auth_token`. Tokens in files
- * are re-read when the file changes.
+ * `MOLECULE_WORKSPACE_TOKEN`, `MOLECULE_WORKSPACE_TOKEN_FILE` or
+ * `<configs dir>/.auth_token`. Tokens in files are re-read when the file
+ * changes.
  *
  * @throws {ConfigError} When there is no workspace or no token, or a file is unreadable or malformed.
  */
@@ -197,10 +253,9 @@ export async function workspacesSetting(
   }
   const json = setting(env("MOLECULE_WORKSPACES"));
   if (json !== undefined) {
-    return parseWorkspacesJson(json, "MOLECULE_WORKSPACES").map((w) => ({
-      ...w,
-      tokenSource: "MOLECULE_WORKSPACES",
-    }));
+    return parseWorkspacesJson(json, "MOLECULE_WORKSPACES", src.warnings).map((
+      w,
+    ) => ({ ...w, tokenSource: "MOLECULE_WORKSPACES" }));
   }
   const id = setting(env("WORKSPACE_ID"));
   if (id !== undefined) {
@@ -220,6 +275,12 @@ function checkedId(id: string, where: string): string {
   if (!isValidWorkspaceId(id)) {
     throw new ConfigError(
       `${where} must be a workspace id without control characters, at most ${MAX_WORKSPACE_ID_LENGTH} characters`,
+      where,
+    );
+  }
+  if (!WORKSPACE_ID_PATTERN.test(id)) {
+    throw new ConfigError(
+      `${where} is no workspace id (${id}): ${ID_RULE}`,
       where,
     );
   }
@@ -255,10 +316,20 @@ async function singleToken(
     rememberSecret(fromEnv);
     return { token: fromEnv, tokenSource: "MOLECULE_WORKSPACE_TOKEN" };
   }
+  // The Python runtime's order: the variable, then a file it names (no
+  // fall-back past a file that is missing, unreadable, empty or malformed).
+  const envFile = setting(src.env("MOLECULE_WORKSPACE_TOKEN_FILE"));
+  if (envFile !== undefined) {
+    return {
+      token: await tokenFromFile(envFile, "MOLECULE_WORKSPACE_TOKEN_FILE", src),
+      tokenSource: `the token file ${envFile} (MOLECULE_WORKSPACE_TOKEN_FILE)`,
+      tokenReread: true,
+    };
+  }
   const fallback = `${src.configsDir}/.auth_token`;
   if ((await src.fs.stat(fallback).catch(() => undefined)) === undefined) {
     throw new ConfigError(
-      `no token for workspace ${id}: set MOLECULE_WORKSPACE_TOKEN, or put the token in ${fallback}, or pass --token-file. ${TOKENS_HINT}`,
+      `no token for workspace ${id}: set MOLECULE_WORKSPACE_TOKEN (or MOLECULE_WORKSPACE_TOKEN_FILE to a file holding it), or put the token in ${fallback}, or pass --token-file. ${TOKENS_HINT}`,
       "MOLECULE_WORKSPACE_TOKEN",
     );
   }
@@ -295,25 +366,28 @@ async function workspacesFromFile(
   src: WorkspaceSources,
 ): Promise<WorkspaceConfig[]> {
   await warnIfShared(path, where, src);
-  let file: WatchedFile<Map<string, string>> | undefined;
+  let file: WatchedFile<Map<string, WorkspaceEntry>> | undefined;
   try {
     // Parsed once per change into a map: a token is looked up before every
     // beat, and a scan of the list made a fleet of N cost N² (a profile at
     // 10,000 workspaces put it at a third of the CPU).
     file = await watchFile(
       path,
-      (text) =>
-        new Map(
-          parseWorkspacesJson(text, `${where} (${path})`).map((
+      (text) => {
+        // Start-up warnings are printed once; a re-read's are not kept.
+        const warnings = file === undefined ? src.warnings : [];
+        return new Map(
+          parseWorkspacesJson(text, `${where} (${path})`, warnings).map((
             e,
-          ) => [e.id, e.token]),
-        ),
+          ) => [e.id, e]),
+        );
+      },
       {
         fs: src.fs,
         maxBytes: MAX_WORKSPACES_FILE_BYTES,
         onChange: (entries) =>
           src.changes?.listener?.(
-            [...entries].map(([id, token]) => fileEntry(id, token, file!)),
+            [...entries.values()].map((e) => fileEntry(e, file!)),
           ),
       },
     );
@@ -323,7 +397,7 @@ async function workspacesFromFile(
     throw new ConfigError(`cannot read ${where} (${path}): ${reason}`, where);
   }
   const initial = await file.get();
-  return [...initial].map(([id, token]) => fileEntry(id, token, file!));
+  return [...initial.values()].map((e) => fileEntry(e, file!));
 }
 
 async function warnIfShared(

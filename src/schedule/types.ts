@@ -24,6 +24,12 @@ export interface WorkspaceConfig {
   /** The card to register with. @default {buildAgentCard(id, env)} */
   agentCard?: AgentCard;
   /**
+   * This workspace's own platform base URL: its register, heartbeat,
+   * `Origin` and state calls go there, and the org header is never sent for
+   * it. @default {HeartbeatOptions.platformUrl}
+   */
+  platformUrl?: string;
+  /**
    * Where the token comes from, for the revoked-token error (such as
    * `MOLECULE_WORKSPACE_TOKEN` or `the token file /run/token`).
    * @default {"MOLECULE_WORKSPACE_TOKEN or the token file"}
