@@ -15,10 +15,14 @@ import { maskSecrets } from "../shared/mask.ts";
 import { VERSION } from "../shared/version.ts";
 import { createMcpStreamTap } from "../mcp/stream_tap.ts";
 import { createMcpTracker, type McpTracker } from "../mcp/tracker.ts";
-import { startHeartbeat } from "../schedule/start_heartbeat.ts";
-import type { WorkspaceConfig } from "../schedule/types.ts";
+import {
+  type HeartbeatHandle,
+  startHeartbeat,
+} from "../schedule/start_heartbeat.ts";
+import type { HeartbeatStatus, WorkspaceConfig } from "../schedule/types.ts";
 import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
+import { FileTokenStore } from "../storage/file_token_store.ts";
 import { SpawnError } from "./child.ts";
 import { configsDirSetting } from "./configs.ts";
 import { EXIT } from "./exit_codes.ts";
@@ -39,6 +43,7 @@ import {
   orgIdSetting,
   platformUrlSetting,
   setting,
+  staleWindowSetting,
   statePollSetting,
 } from "./settings.ts";
 import { workspacesSetting } from "./workspaces.ts";
@@ -56,7 +61,7 @@ export interface CliContext {
   env?: EnvReader;
   /** Where `--help` and `--version` go. @default {process.stdout} */
   stdout?: (text: string) => void;
-  /** Ends the run early (instead of SIGINT/SIGTERM), with exit code 0. */
+  /** Ends the run early (instead of SIGINT/SIGTERM), with exit code 0 (143 during `--once`). */
   signal?: AbortSignal;
 }
 
@@ -128,6 +133,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     // A watched workspaces file adds and removes workspaces as it changes.
     const fileChanges: {
       listener?: (workspaces: WorkspaceConfig[]) => void;
+      watched?: boolean;
     } = {};
     let platformUrl: string;
     let workspaces: WorkspaceConfig[];
@@ -152,11 +158,44 @@ export async function main(context: CliContext = {}): Promise<number> {
     for (const warning of warnings) log.warn(warning);
 
     let healthServer: HealthServer | undefined;
+    // One file per workspace with several, or with a watched workspaces
+    // file (it may grow from one entry to several: they must not share one).
+    const perWorkspace = workspaces.length > 1 || fileChanges.watched === true;
     const secretStore = new FileSecretStore({
       dir: configsDir,
-      perWorkspace: workspaces.length > 1,
+      perWorkspace,
       fs,
     });
+    // Tokens the platform issues, beside the secrets: `.auth_token` (the
+    // file a single workspace's token falls back to) or one per workspace.
+    const tokenStore = new FileTokenStore({
+      dir: configsDir,
+      perWorkspace,
+      fs,
+    });
+    const staleWindowMs = staleWindowSetting(flags, env);
+    // The health port before the child and the registers: a port in use is
+    // a configuration error (exit 2) before anything started.
+    const live: { hb?: HeartbeatHandle } = {};
+    if (health) {
+      try {
+        const { startHealthServer } = await import("./health_server.ts");
+        healthServer = await startHealthServer(
+          () => live.hb?.status() ?? notStartedStatus(workspaces, intervalMs),
+          health,
+        );
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConfigError(
+          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
+          "--health-port",
+        );
+      }
+      cleanups.push(() => healthServer!.close());
+      log.info("health: {url}/healthz and {url}/status", {
+        url: healthServer.url,
+      });
+    }
     // Wrapper mode: the child starts before register and beats, never after.
     let wrapped: Wrapped | undefined;
     let tracker: McpTracker | undefined;
@@ -182,11 +221,14 @@ export async function main(context: CliContext = {}): Promise<number> {
       });
     }
     const stopSignal = new AbortController();
-    const hb = startHeartbeat({
+    const started = startHeartbeat({
       platformUrl,
       workspaces,
       intervalMs,
       secretStore,
+      tokenStore,
+      staleWindowMs,
+      mcpServerPresent: command !== undefined,
       env,
       signal: stopSignal.signal,
       orgId,
@@ -197,24 +239,9 @@ export async function main(context: CliContext = {}): Promise<number> {
       summarizeLogs: !logSet.verbose,
       ...(tracker ? { stats: () => tracker.stats() } : {}),
     });
-    cleanups.unshift(() => hb.stop());
-    fileChanges.listener = (next) => followWorkspacesFile(hb, next);
-    if (health) {
-      try {
-        const { startHealthServer } = await import("./health_server.ts");
-        healthServer = await startHealthServer(() => hb.status(), health);
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new ConfigError(
-          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
-          "--health-port",
-        );
-      }
-      cleanups.push(() => healthServer!.close());
-      log.info("health: {url}/healthz and {url}/status", {
-        url: healthServer.url,
-      });
-    }
+    live.hb = started;
+    cleanups.unshift(() => started.stop());
+    fileChanges.listener = (next) => followWorkspacesFile(started, next);
     log.info(
       "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
       {
@@ -226,8 +253,8 @@ export async function main(context: CliContext = {}): Promise<number> {
     );
 
     const code = wrapped
-      ? await runWrapped(hb, wrapped, context.signal)
-      : await runUntilDone(hb, {
+      ? await runWrapped(started, wrapped, context.signal)
+      : await runUntilDone(started, {
         once: flags.once,
         demo,
         signal: context.signal,
@@ -269,6 +296,44 @@ export async function main(context: CliContext = {}): Promise<number> {
 export async function runAsMain(context: CliContext = {}): Promise<never> {
   const code = await main(context);
   process.exit(code);
+}
+
+/**
+ * What `/healthz` and `/status` see in the moment between the health port
+ * being bound and the heartbeat starting: every workspace without an
+ * accepted beat yet.
+ */
+function notStartedStatus(
+  workspaces: WorkspaceConfig[],
+  intervalMs: number,
+): HeartbeatStatus {
+  return {
+    stopped: false,
+    intervalMs,
+    uptimeSeconds: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    beatsSkipped: 0,
+    retriesDeferred: 0,
+    workspaces: workspaces.map((w) => ({
+      workspaceId: w.id,
+      registered: false,
+      rejected: false,
+      deleted: false,
+      paused: false,
+      lastState: undefined,
+      beatsSent: 0,
+      beatsAccepted: 0,
+      lastSuccessAt: undefined,
+      sinceLastSuccessMs: undefined,
+      lastStatus: undefined,
+      lastError: undefined,
+      consecutiveFailures: 0,
+      authFailures: 0,
+      secretStored: false,
+      beatsSkipped: 0,
+    })),
+  };
 }
 
 /**

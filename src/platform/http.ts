@@ -11,6 +11,7 @@ import {
   rememberSecret,
 } from "../shared/mask.ts";
 import { isRecord } from "../shared/_json.ts";
+import { raceSignal } from "../shared/_race.ts";
 import {
   isValidToken,
   resolveToken,
@@ -173,14 +174,21 @@ export async function requestJson(
   if (options.orgId && !options.path.startsWith("/registry/")) {
     headers["X-Molecule-Org-Id"] = options.orgId;
   }
-  const response = await fetchFn(options.baseUrl + options.path, {
-    ...options.init,
-    method: options.method,
-    headers,
-    body: options.method === "POST" ? JSON.stringify(options.body) : undefined,
-    redirect: "manual",
+  // Raced against the signal too: a fetch that ignores its signal (some
+  // polyfills do) must not hold a beat, or a stop, forever.
+  const response = await raceSignal(
+    fetchFn(options.baseUrl + options.path, {
+      ...options.init,
+      method: options.method,
+      headers,
+      body: options.method === "POST"
+        ? JSON.stringify(options.body)
+        : undefined,
+      redirect: "manual",
+      signal,
+    }),
     signal,
-  });
+  );
   const { bytes, oversized } = await readCapped(response, MAX_BODY_BYTES);
   const text = bytes ? decoder.decode(bytes) : "";
   let json: unknown = undefined;

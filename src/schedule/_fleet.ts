@@ -51,6 +51,9 @@ import {
 /** Secret and token writes (each a temporary file, an fsync and a rename) at once. */
 export const SECRET_WRITE_CONCURRENCY = 8;
 
+/** How long stop() lets a secret or token write under way finish, in ms. */
+export const WRITE_GRACE_MS = 1_000;
+
 /** The default of `statePollEvery`: every 15 accepted beats (5 minutes at 20 s). */
 export const STATE_POLL_EVERY = 15;
 
@@ -102,6 +105,12 @@ export class Fleet {
   readonly queue: TimerQueue;
   /** Aborted by stop: every request under way ends. */
   readonly abort: AbortController = new AbortController();
+  /**
+   * Aborted a moment after stop ({@link WRITE_GRACE_MS}): a secret or
+   * token being written may finish, a store that never answers does not
+   * hold the stop.
+   */
+  readonly grace: AbortController = new AbortController();
   readonly registerConcurrency: number;
   /** Requests in flight under the cap: beats and questions (registers come on top). */
   readonly cap: InFlightCap;

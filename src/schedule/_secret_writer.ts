@@ -47,7 +47,7 @@ async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
   const store = fleet.options.secretStore!;
   const book = ws.secret;
   // A store that never answers holds this workspace's writes, not stop().
-  const signal = fleet.abort.signal;
+  const signal = fleet.grace.signal;
   try {
     if (!book.loaded) {
       book.value = await raceSignal(store.load(ws.id), signal).catch(() =>
@@ -56,12 +56,12 @@ async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
       book.loaded = true;
     }
     while (book.pending !== undefined && book.pending !== book.value) {
-      if (fleet.stopped || ws.life.state === "removed") break;
+      if (ws.life.state === "removed") break;
       const value = book.pending;
       try {
         await raceSignal(store.save(ws.id, value), signal);
       } catch (error) {
-        if (fleet.stopped) break;
+        if (signal.aborted) break;
         const reason = maskSecrets(
           error instanceof Error ? error.message : String(error),
         );

@@ -98,9 +98,9 @@ export function adoptIssuedToken(
   const storedAt = store.pathFor?.(ws.id);
   void fleet.track(fleet.writeLimit(async () => {
     try {
-      await raceSignal(store.save(ws.id, token), fleet.abort.signal);
+      await raceSignal(store.save(ws.id, token), fleet.grace.signal);
     } catch (error) {
-      if (fleet.stopped) return;
+      if (fleet.grace.signal.aborted) return;
       const reason = maskSecrets(
         error instanceof Error ? error.message : String(error),
       );

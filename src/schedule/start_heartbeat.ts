@@ -11,7 +11,7 @@
  */
 import { beat } from "./_beat.ts";
 import { BEAT_GROUP_SIZE, HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
-import { Fleet } from "./_fleet.ts";
+import { Fleet, WRITE_GRACE_MS } from "./_fleet.ts";
 import { logger } from "../shared/_logger.ts";
 import { maskSecrets } from "../shared/mask.ts";
 import { ask } from "./_lifecycle.ts";
@@ -334,8 +334,10 @@ export class HeartbeatHandle extends EventTarget {
     clearRegisters(fleet);
     fleet.options.signal?.removeEventListener("abort", this.#onSignal);
     this.#stopping = (async () => {
-      // Every wait on outside code (stats, tokens, stores) is raced against
-      // the stop; the bound is a safety net, never reached in the tests.
+      // Every wait on outside code is raced against the stop (stats and
+      // token functions) or a moment after it (a store's write under way);
+      // the bound is a safety net.
+      const grace = setTimeout(() => fleet.grace.abort(reason), WRITE_GRACE_MS);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const bound = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(false), STOP_BOUND_MS);
@@ -345,6 +347,7 @@ export class HeartbeatHandle extends EventTarget {
         bound,
       ]);
       clearTimeout(timer);
+      clearTimeout(grace);
       if (!settled) {
         logger.warn(
           "stop: some work had not settled after {ms} ms; not waiting longer",
