@@ -70,13 +70,15 @@ async function scenario(
     const mode = modes.get(id) ?? "ok";
     return new Promise<Response>((resolve, reject) => {
       const signal = init?.signal;
+      const timer: { answer?: unknown } = {};
       const onAbort = () => {
+        if (timer.answer !== undefined) clock.clearTimeout(timer.answer);
         done();
         reject(signal!.reason);
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       if (mode === "hang") return;
-      clock.setTimeout(() => {
+      timer.answer = clock.setTimeout(() => {
         signal?.removeEventListener("abort", onAbort);
         done();
         if (signal?.aborted) return reject(signal.reason);

@@ -78,7 +78,9 @@ export async function beat(
       }));
       // A refused token: the one the platform issued before, if stored, is
       // tried at once, before anything is escalated.
-      if (result.kind === "auth") switched = await onTokenRefused(fleet, ws);
+      if (result.kind === "auth") {
+        switched = await onTokenRefused(fleet, ws, token.token);
+      }
     }
   } catch (error) {
     if (fleet.stopped) return undefined;

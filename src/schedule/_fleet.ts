@@ -78,8 +78,8 @@ export type AskWhy = "start" | "poll" | "paused" | "refused";
 export interface FleetParts {
   /** Runs one beat of `ws`, which holds a slot under the cap. */
   beat(ws: Runtime): Promise<BeatNext | undefined>;
-  /** Asks the platform about `ws` (queued under the cap). */
-  ask(ws: Runtime, why: AskWhy): void;
+  /** Asks the platform about `ws` (queued under the cap); resolves once acted on. */
+  ask(ws: Runtime, why: AskWhy): Promise<unknown>;
   /** Queues a register of `ws` (beside its beats). */
   register(ws: Runtime): void;
 }

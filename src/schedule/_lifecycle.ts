@@ -41,51 +41,68 @@ export interface Answer {
 }
 
 /**
- * Asks about `ws` in the background: `/state` (then the lookup if it is
- * refused), or for a refused beat the lookup alone. Queued under the cap;
- * one question at a time per workspace.
+ * Asks about `ws`: `/state` (then the lookup if it is refused), or for a
+ * refused beat or register the lookup alone; the answer is acted on (see
+ * {@link apply}). Queued under the cap; one question at a time per
+ * workspace: asked again while one is queued or under way, the same one's
+ * answer comes back.
+ *
+ * @returns The answer, once acted on; `undefined` when stopped or gone.
  */
-export function ask(fleet: Fleet, ws: Runtime, why: AskWhy): void {
+export function ask(
+  fleet: Fleet,
+  ws: Runtime,
+  why: AskWhy,
+): Promise<Answer | undefined> {
   const book = ws.ask;
-  if (fleet.stopped || isFinal(ws) || book.busy) return;
+  if (book.current) return book.current as Promise<Answer | undefined>;
+  if (fleet.stopped || isFinal(ws)) return Promise.resolve(undefined);
+  let settle!: (answer: Answer | undefined) => void;
+  const current = new Promise<Answer | undefined>((r) => settle = r);
+  book.current = current;
   book.busy = true;
+  const end = (answer: Answer | undefined) => {
+    book.busy = false;
+    book.current = undefined;
+    settle(answer);
+  };
   const run = () => {
     void fleet.track(
       question(fleet, ws, why).then(
         (answer) => {
           if (answer && !fleet.stopped) apply(fleet, ws, answer, why);
+          return answer;
         },
-        (error) =>
+        (error) => {
           logger.error(
             "internal error in a question about {workspaceId}: {error}",
-            {
-              workspaceId: ws.id,
-              error,
-            },
-          ),
-      ).finally(() => {
-        book.busy = false;
+            { workspaceId: ws.id, error },
+          );
+          return undefined;
+        },
+      ).then((answer) => {
+        end(answer);
         fleet.cap.release();
         reconcile(fleet, ws); // a paused one's next check
       }),
     );
   };
-  if (fleet.cap.tryTake()) return run();
-  fleet.cap.wait(() => {
-    if (fleet.stopped || isFinal(ws)) {
-      book.busy = false;
-      return false;
-    }
-    run();
-    return true;
-  });
+  if (fleet.cap.tryTake()) run();
+  else {
+    fleet.cap.wait(() => {
+      if (fleet.stopped || isFinal(ws)) {
+        end(undefined);
+        return false;
+      }
+      run();
+      return true;
+    });
+  }
+  return current;
 }
 
-/**
- * The question itself; `undefined` when stopped meanwhile. Exported for
- * the first register's refusal, which waits for the answer.
- */
-export async function question(
+/** The question itself; `undefined` when stopped meanwhile. */
+async function question(
   fleet: Fleet,
   ws: Runtime,
   why: AskWhy,

@@ -18,7 +18,8 @@ import { processEnv } from "../shared/env.ts";
 import { RegisterAuthError } from "../shared/errors.ts";
 import type { Fleet } from "./_fleet.ts";
 import { isFinal, moveTo, servedState } from "./_life.ts";
-import { deleted, question } from "./_lifecycle.ts";
+import { ask } from "./_lifecycle.ts";
+import { raceSignal } from "../shared/_race.ts";
 import { logger } from "../shared/_logger.ts";
 import { register, type RegisterResult } from "../platform/register.ts";
 import { offerSecret } from "./_secret_writer.ts";
@@ -122,13 +123,14 @@ function first(ws: Runtime, outcome: FirstRegister): void {
 
 type Attempt =
   | { kind: "answer"; result: RegisterResult }
-  | { kind: "auth"; status: number }
+  | { kind: "auth"; status: number; token: string }
   | { kind: "aborted" };
 
 async function attempt(fleet: Fleet, ws: Runtime): Promise<Attempt> {
   const deadline = fleet.deadlines.join(fleet.clock.now());
   const signal = deadline.controller.signal;
   let held = false;
+  let used = "";
   try {
     const token = await tokenFor(fleet, ws, signal);
     if (token.kind !== "ok") {
@@ -139,6 +141,7 @@ async function attempt(fleet: Fleet, ws: Runtime): Promise<Attempt> {
     }
     fleet.cap.hold(); // registers count against the cap, beside it
     held = true;
+    used = token.token;
     const result = await fleet.counted(register({
       platformUrl: ws.platformUrl,
       workspaceId: ws.id,
@@ -155,7 +158,7 @@ async function attempt(fleet: Fleet, ws: Runtime): Promise<Attempt> {
   } catch (error) {
     if (fleet.stopped) return { kind: "aborted" };
     if (error instanceof RegisterAuthError) {
-      return { kind: "auth", status: error.status };
+      return { kind: "auth", status: error.status, token: used };
     }
     throw error;
   } finally {
@@ -179,7 +182,7 @@ async function registerOnce(
   // stored, is tried at once.
   if (tried.kind === "auth" && !fleet.stopped && !isFinal(ws)) {
     fleet.counters.registers.refused++;
-    if (await onTokenRefused(fleet, ws)) {
+    if (await onTokenRefused(fleet, ws, tried.token)) {
       tried = await attempt(fleet, ws);
       if (tried.kind === "auth") fleet.counters.registers.refused++;
     }
@@ -188,7 +191,9 @@ async function registerOnce(
     return "aborted"; // a removed workspace's answer is ignored
   }
   const r = ws.reg;
-  if (tried.kind === "auth") return await refused(fleet, ws, tried.status);
+  if (tried.kind === "auth") {
+    return await refused(fleet, ws, tried.status, tried.token);
+  }
   const result = tried.result;
   if (result.kind === "ok") {
     fleet.counters.registers.accepted++;
@@ -286,9 +291,16 @@ async function refused(
   fleet: Fleet,
   ws: Runtime,
   status: number,
+  used: string,
 ): Promise<FirstRegister> {
   const reason = `register refused with HTTP ${status}`;
   noteAnswer(ws, status, reason);
+  // Another token came in use meanwhile (issued to a beat's register, or
+  // the store's): try it at once.
+  if (ws.token.current !== undefined && ws.token.current !== used) {
+    retryLater(fleet, ws, 0);
+    return { reason };
+  }
   if (tokenWorked(ws)) {
     logger.warn(
       "register of workspace {workspaceId} was refused with HTTP {status}, although the platform accepted its token before: " +
@@ -305,13 +317,12 @@ async function refused(
     retryLater(fleet, ws, REGISTER_SLOW_RETRY_MS);
     return { reason };
   }
-  // A refused token, or a deleted workspace? The platform can tell.
-  const answer = await question(fleet, ws, "refused");
+  // A refused token, or a deleted workspace? The platform can tell (the
+  // answer is acted on: a deleted one is retired there).
+  const answer = await raceSignal(ask(fleet, ws, "refused"), fleet.abort.signal)
+    .catch(() => undefined);
+  if (ws.life.state === "deleted") return "deleted";
   if (fleet.stopped || isFinal(ws)) return "aborted";
-  if (answer?.kind === "deleted") {
-    deleted(fleet, ws, answer.platformStatus);
-    return "deleted";
-  }
   // Accepted meanwhile (a beat went through): not fatal after all.
   if (tokenWorked(ws)) return await refusedLate(fleet, ws, status, reason);
   if (!moveTo(fleet, ws, "rejected")) return { reason };

@@ -85,7 +85,7 @@ export function adoptIssuedToken(
   if (ws.token.current === token) return;
   ws.token.current = token;
   // The platform told us the live token: no stored one is worth a try.
-  ws.token.storeTried = true;
+  ws.token.storeLoad ??= Promise.resolve();
   const store = fleet.options.tokenStore;
   if (!store) {
     logger.info(
@@ -123,35 +123,46 @@ export function adoptIssuedToken(
 }
 
 /**
- * A request of `ws` was refused (401/403). With the issued or stored token
- * in use, it is dropped (the configured one is used again: it may have been
- * updated). With the configured one, the token store's, if any and not yet
- * tried, is put in use.
+ * A request of `ws` sent with `used` was refused (401/403). When another
+ * token is in use by now (the platform issued one meanwhile, or the store's
+ * was put in use for a request beside this one), that one is worth a try at
+ * once. With the issued or stored token refused, it is dropped (the
+ * configured one is used again: it may have been updated). With the
+ * configured one refused, the token store's, if any and not yet tried, is
+ * put in use (one load for every request refused meanwhile).
  *
  * @returns Whether another token is now in use (worth a request at once).
  */
 export async function onTokenRefused(
   fleet: Fleet,
   ws: Runtime,
+  used: string,
 ): Promise<boolean> {
   const book = ws.token;
   if (book.current !== undefined) {
+    if (book.current !== used) return true;
     book.current = undefined;
     return false;
   }
   const store = fleet.options.tokenStore;
-  if (book.storeTried || !store) return false;
-  book.storeTried = true;
+  if (!store) return false;
+  book.storeLoad ??= loadStored(fleet, ws);
+  await book.storeLoad;
+  return book.current !== undefined && book.current !== used &&
+    !fleet.stopped;
+}
+
+async function loadStored(fleet: Fleet, ws: Runtime): Promise<void> {
+  const store = fleet.options.tokenStore!;
   const stored = await raceSignal(store.load(ws.id), fleet.abort.signal)
     .catch(() => undefined);
-  if (fleet.stopped || stored === undefined || !isValidToken(stored)) {
-    return false;
-  }
+  if (fleet.stopped || stored === undefined || !isValidToken(stored)) return;
   if (typeof ws.config.token === "string" && stored === ws.config.token) {
-    return false;
+    return;
   }
+  if (ws.token.current !== undefined) return; // issued meanwhile: newer
   rememberSecret(stored);
-  book.current = stored;
+  ws.token.current = stored;
   logger.info(
     "the configured token of {workspaceId} was refused: trying the token the platform issued before, stored in {storedAt}",
     {
@@ -159,5 +170,4 @@ export async function onTokenRefused(
       storedAt: store.pathFor?.(ws.id) ?? "the token store",
     },
   );
-  return true;
 }

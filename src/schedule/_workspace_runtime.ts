@@ -109,6 +109,8 @@ export interface Runtime {
   ask: {
     /** A question is queued or under way. */
     busy: boolean;
+    /** Its answer, once acted on, while it is queued or under way. */
+    current: Promise<unknown> | undefined;
     lastState: WorkspaceStateKind | undefined;
     /** `/state` accepted the token in this run: the token works. */
     tokenAccepted: boolean;
@@ -128,8 +130,8 @@ export interface Runtime {
   token: {
     /** A token the platform issued (or the store held): used instead of the configured one. */
     current: string | undefined;
-    /** The store was asked for a token after a refusal. */
-    storeTried: boolean;
+    /** The store's token, asked for once after a refusal (settled when done). */
+    storeLoad: Promise<void> | undefined;
     /** A late token function was warned about. */
     lateWarned: boolean;
   };
@@ -189,6 +191,7 @@ export function newRuntime(
     },
     ask: {
       busy: false,
+      current: undefined,
       lastState: undefined,
       tokenAccepted: false,
       authConfirmed: false,
@@ -202,7 +205,7 @@ export function newRuntime(
       badWarned: false,
       failure: undefined,
     },
-    token: { current: undefined, storeTried: false, lateWarned: false },
+    token: { current: undefined, storeLoad: undefined, lateWarned: false },
     last: { status: undefined, error: undefined },
   };
 }
