@@ -153,8 +153,8 @@ export async function requestJson(
     ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
     : AbortSignal.timeout(options.timeoutMs);
   const fetchFn = options.fetch ?? globalThis.fetch;
-  const token = options.token === undefined
-    ? undefined
+  const token = typeof options.token === "string" || options.token === undefined
+    ? options.token
     : await resolveToken(options.token, signal);
   const headers: Record<string, string> = {
     "Origin": originOf(options.baseUrl),
@@ -174,21 +174,22 @@ export async function requestJson(
   if (options.orgId && !options.path.startsWith("/registry/")) {
     headers["X-Molecule-Org-Id"] = options.orgId;
   }
-  // Raced against the signal too: a fetch that ignores its signal (some
-  // polyfills do) must not hold a beat, or a stop, forever.
-  const response = await raceSignal(
-    fetchFn(options.baseUrl + options.path, {
-      ...options.init,
-      method: options.method,
-      headers,
-      body: options.method === "POST"
-        ? JSON.stringify(options.body)
-        : undefined,
-      redirect: "manual",
-      signal,
-    }),
+  const init: RequestInit = {
+    method: options.method,
+    headers,
+    body: options.method === "POST" ? JSON.stringify(options.body) : undefined,
+    redirect: "manual",
     signal,
-  );
+  };
+  // (Not a spread in the literal: a plain literal is what every beat builds.)
+  if (options.init) Object.assign(init, options.init);
+  const request = fetchFn(options.baseUrl + options.path, init);
+  // An injected fetch is raced against the signal too: one that ignores its
+  // signal (some polyfills do) must not hold a beat, or a stop, forever.
+  // The runtime's own honours it (and the race costs a listener a request).
+  const response = options.fetch === undefined
+    ? await request
+    : await raceSignal(request, signal);
   const { bytes, oversized } = await readCapped(response, MAX_BODY_BYTES);
   const text = bytes ? decoder.decode(bytes) : "";
   let json: unknown = undefined;
@@ -202,7 +203,10 @@ export async function requestJson(
   const status = response.status;
   const plain = status >= 200 && status < 300;
   let snippet: string | undefined;
-  const limit = Number(response.headers.get("x-ratelimit-limit") ?? NaN);
+  // Only a refusal's limit matters (and a header lookup a beat adds up).
+  const limit = plain
+    ? NaN
+    : Number(response.headers.get("x-ratelimit-limit") ?? NaN);
   let retryAfterMs = plain
     ? undefined
     : parseRetryAfter(response.headers.get("retry-after"));

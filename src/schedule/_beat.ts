@@ -23,7 +23,7 @@ import { raceSignal } from "../shared/_race.ts";
 import { noteRateLimited } from "./_rate_limit.ts";
 import { nextSlot } from "./_slots.ts";
 import { offerSecret } from "./_secret_writer.ts";
-import { onTokenRefused, tokenFor } from "./_token_keeper.ts";
+import { onTokenRefused, type TokenFor, tokenFor } from "./_token_keeper.ts";
 import { troubleKind } from "./_trouble_log.ts";
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
 
@@ -36,7 +36,7 @@ export async function beat(
   fleet: Fleet,
   ws: Runtime,
 ): Promise<BeatNext | undefined> {
-  const sentAt = fleet.clock.now();
+  const sentAt = ws.sched.sentAt; // set by the schedule as it starts the beat
   const b = ws.beats;
   let deadline = fleet.deadlines.join(sentAt);
   let result: HeartbeatResult;
@@ -45,14 +45,20 @@ export async function beat(
   let late = false;
   try {
     if (isStale(fleet, ws)) fleet.parts.register(ws); // beside this beat
-    const stats = await liveStats(fleet, ws, deadline.controller.signal);
+    // (No await without a stats or token function: a microtask per beat.)
+    const stats = fleet.options.stats
+      ? await liveStats(fleet, ws, deadline.controller.signal)
+      : undefined;
     if (deadline.controller.signal.aborted) {
       if (fleet.stopped) return undefined;
       // The stats function took the deadline: the request gets its own.
       fleet.deadlines.leave(deadline);
       deadline = fleet.deadlines.join(fleet.clock.now());
     }
-    const token = await tokenFor(fleet, ws, deadline.controller.signal);
+    const source = ws.token.current ?? ws.config.token;
+    const token: TokenFor = typeof source === "string"
+      ? { kind: "ok", token: source }
+      : await tokenFor(fleet, ws, deadline.controller.signal);
     if (token.kind !== "ok") {
       result = { kind: "transient", reason: token.reason };
       late = token.kind === "late";
@@ -150,7 +156,7 @@ function onAnswer(
     b.accepted++;
     b.consecutiveFailures = 0;
     b.authFailures = 0;
-    b.lastSuccessAt = fleet.elapsed();
+    b.lastSuccessAt = now + fleet.sleptMs; // fleet.elapsed(), without a clock read
     b.lastSuccessWall = fleet.wall();
     if (logger.isEnabledFor("debug")) {
       logger.debug("beat accepted for {workspaceId}", { workspaceId: ws.id });

@@ -246,17 +246,13 @@ function finishBeat(
   if (fleet.stopped) return;
   if (!isServed(ws)) return reconcile(fleet, ws);
   if (s.timer || s.waiting) return;
-  const now = fleet.clock.now();
   if (s.woke) {
     s.woke = false;
-    return armBeat(fleet, ws, now, false);
+    return armBeat(fleet, ws, fleet.clock.now(), false);
   }
-  armBeat(
-    fleet,
-    ws,
-    next?.due ?? nextSlot(ws.anchor, fleet.interval, s.sentAt, now),
-    next?.retry ?? false,
-  );
+  if (next) return armBeat(fleet, ws, next.due, next.retry);
+  const now = fleet.clock.now();
+  armBeat(fleet, ws, nextSlot(ws.anchor, fleet.interval, s.sentAt, now), false);
 }
 
 function skip(fleet: Fleet, ws: Runtime): void {
