@@ -22,45 +22,60 @@ export interface CliFlags {
   orgId?: string;
   statePoll?: string;
   maxInFlight?: string;
+  wedgedAfter?: string;
   once: boolean;
   demo: boolean;
   help: boolean;
   version: boolean;
 }
 
+const OPTIONS = {
+  "platform-url": { type: "string" },
+  "workspace-id": { type: "string" },
+  "token-file": { type: "string" },
+  "workspaces-file": { type: "string" },
+  "configs-dir": { type: "string" },
+  "interval": { type: "string" },
+  "log-format": { type: "string" },
+  "verbose": { type: "boolean", short: "v" },
+  "health-port": { type: "string" },
+  "health-host": { type: "string" },
+  "kill-after": { type: "string" },
+  "org-id": { type: "string" },
+  "state-poll": { type: "string" },
+  "max-in-flight": { type: "string" },
+  "wedged-after": { type: "string" },
+  "once": { type: "boolean" },
+  "demo": { type: "boolean" },
+  "help": { type: "boolean", short: "h" },
+  "version": { type: "boolean", short: "V" },
+} as const;
+
 /**
- * Parses the command line; unknown flags and stray arguments are errors.
+ * Parses the command line; unknown flags and stray arguments are errors. An
+ * argument that is not a flag is almost always a server command missing its
+ * `--` (some clients' `mcp add` commands drop it): the error says so and
+ * names it.
  *
  * @param args The arguments after the program name.
  * @returns The flags.
  * @throws {ConfigError} For an unknown flag, a missing value, or an argument.
  */
 export function parseFlags(args: string[]): CliFlags {
+  const stray = strayArgument(args);
+  if (stray !== undefined) {
+    // The rest is the server's command line, which may hold its secrets: not echoed.
+    throw new ConfigError(
+      `unexpected argument "${stray}": did you forget \`--\` before the server's command? Write our flags, then --, then the command: molecule-heartbeat [flags] -- ${stray} [its arguments]`,
+      "--",
+    );
+  }
   try {
     const { values } = parseArgs({
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        "platform-url": { type: "string" },
-        "workspace-id": { type: "string" },
-        "token-file": { type: "string" },
-        "workspaces-file": { type: "string" },
-        "configs-dir": { type: "string" },
-        "interval": { type: "string" },
-        "log-format": { type: "string" },
-        "verbose": { type: "boolean", short: "v" },
-        "health-port": { type: "string" },
-        "health-host": { type: "string" },
-        "kill-after": { type: "string" },
-        "org-id": { type: "string" },
-        "state-poll": { type: "string" },
-        "max-in-flight": { type: "string" },
-        "once": { type: "boolean" },
-        "demo": { type: "boolean" },
-        "help": { type: "boolean", short: "h" },
-        "version": { type: "boolean", short: "V" },
-      },
+      options: OPTIONS,
     });
     return {
       platformUrl: values["platform-url"],
@@ -77,6 +92,7 @@ export function parseFlags(args: string[]): CliFlags {
       orgId: values["org-id"],
       statePoll: values["state-poll"],
       maxInFlight: values["max-in-flight"],
+      wedgedAfter: values["wedged-after"],
       once: values.once ?? false,
       demo: values.demo ?? false,
       help: values.help ?? false,
@@ -88,6 +104,29 @@ export function parseFlags(args: string[]): CliFlags {
       .join("; ");
     throw new ConfigError(`${message}. Run with --help for the flags.`);
   }
+}
+
+/**
+ * The first argument that is neither a flag nor a flag's value, unless an
+ * unknown flag comes before it (then that flag is the mistake to report).
+ */
+function strayArgument(args: string[]): string | undefined {
+  const { tokens } = parseArgs({
+    args,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+    options: OPTIONS,
+  });
+  for (const token of tokens) {
+    if (token.kind === "option" && !(token.name in OPTIONS)) return undefined;
+    if (token.kind === "positional") {
+      // deno-lint-ignore no-control-regex
+      const value = token.value.replace(/[\u0000-\u001f\u007f]/g, "?");
+      return value.length > 64 ? `${value.slice(0, 64)}…` : value;
+    }
+  }
+  return undefined;
 }
 
 /** The command line split at the first `--`: our flags, and the command to wrap. */
