@@ -195,13 +195,10 @@ const toLocalRegistry = {
   ...tlsEnv,
 };
 
-// The workspace and token the docs' blocks carry; the emulator serves them.
-const first = serverEntry(docs[0].blocks[0]);
-const WS = first.env.WORKSPACE_ID;
-const TOKEN = first.env.MOLECULE_WORKSPACE_TOKEN;
-const platform = await startPlatformEmulator({
-  workspaces: { [WS]: TOKEN },
-});
+// The emulator serves the workspace id and token each block carries (set
+// before each block's runs).
+const platform = await startPlatformEmulator();
+let WS = "";
 const registers = () => platform.requestsTo("register", WS).length;
 
 /** The entry pointed at the emulator, the local registry and `home`. */
@@ -354,6 +351,8 @@ try {
             }
           }
           const target = pointed(entry, home);
+          WS = target.env.WORKSPACE_ID;
+          platform.setWorkspace(WS, await tokenOf(target));
           const config = join(cwd, `${block.name}.json`);
           await Deno.writeTextFile(config, asMcpServersJson(target));
           const server = entry.server;
@@ -425,6 +424,8 @@ try {
       const cwd = await clientDir("no-env");
       const home = await scratchDir("no-env-home");
       const target = pointed(entry, home);
+      WS = target.env.WORKSPACE_ID;
+      platform.setWorkspace(WS, await tokenOf(target));
       const { PLATFORM_URL, WORKSPACE_ID, MOLECULE_WORKSPACE_TOKEN, ...rest } =
         target.env;
       await Deno.writeTextFile(
@@ -470,6 +471,16 @@ try {
   await platform.close();
   await jsr.close();
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
+}
+
+/** The token a pointed entry gives the wrapper: from its env, or its token file. */
+async function tokenOf(entry: ServerEntry): Promise<string> {
+  const file = entry.env.MOLECULE_WORKSPACE_TOKEN_FILE ??
+    entry.args[entry.args.indexOf("--token-file") + 1];
+  const token = entry.env.MOLECULE_WORKSPACE_TOKEN ??
+    (await Deno.readTextFile(file)).trim();
+  expect(token, `${entry.server}: an empty token`);
+  return token;
 }
 
 /** The docs' JSON with its one entry replaced by `target` (its other members kept). */
