@@ -11,6 +11,7 @@ import {
   parseTomlSubset,
   serverEntry,
 } from "../scripts/release/client_configs.ts";
+import { parseFlags } from "../src/cli/flags.ts";
 
 const read = (file: string) =>
   readFile(new URL(`../${file}`, import.meta.url), "utf8").catch(() => "");
@@ -105,4 +106,16 @@ env = { A = "1", B = "two words" }
     extra: { startup_timeout_sec: 60 },
   });
   assert.throws(() => parseTomlSubset("what is this"), /not understood/);
+});
+
+test("docs/wrapper.md quotes the -- pitfall's error as the command prints it", async () => {
+  const docs = await read("docs/wrapper.md");
+  const quoted =
+    /```text\n(molecule-heartbeat: error: unexpected argument[^\n]*)\n```/
+      .exec(docs)?.[1];
+  assert.ok(quoted, "the error line in a text block");
+  assert.throws(
+    () => parseFlags(["npx", "-y", "@modelcontextprotocol/server-everything"]),
+    (error: Error) => `molecule-heartbeat: error: ${error.message}` === quoted,
+  );
 });

@@ -252,6 +252,11 @@ test("wrapper: usage and start errors, one line each, no stack trace", async () 
       /unexpected argument "npx": did you forget `--` before the server's command\?/,
     ],
     [["--wedged-after", "soon", "--", "true"], 2, /--wedged-after must be/],
+    [
+      ["ws-1", "--", "true"],
+      2,
+      /unexpected argument "ws-1" before --: our flags go before --/,
+    ],
   ];
   for (const [flags, code, message] of cases) {
     const [cmd, args] = runtimeArgs(MOD, flags);

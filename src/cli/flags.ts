@@ -57,12 +57,19 @@ const OPTIONS = {
  * `--` (some clients' `mcp add` commands drop it): the error says so and
  * names it.
  *
- * @param args The arguments after the program name.
+ * @param args The arguments after the program name (before `--`).
+ * @param beforeCommand Whether a `--` and a command follow `args`.
  * @returns The flags.
  * @throws {ConfigError} For an unknown flag, a missing value, or an argument.
  */
-export function parseFlags(args: string[]): CliFlags {
+export function parseFlags(args: string[], beforeCommand = false): CliFlags {
   const stray = strayArgument(args);
+  if (stray !== undefined && beforeCommand) {
+    throw new ConfigError(
+      `unexpected argument "${stray}" before --: our flags go before --, the server's command and all its arguments after it`,
+      "--",
+    );
+  }
   if (stray !== undefined) {
     // The rest is the server's command line, which may hold its secrets: not echoed.
     throw new ConfigError(

@@ -91,7 +91,10 @@ export async function main(context: CliContext = {}): Promise<number> {
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const commandLine = splitCommandLine(args);
-    const flags = parseFlags(commandLine.own);
+    const flags = parseFlags(
+      commandLine.own,
+      commandLine.command !== undefined,
+    );
     if (flags.help) {
       stdout(helpText());
       return EXIT.ok;
