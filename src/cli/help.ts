@@ -17,9 +17,13 @@ Usage:
   molecule-heartbeat [flags] -- COMMAND [ARGS...]
 
 With -- COMMAND, the command (an MCP stdio server, or any long-running
-agent) runs as a child: stdin, stdout and stderr are relayed byte for byte,
-signals are forwarded, and the exit code is the child's (128 + N for signal
-N). Heartbeats carry its live work (tool calls under way, error rate).
+agent) runs as a child in a process group of its own: stdin, stdout and
+stderr are relayed byte for byte, SIGINT/SIGTERM/SIGHUP go to its whole
+group, and the exit code is the child's (128 + N for signal N). When it
+exits, whatever it left running in its group is stopped too. Heartbeats
+carry its live work (tool calls under way, error rate, and
+runtime_state "wedged" when a tool call goes unanswered).
+Our flags come before --, the command after it.
 
 Flags (a flag beats its variable):
   --platform-url URL       PLATFORM_URL                  platform base URL (required)
@@ -42,14 +46,19 @@ Flags (a flag beats its variable):
                                                          and errors)
   --health-port PORT       MOLECULE_HEALTH_PORT          serve GET /healthz and GET /status
   --health-host HOST       MOLECULE_HEALTH_HOST          health address (default 127.0.0.1)
-  --kill-after SECONDS                                   with -- COMMAND: time from a forwarded
-                                                         SIGINT/SIGTERM/SIGHUP to SIGKILL
+  --kill-after SECONDS                                   with -- COMMAND: time from a signal to
+                                                         the child's group to SIGKILL for it
                                                          (default 10)
   --org-id ID              MOLECULE_ORG_ID               send X-Molecule-Org-Id: ID on every
                                                          request (multi-tenant edges)
   --max-in-flight N        MOLECULE_MAX_IN_FLIGHT        requests in flight at most (default: from
                                                          the open-files limit, 16 to 1024); a beat
                                                          that finds it full is skipped, not queued
+  --wedged-after SECONDS   MOLECULE_WEDGED_AFTER         with -- COMMAND: a tool call unanswered
+                                                         this long (or a server silent this long
+                                                         with calls pending) makes beats say
+                                                         runtime_state "wedged" (default 300;
+                                                         0 turns it off)
   --state-poll N                                         ask the platform for each workspace's
                                                          state every N beats, to notice a pause
                                                          (default 0: only after a refused token)

@@ -15,8 +15,15 @@ import { maskSecrets } from "../shared/mask.ts";
 import { VERSION } from "../shared/version.ts";
 import { createMcpStreamTap } from "../mcp/stream_tap.ts";
 import { createMcpTracker, type McpTracker } from "../mcp/tracker.ts";
-import { startHeartbeat } from "../schedule/start_heartbeat.ts";
-import type { WorkspaceConfig } from "../schedule/types.ts";
+import {
+  type HeartbeatHandle,
+  startHeartbeat,
+} from "../schedule/start_heartbeat.ts";
+import type {
+  HeartbeatStatus,
+  WorkspaceConfig,
+  WorkspaceStatus,
+} from "../schedule/types.ts";
 import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
 import { SpawnError } from "./child.ts";
@@ -41,6 +48,7 @@ import {
   setting,
   statePollSetting,
 } from "./settings.ts";
+import { wedgedAfterSetting } from "./wedged_after.ts";
 import { workspacesSetting } from "./workspaces.ts";
 import type { Wrapped } from "./wrap.ts";
 
@@ -83,7 +91,10 @@ export async function main(context: CliContext = {}): Promise<number> {
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const commandLine = splitCommandLine(args);
-    const flags = parseFlags(commandLine.own);
+    const flags = parseFlags(
+      commandLine.own,
+      commandLine.command !== undefined,
+    );
     if (flags.help) {
       stdout(helpText());
       return EXIT.ok;
@@ -103,6 +114,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     const orgId = orgIdSetting(flags, env);
     const statePollEvery = statePollSetting(flags);
     const maxInFlight = maxInFlightSetting(flags, env);
+    const wedgedAfterMs = wedgedAfterSetting(flags, env);
     const logSet = logSettings(flags, env);
     format = logSet.format;
     // Logs go through a bounded queue written off the event loop: a reader
@@ -152,6 +164,30 @@ export async function main(context: CliContext = {}): Promise<number> {
     for (const warning of warnings) log.warn(warning);
 
     let healthServer: HealthServer | undefined;
+    const started: { hb?: HeartbeatHandle } = {};
+    // The health port is bound before the child and the registers start: a
+    // port in use exits 2 with nothing started. A request needs the
+    // heartbeat only when it comes; until it exists (a few ms), the
+    // snapshot says no workspace has beaten yet.
+    if (health) {
+      try {
+        const { startHealthServer } = await import("./health_server.ts");
+        healthServer = await startHealthServer(
+          () => started.hb?.status() ?? startingStatus(workspaces, intervalMs),
+          health,
+        );
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConfigError(
+          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
+          "--health-port",
+        );
+      }
+      cleanups.push(() => healthServer!.close());
+      log.info("health: {url}/healthz and {url}/status", {
+        url: healthServer.url,
+      });
+    }
     const secretStore = new FileSecretStore({
       dir: configsDir,
       perWorkspace: workspaces.length > 1,
@@ -161,7 +197,10 @@ export async function main(context: CliContext = {}): Promise<number> {
     let wrapped: Wrapped | undefined;
     let tracker: McpTracker | undefined;
     if (command) {
-      tracker = createMcpTracker({ mask: await tokenMasker(workspaces) });
+      tracker = createMcpTracker({
+        mask: await tokenMasker(workspaces),
+        wedgedAfterMs,
+      });
       const { startWrapped } = await import("./wrap.ts");
       try {
         wrapped = await startWrapped({
@@ -176,13 +215,13 @@ export async function main(context: CliContext = {}): Promise<number> {
         printError(error.message, format);
         return error.exitCode;
       }
-      log.info("started {command} (pid {pid})", {
+      log.info("started {command} (pid {pid}, its own process group)", {
         command: command[0],
         pid: wrapped.child.pid,
       });
     }
     const stopSignal = new AbortController();
-    const hb = startHeartbeat({
+    const hb = started.hb = startHeartbeat({
       platformUrl,
       workspaces,
       intervalMs,
@@ -196,25 +235,13 @@ export async function main(context: CliContext = {}): Promise<number> {
       // Each workspace's own failure lines with --verbose; a summary otherwise.
       summarizeLogs: !logSet.verbose,
       ...(tracker ? { stats: () => tracker.stats() } : {}),
+      // Register says an MCP server runs beside the agent (issue 17 point 7).
+      // Spread, so that this type-checks before the option exists
+      // (spread members get no excess-property check) and after.
+      ...(command ? { mcpServerPresent: true } : {}),
     });
     cleanups.unshift(() => hb.stop());
     fileChanges.listener = (next) => followWorkspacesFile(hb, next);
-    if (health) {
-      try {
-        const { startHealthServer } = await import("./health_server.ts");
-        healthServer = await startHealthServer(() => hb.status(), health);
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new ConfigError(
-          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
-          "--health-port",
-        );
-      }
-      cleanups.push(() => healthServer!.close());
-      log.info("health: {url}/healthz and {url}/status", {
-        url: healthServer.url,
-      });
-    }
     log.info(
       "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
       {
@@ -269,6 +296,33 @@ export async function main(context: CliContext = {}): Promise<number> {
 export async function runAsMain(context: CliContext = {}): Promise<never> {
   const code = await main(context);
   process.exit(code);
+}
+
+/**
+ * The health snapshot in the few ms between binding the port and starting
+ * the heartbeat: every workspace configured, none registered or beaten yet
+ * (what the heartbeat itself reports just after it starts).
+ */
+function startingStatus(
+  workspaces: WorkspaceConfig[],
+  intervalMs: number,
+): HeartbeatStatus {
+  return {
+    stopped: false,
+    intervalMs,
+    uptimeSeconds: 0,
+    workspaces: workspaces.map((w) =>
+      ({
+        workspaceId: w.id,
+        registered: false,
+        rejected: false,
+        deleted: false,
+        paused: false,
+        sinceLastSuccessMs: undefined,
+        lastError: "starting",
+      }) as WorkspaceStatus
+    ),
+  } as HeartbeatStatus;
 }
 
 /**
