@@ -24,7 +24,7 @@ import { configsDirSetting } from "./configs.ts";
 import { EXIT } from "./exit_codes.ts";
 import { parseFlags, splitCommandLine } from "./flags.ts";
 import { followWorkspacesFile } from "./follow_workspaces.ts";
-import type { HealthServer } from "./health_server.ts";
+import type { HealthServer } from "../health/server.ts";
 import { helpText } from "./help.ts";
 import { configureLogging, printError } from "./logging.ts";
 import { processAdapter } from "./process_adapter.ts";
@@ -200,9 +200,16 @@ export async function main(context: CliContext = {}): Promise<number> {
     cleanups.unshift(() => hb.stop());
     fileChanges.listener = (next) => followWorkspacesFile(hb, next);
     if (health) {
+      const { startHealthServer, offLoopbackWarning } = await import(
+        "../health/server.ts"
+      );
       try {
-        const { startHealthServer } = await import("./health_server.ts");
-        healthServer = await startHealthServer(() => hb.status(), health);
+        healthServer = await startHealthServer({
+          status: () => hb.status(),
+          metrics: () => hb.metrics(),
+          ...(tracker ? { mcp: tracker } : {}),
+          logLinesDropped: () => logWriter.dropped,
+        }, health);
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         throw new ConfigError(
@@ -211,9 +218,15 @@ export async function main(context: CliContext = {}): Promise<number> {
         );
       }
       cleanups.push(() => healthServer!.close());
-      log.info("health: {url}/healthz and {url}/status", {
-        url: healthServer.url,
-      });
+      log.info(
+        "health: {url}/healthz, {url}/readyz, {url}/metrics and {url}/status",
+        { url: healthServer.url },
+      );
+      if (healthServer.exposed) {
+        log.warn(
+          offLoopbackWarning(healthServer.url, health.token !== undefined),
+        );
+      }
     }
     log.info(
       "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
