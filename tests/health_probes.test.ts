@@ -253,7 +253,7 @@ test("the command: /healthz is 200 from the start; /readyz is 503 with the reaso
   });
   await using dir = await scratch("molecule-health-");
   const { run, base } = await startWithHealth(
-    ["--interval", "0.3", "--verbose"],
+    ["--interval", "0.3"],
     {
       PLATFORM_URL: platform.url,
       WORKSPACE_ID: "ws-1",

@@ -16,7 +16,7 @@ export async function startWithHealth(
   timeoutMs = 30_000,
 ): Promise<{ run: Running; base: string }> {
   const run = startScript(MOD, {
-    args: ["--health-port", "0", ...args],
+    args: ["--health-port", "0", "--verbose", ...args],
     env,
     timeoutMs,
   });
