@@ -1,9 +1,9 @@
 /**
  * The cap on open health connections, shared by both servers: at most
- * `max` at once. When a new one comes at the cap, the connection that has
- * waited longest for its request head takes the loss if it has waited at
- * least `evictAfterMs` (a slow or idle client cannot hold the port against a
- * prober); otherwise the new one is closed at once.
+ * `max` at once. Past it, one is closed at once: the connection that has
+ * waited longest for its request head (idle, or a slow client), so that
+ * slow and idle clients cannot hold the port against a prober, whose head
+ * comes at once; when every connection is being answered, the new one.
  *
  * @module
  */
@@ -28,8 +28,6 @@ export interface ConnectionFigures {
 export interface ConnectionPoolOptions<T> {
   /** Connections open at most. @default {64} */
   max?: number;
-  /** How long a connection must have waited for its head to be evicted, in ms. @default {100} */
-  evictAfterMs?: number;
   /** Closes a connection (an evicted one). */
   close: (connection: T) => void;
   /** Milliseconds on a monotonic clock. @default {performance.now} */
@@ -43,20 +41,18 @@ export interface ConnectionPoolOptions<T> {
  * @example
  * ```ts
  * import { ConnectionPool } from "./connections.ts";
- * let t = 0;
  * const closed: string[] = [];
- * const pool = new ConnectionPool<string>({ max: 1, close: (c) => closed.push(c), now: () => t });
+ * const pool = new ConnectionPool<string>({ max: 1, close: (c) => closed.push(c) });
  * pool.admit("a"); // true: room
- * console.log(pool.admit("b")); // false: "a" has not waited 100 ms yet
- * t = 200;
- * console.log(pool.admit("c"), closed); // true ["a"]
+ * console.log(pool.admit("b"), closed); // true ["a"]: "a" waited longest for its head
+ * pool.busy("b"); // its head came: it is being answered
+ * console.log(pool.admit("c")); // false: close "c" at once
  * ```
  */
 export class ConnectionPool<T> {
   /** Each open connection, and since when it waits for a head (`undefined`: being answered). */
   #open = new Map<T, { waitingSince: number | undefined }>();
   #max: number;
-  #evictAfterMs: number;
   #close: (connection: T) => void;
   #now: () => number;
   #closed: Partial<Record<ClosedReason, number>> = {};
@@ -64,15 +60,13 @@ export class ConnectionPool<T> {
   /** @param options The cap and how to close a connection. */
   constructor(options: ConnectionPoolOptions<T>) {
     this.#max = options.max ?? 64;
-    this.#evictAfterMs = options.evictAfterMs ?? 100;
     this.#close = options.close;
     this.#now = options.now ?? (() => performance.now());
   }
 
   /**
-   * Takes a new connection in, waiting for its head: at the cap, by
-   * evicting the one that has waited longest for its head, if any has
-   * waited `evictAfterMs`.
+   * Takes a new connection in, waiting for its head: at the cap, in the
+   * place of the one that has waited longest for its head, closed now.
    *
    * @returns Whether it was taken in; when not, close it at once.
    */
@@ -87,7 +81,7 @@ export class ConnectionPool<T> {
           oldest = c;
         }
       }
-      if (oldest === undefined || now - since < this.#evictAfterMs) {
+      if (oldest === undefined) {
         this.count("over_cap");
         return false;
       }

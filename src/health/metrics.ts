@@ -186,7 +186,7 @@ export function renderMetrics(input: MetricsInput): string {
     ]),
     counter(
       "health_connections_closed_total",
-      "Health connections closed by the server before an answer, by reason: over_cap (refused at the cap), evicted (waited longest for its request head when a new one came at the cap), head_timeout, head_too_large, exchange_timeout.",
+      "Health connections closed by the server before an answer, by reason: over_cap (a new one refused: at the cap, every open one was being answered), evicted (at the cap, the one that had waited longest for its request head, in the place of a new one), head_timeout, head_too_large, exchange_timeout.",
       labelled("reason", c.closed, [
         "over_cap",
         "evicted",

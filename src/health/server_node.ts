@@ -3,9 +3,10 @@
  * Deno server's: `maxHeaderSize` 8 KiB (431), `headersTimeout` (the head
  * deadline, checked every 250 ms), `requestTimeout` and a timer per answer
  * (the exchange deadline), `keepAliveTimeout`, `maxRequestsPerSocket`, and
- * the connection cap (the shared {@link ConnectionPool}, with
- * `maxConnections` one over it as a backstop: the one slot a new connection
- * uses while it takes the place of one that waited too long).
+ * the connection cap (the shared {@link ConnectionPool}; `maxConnections`
+ * is a backstop at twice the cap, because Node counts a socket the pool
+ * closed until its `close` event, a turn of the loop later, while its
+ * descriptor is freed at once).
  *
  * @module
  */
@@ -105,7 +106,7 @@ export async function serveNode(
     maxHeaderSize: MAX_HEAD_BYTES,
     requireHostHeader: false,
   }, handle);
-  server.maxConnections = options.maxConnections + 1;
+  server.maxConnections = options.maxConnections * 2;
   server.maxRequestsPerSocket = options.maxRequestsPerConnection;
   server.on("connection", (socket: Socket) => {
     if (!pool.admit(socket)) {
