@@ -373,6 +373,41 @@ test("the connection cap: slow and idle clients make room for a new one; while e
   }
 });
 
+test("clients that leave before their /status is written do not use up the 8 /status answers at once", async () => {
+  const big = fleetStatus(20_000);
+  let snapshots = 0;
+  const server = await startHealthServer(
+    fakeSource(() => (snapshots++, big)),
+    { host: "127.0.0.1", port: 0 },
+  );
+  const port = Number(new URL(server.url).port);
+  try {
+    for (let round = 0; round < 3; round++) {
+      // Ten clients ask and go away while the body is being written.
+      const leavers = Array.from({ length: 10 }, () => {
+        const s = net.connect(port, "127.0.0.1");
+        s.on("error", () => {});
+        s.on("connect", () => {
+          s.write(GET("/status"));
+          setTimeout(() => s.destroy(), 1);
+        });
+        return new Promise((r) => s.on("close", r));
+      });
+      await Promise.all(leavers);
+      await sleep(1_100); // a fresh snapshot for the next round
+    }
+    const after = await rawExchange(
+      port,
+      GET("/status", "Connection: close\r\n"),
+      10_000,
+    );
+    assert.deepEqual(statusCodes(after.text), [200]);
+    assert.ok(snapshots >= 3);
+  } finally {
+    await server.close();
+  }
+});
+
 /** Runs `sh -c script` and resolves with its stdout lines as they come. */
 function shell(script: string) {
   const child = spawn("sh", ["-c", script], {

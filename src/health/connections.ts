@@ -65,12 +65,16 @@ export class ConnectionPool<T> {
   }
 
   /**
-   * Takes a new connection in, waiting for its head: at the cap, in the
-   * place of the one that has waited longest for its head, closed now.
+   * Takes a new connection in, waiting for its head (or `busy`, being
+   * answered already): at the cap, in the place of the one that has waited
+   * longest for its head, closed now. At the cap, let the event loop turn
+   * first: connections taken in just before may have their heads read and
+   * be busy by then (a burst of accepts must not evict a prober whose head
+   * is already there).
    *
    * @returns Whether it was taken in; when not, close it at once.
    */
-  admit(connection: T): boolean {
+  admit(connection: T, busy = false): boolean {
     const now = this.#now();
     if (this.#open.size >= this.#max) {
       let oldest: T | undefined;
@@ -93,8 +97,13 @@ export class ConnectionPool<T> {
         // already closed
       }
     }
-    this.#open.set(connection, { waitingSince: now });
+    this.#open.set(connection, { waitingSince: busy ? undefined : now });
     return true;
+  }
+
+  /** Whether a new connection now would be at the cap. */
+  get full(): boolean {
+    return this.#open.size >= this.#max;
   }
 
   /** Marks a connection as waiting for (the rest of) a request head. */

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { setImmediate } from "node:timers";
 import { concatBytes } from "../shared/_bytes.ts";
 import { type ClosedReason, ConnectionPool } from "./connections.ts";
 import { findHeadEnd, MAX_HEAD_BYTES, parseHead } from "./http_head.ts";
@@ -240,6 +241,9 @@ export function serveDeno(
         backoff = Math.min(1_000, backoff * 2);
         continue;
       }
+      // At the cap, the heads of the connections just taken in are read
+      // first: one of them may be a prober's, which must not be evicted.
+      if (pool.full) await new Promise((resolve) => setImmediate(resolve));
       if (closed || !pool.admit(conn)) {
         close(conn);
         continue;

@@ -16,6 +16,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { Socket } from "node:net";
+import { setImmediate } from "node:timers";
 import { ConnectionPool } from "./connections.ts";
 import { MAX_HEAD_BYTES } from "./http_head.ts";
 import type { HealthAnswer, HealthRequest } from "./routes.ts";
@@ -65,7 +66,9 @@ export async function serveNode(
       socket.destroy();
     }, options.exchangeTimeoutMs);
     let answer: HealthAnswer | undefined;
+    let closed = false;
     res.once("close", () => {
+      closed = true;
       clearTimeout(timer);
       answer?.done?.();
       const left = (answering.get(socket) ?? 1) - 1;
@@ -82,7 +85,8 @@ export async function serveNode(
       authorization: req.headers.authorization,
     }).then(async (a) => {
       answer = a;
-      if (res.destroyed) return;
+      // The client left while the answer was made: release it now.
+      if (closed || res.destroyed) return void a.done?.();
       res.writeHead(a.status, {
         ...a.headers,
         "content-length": String(a.length),
@@ -108,12 +112,26 @@ export async function serveNode(
   }, handle);
   server.maxConnections = options.maxConnections * 2;
   server.maxRequestsPerSocket = options.maxRequestsPerConnection;
-  server.on("connection", (socket: Socket) => {
-    if (!pool.admit(socket)) {
+  const admit = (socket: Socket) => {
+    if (socket.destroyed) return;
+    if (!pool.admit(socket, (answering.get(socket) ?? 0) > 0)) {
       socket.destroy();
       return;
     }
     socket.once("close", () => pool.release(socket));
+  };
+  // At the cap, connections are taken in after this turn of the event loop,
+  // once the heads of those accepted with them are read: a burst of accepts
+  // must not evict a prober whose head is already there.
+  let pending: Socket[] = [];
+  server.on("connection", (socket: Socket) => {
+    if (!pool.full && pending.length === 0) return admit(socket);
+    if (pending.push(socket) > 1) return;
+    setImmediate(() => {
+      const batch = pending;
+      pending = [];
+      for (const s of batch) admit(s);
+    });
   });
   server.on("drop", () => pool.count("over_cap"));
   server.on("clientError", (error: Error & { code?: string }, socket) => {
