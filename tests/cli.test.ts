@@ -506,58 +506,6 @@ test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
   assert.equal((await run2.done).code, 0);
 });
 
-test("health: /healthz is 503 with reasons until a beat is accepted, then 200; /status is the snapshot", async () => {
-  await using platform = await startPlatformEmulator({
-    workspaces: { "ws-1": TOKEN },
-  });
-  const stopHang = platform.fail({ kind: "status", status: 502 }, {
-    path: "heartbeat",
-  });
-  await using scratchDir = await scratch("molecule-cli-");
-  const dir = scratchDir.path;
-  const run = startScript(MOD, {
-    args: ["--health-port", "0", "--interval", "0.3", "--verbose"],
-    env: {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: "ws-1",
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir,
-    },
-  });
-  await waitFor(
-    () => /health: (http:\/\/\S+)\/healthz/.test(run.stderr()),
-    10_000,
-    "the health URL",
-  );
-  const base = run.stderr().match(/health: (http:\/\/\S+)\/healthz/)![1];
-  await waitFor(() => platform.requestsTo("heartbeat").length >= 1, 5000);
-  const sick = await fetch(`${base}/healthz`);
-  assert.equal(sick.status, 503);
-  const body = await sick.json();
-  assert.match(
-    body.reasons[0],
-    /ws-1: no accepted heartbeat yet \(last error: HTTP 502/,
-  );
-  stopHang();
-  let healthy: Response | undefined;
-  await waitFor(() => false, 0).catch(() => {});
-  for (let i = 0; i < 100; i++) {
-    healthy = await fetch(`${base}/healthz`);
-    if (healthy.status === 200) break;
-    await healthy.body?.cancel();
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.equal(healthy!.status, 200);
-  assert.deepEqual(await healthy!.json(), { status: "ok" });
-  const status = await (await fetch(`${base}/status`)).json();
-  assert.equal(status.workspaces[0].workspaceId, "ws-1");
-  assert.equal(status.workspaces[0].registered, true);
-  assert.ok(status.workspaces[0].beatsAccepted >= 1);
-  assert.ok(!JSON.stringify(status).includes(TOKEN));
-  run.kill("SIGTERM");
-  assert.equal((await run.done).code, 0);
-});
-
 test("a token file that changes on disk is re-read and the new token used without a restart", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": "first-token-aaaa" },

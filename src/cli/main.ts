@@ -20,10 +20,12 @@ import {
   startHeartbeat,
 } from "../schedule/start_heartbeat.ts";
 import type {
+  HeartbeatMetrics,
   HeartbeatStatus,
   WorkspaceConfig,
   WorkspaceStatus,
 } from "../schedule/types.ts";
+import { BEAT_DURATION_BOUNDS } from "../schedule/_counters.ts";
 import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
 import { SpawnError } from "./child.ts";
@@ -31,7 +33,7 @@ import { configsDirSetting } from "./configs.ts";
 import { EXIT } from "./exit_codes.ts";
 import { parseFlags, splitCommandLine } from "./flags.ts";
 import { followWorkspacesFile } from "./follow_workspaces.ts";
-import type { HealthServer } from "./health_server.ts";
+import type { HealthServer } from "../health/server.ts";
 import { helpText } from "./help.ts";
 import { configureLogging, printError } from "./logging.ts";
 import { processAdapter } from "./process_adapter.ts";
@@ -46,6 +48,7 @@ import {
   orgIdSetting,
   platformUrlSetting,
   setting,
+  staleWindowSetting,
   statePollSetting,
 } from "./settings.ts";
 import { wedgedAfterSetting } from "./wedged_after.ts";
@@ -113,6 +116,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     const killAfterMs = killAfterSetting(flags);
     const orgId = orgIdSetting(flags, env);
     const statePollEvery = statePollSetting(flags);
+    const staleWindowMs = staleWindowSetting(flags, env);
     const maxInFlight = maxInFlightSetting(flags, env);
     const wedgedAfterMs = wedgedAfterSetting(flags, env);
     const logSet = logSettings(flags, env);
@@ -163,6 +167,10 @@ export async function main(context: CliContext = {}): Promise<number> {
     }
     for (const warning of warnings) log.warn(warning);
 
+    // Wrapper mode's tracker, made first: /metrics reads its tool calls.
+    const tracker: McpTracker | undefined = command
+      ? createMcpTracker({ mask: await tokenMasker(workspaces), wedgedAfterMs })
+      : undefined;
     let healthServer: HealthServer | undefined;
     const started: { hb?: HeartbeatHandle } = {};
     // The health port is bound before the child and the registers start: a
@@ -170,12 +178,18 @@ export async function main(context: CliContext = {}): Promise<number> {
     // heartbeat only when it comes; until it exists (a few ms), the
     // snapshot says no workspace has beaten yet.
     if (health) {
+      const { startHealthServer, offLoopbackWarning } = await import(
+        "../health/server.ts"
+      );
       try {
-        const { startHealthServer } = await import("./health_server.ts");
-        healthServer = await startHealthServer(
-          () => started.hb?.status() ?? startingStatus(workspaces, intervalMs),
-          health,
-        );
+        healthServer = await startHealthServer({
+          status: () =>
+            started.hb?.status() ?? startingStatus(workspaces, intervalMs),
+          metrics: () =>
+            started.hb?.metrics() ?? startingMetrics(workspaces.length),
+          ...(tracker ? { mcp: tracker } : {}),
+          logLinesDropped: () => logWriter.dropped,
+        }, { ...health, staleWindowMs });
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
         throw new ConfigError(
@@ -184,9 +198,15 @@ export async function main(context: CliContext = {}): Promise<number> {
         );
       }
       cleanups.push(() => healthServer!.close());
-      log.info("health: {url}/healthz and {url}/status", {
-        url: healthServer.url,
-      });
+      log.info(
+        "health: {url}/healthz, {url}/readyz, {url}/metrics and {url}/status",
+        { url: healthServer.url },
+      );
+      if (healthServer.exposed) {
+        log.warn(
+          offLoopbackWarning(healthServer.url, health.token !== undefined),
+        );
+      }
     }
     const secretStore = new FileSecretStore({
       dir: configsDir,
@@ -195,12 +215,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     });
     // Wrapper mode: the child starts before register and beats, never after.
     let wrapped: Wrapped | undefined;
-    let tracker: McpTracker | undefined;
-    if (command) {
-      tracker = createMcpTracker({
-        mask: await tokenMasker(workspaces),
-        wedgedAfterMs,
-      });
+    if (command && tracker) {
       const { startWrapped } = await import("./wrap.ts");
       try {
         wrapped = await startWrapped({
@@ -239,6 +254,7 @@ export async function main(context: CliContext = {}): Promise<number> {
       // Spread, so that this type-checks before the option exists
       // (spread members get no excess-property check) and after.
       ...(command ? { mcpServerPresent: true } : {}),
+      ...{ staleWindowMs },
     });
     cleanups.unshift(() => hb.stop());
     fileChanges.listener = (next) => followWorkspacesFile(hb, next);
@@ -340,4 +356,40 @@ async function tokenMasker(
     if (token) tokens.add(token);
   }
   return (text) => maskSecrets(text, { extra: tokens });
+}
+
+/** The fleet's figures in the same gap: nothing counted yet. */
+function startingMetrics(workspaces: number): HeartbeatMetrics {
+  return {
+    beats: { accepted: 0, refused: 0, failed: 0, skipped: 0 },
+    beatFailures: {
+      timeout: 0,
+      network: 0,
+      http_4xx: 0,
+      http_5xx: 0,
+      rate_limited: 0,
+      auth: 0,
+      redirect: 0,
+    },
+    beatDuration: {
+      bounds: BEAT_DURATION_BOUNDS,
+      counts: new Array(BEAT_DURATION_BOUNDS.length + 1).fill(0),
+      sum: 0,
+      count: 0,
+    },
+    registers: { accepted: 0, refused: 0, failed: 0 },
+    authEscalations: 0,
+    requestsInFlight: 0,
+    workspaces: {
+      beating: 0,
+      registering: workspaces,
+      paused: 0,
+      deleted: 0,
+      rejected: 0,
+    },
+    oldestAcceptedBeatAgeSeconds: 0,
+    retryBudgetTokens: 0,
+    unarmed: 0,
+    stopped: false,
+  };
 }
