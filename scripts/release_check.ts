@@ -7,7 +7,12 @@
  * 1. `deno publish --token …` (the real command, not a dry run); the files
  *    published are exactly the tracked files `publish.include` names;
  * 2. `deno run -A jsr:@molecule/heartbeat` with `--version`, `--help`,
- *    `--demo --once`;
+ *    `--demo --once`; then, with stdin held open as an MCP client holds it,
+ *    every exit code a user meets first: a bad flag 2, no configuration 2,
+ *    `--demo -- sh -c 'exit 7'` 7 within a second of the child, a missing
+ *    command 127, a rejected token 3 (against the platform emulator), a
+ *    server command without `--` 2 with the hint (the installed command of
+ *    step 4 too);
  * 3. a Deno program importing `jsr:@molecule/heartbeat` and
  *    `jsr:@molecule/heartbeat/testing` (directly, and after `deno add`):
  *    heartbeats against the emulator, a secret stored through the file store;
@@ -29,6 +34,7 @@
 import { join, resolve } from "node:path";
 import { startLocalJsr } from "./local_jsr.ts";
 import { buildNpmLayer } from "./jsr_npm_layer.ts";
+import { startPlatformEmulator } from "../src/testing/emulator.ts";
 
 const root = resolve(import.meta.dirname!, "..");
 const bin = (name: string) => join(root, "node_modules/.bin", name);
@@ -226,6 +232,11 @@ try {
     },
   );
 
+  await step(
+    `2b. ${README_COMMANDS.run}: exit codes with stdin held open`,
+    () => exitCodeRows(["deno", "run", "-A", JSR]),
+  );
+
   await step("3. a Deno program importing the package from JSR", async () => {
     const direct = await emptyDir("deno-direct");
     await Deno.copyFile(
@@ -280,7 +291,8 @@ try {
       /heartbeat accepted/.test(demo.stderr),
       "--demo --once: no accepted beat",
     );
-    return `${cmd} --demo --once exits 0`;
+    const rows = await exitCodeRows([cmd]);
+    return `${cmd} --demo --once exits 0; ${rows}`;
   });
 
   await step(
@@ -415,6 +427,130 @@ console.log(
 );
 for (const f of failed) console.log(`  FAILED: ${f.step}`);
 Deno.exit(failed.length);
+
+/**
+ * Runs `argv` with `args` and stdin piped but never closed (as an MCP client
+ * holds it open), with a clean environment plus `extra`; resolves with its
+ * exit code and when it exited, or fails after `timeoutMs`.
+ */
+async function held(
+  argv: string[],
+  args: string[],
+  extra: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<Ran & { exitedAt: number }> {
+  const [cmd, ...pre] = argv;
+  const child = new Deno.Command(cmd === "deno" ? bin("deno") : cmd, {
+    args: [...pre, ...args],
+    cwd: await emptyDir("held"),
+    clearEnv: true,
+    env: {
+      PATH: env.PATH,
+      HOME: await emptyDir("held-home"),
+      DENO_DIR: env.DENO_DIR,
+      DENO_NO_UPDATE_CHECK: "1",
+      JSR_URL: env.JSR_URL,
+      NO_COLOR: "1",
+      ...extra,
+    },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const status = child.status.then((s) => ({ ...s, at: Date.now() }));
+  const [out, err, s] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    status,
+  ]);
+  clearTimeout(timer);
+  await child.stdin.close().catch(() => {});
+  if (s.signal === "SIGKILL") {
+    throw new Error(
+      `${argv.join(" ")} ${args.join(" ")}: did not exit within ${
+        timeoutMs / 1000
+      } s with stdin open\n${err.trim().split("\n").slice(-5).join("\n")}`,
+    );
+  }
+  return { code: s.code, stdout: out, stderr: err, exitedAt: s.at };
+}
+
+/**
+ * The exit codes a user meets first, through `argv` (`deno run -A jsr:…` or
+ * the installed command), each with stdin held open.
+ */
+async function exitCodeRows(argv: string[]): Promise<string> {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-release": "release-token-right" },
+  });
+  const stamp = join(await emptyDir("stamp"), "child-exit-ms");
+  const rows: {
+    what: string;
+    args: string[];
+    env?: Record<string, string>;
+    code: number;
+    stderr?: RegExp;
+  }[] = [
+    { what: "a bad flag", args: ["--no-such-flag"], code: 2 },
+    {
+      what: "no configuration",
+      args: [],
+      code: 2,
+      stderr: /PLATFORM_URL is not set/,
+    },
+    {
+      what: "--demo -- sh -c 'exit 7'",
+      args: ["--demo", "--", "sh", "-c", `date +%s%3N > ${stamp}; exit 7`],
+      code: 7,
+    },
+    {
+      what: "a missing command",
+      args: ["--demo", "--", "no-such-command-4711"],
+      code: 127,
+      stderr: /command not found/,
+    },
+    {
+      what: "a rejected token (wrapper mode)",
+      args: ["--", "sh", "-c", "sleep 60"],
+      env: {
+        PLATFORM_URL: platform.url,
+        WORKSPACE_ID: "ws-release",
+        MOLECULE_WORKSPACE_TOKEN: "release-token-wrong",
+        CONFIGS_DIR: await emptyDir("held-configs"),
+      },
+      code: 3,
+      stderr: /Tokens tab/,
+    },
+    {
+      what: "a server command without --",
+      args: ["npx", "-y", "@modelcontextprotocol/server-everything"],
+      code: 2,
+      stderr: /did you forget `--` before the server's command\?/,
+    },
+  ];
+  const seen: string[] = [];
+  for (const row of rows) {
+    const r = await held(argv, row.args, row.env ?? {});
+    expect(
+      r.code === row.code,
+      `${row.what}: exit ${r.code}, want ${row.code}\n${r.stderr.trim()}`,
+    );
+    if (row.stderr) {
+      expect(row.stderr.test(r.stderr), `${row.what}: stderr ${r.stderr}`);
+    }
+    if (row.code === 7) {
+      const childExit = Number((await Deno.readTextFile(stamp)).trim());
+      const lag = r.exitedAt - childExit;
+      expect(
+        lag < 1_000,
+        `--demo -- sh -c 'exit 7': exited ${lag} ms after the child, want < 1000`,
+      );
+      seen.push(`7 (${lag} ms after the child)`);
+    } else seen.push(`${r.code}`);
+  }
+  return `exits ${seen.join(", ")}`;
+}
 
 /** Node 20 (the machine's), 22 (installed here from npm) and 24 (ours). */
 async function nodes(): Promise<{ path: string; version: string }[]> {

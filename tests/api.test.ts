@@ -228,7 +228,17 @@ const LAYERS: Record<string, string[]> = {
   mcp: ["shared", "platform", "mcp"],
   schedule: ["shared", "platform", "storage", "schedule"],
   testing: ["shared", "testing"],
-  cli: ["shared", "platform", "storage", "mcp", "schedule", "testing", "cli"],
+  health: ["shared", "schedule", "mcp", "health"],
+  cli: [
+    "shared",
+    "platform",
+    "storage",
+    "mcp",
+    "schedule",
+    "testing",
+    "health",
+    "cli",
+  ],
 };
 
 test("imports run one way: each layer of src/ imports only the layers below it", () => {

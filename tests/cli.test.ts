@@ -5,7 +5,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VERSION } from "../mod.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
-import { runScript, startScript } from "./helpers/runtime.ts";
+import {
+  runScript,
+  runtimeArgs,
+  startPiped,
+  startScript,
+} from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";
 
@@ -13,13 +18,20 @@ const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const TOKEN = "cli-token-0123456789";
 
+/**
+ * The command as users run it: mod.ts, what `deno run -A
+ * jsr:@molecule/heartbeat` runs (cli.ts, the same entry, in the table below).
+ */
 function cli(
   args: string[],
   env: Record<string, string> = {},
   timeoutMs = 15_000,
 ) {
-  return runScript(CLI, { args, env, timeoutMs });
+  return runScript(MOD, { args, env, timeoutMs });
 }
+
+/** A URL where nothing listens (not port 9: Deno's fetch refuses it as a "bad port"). */
+const NOWHERE = "http://127.0.0.1:2";
 
 const noStackTrace = (stderr: string) =>
   !/^\s+at /m.test(stderr) && !/Uncaught|TypeError|SyntaxError/.test(stderr);
@@ -56,12 +68,66 @@ test("--help lists every flag and variable, with the Tokens tab, on stdout; mod.
         "--once",
         "--demo",
         "--version",
+        "--wedged-after",
+        "MOLECULE_WEDGED_AFTER",
+        "--kill-after",
         "Tokens tab",
         "MOLECULE_AGENT_NAME",
         "MOLECULE_AGENT_SKILLS",
         "MOLECULE_AGENT_DESCRIPTION",
       ]
     ) assert.ok(r.stdout.includes(word), `--help does not mention ${word}`);
+  }
+});
+
+test("every way in exits with the command's code, our stdin held open (mod.ts as jsr: runs it, and cli.ts)", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": TOKEN },
+  });
+  await using scratchDir = await scratch("molecule-cli-");
+  const live = {
+    PLATFORM_URL: platform.url,
+    WORKSPACE_ID: "ws-1",
+    CONFIGS_DIR: scratchDir.path,
+    MOLECULE_HEARTBEAT_INTERVAL: "0.2",
+  };
+  const rows: [string, string[], Record<string, string>, number][] = [
+    ["--no-such-flag", ["--no-such-flag"], {}, 2],
+    ["no configuration at all", [], { HOME: scratchDir.path }, 2],
+    ["--demo -- sh -c 'exit 7'", ["--demo", "--", "sh", "-c", "exit 7"], {}, 7],
+    [
+      "--demo -- no-such-command",
+      ["--demo", "--", "no-such-command-4711"],
+      {},
+      127,
+    ],
+    [
+      "a rejected token in wrapper mode",
+      ["--", "sh", "-c", "sleep 30"],
+      { ...live, MOLECULE_WORKSPACE_TOKEN: "wrong-token-0123456789" },
+      3,
+    ],
+    [
+      "a rejected token, plain",
+      [],
+      { ...live, MOLECULE_WORKSPACE_TOKEN: "wrong-token-0123456789" },
+      3,
+    ],
+  ];
+  for (const entry of [MOD, CLI]) {
+    for (const [what, args, env, code] of rows) {
+      const [cmd, argv] = runtimeArgs(entry, args);
+      // stdin is never closed, as an MCP client holds it open: the run must
+      // end without waiting for it (the timeout kills it, and fails the row).
+      const run = startPiped(cmd, argv, { env, timeoutMs: 20_000 });
+      const done = await run.done;
+      assert.equal(
+        done.code,
+        code,
+        `${entry.split("/").pop()}: ${what}: ${done.stderr}`,
+      );
+      assert.ok(noStackTrace(done.stderr), done.stderr);
+    }
   }
 });
 
@@ -92,7 +158,7 @@ test("configuration errors exit 2 with what to set in the first line, never a st
   await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const base = {
-    PLATFORM_URL: "http://127.0.0.1:9",
+    PLATFORM_URL: NOWHERE,
     WORKSPACE_ID: "ws-1",
     MOLECULE_WORKSPACE_TOKEN: TOKEN,
     HOME: dir,
@@ -225,7 +291,7 @@ test("configuration errors exit 2 with what to set in the first line, never a st
       "stray argument",
       ["ws-1"],
       bad({}),
-      /Unexpected argument 'ws-1'|positional/i,
+      /unexpected argument "ws-1": did you forget `--` before the server's command\?/,
     ],
     [
       "unreadable workspaces file",
@@ -357,7 +423,7 @@ test("several workspaces: a rejected one is reported and dropped, the others go 
     }]),
     { mode: 0o600 },
   );
-  const run = startScript(CLI, {
+  const run = startScript(MOD, {
     args: ["--workspaces-file", file, "--interval", "0.2"],
     env: { PLATFORM_URL: platform.url, CONFIGS_DIR: dir },
   });
@@ -402,7 +468,7 @@ test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
   platform.fail({ kind: "hang" }, { path: "heartbeat" });
   await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
-  const run = startScript(CLI, {
+  const run = startScript(MOD, {
     env: {
       PLATFORM_URL: platform.url,
       WORKSPACE_ID: "ws-1",
@@ -423,7 +489,7 @@ test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
   assert.ok(took < 2000, `took ${took} ms`);
   assert.equal(r.stdout, "");
   // SIGINT too.
-  const run2 = startScript(CLI, {
+  const run2 = startScript(MOD, {
     env: {
       PLATFORM_URL: platform.url,
       WORKSPACE_ID: "ws-1",
@@ -440,58 +506,6 @@ test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
   assert.equal((await run2.done).code, 0);
 });
 
-test("health: /healthz is 503 with reasons until a beat is accepted, then 200; /status is the snapshot", async () => {
-  await using platform = await startPlatformEmulator({
-    workspaces: { "ws-1": TOKEN },
-  });
-  const stopHang = platform.fail({ kind: "status", status: 502 }, {
-    path: "heartbeat",
-  });
-  await using scratchDir = await scratch("molecule-cli-");
-  const dir = scratchDir.path;
-  const run = startScript(CLI, {
-    args: ["--health-port", "0", "--interval", "0.3", "--verbose"],
-    env: {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: "ws-1",
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir,
-    },
-  });
-  await waitFor(
-    () => /health: (http:\/\/\S+)\/healthz/.test(run.stderr()),
-    10_000,
-    "the health URL",
-  );
-  const base = run.stderr().match(/health: (http:\/\/\S+)\/healthz/)![1];
-  await waitFor(() => platform.requestsTo("heartbeat").length >= 1, 5000);
-  const sick = await fetch(`${base}/healthz`);
-  assert.equal(sick.status, 503);
-  const body = await sick.json();
-  assert.match(
-    body.reasons[0],
-    /ws-1: no accepted heartbeat yet \(last error: HTTP 502/,
-  );
-  stopHang();
-  let healthy: Response | undefined;
-  await waitFor(() => false, 0).catch(() => {});
-  for (let i = 0; i < 100; i++) {
-    healthy = await fetch(`${base}/healthz`);
-    if (healthy.status === 200) break;
-    await healthy.body?.cancel();
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  assert.equal(healthy!.status, 200);
-  assert.deepEqual(await healthy!.json(), { status: "ok" });
-  const status = await (await fetch(`${base}/status`)).json();
-  assert.equal(status.workspaces[0].workspaceId, "ws-1");
-  assert.equal(status.workspaces[0].registered, true);
-  assert.ok(status.workspaces[0].beatsAccepted >= 1);
-  assert.ok(!JSON.stringify(status).includes(TOKEN));
-  run.kill("SIGTERM");
-  assert.equal((await run.done).code, 0);
-});
-
 test("a token file that changes on disk is re-read and the new token used without a restart", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { "ws-1": "first-token-aaaa" },
@@ -500,7 +514,7 @@ test("a token file that changes on disk is re-read and the new token used withou
   const dir = scratchDir.path;
   const tokenFile = join(dir, ".auth_token");
   await writeFile(tokenFile, "first-token-aaaa\n", { mode: 0o600 });
-  const run = startScript(CLI, {
+  const run = startScript(MOD, {
     args: ["--interval", "0.3"],
     env: {
       PLATFORM_URL: platform.url,
@@ -541,7 +555,7 @@ test("a workspaces file that changes on disk is re-read: a rotated token is used
       { mode: 0o600 },
     );
   await write("token-a-first");
-  const run = startScript(CLI, {
+  const run = startScript(MOD, {
     args: ["--workspaces-file", file, "--interval", "0.3"],
     env: { PLATFORM_URL: platform.url, CONFIGS_DIR: dir },
   });

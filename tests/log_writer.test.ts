@@ -10,7 +10,7 @@ import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { runtimeArgs } from "./helpers/runtime.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";
 
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const decoder = new TextDecoder();
 
 test("log writer: a stalled reader never blocks the caller; lines beyond the bound are dropped, counted and reported", async () => {
@@ -65,7 +65,7 @@ function fleet(n: number) {
 test("command: when nobody reads our stderr, beats go on", async () => {
   await using platform = await startPlatformEmulator();
   platform.fail({ kind: "status", status: 500 }, { path: "heartbeat" });
-  const [cmd, args] = runtimeArgs(CLI, ["--interval", "0.1", "--verbose"]);
+  const [cmd, args] = runtimeArgs(MOD, ["--interval", "0.1", "--verbose"]);
   // stderr is a pipe that is never read: it fills within a second.
   const child = spawn(cmd, args, {
     env: {
@@ -95,7 +95,7 @@ test("command: when nobody reads our stderr, beats go on", async () => {
 
 test("command: when our stderr is closed, logging ends and the run goes on to its normal end", async () => {
   await using platform = await startPlatformEmulator();
-  const [cmd, args] = runtimeArgs(CLI, ["--once", "--verbose"]);
+  const [cmd, args] = runtimeArgs(MOD, ["--once", "--verbose"]);
   const child = spawn(cmd, args, {
     env: {
       PATH: process.env.PATH ?? "",

@@ -19,7 +19,7 @@ import { nodeBin, runtimeArgs } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";
 
-const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
+const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const EVERYTHING = fileURLToPath(
   new URL(
     "../node_modules/@modelcontextprotocol/server-everything/dist/index.js",
@@ -35,7 +35,7 @@ async function connect(
 ): Promise<Client & AsyncDisposable> {
   const server = [nodeBin(), EVERYTHING, "stdio"];
   const [command, args] = options.wrapped
-    ? runtimeArgs(CLI, ["--", ...server])
+    ? runtimeArgs(MOD, ["--", ...server])
     : [server[0], server.slice(1)];
   const transport = new StdioClientTransport({
     command,
@@ -216,8 +216,15 @@ test("SDK server in-process: trackTransport + startHeartbeat report its tool cal
       5_000,
       "a beat with the failure",
     );
-    assert.equal(lastBeat(platform).error_rate, 0.5);
+    // Two calls ended: too few for a rate (five are needed), not degraded.
+    assert.equal(lastBeat(platform).error_rate, 0);
     assert.equal(lastBeat(platform).active_tasks, 0);
+    for (let i = 0; i < 3; i++) await client.callTool({ name: "fail" });
+    await waitFor(
+      () => lastBeat(platform).error_rate === 4 / 5,
+      5_000,
+      "a beat with the rate of five calls",
+    );
   } finally {
     await hb.stop();
     await client.close();

@@ -6,6 +6,7 @@ import {
   type McpTracker,
   trackTransport,
 } from "../mod.ts";
+import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
 
 const call = (id: number | string, name: string) => ({
   jsonrpc: "2.0",
@@ -45,6 +46,7 @@ test("tracker: calls under way, the longest-running named, never its arguments",
     current_task: "",
     error_rate: 0,
     sample_error: "",
+    runtime_state: "",
   });
   tracker.fromClient(call(1, "slow-search"));
   advance(10);
@@ -100,6 +102,7 @@ test("tracker: error rate over the last five minutes, sample error masked and cu
   const tracker = createMcpTracker({
     now: () => t,
     mask: (text) => text.replaceAll("tok-secret-123", "[redacted]"),
+    minCallsForErrorRate: 1,
   });
   tracker.fromClient(call(1, "a"));
   tracker.fromServer(rpcError(1, "bad args"));
@@ -128,7 +131,7 @@ test("tracker: error rate over the last five minutes, sample error masked and cu
 });
 
 test("tracker: batches in both directions; bounded number of calls", () => {
-  const tracker = createMcpTracker({ maxActive: 3 });
+  const tracker = createMcpTracker({ maxActive: 3, minCallsForErrorRate: 1 });
   tracker.fromClient([call(1, "a"), call(2, "b"), { junk: true }]);
   assert.equal(tracker.stats().active_tasks, 2);
   tracker.fromServer([ok(1), rpcError(2, "no")]);
@@ -198,6 +201,9 @@ test("tap: a tracker that throws never breaks the relay", () => {
     fromServer() {
       throw new Error("boom");
     },
+    serverOutput() {
+      throw new Error("boom");
+    },
     isActive: () => true,
     active: 1,
     forget() {
@@ -209,6 +215,7 @@ test("tap: a tracker that throws never breaks the relay", () => {
       current_task: "",
       error_rate: 0,
       sample_error: "",
+      runtime_state: "",
     }),
   };
   const tap = createMcpStreamTap(broken);
@@ -220,7 +227,7 @@ test("tap: a tracker that throws never breaks the relay", () => {
 });
 
 test("trackTransport: messages in are the client's, messages sent the server's; handlers set later are wrapped", async () => {
-  const tracker = createMcpTracker();
+  const tracker = createMcpTracker({ minCallsForErrorRate: 1 });
   const sent: unknown[] = [];
   const seen: unknown[] = [];
   const transport = trackTransport({
@@ -255,4 +262,146 @@ test("tap: server lines that begin with no call under way are skipped, those tha
   tap.server(line(toolError(1, "real failure")));
   assert.equal(tracker.stats().active_tasks, 0);
   assert.equal(tracker.stats().sample_error, "real failure");
+});
+
+test("tracker: error_rate only once five calls ended in the window (0 before); totals count every ended call", () => {
+  let t = 0;
+  const tracker = createMcpTracker({ now: () => t });
+  for (let i = 0; i < 4; i++) {
+    tracker.fromClient(call(i, "a"));
+    tracker.fromServer(rpcError(i, `failure ${i}`));
+  }
+  let s = tracker.stats();
+  assert.equal(s.error_rate, 0, "4 failed calls are not yet a rate");
+  assert.equal(s.sample_error, "failure 3", "the failure text is still shown");
+  tracker.fromClient(call(4, "a"));
+  tracker.fromServer(ok(4));
+  s = tracker.stats();
+  assert.equal(s.error_rate, 4 / 5);
+  assert.deepEqual(tracker.totals(), { ok: 1, error: 4 });
+  // Out of the window, the five no longer count; totals do.
+  t += 301_000;
+  tracker.fromClient(call(9, "a"));
+  tracker.fromServer(rpcError(9, "again"));
+  assert.equal(tracker.stats().error_rate, 0);
+  assert.deepEqual(tracker.totals(), { ok: 1, error: 5 });
+});
+
+test("tracker: a call unanswered past wedgedAfterMs is wedged, masked and cut to 200; one warning each way; its answer clears it", async () => {
+  await captureLogs(async (records) => {
+    let t = 5_000;
+    const tracker = createMcpTracker({
+      now: () => t,
+      wedgedAfterMs: 300_000,
+      mask: (text) => text.replaceAll("tok-secret-123", "[redacted]"),
+    });
+    tracker.fromClient(call(1, "search"));
+    t += 100_000;
+    tracker.fromClient(call(2, "fetch"));
+    t += 200_000; // search waited exactly 300 s: not longer
+    assert.equal(tracker.stats().runtime_state, "");
+    t += 12_000;
+    tracker.serverOutput(); // output is no answer
+    let s = tracker.stats();
+    assert.equal(s.runtime_state, "wedged");
+    assert.equal(s.sample_error, 'tool "search" has not answered for 312 s');
+    assert.equal(s.active_tasks, 2);
+    t += 20_000;
+    s = tracker.stats();
+    assert.equal(s.sample_error, 'tool "search" has not answered for 332 s');
+    // The oldest answers; the next (212 s) is young enough: cleared.
+    tracker.fromServer(ok(1));
+    s = tracker.stats();
+    assert.equal(s.runtime_state, "");
+    assert.equal(s.sample_error, "");
+    await Promise.resolve();
+    assert.deepEqual(
+      levelsAndTexts(records).filter((l) => l.includes("wedged")),
+      [
+        'warning: the MCP server looks wedged: tool "search" has not answered for 312 s; heartbeats say runtime_state "wedged" until it answers',
+        'warning: the MCP server is no longer wedged (after 20 s): runtime_state is "" again',
+      ],
+    );
+    tracker.fromServer(ok(2));
+    // A tool name with a secret and 250 characters: masked, then cut.
+    tracker.fromClient(call(3, `tok-secret-123${"n".repeat(236)}`));
+    t += 400_000;
+    s = tracker.stats();
+    assert.equal(s.runtime_state, "wedged");
+    assert.equal(s.sample_error.length, 200);
+    assert.ok(s.sample_error.startsWith('tool "[redacted]nnn'), s.sample_error);
+    assert.ok(!s.sample_error.includes("tok-secret-123"));
+  });
+});
+
+test("tracker: a cancelled call clears the wedge; an idle server's silence before a call is not a wedge; 0 turns it off", () => {
+  let t = 0;
+  const tracker = createMcpTracker({ now: () => t, wedgedAfterMs: 60_000 });
+  tracker.fromClient(call(1, "slow"));
+  t += 61_000;
+  assert.equal(tracker.stats().runtime_state, "wedged");
+  tracker.fromClient({
+    jsonrpc: "2.0",
+    method: "notifications/cancelled",
+    params: { requestId: 1 },
+  });
+  assert.equal(tracker.stats().runtime_state, "");
+  // Ten silent minutes with nothing asked, then a call: not wedged.
+  t += 600_000;
+  tracker.fromClient(call(2, "fresh"));
+  t += 1_000;
+  assert.equal(tracker.stats().runtime_state, "");
+
+  const off = createMcpTracker({ now: () => t, wedgedAfterMs: 0 });
+  off.fromClient(call(1, "slow"));
+  t += 10 * 3_600_000;
+  assert.deepEqual(
+    [off.stats().runtime_state, off.stats().sample_error],
+    ["", ""],
+  );
+});
+
+test("tracker: a server silent while calls keep waiting is wedged though each call is young; its next output clears it", () => {
+  let t = 0;
+  const tracker = createMcpTracker({ now: () => t, wedgedAfterMs: 60_000 });
+  // The client gives up on each call after 40 s and asks again: no call is
+  // ever old, but the server has said nothing since the first.
+  const cancel = (id: number) =>
+    tracker.fromClient({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: id },
+    });
+  tracker.fromClient(call(1, "search"));
+  t += 40_000;
+  tracker.fromClient(call(2, "search"));
+  cancel(1);
+  t += 40_000;
+  tracker.fromClient(call(3, "search"));
+  cancel(2);
+  t += 40_000;
+  const s = tracker.stats();
+  assert.equal(s.runtime_state, "wedged");
+  assert.equal(
+    s.sample_error,
+    "the MCP server has written nothing for 120 s while 1 tool call waits",
+  );
+  tracker.serverOutput();
+  assert.equal(tracker.stats().runtime_state, "");
+});
+
+test("tap: every server chunk counts as output, even one that is not a message", () => {
+  let t = 0;
+  const tracker = createMcpTracker({ now: () => t, wedgedAfterMs: 60_000 });
+  const tap = createMcpStreamTap(tracker);
+  const enc = new TextEncoder();
+  tap.client(enc.encode(JSON.stringify(call(1, "a")) + "\n"));
+  tap.client(enc.encode(JSON.stringify(call(2, "b")) + "\n"));
+  t += 50_000;
+  tracker.fromServer(ok(1)); // one answer; "b" waits on
+  t += 30_000;
+  tap.server(enc.encode("progress without a newline"));
+  t += 30_000;
+  // b waited 110 s: wedged by age whatever the output.
+  assert.equal(tracker.stats().runtime_state, "wedged");
 });

@@ -14,9 +14,13 @@ export interface ChildExit {
   signal: string | null;
 }
 
-/** A running child with piped stdio. */
+/**
+ * A running child with piped stdio, leading a process group of its own (so
+ * its pid is also its group id, and a terminal's Ctrl-C, sent to our
+ * foreground group, never reaches it directly).
+ */
 export interface Child {
-  /** Its process id. */
+  /** Its process id, and its process group's id. */
   readonly pid: number;
   /** Its standard input. */
   readonly stdin: WritableStream<Uint8Array>;
@@ -26,15 +30,18 @@ export interface Child {
   readonly stderr: ReadableStream<Uint8Array>;
   /** Settles when it has exited (not waiting for its pipes to close). */
   readonly exited: Promise<ChildExit>;
-  /** Sends a signal; a child already gone is no error. */
+  /**
+   * Sends a signal to its whole process group (what it started, too); a
+   * group already gone is no error.
+   */
   kill(signal: string): void;
 }
 
 /** This process's stdio and a way to start children, for one runtime. */
 export interface ProcessAdapter {
   /**
-   * Starts `command` with `args`, the environment unchanged and every stdio
-   * stream piped.
+   * Starts `command` with `args`, the environment unchanged, every stdio
+   * stream piped, as the leader of a new process group and session.
    *
    * @throws {SpawnError} When the command cannot be found or run.
    */

@@ -4,6 +4,7 @@
  * @module
  */
 import { type Child, type ProcessAdapter, spawnError } from "./child.ts";
+import { signalGroup } from "./process_group.ts";
 
 /** The part of `Deno.ChildProcess` the adapter uses (the test helpers too). */
 export interface DenoChildProcess {
@@ -54,6 +55,11 @@ export function denoProcessAdapter(): ProcessAdapter {
           stdin: "piped",
           stdout: "piped",
           stderr: "piped",
+          // Deno 2's `detached` calls setsid() in the child before exec (as
+          // Node's does): it leads a new session and process group whose id
+          // is its pid. Checked by tests/wrapper.test.ts, which reads the
+          // child's group from /proc.
+          detached: true,
         }).spawn();
       } catch (error) {
         return Promise.reject(
@@ -70,8 +76,9 @@ export function denoProcessAdapter(): ProcessAdapter {
           signal: s.signal,
         })),
         kill(signal) {
+          if (signalGroup(child.pid, signal)) return;
           try {
-            child.kill(signal);
+            child.kill(signal); // it left its group
           } catch {
             // already exited
           }

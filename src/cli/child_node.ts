@@ -11,6 +11,7 @@ import { Socket } from "node:net";
 import process from "node:process";
 import { Readable, Writable } from "node:stream";
 import { type Child, type ProcessAdapter, spawnError } from "./child.ts";
+import { signalGroup } from "./process_group.ts";
 
 function writeFd(fd: number, chunk: Uint8Array): Promise<number> {
   return new Promise((resolve, reject) =>
@@ -76,7 +77,12 @@ export function nodeProcessAdapter(): ProcessAdapter {
   return {
     spawn(command, args) {
       return new Promise((resolve, reject) => {
-        const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+        // detached: the child calls setsid() before exec, so it leads a new
+        // session and process group (its pid is the group id).
+        const child = spawn(command, args, {
+          stdio: ["pipe", "pipe", "pipe"],
+          detached: true,
+        });
         child.once("error", (error: NodeJS.ErrnoException) => {
           reject(spawnError(command, error.code));
         });
@@ -105,8 +111,9 @@ export function nodeProcessAdapter(): ProcessAdapter {
             >,
             exited,
             kill(signal) {
+              if (signalGroup(child.pid!, signal)) return;
               try {
-                child.kill(signal as NodeJS.Signals);
+                child.kill(signal as NodeJS.Signals); // it left its group
               } catch {
                 // already exited
               }

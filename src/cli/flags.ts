@@ -23,46 +23,68 @@ export interface CliFlags {
   statePoll?: string;
   staleWindow?: string;
   maxInFlight?: string;
+  wedgedAfter?: string;
   once: boolean;
   demo: boolean;
   help: boolean;
   version: boolean;
 }
 
+const OPTIONS = {
+  "platform-url": { type: "string" },
+  "workspace-id": { type: "string" },
+  "token-file": { type: "string" },
+  "workspaces-file": { type: "string" },
+  "configs-dir": { type: "string" },
+  "interval": { type: "string" },
+  "log-format": { type: "string" },
+  "verbose": { type: "boolean", short: "v" },
+  "health-port": { type: "string" },
+  "health-host": { type: "string" },
+  "kill-after": { type: "string" },
+  "org-id": { type: "string" },
+  "state-poll": { type: "string" },
+  "stale-window": { type: "string" },
+  "max-in-flight": { type: "string" },
+  "wedged-after": { type: "string" },
+  "once": { type: "boolean" },
+  "demo": { type: "boolean" },
+  "help": { type: "boolean", short: "h" },
+  "version": { type: "boolean", short: "V" },
+} as const;
+
 /**
- * Parses the command line; unknown flags and stray arguments are errors.
+ * Parses the command line; unknown flags and stray arguments are errors. An
+ * argument that is not a flag is almost always a server command missing its
+ * `--` (some clients' `mcp add` commands drop it): the error says so and
+ * names it.
  *
- * @param args The arguments after the program name.
+ * @param args The arguments after the program name (before `--`).
+ * @param beforeCommand Whether a `--` and a command follow `args`.
  * @returns The flags.
  * @throws {ConfigError} For an unknown flag, a missing value, or an argument.
  */
-export function parseFlags(args: string[]): CliFlags {
+export function parseFlags(args: string[], beforeCommand = false): CliFlags {
+  const stray = strayArgument(args);
+  if (stray !== undefined && beforeCommand) {
+    throw new ConfigError(
+      `unexpected argument "${stray}" before --: our flags go before --, the server's command and all its arguments after it`,
+      "--",
+    );
+  }
+  if (stray !== undefined) {
+    // The rest is the server's command line, which may hold its secrets: not echoed.
+    throw new ConfigError(
+      `unexpected argument "${stray}": did you forget \`--\` before the server's command? Write our flags, then --, then the command: molecule-heartbeat [flags] -- ${stray} [its arguments]`,
+      "--",
+    );
+  }
   try {
     const { values } = parseArgs({
       args,
       strict: true,
       allowPositionals: false,
-      options: {
-        "platform-url": { type: "string" },
-        "workspace-id": { type: "string" },
-        "token-file": { type: "string" },
-        "workspaces-file": { type: "string" },
-        "configs-dir": { type: "string" },
-        "interval": { type: "string" },
-        "log-format": { type: "string" },
-        "verbose": { type: "boolean", short: "v" },
-        "health-port": { type: "string" },
-        "health-host": { type: "string" },
-        "kill-after": { type: "string" },
-        "org-id": { type: "string" },
-        "state-poll": { type: "string" },
-        "stale-window": { type: "string" },
-        "max-in-flight": { type: "string" },
-        "once": { type: "boolean" },
-        "demo": { type: "boolean" },
-        "help": { type: "boolean", short: "h" },
-        "version": { type: "boolean", short: "V" },
-      },
+      options: OPTIONS,
     });
     return {
       platformUrl: values["platform-url"],
@@ -80,6 +102,7 @@ export function parseFlags(args: string[]): CliFlags {
       statePoll: values["state-poll"],
       staleWindow: values["stale-window"],
       maxInFlight: values["max-in-flight"],
+      wedgedAfter: values["wedged-after"],
       once: values.once ?? false,
       demo: values.demo ?? false,
       help: values.help ?? false,
@@ -91,6 +114,29 @@ export function parseFlags(args: string[]): CliFlags {
       .join("; ");
     throw new ConfigError(`${message}. Run with --help for the flags.`);
   }
+}
+
+/**
+ * The first argument that is neither a flag nor a flag's value, unless an
+ * unknown flag comes before it (then that flag is the mistake to report).
+ */
+function strayArgument(args: string[]): string | undefined {
+  const { tokens } = parseArgs({
+    args,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+    options: OPTIONS,
+  });
+  for (const token of tokens) {
+    if (token.kind === "option" && !(token.name in OPTIONS)) return undefined;
+    if (token.kind === "positional") {
+      // deno-lint-ignore no-control-regex
+      const value = token.value.replace(/[\u0000-\u001f\u007f]/g, "?");
+      return value.length > 64 ? `${value.slice(0, 64)}…` : value;
+    }
+  }
+  return undefined;
 }
 
 /** The command line split at the first `--`: our flags, and the command to wrap. */

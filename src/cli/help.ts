@@ -8,8 +8,10 @@ import { VERSION } from "../shared/version.ts";
 /** The usage text, with every flag, its variable and its default. */
 export function helpText(): string {
   return `molecule-heartbeat ${VERSION}: keeps external Molecule workspaces alive.
-Registers each workspace with the platform once, then heartbeats it every
-20 s (the platform marks a workspace OFFLINE after about 90 s of silence).
+Registers each workspace with the platform, then heartbeats it every 20 s
+(the platform marks a workspace OFFLINE after 180 s of silence, its stale
+window), keeps the token a register issues, and notices a paused or deleted
+workspace.
 
 Usage:
   deno run -A jsr:@molecule/heartbeat [flags]
@@ -17,42 +19,66 @@ Usage:
   molecule-heartbeat [flags] -- COMMAND [ARGS...]
 
 With -- COMMAND, the command (an MCP stdio server, or any long-running
-agent) runs as a child: stdin, stdout and stderr are relayed byte for byte,
-signals are forwarded, and the exit code is the child's (128 + N for signal
-N). Heartbeats carry its live work (tool calls under way, error rate).
+agent) runs as a child in a process group of its own: stdin, stdout and
+stderr are relayed byte for byte, SIGINT/SIGTERM/SIGHUP go to its whole
+group, and the exit code is the child's (128 + N for signal N). When it
+exits, whatever it left running in its group is stopped too. Heartbeats
+carry its live work (tool calls under way, error rate, and
+runtime_state "wedged" when a tool call goes unanswered).
+Our flags come before --, the command after it.
 
 Flags (a flag beats its variable):
   --platform-url URL       PLATFORM_URL                  platform base URL (required)
   --workspace-id ID        WORKSPACE_ID                  the workspace to serve
   (no flag: argv is public) MOLECULE_WORKSPACE_TOKEN     its token
-  --token-file PATH                                      read the token from PATH
-                                                         (default <configs dir>/.auth_token)
+  --token-file PATH        MOLECULE_WORKSPACE_TOKEN_FILE read the token from PATH (the flag
+                                                         first; the variable after
+                                                         MOLECULE_WORKSPACE_TOKEN; default
+                                                         <configs dir>/.auth_token)
   --workspaces-file PATH   MOLECULE_WORKSPACES_FILE      several workspaces: a JSON array
                                                          [{"id": "...", "token": "..."}, ...]
+                                                         (an entry may add "platform_url")
   (no flag)                MOLECULE_WORKSPACES           the same JSON array, inline;
                                                          wins over WORKSPACE_ID
   --configs-dir DIR        CONFIGS_DIR                   where .platform_inbound_secret and
-                                                         .auth_token live (default /configs if
-                                                         writable, else ~/.molecule-workspace)
+                                                         .auth_token live, and a token the
+                                                         platform issues is stored (default
+                                                         /configs if writable, else
+                                                         ~/.molecule-workspace)
   --interval SECONDS       MOLECULE_HEARTBEAT_INTERVAL   seconds between beats (default 20;
                                                          fractions allowed; at most 3600)
   --log-format FORMAT      MOLECULE_LOG_FORMAT           text (default) or json (one object
                                                          a line); logs go to stderr only
   --verbose, -v            MOLECULE_MCP_VERBOSE          info-level logs (default: warnings
                                                          and errors)
-  --health-port PORT       MOLECULE_HEALTH_PORT          serve GET /healthz and GET /status
-  --health-host HOST       MOLECULE_HEALTH_HOST          health address (default 127.0.0.1)
-  --kill-after SECONDS                                   with -- COMMAND: time from a forwarded
-                                                         SIGINT/SIGTERM/SIGHUP to SIGKILL
+  --health-port PORT       MOLECULE_HEALTH_PORT          serve GET /healthz (liveness), /readyz
+                                                         (readiness), /metrics (Prometheus)
+                                                         and /status
+  --health-host HOST       MOLECULE_HEALTH_HOST          health address (default 127.0.0.1;
+                                                         off loopback, /status needs
+                                                         MOLECULE_HEALTH_TOKEN as a bearer)
+  --kill-after SECONDS                                   with -- COMMAND: time from a signal to
+                                                         the child's group to SIGKILL for it
                                                          (default 10)
-  --org-id ID              MOLECULE_ORG_ID               send X-Molecule-Org-Id: ID on every
-                                                         request (multi-tenant edges)
+  --org-id ID              MOLECULE_ORG_ID               send X-Molecule-Org-Id: ID on
+                           (or MOLECULE_ORGANIZATION_ID) /workspaces/... requests (multi-tenant
+                                                         platforms; never on /registry/*)
   --max-in-flight N        MOLECULE_MAX_IN_FLIGHT        requests in flight at most (default: from
                                                          the open-files limit, 16 to 1024); a beat
                                                          that finds it full is skipped, not queued
+  --wedged-after SECONDS   MOLECULE_WEDGED_AFTER         with -- COMMAND: a tool call unanswered
+                                                         this long (or a server silent this long
+                                                         with calls pending) makes beats say
+                                                         runtime_state "wedged" (default 300;
+                                                         0 turns it off)
   --state-poll N                                         ask the platform for each workspace's
                                                          state every N beats, to notice a pause
-                                                         (default 0: only after a refused token)
+                                                         or a deletion (default 15; 0: only
+                                                         after a refused token)
+  --stale-window SECONDS   MOLECULE_STALE_WINDOW         the platform's stale window (default
+                                                         180): after a gap longer than it, a
+                                                         workspace registers again; readiness
+                                                         follows it
   --once                                                 register and send one beat per
                                                          workspace, then exit (not with --)
   --demo                                                 run against a platform emulator

@@ -19,7 +19,13 @@ import {
   type HeartbeatHandle,
   startHeartbeat,
 } from "../schedule/start_heartbeat.ts";
-import type { HeartbeatStatus, WorkspaceConfig } from "../schedule/types.ts";
+import type {
+  HeartbeatMetrics,
+  HeartbeatStatus,
+  WorkspaceConfig,
+  WorkspaceStatus,
+} from "../schedule/types.ts";
+import { BEAT_DURATION_BOUNDS } from "../schedule/_counters.ts";
 import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
 import { FileTokenStore } from "../storage/file_token_store.ts";
@@ -28,7 +34,7 @@ import { configsDirSetting } from "./configs.ts";
 import { EXIT } from "./exit_codes.ts";
 import { parseFlags, splitCommandLine } from "./flags.ts";
 import { followWorkspacesFile } from "./follow_workspaces.ts";
-import type { HealthServer } from "./health_server.ts";
+import type { HealthServer } from "../health/server.ts";
 import { helpText } from "./help.ts";
 import { configureLogging, printError } from "./logging.ts";
 import { processAdapter } from "./process_adapter.ts";
@@ -46,6 +52,7 @@ import {
   staleWindowSetting,
   statePollSetting,
 } from "./settings.ts";
+import { wedgedAfterSetting } from "./wedged_after.ts";
 import { workspacesSetting } from "./workspaces.ts";
 import type { Wrapped } from "./wrap.ts";
 
@@ -88,7 +95,10 @@ export async function main(context: CliContext = {}): Promise<number> {
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const commandLine = splitCommandLine(args);
-    const flags = parseFlags(commandLine.own);
+    const flags = parseFlags(
+      commandLine.own,
+      commandLine.command !== undefined,
+    );
     if (flags.help) {
       stdout(helpText());
       return EXIT.ok;
@@ -107,7 +117,9 @@ export async function main(context: CliContext = {}): Promise<number> {
     const killAfterMs = killAfterSetting(flags);
     const orgId = orgIdSetting(flags, env);
     const statePollEvery = statePollSetting(flags);
+    const staleWindowMs = staleWindowSetting(flags, env);
     const maxInFlight = maxInFlightSetting(flags, env);
+    const wedgedAfterMs = wedgedAfterSetting(flags, env);
     const logSet = logSettings(flags, env);
     format = logSet.format;
     // Logs go through a bounded queue written off the event loop: a reader
@@ -157,7 +169,47 @@ export async function main(context: CliContext = {}): Promise<number> {
     }
     for (const warning of warnings) log.warn(warning);
 
+    // Wrapper mode's tracker, made first: /metrics reads its tool calls.
+    const tracker: McpTracker | undefined = command
+      ? createMcpTracker({ mask: await tokenMasker(workspaces), wedgedAfterMs })
+      : undefined;
     let healthServer: HealthServer | undefined;
+    const started: { hb?: HeartbeatHandle } = {};
+    // The health port is bound before the child and the registers start: a
+    // port in use exits 2 with nothing started. A request needs the
+    // heartbeat only when it comes; until it exists (a few ms), the
+    // snapshot says no workspace has beaten yet.
+    if (health) {
+      const { startHealthServer, offLoopbackWarning } = await import(
+        "../health/server.ts"
+      );
+      try {
+        healthServer = await startHealthServer({
+          status: () =>
+            started.hb?.status() ?? startingStatus(workspaces, intervalMs),
+          metrics: () =>
+            started.hb?.metrics() ?? startingMetrics(workspaces.length),
+          ...(tracker ? { mcp: tracker } : {}),
+          logLinesDropped: () => logWriter.dropped,
+        }, { ...health, staleWindowMs });
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new ConfigError(
+          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
+          "--health-port",
+        );
+      }
+      cleanups.push(() => healthServer!.close());
+      log.info(
+        "health: {url}/healthz, {url}/readyz, {url}/metrics and {url}/status",
+        { url: healthServer.url },
+      );
+      if (healthServer.exposed) {
+        log.warn(
+          offLoopbackWarning(healthServer.url, health.token !== undefined),
+        );
+      }
+    }
     // One file per workspace with several, or with a watched workspaces
     // file (it may grow from one entry to several: they must not share one).
     const perWorkspace = workspaces.length > 1 || fileChanges.watched === true;
@@ -173,34 +225,9 @@ export async function main(context: CliContext = {}): Promise<number> {
       perWorkspace,
       fs,
     });
-    const staleWindowMs = staleWindowSetting(flags, env);
-    // The health port before the child and the registers: a port in use is
-    // a configuration error (exit 2) before anything started.
-    const live: { hb?: HeartbeatHandle } = {};
-    if (health) {
-      try {
-        const { startHealthServer } = await import("./health_server.ts");
-        healthServer = await startHealthServer(
-          () => live.hb?.status() ?? notStartedStatus(workspaces, intervalMs),
-          health,
-        );
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new ConfigError(
-          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
-          "--health-port",
-        );
-      }
-      cleanups.push(() => healthServer!.close());
-      log.info("health: {url}/healthz and {url}/status", {
-        url: healthServer.url,
-      });
-    }
     // Wrapper mode: the child starts before register and beats, never after.
     let wrapped: Wrapped | undefined;
-    let tracker: McpTracker | undefined;
-    if (command) {
-      tracker = createMcpTracker({ mask: await tokenMasker(workspaces) });
+    if (command && tracker) {
       const { startWrapped } = await import("./wrap.ts");
       try {
         wrapped = await startWrapped({
@@ -215,20 +242,18 @@ export async function main(context: CliContext = {}): Promise<number> {
         printError(error.message, format);
         return error.exitCode;
       }
-      log.info("started {command} (pid {pid})", {
+      log.info("started {command} (pid {pid}, its own process group)", {
         command: command[0],
         pid: wrapped.child.pid,
       });
     }
     const stopSignal = new AbortController();
-    const started = startHeartbeat({
+    const hb = started.hb = startHeartbeat({
       platformUrl,
       workspaces,
       intervalMs,
       secretStore,
       tokenStore,
-      staleWindowMs,
-      mcpServerPresent: command !== undefined,
       env,
       signal: stopSignal.signal,
       orgId,
@@ -238,10 +263,12 @@ export async function main(context: CliContext = {}): Promise<number> {
       // Each workspace's own failure lines with --verbose; a summary otherwise.
       summarizeLogs: !logSet.verbose,
       ...(tracker ? { stats: () => tracker.stats() } : {}),
+      // Register says an MCP server runs beside the agent (issue 17 point 7).
+      mcpServerPresent: command !== undefined,
+      staleWindowMs,
     });
-    live.hb = started;
-    cleanups.unshift(() => started.stop());
-    fileChanges.listener = (next) => followWorkspacesFile(started, next);
+    cleanups.unshift(() => hb.stop());
+    fileChanges.listener = (next) => followWorkspacesFile(hb, next);
     log.info(
       "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
       {
@@ -253,8 +280,8 @@ export async function main(context: CliContext = {}): Promise<number> {
     );
 
     const code = wrapped
-      ? await runWrapped(started, wrapped, context.signal)
-      : await runUntilDone(started, {
+      ? await runWrapped(hb, wrapped, context.signal)
+      : await runUntilDone(hb, {
         once: flags.once,
         demo,
         signal: context.signal,
@@ -299,11 +326,11 @@ export async function runAsMain(context: CliContext = {}): Promise<never> {
 }
 
 /**
- * What `/healthz` and `/status` see in the moment between the health port
- * being bound and the heartbeat starting: every workspace without an
- * accepted beat yet.
+ * The health snapshot in the few ms between binding the port and starting
+ * the heartbeat: every workspace configured, none registered or beaten yet
+ * (what the heartbeat itself reports just after it starts).
  */
-function notStartedStatus(
+function startingStatus(
   workspaces: WorkspaceConfig[],
   intervalMs: number,
 ): HeartbeatStatus {
@@ -311,29 +338,18 @@ function notStartedStatus(
     stopped: false,
     intervalMs,
     uptimeSeconds: 0,
-    inFlight: 0,
-    maxInFlight: 0,
-    beatsSkipped: 0,
-    retriesDeferred: 0,
-    workspaces: workspaces.map((w) => ({
-      workspaceId: w.id,
-      registered: false,
-      rejected: false,
-      deleted: false,
-      paused: false,
-      lastState: undefined,
-      beatsSent: 0,
-      beatsAccepted: 0,
-      lastSuccessAt: undefined,
-      sinceLastSuccessMs: undefined,
-      lastStatus: undefined,
-      lastError: undefined,
-      consecutiveFailures: 0,
-      authFailures: 0,
-      secretStored: false,
-      beatsSkipped: 0,
-    })),
-  };
+    workspaces: workspaces.map((w) =>
+      ({
+        workspaceId: w.id,
+        registered: false,
+        rejected: false,
+        deleted: false,
+        paused: false,
+        sinceLastSuccessMs: undefined,
+        lastError: "starting",
+      }) as WorkspaceStatus
+    ),
+  } as HeartbeatStatus;
 }
 
 /**
@@ -351,4 +367,40 @@ async function tokenMasker(
     if (token) tokens.add(token);
   }
   return (text) => maskSecrets(text, { extra: tokens });
+}
+
+/** The fleet's figures in the same gap: nothing counted yet. */
+function startingMetrics(workspaces: number): HeartbeatMetrics {
+  return {
+    beats: { accepted: 0, refused: 0, failed: 0, skipped: 0 },
+    beatFailures: {
+      timeout: 0,
+      network: 0,
+      http_4xx: 0,
+      http_5xx: 0,
+      rate_limited: 0,
+      auth: 0,
+      redirect: 0,
+    },
+    beatDuration: {
+      bounds: BEAT_DURATION_BOUNDS,
+      counts: new Array(BEAT_DURATION_BOUNDS.length + 1).fill(0),
+      sum: 0,
+      count: 0,
+    },
+    registers: { accepted: 0, refused: 0, failed: 0 },
+    authEscalations: 0,
+    requestsInFlight: 0,
+    workspaces: {
+      beating: 0,
+      registering: workspaces,
+      paused: 0,
+      deleted: 0,
+      rejected: 0,
+    },
+    oldestAcceptedBeatAgeSeconds: 0,
+    retryBudgetTokens: 0,
+    unarmed: 0,
+    stopped: false,
+  };
 }

@@ -1,6 +1,6 @@
 /**
- * Wrapper mode's run: signals go to the child, a rejected token or a
- * deleted workspace stops it, and the child's end ends the run.
+ * Wrapper mode's run: signals go to the child's process group, a rejected
+ * token or a deleted workspace stops it, and the child's end ends the run.
  *
  * @module
  */
@@ -25,7 +25,9 @@ export async function runWrapped(
 ): Promise<number> {
   let gone: number | undefined;
   const forward = (name: string) => () => {
-    log.info("{signal}: forwarding it to the child", { signal: name });
+    log.info("{signal}: forwarding it to the child's process group", {
+      signal: name,
+    });
     wrapped.terminate(name);
   };
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(

@@ -321,12 +321,16 @@ function isLoopback(host: string): boolean {
 export interface HealthSetting {
   port: number;
   host: string;
+  /** `MOLECULE_HEALTH_TOKEN`: what `/status` needs (and off loopback, the ids in `/readyz`). */
+  token?: string;
 }
 
 /**
- * `--health-port`/`MOLECULE_HEALTH_PORT` and `--health-host`/`MOLECULE_HEALTH_HOST` (default 127.0.0.1).
+ * `--health-port`/`MOLECULE_HEALTH_PORT`, `--health-host`/`MOLECULE_HEALTH_HOST`
+ * (default 127.0.0.1) and `MOLECULE_HEALTH_TOKEN`.
  *
- * @throws {ConfigError} For a port that is not a whole number from 0 to 65535.
+ * @throws {ConfigError} For a port that is not a whole number from 0 to
+ * 65535, or a token shorter than 16 characters or not printable ASCII.
  */
 export function healthSetting(
   flags: CliFlags,
@@ -347,5 +351,14 @@ export function healthSetting(
   }
   const host = setting(flags.healthHost) ??
     setting(env("MOLECULE_HEALTH_HOST")) ?? "127.0.0.1";
-  return { port: Number(raw), host };
+  const token = setting(env("MOLECULE_HEALTH_TOKEN"));
+  if (token !== undefined) {
+    if (!/^[\x21-\x7e]{16,4096}$/.test(token)) {
+      throw new ConfigError(
+        "MOLECULE_HEALTH_TOKEN must be 16 to 4096 printable ASCII characters without spaces, such as the output of: openssl rand -hex 32",
+        "MOLECULE_HEALTH_TOKEN",
+      );
+    }
+  }
+  return { port: Number(raw), host, ...(token !== undefined ? { token } : {}) };
 }

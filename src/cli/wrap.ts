@@ -1,12 +1,21 @@
 /**
  * Wrapper mode (`molecule-heartbeat [flags] -- COMMAND [ARGS...]`): runs the
- * command as a child, relays stdin to it and its stdout and stderr back byte
- * for byte, and forwards signals, with a grace period before SIGKILL.
+ * command as a child in a process group of its own, relays stdin to it and
+ * its stdout and stderr back byte for byte, and forwards signals to the
+ * group, with a grace period before SIGKILL. When the child ends, whatever it
+ * left running in its group is stopped the same way: nothing we started
+ * outlives us.
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
+import process from "node:process";
 import type { McpStreamTap } from "../mcp/stream_tap.ts";
+import { LOG_CATEGORY } from "../shared/constants.ts";
 import { type Child, exitCodeOf, type ProcessAdapter } from "./child.ts";
+import { liveGroupMembers, signalGroup } from "./process_group.ts";
+
+const log = getLogger([...LOG_CATEGORY, "cli"]);
 
 /** Options of {@link startWrapped}. */
 export interface WrapOptions {
@@ -16,7 +25,11 @@ export interface WrapOptions {
   command: string;
   /** Its arguments. */
   args: string[];
-  /** Time from the first forwarded signal to SIGKILL, in ms. @default {10000} */
+  /**
+   * Time from the first signal sent to the child's group (forwarded, or
+   * ours when the heartbeat stops it or the child left processes behind) to
+   * SIGKILL for the group, in ms. @default {10000}
+   */
   killAfterMs?: number;
   /** Sees the bytes in both directions (never changes them). */
   tap?: McpStreamTap;
@@ -30,12 +43,13 @@ export interface Wrapped {
   readonly child: Child;
   /**
    * The exit code to exit with (the child's, or 128 + N for signal N), once
-   * the child has exited and its output has been relayed.
+   * the child has exited, nothing of its process group runs any more, and
+   * its output has been relayed.
    */
   readonly done: Promise<number>;
   /**
-   * Sends `signal` to the child; if it has not exited `killAfterMs` after the
-   * first call, sends SIGKILL.
+   * Sends `signal` to the child's process group; if any of it still runs
+   * `killAfterMs` after the first call, sends the group SIGKILL.
    */
   terminate(signal: string): void;
 }
@@ -109,12 +123,56 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     pump(child.stderr, adapter.stderr()),
   ]);
 
+  const group = child.pid;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
-  let exited = false;
+  let killed = false;
+  let finished = false;
+  const armKill = () => {
+    killTimer ??= setTimeout(() => {
+      killed = true;
+      if (liveGroupMembers(group).length > 0) {
+        log.warn(
+          "the child's process group did not stop within {seconds} s of the signal: SIGKILL",
+          { seconds: killAfterMs / 1000 },
+        );
+        signalGroup(group, "SIGKILL");
+      }
+    }, killAfterMs);
+  };
+  // Last resort, if this process exits before the group is gone (an
+  // exit from elsewhere): SIGKILL whatever of it still runs.
+  const onExit = () => {
+    if (!finished && liveGroupMembers(group).length > 0) {
+      signalGroup(group, "SIGKILL");
+    }
+  };
+  process.on("exit", onExit);
+
   const done = child.exited.then(async (exit) => {
-    exited = true;
+    // The child is gone. What it started is in its group: a launcher that
+    // died (or exited) leaves its server running, holding our pipes, and
+    // maybe ignoring SIGTERM and stdin's EOF.
+    const left = liveGroupMembers(group);
+    if (left.length > 0) {
+      if (killTimer === undefined) {
+        log.warn(
+          "the child exited and left {count} process(es) of its group running (pids {pids}): SIGTERM, then SIGKILL after {seconds} s",
+          {
+            count: left.length,
+            pids: left.slice(0, 5).join(", "),
+            seconds: killAfterMs / 1000,
+          },
+        );
+        signalGroup(group, "SIGTERM");
+        armKill();
+      }
+      await groupGone(group, () => killed);
+    }
+    finished = true;
     clearTimeout(killTimer);
-    // Its output ends with it, unless a grandchild still holds the pipes.
+    process.off("exit", onExit);
+    // Its output ends with it, unless something outside its group (a
+    // process that moved itself out) still holds the pipes.
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       output,
@@ -128,11 +186,29 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     child,
     done,
     terminate(signal) {
-      if (exited) return;
+      if (finished) return;
       child.kill(signal);
-      killTimer ??= setTimeout(() => {
-        if (!exited) child.kill("SIGKILL");
-      }, killAfterMs);
+      armKill();
     },
   };
+}
+
+/** How long to wait for the group after SIGKILL before giving up on it. */
+const AFTER_KILL_MS = 2_000;
+
+/**
+ * Waits until no process of the group runs; bounded: at most
+ * {@link AFTER_KILL_MS} once `killed()` says SIGKILL went out.
+ */
+async function groupGone(group: number, killed: () => boolean) {
+  let killedAt: number | undefined;
+  let wait = 10;
+  while (liveGroupMembers(group).length > 0) {
+    if (killed()) {
+      killedAt ??= performance.now();
+      if (performance.now() - killedAt > AFTER_KILL_MS) return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    wait = Math.min(100, wait * 2);
+  }
 }

@@ -209,7 +209,11 @@ export function createMcpStreamTap(
   };
   return {
     client: (chunk) => guard(() => client.push(chunk)),
-    server: (chunk) => guard(() => server.push(chunk)),
+    server: (chunk) =>
+      guard(() => {
+        tracker.serverOutput(); // any output: the server is not silent
+        server.push(chunk);
+      }),
     clientEnd: () => guard(() => client.end()),
     serverEnd: () => guard(() => server.end()),
   };

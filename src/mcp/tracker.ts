@@ -1,13 +1,18 @@
 /**
  * Live work of an MCP server, read from its JSON-RPC traffic: the tool calls
- * under way, the longest-running one, and how many recent calls failed. The
- * figures are the heartbeat's `active_tasks`, `current_task`, `error_rate`
- * and `sample_error`.
+ * under way, the longest-running one, how many recent calls failed, and
+ * whether the server looks wedged. The figures are the heartbeat's
+ * `active_tasks`, `current_task`, `error_rate`, `sample_error` and
+ * `runtime_state`.
  *
  * @module
  */
+import { getLogger } from "@logtape/logtape";
 import type { HeartbeatStats } from "../platform/heartbeat.ts";
 import { isRecord as isObject } from "../shared/_json.ts";
+import { LOG_CATEGORY } from "../shared/constants.ts";
+
+const log = getLogger([...LOG_CATEGORY, "mcp"]);
 
 /** Options of {@link createMcpTracker}. */
 export interface McpTrackerOptions {
@@ -23,6 +28,21 @@ export interface McpTrackerOptions {
   mask?: (text: string) => string;
   /** Calls tracked at most; a call beyond is not counted. @default {10000} */
   maxActive?: number;
+  /**
+   * The server is *wedged* when the oldest unanswered `tools/call` has
+   * waited longer than this, or when it has written nothing for this long
+   * while calls are pending: `runtime_state` is then `"wedged"` and
+   * `sample_error` says which tool and for how long. 0 turns it off.
+   * @default {300000}
+   */
+  wedgedAfterMs?: number;
+  /**
+   * `error_rate` is reported once at least this many calls ended in the
+   * window (0 before), so that one failed call does not mark a workspace
+   * degraded for five minutes.
+   * @default {5}
+   */
+  minCallsForErrorRate?: number;
 }
 
 /** The figures a tracker reports; each a field of {@link HeartbeatStats}. */
@@ -31,10 +51,19 @@ export interface McpWorkStats {
   active_tasks: number;
   /** The tool name of the longest-running call under way; `""` when none. */
   current_task: string;
-  /** Share of calls that ended in an error, among those ended in the window; 0 with none. */
+  /**
+   * Share of calls that ended in an error, among those ended in the window;
+   * 0 while fewer than `minCallsForErrorRate` ended there.
+   */
   error_rate: number;
-  /** The text of the latest failed call in the window, at most 200 characters; `""` when none. */
+  /**
+   * Why the server looks wedged when it does; else the text of the latest
+   * failed call in the window; at most 200 characters, masked; `""` when
+   * none.
+   */
   sample_error: string;
+  /** `"wedged"` while the server looks wedged (see `wedgedAfterMs`), else `""`. */
+  runtime_state: string;
 }
 
 /** Reads MCP traffic into heartbeat figures; see {@link createMcpTracker}. */
@@ -43,6 +72,11 @@ export interface McpTracker {
   fromClient(message: unknown): void;
   /** A JSON-RPC message (or batch) the server sent to the client. */
   fromServer(message: unknown): void;
+  /**
+   * The server wrote something (any bytes, parsed or not): it is not
+   * silent. {@link createMcpStreamTap} calls it for every chunk.
+   */
+  serverOutput(): void;
   /** Whether a `tools/call` with this JSON-RPC id is under way. */
   isActive(id: unknown): boolean;
   /** Tool calls under way. */
@@ -91,9 +125,17 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
  * - `current_task`: the tool name of the longest-running call under way
  *   (never its arguments, which may hold secrets);
  * - `error_rate`: the share of calls that ended in a JSON-RPC error or a
- *   result with `isError: true`, among those ended in the last five minutes;
- * - `sample_error`: the error message, or the first text of an `isError`
- *   result, of the latest failed call in that window, masked, at most 200
+ *   result with `isError: true`, among those ended in the last five minutes,
+ *   once at least five ended there (0 before);
+ * - `runtime_state`: `"wedged"` while the oldest unanswered call has waited
+ *   longer than `wedgedAfterMs` (five minutes), or the server has written
+ *   nothing for that long while calls are pending; `""` again as soon as
+ *   the call ends or is cancelled (or the server writes). The platform shows
+ *   a wedged workspace degraded, with `sample_error` as its banner. One
+ *   warning is logged when it starts and one when it clears;
+ * - `sample_error`: while wedged, why (`tool "search" has not answered for
+ *   312 s`); else the error message, or the first text of an `isError`
+ *   result, of the latest failed call in the window; masked, at most 200
  *   characters.
  *
  * Anything that is not a JSON-RPC message is ignored. Memory is bounded:
@@ -102,14 +144,25 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
  * @example
  * ```ts
  * import { createMcpTracker } from "@molecule/heartbeat";
- * const tracker = createMcpTracker();
+ * const tracker = createMcpTracker({ minCallsForErrorRate: 1 });
  * tracker.fromClient({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "search" } });
  * console.log(tracker.stats().active_tasks, tracker.stats().current_task); // 1 "search"
  * tracker.fromServer({ jsonrpc: "2.0", id: 1, error: { code: -32000, message: "boom" } });
  * console.log(tracker.stats().error_rate, tracker.stats().sample_error); // 1 "boom"
  * ```
  *
- * @param options Clock, window, masking and bounds.
+ * @example A call that never answers
+ * ```ts
+ * import { createMcpTracker } from "@molecule/heartbeat";
+ * let now = 0;
+ * const tracker = createMcpTracker({ now: () => now, wedgedAfterMs: 60_000 });
+ * tracker.fromClient({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "search" } });
+ * now = 61_000;
+ * const stats = tracker.stats();
+ * console.log(stats.runtime_state, stats.sample_error); // "wedged" 'tool "search" has not answered for 61 s'
+ * ```
+ *
+ * @param options Clock, window, masking, bounds and the wedge threshold.
  * @returns The tracker.
  */
 export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
@@ -118,8 +171,10 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   const bucketMs = Math.max(1, windowMs / BUCKETS);
   const mask = options.mask ?? ((text: string) => text);
   const maxActive = options.maxActive ?? 10_000;
+  const wedgedAfterMs = Math.max(0, options.wedgedAfterMs ?? 300_000);
+  const minCalls = Math.max(1, options.minCallsForErrorRate ?? 5);
   // Insertion order is start order: the first entry is the longest-running.
-  const active = new Map<string, string>();
+  const active = new Map<string, { name: string; since: number }>();
   // One slot more than the window, so the current bucket never evicts one still inside it.
   const buckets: Bucket[] = Array.from(
     { length: BUCKETS + 1 },
@@ -127,10 +182,63 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   );
   let sample: { text: string; index: number } | undefined;
   const totals = { ok: 0, error: 0 };
+  // When calls last became pending (the set went from empty to not), and
+  // when the server last wrote anything.
+  let pendingSince = 0;
+  let lastOutput = -Infinity;
+  // Set while wedged: since when, for the line that says it cleared.
+  let wedgedSince: number | undefined;
 
   const bucketIndex = () => Math.floor(now() / bucketMs);
   const inWindow = (index: number, current: number) =>
     index > current - BUCKETS && index <= current;
+  const clean = (text: string) =>
+    mask(text).replace(CONTROL, " ").slice(0, MAX_TEXT);
+
+  /** Why the server looks wedged at `t`, or `undefined` when it does not. */
+  const wedgeReason = (t: number): string | undefined => {
+    if (wedgedAfterMs === 0 || active.size === 0) return undefined;
+    const oldest = active.values().next().value!;
+    const waited = t - oldest.since;
+    if (waited > wedgedAfterMs) {
+      const what = oldest.name ? `tool "${oldest.name}"` : "a tool call";
+      return `${what} has not answered for ${Math.floor(waited / 1000)} s`;
+    }
+    const silent = t - Math.max(lastOutput, pendingSince);
+    if (silent > wedgedAfterMs) {
+      const calls = active.size === 1
+        ? "1 tool call"
+        : `${active.size} tool calls`;
+      return `the MCP server has written nothing for ${
+        Math.floor(silent / 1000)
+      } s while ${calls} wait${active.size === 1 ? "s" : ""}`;
+    }
+    return undefined;
+  };
+
+  /** Notes a change of the wedge, one line each way; returns the reason. */
+  const checkWedge = (t: number): string | undefined => {
+    const reason = wedgeReason(t);
+    if (reason !== undefined && wedgedSince === undefined) {
+      wedgedSince = t;
+      log.warn(
+        'the MCP server looks wedged: {reason}; heartbeats say runtime_state "wedged" until it answers',
+        { reason: clean(reason) },
+      );
+    } else if (reason === undefined && wedgedSince !== undefined) {
+      const seconds = Math.floor((t - wedgedSince) / 1000);
+      wedgedSince = undefined;
+      log.warn(
+        'the MCP server is no longer wedged (after {seconds} s): runtime_state is "" again',
+        { seconds },
+      );
+    }
+    return reason;
+  };
+  /** After a call ended or the server wrote: a wedge may have cleared. */
+  const recheck = () => {
+    if (wedgedSince !== undefined) checkWedge(now());
+  };
 
   const ended = (key: string, error: string | undefined) => {
     if (!active.delete(key)) return;
@@ -145,10 +253,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     totals[error === undefined ? "ok" : "error"]++;
     if (error !== undefined) {
       bucket.errors++;
-      sample = {
-        text: mask(error).replace(CONTROL, " ").slice(0, MAX_TEXT),
-        index,
-      };
+      sample = { text: clean(error), index };
     }
   };
 
@@ -163,7 +268,11 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
           ? params.name.replace(CONTROL, " ").slice(0, MAX_TEXT)
           : "";
         active.delete(key); // a reused id starts afresh
-        if (active.size < maxActive) active.set(key, name);
+        if (active.size < maxActive) {
+          const t = now();
+          if (active.size === 0) pendingSince = t;
+          active.set(key, { name, since: t });
+        }
       } else if (message.method === "notifications/cancelled") {
         const params = message.params;
         const key = isObject(params) ? idKey(params.requestId) : undefined;
@@ -178,14 +287,21 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   };
 
   const feed = (message: unknown, fromClient: boolean) => {
+    if (!fromClient) lastOutput = now();
     if (Array.isArray(message)) {
       for (const m of message) one(m, fromClient);
     } else one(message, fromClient);
+    recheck();
   };
 
   return {
     fromClient: (message) => feed(message, true),
     fromServer: (message) => feed(message, false),
+    serverOutput: () => {
+      if (active.size === 0) return;
+      lastOutput = now();
+      recheck();
+    },
     isActive: (id) => {
       const key = idKey(id);
       return key !== undefined && active.has(key);
@@ -196,10 +312,12 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     forget: (id) => {
       const key = idKey(id);
       if (key !== undefined) active.delete(key);
+      recheck();
     },
     totals: () => ({ ...totals }),
     stats() {
-      const current = bucketIndex();
+      const t = now();
+      const current = Math.floor(t / bucketMs);
       let total = 0;
       let errors = 0;
       for (const b of buckets) {
@@ -208,13 +326,17 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
         errors += b.errors;
       }
       const first = active.values().next();
+      const wedged = checkWedge(t);
       return {
         active_tasks: active.size,
-        current_task: first.done ? "" : first.value,
-        error_rate: total === 0 ? 0 : errors / total,
-        sample_error: sample && inWindow(sample.index, current)
+        current_task: first.done ? "" : first.value.name,
+        error_rate: total < minCalls ? 0 : errors / total,
+        sample_error: wedged !== undefined
+          ? clean(wedged)
+          : sample && inWindow(sample.index, current)
           ? sample.text
           : "",
+        runtime_state: wedged === undefined ? "" : "wedged",
       };
     },
   };

@@ -118,7 +118,16 @@ export interface Piped {
 export function startPiped(
   cmd: string,
   args: string[],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    /**
+     * Start it as the leader of a process group of its own, as a shell
+     * starts a foreground job: a signal to the group (`kill -INT -PID`, a
+     * terminal's Ctrl-C) reaches every process in it.
+     */
+    ownGroup?: boolean;
+  } = {},
 ): Piped {
   const env = {
     PATH: process.env.PATH ?? "",
@@ -146,6 +155,7 @@ export function startPiped(
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
+      detached: options.ownGroup ?? false,
     }).spawn();
     const writer = child.stdin.getWriter();
     const timer = setTimeout(
@@ -186,7 +196,11 @@ export function startPiped(
       done,
     };
   }
-  const child = spawn(cmd, args, { env, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(cmd, args, {
+    env,
+    stdio: ["pipe", "pipe", "pipe"],
+    detached: options.ownGroup ?? false,
+  });
   child.stdin.on("error", () => {});
   child.stdout.on("data", (d: Uint8Array) => out.push(d));
   child.stderr.on("data", (d) => stderr += d);

@@ -1,0 +1,101 @@
+/**
+ * How late the event loop runs a timer: the liveness probe's measure of a
+ * process that still answers but no longer keeps time.
+ *
+ * @module
+ */
+
+/** Options of {@link startLoopLagMonitor}. */
+export interface LoopLagOptions {
+  /** Time between two measurements, in ms. @default {500} */
+  intervalMs?: number;
+  /** How far back {@link LoopLagMonitor.lagMs} looks, in ms. @default {10000} */
+  windowMs?: number;
+  /** Milliseconds on a monotonic clock. @default {performance.now} */
+  now?: () => number;
+}
+
+/** A running monitor; see {@link startLoopLagMonitor}. */
+export interface LoopLagMonitor {
+  /**
+   * The largest lateness seen in the window, in ms, counting a measurement
+   * that is overdue right now.
+   */
+  lagMs(): number;
+  /** Stops measuring. */
+  stop(): void;
+}
+
+/**
+ * Measures the event loop's lag: a timer is armed every `intervalMs` and
+ * how late it fires is kept for `windowMs`. The timer does not keep the
+ * process alive.
+ *
+ * @example
+ * ```ts
+ * import { startLoopLagMonitor } from "./loop_lag.ts";
+ * const monitor = startLoopLagMonitor({ intervalMs: 10 });
+ * await new Promise((r) => setTimeout(r, 50));
+ * console.log(monitor.lagMs() < 1000); // true
+ * monitor.stop();
+ * ```
+ *
+ * @param options Interval, window and clock.
+ * @returns The monitor.
+ */
+export function startLoopLagMonitor(
+  options: LoopLagOptions = {},
+): LoopLagMonitor {
+  const intervalMs = options.intervalMs ?? 500;
+  const windowMs = options.windowMs ?? 10_000;
+  const now = options.now ?? (() => performance.now());
+  const slots = Math.max(1, Math.ceil(windowMs / intervalMs));
+  // Ring of the last measurements: when each was taken and its lateness.
+  const at = new Float64Array(slots).fill(-Infinity);
+  const late = new Float64Array(slots);
+  let next = 0;
+  let due = now() + intervalMs;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+
+  const tick = () => {
+    const t = now();
+    at[next] = t;
+    late[next] = Math.max(0, t - due);
+    next = (next + 1) % slots;
+    arm();
+  };
+  const arm = () => {
+    if (stopped) return;
+    due = now() + intervalMs;
+    timer = setTimeout(tick, intervalMs);
+    unrefTimer(timer);
+  };
+  arm();
+
+  return {
+    lagMs() {
+      const t = now();
+      let max = Math.max(0, t - due);
+      for (let i = 0; i < slots; i++) {
+        if (t - at[i] <= windowMs && late[i] > max) max = late[i];
+      }
+      return max;
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Lets a timer not keep the process alive, on Node (`unref`) and Deno (`Deno.unrefTimer`). */
+function unrefTimer(timer: unknown): void {
+  if (typeof timer === "object" && timer !== null && "unref" in timer) {
+    (timer as { unref(): void }).unref();
+    return;
+  }
+  const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } })
+    .Deno;
+  if (typeof timer === "number") deno?.unrefTimer?.(timer);
+}

@@ -1,0 +1,250 @@
+/**
+ * What `/metrics` shows: the heartbeat's counts and gauges, the MCP
+ * wrapper's tool calls, the log writer's drops, the health port's own
+ * connections, build info and the process, as metric families. No
+ * workspace id is ever a label; every label value known in advance is
+ * written, at 0 until counted.
+ *
+ * @module
+ */
+import { VERSION } from "../shared/version.ts";
+import type { BeatFailureReason, HeartbeatMetrics } from "../schedule/types.ts";
+import type { ConnectionFigures } from "./connections.ts";
+import type { ProcessFigures } from "./process_metrics.ts";
+import {
+  histogramSamples,
+  type MetricFamily,
+  renderExposition,
+  type Sample,
+} from "./prometheus.ts";
+
+/** Everything {@link renderMetrics} writes. */
+export interface MetricsInput {
+  /** The heartbeat's figures (`HeartbeatHandle.metrics()`). */
+  metrics: HeartbeatMetrics;
+  /** Tool calls ended and under way, in wrapper mode; absent otherwise. */
+  mcp?: { ok: number; error: number; active: number };
+  /** Log lines dropped because stderr was not read fast enough. */
+  logLinesDropped: number;
+  /** The event loop's lag, in seconds. */
+  loopLagSeconds: number;
+  /** The health port's connections. */
+  connections: ConnectionFigures;
+  /** The process. */
+  process: ProcessFigures;
+  /** The runtime's name (`deno`, `node`) and version. */
+  runtime: { name: string; version: string };
+}
+
+const PREFIX = "molecule_heartbeat_";
+
+/** Beat failure reasons, each written from the start. */
+export const BEAT_FAILURE_REASONS: readonly BeatFailureReason[] = [
+  "timeout",
+  "network",
+  "http_4xx",
+  "http_5xx",
+  "rate_limited",
+  "auth",
+  "redirect",
+];
+
+/**
+ * The metric families for a scrape, in the text exposition format.
+ *
+ * @example
+ * ```ts
+ * import { startHeartbeat } from "../schedule/start_heartbeat.ts";
+ * import { renderMetrics } from "./metrics.ts";
+ * // Stopped at once: nothing is sent, the figures are all 0.
+ * const hb = startHeartbeat({
+ *   platformUrl: "http://127.0.0.1:9",
+ *   workspaces: [{ id: "ws-1", token: "tok-0123456789" }],
+ *   signal: AbortSignal.abort(),
+ * });
+ * const text = renderMetrics({
+ *   metrics: hb.metrics(),
+ *   logLinesDropped: 0,
+ *   loopLagSeconds: 0,
+ *   connections: { open: 0, closed: {} },
+ *   process: {},
+ *   runtime: { name: "deno", version: "2.9.6" },
+ * });
+ * console.log(text.includes('molecule_heartbeat_beats_total{outcome="accepted"} 0')); // true
+ * ```
+ *
+ * @param input The figures.
+ * @returns The exposition text.
+ */
+export function renderMetrics(input: MetricsInput): string {
+  const m = input.metrics;
+  const families: MetricFamily[] = [
+    gauge(
+      "build_info",
+      "Always 1; the labels say which version of @molecule/heartbeat runs on which runtime.",
+      [{
+        labels: {
+          version: VERSION,
+          runtime: input.runtime.name,
+          runtime_version: input.runtime.version,
+        },
+        value: 1,
+      }],
+    ),
+    counter(
+      "beats_total",
+      "Heartbeats by outcome: accepted (2xx), refused (401/403 or another 4xx but 429), failed (5xx, 429, network, timeout, redirect), skipped (not sent: the in-flight cap was full).",
+      labelled("outcome", m.beats, [
+        "accepted",
+        "refused",
+        "failed",
+        "skipped",
+      ]),
+    ),
+    counter(
+      "beat_failures_total",
+      "Heartbeats not accepted, by reason.",
+      labelled("reason", m.beatFailures, BEAT_FAILURE_REASONS),
+    ),
+    {
+      name: `${PREFIX}beat_duration_seconds`,
+      help: "Time from sending a heartbeat to its outcome.",
+      type: "histogram",
+      samples: histogramSamples(
+        m.beatDuration.bounds,
+        m.beatDuration.counts,
+        m.beatDuration.sum,
+        m.beatDuration.count,
+      ),
+    },
+    counter(
+      "registers_total",
+      "Registers by outcome: accepted, refused (401/403, 400, 409), failed (transient).",
+      labelled("outcome", m.registers, ["accepted", "refused", "failed"]),
+    ),
+    counter(
+      "auth_escalations_total",
+      "Times a workspace's refused-token count reached 3, or 3 + k x 20 (the revoked-token error).",
+      [{ value: m.authEscalations }],
+    ),
+    gauge("requests_in_flight", "Requests to the platform in flight now.", [
+      { value: m.requestsInFlight },
+    ]),
+    gauge(
+      "workspaces",
+      "Workspaces by state: registering (no register accepted yet), beating, paused, deleted, rejected (token refused at register).",
+      labelled("state", m.workspaces, [
+        "beating",
+        "registering",
+        "paused",
+        "deleted",
+        "rejected",
+      ]),
+    ),
+    gauge(
+      "oldest_accepted_beat_age_seconds",
+      "Seconds since the last accepted heartbeat of the served workspace that has waited longest (one never accepted counts from start); 0 with none served. Alert on it.",
+      [{ value: m.oldestAcceptedBeatAgeSeconds }],
+    ),
+    gauge(
+      "retry_budget_tokens",
+      "Early retries the retry budget holds now.",
+      [{ value: m.retryBudgetTokens }],
+    ),
+    gauge(
+      "unarmed_workspaces",
+      "Served workspaces with neither a beat armed nor one in flight; 0 while the scheduler works (the liveness probe fails otherwise).",
+      [{ value: m.unarmed }],
+    ),
+    counter(
+      "log_lines_dropped_total",
+      "Log lines dropped because stderr was not read fast enough.",
+      [{ value: input.logLinesDropped }],
+    ),
+  ];
+  if (input.mcp) {
+    families.push(
+      counter(
+        "mcp_tool_calls_total",
+        "MCP tool calls ended, by outcome: ok, or error (a JSON-RPC error or isError: true).",
+        labelled("outcome", input.mcp, ["ok", "error"]),
+      ),
+      gauge("mcp_tool_calls_active", "MCP tool calls under way now.", [
+        { value: input.mcp.active },
+      ]),
+    );
+  }
+  const c = input.connections;
+  families.push(
+    gauge(
+      "event_loop_lag_seconds",
+      "The largest lateness of a timer in the last 10 s.",
+      [{ value: input.loopLagSeconds }],
+    ),
+    gauge("health_connections", "Connections open to the health port now.", [
+      { value: c.open },
+    ]),
+    counter(
+      "health_connections_closed_total",
+      "Health connections closed by the server before an answer, by reason: over_cap (a new one refused: at the cap, every open one was being answered), evicted (at the cap, the one that had waited longest for its request head, in the place of a new one), head_timeout, head_too_large, exchange_timeout.",
+      labelled("reason", c.closed, [
+        "over_cap",
+        "evicted",
+        "head_timeout",
+        "head_too_large",
+        "exchange_timeout",
+      ]),
+    ),
+  );
+  const p = input.process;
+  if (p.cpuSeconds !== undefined) {
+    families.push({
+      name: "process_cpu_seconds_total",
+      help: "Total user and system CPU time spent, in seconds.",
+      type: "counter",
+      samples: [{ value: p.cpuSeconds }],
+    });
+  }
+  const processGauge = (name: string, help: string, value?: number) => {
+    if (value !== undefined) {
+      families.push({ name, help, type: "gauge", samples: [{ value }] });
+    }
+  };
+  processGauge(
+    "process_resident_memory_bytes",
+    "Resident memory size, in bytes.",
+    p.residentMemoryBytes,
+  );
+  processGauge(
+    "process_start_time_seconds",
+    "Start time of the process since the Unix epoch, in seconds.",
+    p.startTimeSeconds,
+  );
+  processGauge("process_open_fds", "Open file descriptors.", p.openFds);
+  processGauge(
+    "process_max_fds",
+    "The limit on open file descriptors (ulimit -n).",
+    p.maxFds,
+  );
+  return renderExposition(families);
+}
+
+function counter(name: string, help: string, samples: Sample[]): MetricFamily {
+  return { name: PREFIX + name, help, type: "counter", samples };
+}
+
+function gauge(name: string, help: string, samples: Sample[]): MetricFamily {
+  return { name: PREFIX + name, help, type: "gauge", samples };
+}
+
+/** One sample per known label value, 0 where the figures lack it. */
+function labelled<K extends string>(
+  label: string,
+  values: Partial<Record<K, number>>,
+  keys: readonly K[],
+): Sample[] {
+  return keys.map((key) => ({
+    labels: { [label]: key },
+    value: values[key] ?? 0,
+  }));
+}

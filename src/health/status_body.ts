@@ -1,0 +1,116 @@
+/**
+ * `/status` for a fleet of any size: one snapshot a second at most, shared
+ * by every request in that second (and by `/readyz`), and its JSON written
+ * in parts, a slice of workspaces per turn of the event loop, so that no
+ * request holds the loop for long.
+ *
+ * @module
+ */
+import { setImmediate } from "node:timers";
+import type { HeartbeatStatus } from "../schedule/types.ts";
+
+/** Options of {@link createStatusCache}. */
+export interface StatusCacheOptions {
+  /** How long a snapshot is served, in ms. @default {1000} */
+  ttlMs?: number;
+  /** Workspaces written per turn of the event loop. @default {500} */
+  sliceSize?: number;
+  /** Milliseconds on a monotonic clock. @default {performance.now} */
+  now?: () => number;
+}
+
+/** The body of `/status`: its parts in order, and their total length. */
+export interface StatusBody {
+  /** UTF-8 parts, in order. */
+  parts: Uint8Array[];
+  /** Bytes in all. */
+  length: number;
+}
+
+/** A status snapshot and its JSON, each made at most once per `ttlMs`. */
+export interface StatusCache {
+  /** The snapshot, taken again once it is `ttlMs` old. */
+  snapshot(): HeartbeatStatus;
+  /** The snapshot's JSON, one workspace per line, written in parts. */
+  body(): Promise<StatusBody>;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * A cache of `status()` for the health server.
+ *
+ * @example
+ * ```ts
+ * import { createStatusCache } from "./status_body.ts";
+ * const cache = createStatusCache(() => ({
+ *   stopped: false, intervalMs: 20_000, uptimeSeconds: 1, inFlight: 0,
+ *   maxInFlight: 256, beatsSkipped: 0, retriesDeferred: 0, workspaces: [],
+ * }));
+ * const { parts } = await cache.body();
+ * const text = parts.map((p) => new TextDecoder().decode(p)).join("");
+ * console.log(JSON.parse(text).intervalMs); // 20000
+ * ```
+ *
+ * @param status Takes a snapshot (`HeartbeatHandle.status`).
+ * @param options Lifetime, slice size and clock.
+ * @returns The cache.
+ */
+export function createStatusCache(
+  status: () => HeartbeatStatus,
+  options: StatusCacheOptions = {},
+): StatusCache {
+  const ttlMs = options.ttlMs ?? 1_000;
+  const sliceSize = Math.max(1, options.sliceSize ?? 500);
+  const now = options.now ?? (() => performance.now());
+  let entry:
+    | { at: number; snapshot: HeartbeatStatus; body?: Promise<StatusBody> }
+    | undefined;
+
+  const current = () => {
+    const t = now();
+    if (!entry || t - entry.at >= ttlMs) {
+      entry = { at: t, snapshot: status() };
+    }
+    return entry;
+  };
+
+  return {
+    snapshot: () => current().snapshot,
+    body() {
+      const e = current();
+      e.body ??= writeInParts(e.snapshot, sliceSize);
+      return e.body;
+    },
+  };
+}
+
+/**
+ * The snapshot as JSON: the fleet's fields first, then `workspaces` with one
+ * workspace per line, a slice of them per turn of the event loop.
+ */
+async function writeInParts(
+  snapshot: HeartbeatStatus,
+  sliceSize: number,
+): Promise<StatusBody> {
+  const { workspaces, ...fleet } = snapshot;
+  const head = JSON.stringify(fleet);
+  const parts = [
+    encoder.encode(
+      `${head.slice(0, -1)}${head.length > 2 ? "," : ""}"workspaces":[\n`,
+    ),
+  ];
+  for (let i = 0; i < workspaces.length; i += sliceSize) {
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    let text = "";
+    const end = Math.min(workspaces.length, i + sliceSize);
+    for (let j = i; j < end; j++) {
+      text += (j > 0 ? ",\n" : "") + JSON.stringify(workspaces[j]);
+    }
+    parts.push(encoder.encode(text));
+  }
+  parts.push(encoder.encode("\n]}\n"));
+  let length = 0;
+  for (const part of parts) length += part.length;
+  return { parts, length };
+}
