@@ -367,8 +367,10 @@ export interface HeartbeatMetrics {
   /** Requests in flight now, every kind. */
   requestsInFlight: number;
   /**
-   * Workspaces by state now: `registering` (no register accepted yet),
-   * `beating`, `paused`, `deleted`, `rejected` (token refused at register).
+   * Workspaces by state now (see {@link WorkspaceLifeState}):
+   * `registering` (no register accepted yet), `beating` (registered and
+   * served: beating or backing off), `paused`, `deleted`, `rejected` (token
+   * refused at register before anything was accepted).
    */
   workspaces: {
     beating: number;
