@@ -16,10 +16,11 @@
  * - keep workspaces alive: {@link startHeartbeat} and its
  *   {@link HeartbeatHandle} (status, events, add and remove workspaces);
  * - one request at a time: {@link register}, {@link sendHeartbeat},
- *   {@link fetchWorkspaceState};
- * - where secrets go: {@link SecretStore}, {@link MemorySecretStore},
- *   {@link FileSecretStore}, {@link resolveConfigsDir}, and the
- *   {@link FileSystem} adapters;
+ *   {@link fetchWorkspaceState}, {@link lookupWorkspace};
+ * - where secrets and issued tokens go: {@link SecretStore},
+ *   {@link MemorySecretStore}, {@link FileSecretStore}, {@link TokenStore},
+ *   {@link MemoryTokenStore}, {@link FileTokenStore},
+ *   {@link resolveConfigsDir}, and the {@link FileSystem} adapters;
  * - beside an MCP server: {@link createMcpTracker},
  *   {@link createMcpStreamTap}, {@link trackTransport};
  * - one masking path for every text: {@link maskSecrets};
@@ -58,6 +59,7 @@ export type {
   HeartbeatStatus,
   ReadyResult,
   WorkspaceConfig,
+  WorkspaceLifeState,
   WorkspaceStatus,
 } from "./src/schedule/types.ts";
 
@@ -81,6 +83,12 @@ export {
   type WorkspaceState,
   type WorkspaceStateKind,
 } from "./src/platform/workspace_state.ts";
+export {
+  lookupWorkspace,
+  type LookupWorkspaceOptions,
+  type WorkspaceLookup,
+  type WorkspaceLookupKind,
+} from "./src/platform/workspace_lookup.ts";
 export type { Outcome, OutcomeKind } from "./src/platform/outcome.ts";
 export type { FetchLike, PlatformAnswer } from "./src/platform/http.ts";
 export {
@@ -99,6 +107,14 @@ export {
   FileSecretStore,
   type FileSecretStoreOptions,
 } from "./src/storage/file_secret_store.ts";
+export {
+  MemoryTokenStore,
+  type TokenStore,
+} from "./src/storage/token_store.ts";
+export {
+  FileTokenStore,
+  type FileTokenStoreOptions,
+} from "./src/storage/file_token_store.ts";
 export {
   type ConfigsDir,
   resolveConfigsDir,

@@ -90,6 +90,16 @@ const PUBLIC_API = [
   "WorkspaceState",
   "WorkspaceStateKind",
   "WorkspaceStatus",
+  // issue 17 and 20
+  "FileTokenStore",
+  "FileTokenStoreOptions",
+  "lookupWorkspace",
+  "LookupWorkspaceOptions",
+  "MemoryTokenStore",
+  "TokenStore",
+  "WorkspaceLifeState",
+  "WorkspaceLookup",
+  "WorkspaceLookupKind",
 ];
 
 function deno(): string {

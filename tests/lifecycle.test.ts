@@ -5,7 +5,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { fetchWorkspaceState, startHeartbeat } from "../mod.ts";
+import {
+  fetchWorkspaceState,
+  lookupWorkspace,
+  startHeartbeat,
+} from "../mod.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
 import {
@@ -21,13 +25,17 @@ const TOKEN = "life-token-0123456789";
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const FIXTURE = fileURLToPath(new URL("./fixtures/child.mjs", import.meta.url));
 
-test("fetchWorkspaceState: online, paused, deleted hard and soft, 401, 500, and a platform without the endpoint", async () => {
+test("fetchWorkspaceState and lookupWorkspace on today's platform: /state refuses a deleted workspace's tokens (404 deleted only with an admin token); the lookup tells 410, 404 and 200 apart", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { a: TOKEN, b: TOKEN, c: TOKEN },
+    adminToken: "admin-token-0123456789",
   });
   const ask = (id: string, token = TOKEN) =>
     fetchWorkspaceState({ platformUrl: platform.url, workspaceId: id, token });
+  const look = (id: string) =>
+    lookupWorkspace({ platformUrl: platform.url, workspaceId: id });
   assert.equal((await ask("a")).kind, "online");
+  assert.equal((await look("a")).kind, "exists");
   platform.pause("a");
   assert.deepEqual(await ask("a"), {
     kind: "paused",
@@ -35,9 +43,17 @@ test("fetchWorkspaceState: online, paused, deleted hard and soft, 401, 500, and 
     platformStatus: "paused",
   });
   platform.remove("b", "hard");
-  assert.deepEqual(await ask("b"), { kind: "deleted", status: 404 });
   platform.remove("c", "soft");
-  assert.deepEqual(await ask("c"), {
+  // Deletion revokes every token: /state says only "refused".
+  assert.deepEqual(await ask("b"), { kind: "auth", status: 401 });
+  assert.deepEqual(await ask("c"), { kind: "auth", status: 401 });
+  // The open lookup tells: purged 404, removed 410.
+  assert.deepEqual(await look("b"), { kind: "deleted", status: 404 });
+  assert.deepEqual(await look("c"), { kind: "deleted", status: 410 });
+  assert.equal(platform.requestsTo("workspace").length, 3);
+  assert.ok(platform.requestsTo("workspace").every((r) => r.method === "GET"));
+  // With an admin token, /state itself says deleted (404 with deleted: true).
+  assert.deepEqual(await ask("c", "admin-token-0123456789"), {
     kind: "deleted",
     status: 404,
     platformStatus: "removed",
@@ -45,13 +61,34 @@ test("fetchWorkspaceState: online, paused, deleted hard and soft, 401, 500, and 
   assert.equal((await ask("a", "wrong-token-0123")).kind, "auth");
   platform.fail({ kind: "status", status: 500 }, { path: "state", times: 1 });
   assert.equal((await ask("a")).kind, "unknown");
-  // A 404 without "deleted": true (an older platform) says nothing.
+  platform.fail({ kind: "status", status: 503 }, {
+    path: "workspace",
+    times: 1,
+  });
+  assert.equal((await look("a")).kind, "unknown");
+  // A 404 without "deleted": true (no such endpoint, a firewall) says nothing;
+  // nor does a bare 404 from the lookup (a tenant guard refusing the org id).
+  const elsewhere = `${platform.url}/no-such-prefix`;
   const older = await fetchWorkspaceState({
-    platformUrl: `${platform.url}/no-such-prefix`,
+    platformUrl: elsewhere,
     workspaceId: "a",
     token: TOKEN,
   });
   assert.equal(older.kind, "unknown");
+  await using guarded = await startPlatformEmulator({
+    workspaces: { a: TOKEN },
+    orgId: "org-right",
+  });
+  const wrongOrg = await lookupWorkspace({
+    platformUrl: guarded.url,
+    workspaceId: "a",
+    orgId: "org-wrong",
+  });
+  assert.deepEqual(wrongOrg, {
+    kind: "unknown",
+    status: 404,
+    reason: "HTTP 404",
+  });
 });
 
 test("deleted mid-run: one error naming the workspace, no token guess, its beats stop; the others go on", async () => {
@@ -100,25 +137,48 @@ test("deleted mid-run: one error naming the workspace, no token guess, its beats
   });
 });
 
-test("deleted before start: the refused register is explained as a deletion, not a bad token", async () => {
+test("deleted before start: register and heartbeats answer 200, the first state question (401, then GET /workspaces/:id 410) says deleted; no token guess", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { old: TOKEN },
   });
   platform.remove("old", "soft");
-  const hb = startHeartbeat({
-    platformUrl: platform.url,
-    workspaces: [{ id: "old", token: TOKEN }],
-    intervalMs: 100,
-    timeoutMs: 2_000, // not the interval: a loaded machine is slow
+  await captureLogs(async (records) => {
+    const hb = startHeartbeat({
+      platformUrl: platform.url,
+      workspaces: [{ id: "old", token: TOKEN }],
+      intervalMs: 100,
+      timeoutMs: 2_000, // not the interval: a loaded machine is slow
+    });
+    const deleted: string[] = [];
+    hb.addEventListener(
+      "deleted",
+      (e) => deleted.push((e as CustomEvent).detail.workspaceId),
+    );
+    try {
+      const ready = await hb.ready;
+      // Today's platform answers a removed workspace's register 200 (and
+      // changes nothing): it is not refused.
+      assert.deepEqual(ready.rejected, []);
+      await waitFor(() => deleted.length === 1, 5_000, "the deleted event");
+      const beats = platform.requestsTo("heartbeat", "old").length;
+      assert.ok(beats >= 1 && beats <= 3, `${beats} beats before the question`);
+      assert.equal(hb.status().workspaces[0].state, "deleted");
+      assert.equal(hb.status().workspaces[0].lastState, "deleted");
+      assert.equal(platform.requestsTo("state").at(-1)!.status, 401);
+      assert.equal(platform.requestsTo("workspace").at(-1)!.status, 410);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(platform.requestsTo("heartbeat", "old").length, beats);
+    } finally {
+      await hb.stop();
+    }
+    const lines = levelsAndTexts(records);
+    assert.ok(!lines.some((l) => /REVOKED|rejected/.test(l)), lines.join("\n"));
+    assert.equal(
+      lines.filter((l) => /deleted on the platform/.test(l)).length,
+      1,
+      lines.join("\n"),
+    );
   });
-  const ready = await hb.ready;
-  await hb.stop();
-  assert.deepEqual(ready.deleted, ["old"]);
-  assert.deepEqual(ready.rejected, []);
-  assert.ok(
-    platform.requestsTo("heartbeat").length <= 1,
-    "beats do not wait on register: at most the first went out beside it",
-  );
 });
 
 test("paused: beats stop, state is asked at the low rate, beats resume when it is resumed", async () => {
@@ -164,56 +224,102 @@ test("paused: beats stop, state is asked at the low rate, beats resume when it i
   }
 });
 
-test("revoked token on a live workspace: the escalation says so with certainty, state asked at the first refusal and at each escalation only", async () => {
+test("revoked token on a live workspace: GET /workspaces/:id answers 200, so the escalation is certain and names the token's source; the lookup is asked at the first refusal and at each escalation only", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { r: TOKEN },
   });
   await captureLogs(async (records) => {
     const hb = startHeartbeat({
       platformUrl: platform.url,
-      workspaces: [{ id: "r", token: TOKEN }],
+      workspaces: [{
+        id: "r",
+        token: TOKEN,
+        tokenSource: "the token file /run/molecule-token",
+        tokenReread: true,
+      }],
       intervalMs: 100,
       timeoutMs: 2_000, // not the interval: a loaded machine is slow
     });
+    const deleted: string[] = [];
+    hb.addEventListener("deleted", () => deleted.push("r"));
     await waitFor(() => hb.status().workspaces[0].beatsAccepted >= 1);
-    platform.revoke("r");
+    platform.revoke("r"); // a rotation: every call refused
     await waitFor(() => hb.status().workspaces[0].authFailures >= 4, 5_000);
+    const lookups = platform.requestsTo("workspace").length;
+    const failures = hb.status().workspaces[0].authFailures;
     await hb.stop();
     const escalation = levelsAndTexts(records).find((l) =>
       l.startsWith("error") && l.includes("REVOKED")
     );
     assert.ok(escalation, levelsAndTexts(records).join("\n"));
-    assert.match(escalation, /confirms the workspace exists/);
-    assert.ok(!/likely because the workspace was deleted/.test(escalation));
-    assert.equal(hb.status().workspaces[0].lastState, "auth");
-    const states = platform.requestsTo("state").length;
-    const failures = hb.status().workspaces[0].authFailures;
+    assert.match(
+      escalation,
+      /platform says the workspace exists and refuses the token from the token file \/run\/molecule-token/,
+    );
+    assert.match(escalation, /re-read when it changes: no restart needed/);
+    assert.ok(!/deleted/.test(escalation), escalation);
+    assert.deepEqual(deleted, []);
+    assert.equal(hb.status().workspaces[0].state, "backing-off");
     // Refusals 1 and 3 ask; 2, 4, 5… (up to 22) do not.
     assert.ok(
-      failures >= 4 && failures < 23 && states >= 1 && states <= 2,
-      `${states} state requests for ${failures} failures`,
+      failures >= 4 && failures < 23 && lookups >= 1 && lookups <= 2,
+      `${lookups} lookups for ${failures} failures`,
+    );
+    assert.ok(
+      platform.requestsTo("workspace").every((r) => r.status === 200),
     );
   });
 });
 
-test("X-Molecule-Org-Id goes on every request: register, heartbeat, state", async () => {
+test("X-Molecule-Org-Id only on /workspaces/… (state, lookup), never on /registry/*, never for a workspace with its own platform URL", async () => {
   await using platform = await startPlatformEmulator({
     workspaces: { o: TOKEN },
+    orgId: "org-42", // the tenant guard is on
+  });
+  await using own = await startPlatformEmulator({
+    workspaces: { elsewhere: TOKEN },
   });
   const hb = startHeartbeat({
     platformUrl: platform.url,
-    workspaces: [{ id: "o", token: TOKEN }],
+    workspaces: [
+      { id: "o", token: TOKEN },
+      { id: "elsewhere", token: TOKEN, platformUrl: `${own.url}/` },
+    ],
     intervalMs: 100,
     timeoutMs: 2_000, // not the interval: a loaded machine is slow
     orgId: "org-42",
     checkStateAtStart: true,
   });
-  await waitFor(() => platform.requestsTo("heartbeat").length >= 2);
-  await waitFor(() => platform.requestsTo("state").length >= 1);
-  await hb.stop();
-  assert.ok(platform.requests.length >= 4);
-  assert.ok(platform.requests.every((r) => r.orgId === "org-42"));
+  try {
+    await waitFor(() => platform.requestsTo("heartbeat").length >= 2);
+    await waitFor(() => platform.requestsTo("state").length >= 1);
+    await waitFor(() => own.requestsTo("state").length >= 1);
+    await waitFor(() => own.requestsTo("heartbeat").length >= 2);
+    // A refused beat asks the lookup, behind the tenant guard too.
+    platform.revoke("o");
+    await waitFor(() => platform.requestsTo("workspace").length >= 1);
+  } finally {
+    await hb.stop();
+  }
+  for (const r of platform.requests) {
+    if (r.path === "register" || r.path === "heartbeat") {
+      assert.equal(r.orgId, undefined, `${r.path} carried the org header`);
+    } else {
+      assert.equal(r.orgId, "org-42", r.path);
+      assert.notEqual(r.status, 400, `${r.path}: the tenant guard refused it`);
+    }
+  }
+  assert.equal(platform.requestsTo("state")[0].status, 200);
   assert.equal(platform.requestsTo("state")[0].method, "GET");
+  assert.equal(platform.requestsTo("workspace")[0].status, 200);
+  // Its own platform: every call there, none with the org header, Origin its own.
+  assert.equal(
+    platform.requests.filter((r) => r.workspaceId === "elsewhere").length,
+    0,
+  );
+  assert.ok(own.requests.length >= 4);
+  assert.ok(own.requests.every((r) => r.orgId === undefined));
+  assert.ok(own.requests.every((r) => r.origin === own.url));
 });
 
 test("command: a deleted workspace exits 4 (--once, mid-run, wrapper mode after stopping the child); paused with --once exits 1", async () => {

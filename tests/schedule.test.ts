@@ -390,11 +390,19 @@ test("a token function is asked before every request, so a rotated token is used
   await clock.advance(20_000);
   token = "new";
   await clock.advance(20_000);
+  // Register, beat, the state question after the first accepted beat, beat;
+  // then the rotated token.
   assert.deepEqual(
-    fetch.seen.map((r) => r.headers.get("authorization")),
-    ["Bearer old", "Bearer old", "Bearer old", "Bearer new"],
+    fetch.seen.map((r) => `${r.path} ${r.headers.get("authorization")}`),
+    [
+      "/registry/register Bearer old",
+      "/registry/heartbeat Bearer old",
+      "/workspaces/ws-1/state Bearer old",
+      "/registry/heartbeat Bearer old",
+      "/registry/heartbeat Bearer new",
+    ],
   );
-  assert.equal(asked, 4);
+  assert.equal(asked, 5, "asked once per request");
   await done(hb);
 });
 

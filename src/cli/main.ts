@@ -28,6 +28,7 @@ import type {
 import { BEAT_DURATION_BOUNDS } from "../schedule/_counters.ts";
 import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
+import { FileTokenStore } from "../storage/file_token_store.ts";
 import { SpawnError } from "./child.ts";
 import { configsDirSetting } from "./configs.ts";
 import { EXIT } from "./exit_codes.ts";
@@ -67,7 +68,7 @@ export interface CliContext {
   env?: EnvReader;
   /** Where `--help` and `--version` go. @default {process.stdout} */
   stdout?: (text: string) => void;
-  /** Ends the run early (instead of SIGINT/SIGTERM), with exit code 0. */
+  /** Ends the run early (instead of SIGINT/SIGTERM), with exit code 0 (143 during `--once`). */
   signal?: AbortSignal;
 }
 
@@ -144,6 +145,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     // A watched workspaces file adds and removes workspaces as it changes.
     const fileChanges: {
       listener?: (workspaces: WorkspaceConfig[]) => void;
+      watched?: boolean;
     } = {};
     let platformUrl: string;
     let workspaces: WorkspaceConfig[];
@@ -208,9 +210,19 @@ export async function main(context: CliContext = {}): Promise<number> {
         );
       }
     }
+    // One file per workspace with several, or with a watched workspaces
+    // file (it may grow from one entry to several: they must not share one).
+    const perWorkspace = workspaces.length > 1 || fileChanges.watched === true;
     const secretStore = new FileSecretStore({
       dir: configsDir,
-      perWorkspace: workspaces.length > 1,
+      perWorkspace,
+      fs,
+    });
+    // Tokens the platform issues, beside the secrets: `.auth_token` (the
+    // file a single workspace's token falls back to) or one per workspace.
+    const tokenStore = new FileTokenStore({
+      dir: configsDir,
+      perWorkspace,
       fs,
     });
     // Wrapper mode: the child starts before register and beats, never after.
@@ -241,6 +253,7 @@ export async function main(context: CliContext = {}): Promise<number> {
       workspaces,
       intervalMs,
       secretStore,
+      tokenStore,
       env,
       signal: stopSignal.signal,
       orgId,
@@ -251,10 +264,8 @@ export async function main(context: CliContext = {}): Promise<number> {
       summarizeLogs: !logSet.verbose,
       ...(tracker ? { stats: () => tracker.stats() } : {}),
       // Register says an MCP server runs beside the agent (issue 17 point 7).
-      // Spread, so that this type-checks before the option exists
-      // (spread members get no excess-property check) and after.
-      ...(command ? { mcpServerPresent: true } : {}),
-      ...{ staleWindowMs },
+      mcpServerPresent: command !== undefined,
+      staleWindowMs,
     });
     cleanups.unshift(() => hb.stop());
     fileChanges.listener = (next) => followWorkspacesFile(hb, next);

@@ -8,7 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import process from "node:process";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
-import type { HeartbeatEventMap } from "../schedule/types.ts";
+import type { HeartbeatEventMap, HeartbeatStatus } from "../schedule/types.ts";
 import { EXIT, goneCode } from "./exit_codes.ts";
 
 const log = getLogger([...LOG_CATEGORY, "cli"]);
@@ -19,7 +19,32 @@ function detail<K extends keyof HeartbeatEventMap>(
   return (event as CustomEvent<HeartbeatEventMap[K]>).detail;
 }
 
-/** Waits for what ends the run: a signal, every token rejected, or `--once` done. */
+/** The exit code of a signal that ends a `--once` run: 128 + its number. */
+const SIGNAL_CODE = { SIGINT: 130, SIGTERM: 143 } as const;
+
+/**
+ * How long `--once` waits at most, in ms: the request timeout for what
+ * one workspace does at once (its register, its beat and its state
+ * question run side by side; a refusal adds one lookup), plus the time the
+ * caps need for the whole fleet (rounds of beats and questions under the
+ * in-flight cap, rounds of registers under their concurrency), plus a
+ * second.
+ */
+export function onceDeadlineMs(status: HeartbeatStatus): number {
+  const n = Math.max(1, status.workspaces.length);
+  const timeout = status.timeoutMs ?? 10_000;
+  const cap = Math.max(1, status.maxInFlight);
+  const registers = Math.max(1, status.registerConcurrency ?? 8);
+  const rounds = Math.max(Math.ceil((2 * n) / cap), Math.ceil(n / registers));
+  return timeout * (2 + rounds) + 1_000;
+}
+
+/**
+ * Waits for what ends the run: a signal, every token rejected, or `--once`
+ * done. `--once` always ends: within {@link onceDeadlineMs} (exit 1 naming
+ * the workspaces that did not finish), and a signal during it exits 130
+ * (SIGINT) or 143 (SIGTERM, or the context's signal), never 0.
+ */
 export function runUntilDone(
   hb: HeartbeatHandle,
   options: {
@@ -30,7 +55,16 @@ export function runUntilDone(
   },
 ): Promise<number> {
   return new Promise<number>((resolve) => {
-    const onSignal = (name: string) => () => {
+    const firstBeat = new Map<string, { ok: boolean; reason: string }>();
+    let registersDone = false;
+    const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
+      if (options.once) {
+        log.error(
+          "{signal} during --once: stopping before every workspace finished",
+          { signal: name },
+        );
+        return finish(SIGNAL_CODE[name]);
+      }
       log.info("{signal}: stopping", { signal: name });
       finish(EXIT.ok);
     };
@@ -38,22 +72,57 @@ export function runUntilDone(
     const onTerm = onSignal("SIGTERM");
     process.on("SIGINT", onInt);
     process.on("SIGTERM", onTerm);
-    const onAbort = () => finish(EXIT.ok);
+    const onAbort = () => finish(options.once ? SIGNAL_CODE.SIGTERM : EXIT.ok);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let done = false;
+    let deadline: ReturnType<typeof setTimeout> | undefined;
     function finish(code: number) {
       if (done) return;
       done = true;
+      clearTimeout(deadline);
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
       options.signal?.removeEventListener("abort", onAbort);
       resolve(code);
     }
-    if (options.signal?.aborted) return finish(EXIT.ok);
+    if (options.signal?.aborted) return onAbort();
+    if (options.once) {
+      const ms = onceDeadlineMs(hb.status());
+      deadline = setTimeout(() => {
+        if (done) return;
+        const status = hb.status().workspaces.filter((w) =>
+          !w.rejected && !w.deleted
+        );
+        let unfinished = 0;
+        for (const w of status) {
+          const missing = [
+            registersDone || w.registered ? undefined : "its register",
+            firstBeat.has(w.workspaceId) || w.paused
+              ? undefined
+              : "its heartbeat",
+            w.lastState === undefined ? "its state" : undefined,
+          ].filter(Boolean);
+          if (missing.length === 0) continue;
+          unfinished++;
+          log.error(
+            "--once: workspace {workspaceId} did not finish within {seconds} s: no answer to {missing}",
+            {
+              workspaceId: w.workspaceId,
+              seconds: Math.round(ms / 1000),
+              missing: missing.join(", "),
+            },
+          );
+        }
+        if (unfinished === 0) {
+          log.error("--once did not finish within {seconds} s", {
+            seconds: Math.round(ms / 1000),
+          });
+        }
+        finish(EXIT.notAccepted);
+      }, ms);
+    }
 
-    const firstBeat = new Map<string, { ok: boolean; reason: string }>();
     // Beats do not wait on register: --once waits for both.
-    let registersDone = false;
     void hb.ready.then(() => {
       registersDone = true;
       checkOnce();

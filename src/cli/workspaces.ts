@@ -194,9 +194,14 @@ export interface WorkspaceSources {
   warnings: string[];
   /**
    * With a workspaces file: set `listener` to hear of every new version of
-   * it (every entry as a workspace), to add and remove workspaces.
+   * it (every entry as a workspace), to add and remove workspaces;
+   * `watched` is set when the workspaces come from such a file (they may
+   * grow from one to several).
    */
-  changes?: { listener?: (workspaces: WorkspaceConfig[]) => void };
+  changes?: {
+    listener?: (workspaces: WorkspaceConfig[]) => void;
+    watched?: boolean;
+  };
 }
 
 /**
@@ -397,6 +402,7 @@ async function workspacesFromFile(
     throw new ConfigError(`cannot read ${where} (${path}): ${reason}`, where);
   }
   const initial = await file.get();
+  if (src.changes) src.changes.watched = true;
   return [...initial.values()].map((e) => fileEntry(e, file!));
 }
 

@@ -12,7 +12,7 @@ import {
 } from "./http.ts";
 import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
 import { isRecord } from "../shared/_json.ts";
-import { resolveToken, type TokenSource } from "../shared/token.ts";
+import type { TokenSource } from "../shared/token.ts";
 
 /**
  * Live figures sent with each beat; every field is optional and defaults to
@@ -43,17 +43,21 @@ export interface HeartbeatBody extends Required<HeartbeatStats> {
 
 /**
  * Builds a heartbeat body from stats of unknown quality: a field of the
- * wrong type or a number that is not finite and ≥ 0 falls back to its zero.
+ * wrong type falls back to its zero. The platform's integer fields
+ * (`active_tasks`, `uptime_seconds`, `monthly_spend`) are always whole
+ * numbers, as it insists (a fraction is a 400): a fraction is rounded down,
+ * a negative or non-finite value is 0, and nothing is over
+ * `Number.MAX_SAFE_INTEGER`. `error_rate` is a finite number ≥ 0.
  *
  * @example
  * ```ts
  * import { buildHeartbeatBody } from "@molecule/heartbeat";
- * const body = buildHeartbeatBody("ws-1", 42, { active_tasks: 2 });
+ * const body = buildHeartbeatBody("ws-1", 42.9, { active_tasks: 2.5 });
  * console.log(body.active_tasks, body.uptime_seconds); // 2 42
  * ```
  *
  * @param workspaceId The workspace id.
- * @param uptimeSeconds Whole seconds since start.
+ * @param uptimeSeconds Seconds since start (rounded down).
  * @param stats Live figures, possibly partial.
  * @returns The body to send.
  */
@@ -63,19 +67,29 @@ export function buildHeartbeatBody(
   stats: HeartbeatStats | undefined = undefined,
 ): HeartbeatBody {
   const s = isRecord(stats) ? stats as Record<string, unknown> : {};
-  const num = (v: unknown) =>
-    typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0;
   const str = (v: unknown) => typeof v === "string" ? v : "";
   return {
     workspace_id: workspaceId,
-    error_rate: num(s.error_rate),
+    error_rate: nonNegative(s.error_rate),
     sample_error: str(s.sample_error),
-    active_tasks: Math.floor(num(s.active_tasks)),
-    uptime_seconds: Math.max(0, Math.floor(uptimeSeconds)),
+    active_tasks: whole(s.active_tasks),
+    uptime_seconds: whole(uptimeSeconds),
     current_task: str(s.current_task),
     runtime_state: str(s.runtime_state),
-    monthly_spend: Math.floor(num(s.monthly_spend)),
+    monthly_spend: whole(s.monthly_spend),
   };
+}
+
+/** A finite number ≥ 0, else 0. */
+function nonNegative(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) && value >= 0
+    ? value
+    : 0;
+}
+
+/** A whole number from 0 to `Number.MAX_SAFE_INTEGER`: rounded down, else 0. */
+function whole(value: unknown): number {
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.floor(nonNegative(value)));
 }
 
 /** Options of {@link sendHeartbeat}. */
@@ -95,8 +109,18 @@ export interface SendHeartbeatOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
-  /** Sent as `X-Molecule-Org-Id`, for multi-tenant edges. @default {not sent} */
+  /**
+   * Not sent: the platform's tenant guard lets `/registry/*` through without
+   * `X-Molecule-Org-Id`, and its rate limiter would put every workspace of
+   * the org into one bucket. Kept for callers that pass it.
+   * @deprecated The header is never sent on a heartbeat.
+   */
   orgId?: string;
+  /**
+   * More `RequestInit` fields for the runtime's fetch (a fresh connection
+   * pool's `client` or `dispatcher`). @default {none}
+   */
+  init?: Record<string, unknown>;
 }
 
 /** The result of one beat. */
@@ -131,12 +155,12 @@ export async function sendHeartbeat(
     const answer = await postJson({
       baseUrl: trimBaseUrl(options.platformUrl),
       path: "/registry/heartbeat",
-      token: await resolveToken(options.token),
+      token: options.token,
       body: options.body,
       timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
       signal: options.signal,
       fetch: options.fetch,
-      orgId: options.orgId,
+      init: options.init,
     });
     result = classifyAnswer(answer);
   } catch (error) {

@@ -10,7 +10,13 @@ import {
   maskSecrets,
   rememberSecret,
 } from "../shared/mask.ts";
-import { isValidToken } from "../shared/token.ts";
+import { isRecord } from "../shared/_json.ts";
+import { raceSignal } from "../shared/_race.ts";
+import {
+  isValidToken,
+  resolveToken,
+  type TokenSource,
+} from "../shared/token.ts";
 import { parseRetryAfter } from "./_retry_after.ts";
 
 /** The `fetch` function the library calls; inject one in tests. */
@@ -29,8 +35,13 @@ export interface PlatformAnswer {
   snippet: string;
   /** `true` when the body was over {@link MAX_BODY_BYTES} and left unread. */
   oversized: boolean;
-  /** The `Retry-After` delay in ms, when the answer carried one. */
+  /**
+   * How long the platform asks to wait, in ms: its `Retry-After` header, or
+   * for a 429 without one, the body's `retry_after` (seconds).
+   */
   retryAfterMs: number | undefined;
+  /** The platform's `X-RateLimit-Limit` (requests a minute per bucket), when sent. */
+  rateLimit?: number;
   /** The `Location` header of a redirect. */
   location: string | undefined;
 }
@@ -41,8 +52,11 @@ export interface PostJsonOptions {
   baseUrl: string;
   /** The path, such as `/registry/heartbeat`. */
   path: string;
-  /** The bearer token. */
-  token: string;
+  /**
+   * The bearer token, or a function asked for it (waited for only as long
+   * as `signal` and `timeoutMs` allow); no `Authorization` when absent.
+   */
+  token: TokenSource | undefined;
   /** The JSON body. */
   body: unknown;
   /**
@@ -58,8 +72,18 @@ export interface PostJsonOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
-  /** Sent as `X-Molecule-Org-Id`, for multi-tenant edges. @default {not sent} */
+  /**
+   * Sent as `X-Molecule-Org-Id` on requests outside `/registry/*` (the
+   * platform's tenant guard lets the registry calls through without it,
+   * and its rate limiter keys on it first: on registry calls it would put
+   * every workspace of the org into one bucket). @default {not sent}
+   */
   orgId?: string;
+  /**
+   * More `RequestInit` fields, for the runtime's fetch (a Deno `client`, a
+   * Node `dispatcher`: a fresh connection pool). @default {none}
+   */
+  init?: Record<string, unknown>;
 }
 
 /** Options of {@link requestJson}: those of {@link postJson}, any method. */
@@ -100,8 +124,9 @@ export function postJson(
 }
 
 /**
- * A request with the contract's headers (`Authorization`, `Origin`, with a
- * body `Content-Type`; `X-Molecule-Org-Id` when `orgId` is given), read as
+ * A request with the contract's headers (`Authorization` when a token is
+ * given, `Origin`, with a body `Content-Type`; `X-Molecule-Org-Id` when
+ * `orgId` is given and the path is outside `/registry/*`), read as
  * {@link postJson} reads it.
  *
  * @example
@@ -128,27 +153,43 @@ export async function requestJson(
     ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
     : AbortSignal.timeout(options.timeoutMs);
   const fetchFn = options.fetch ?? globalThis.fetch;
-  // A token is checked (and remembered for masking) once, not on every beat.
-  if (!isRememberedSecret(options.token)) {
-    if (!isValidToken(options.token)) {
-      // Never reaches fetch, whose error would quote the header value.
-      throw new InvalidTokenError();
-    }
-    rememberSecret(options.token);
-  }
+  const token = typeof options.token === "string" || options.token === undefined
+    ? options.token
+    : await resolveToken(options.token, signal);
   const headers: Record<string, string> = {
-    "Authorization": `Bearer ${options.token}`,
     "Origin": originOf(options.baseUrl),
   };
+  if (token !== undefined) {
+    // A token is checked (and remembered for masking) once, not on every beat.
+    if (!isRememberedSecret(token)) {
+      if (!isValidToken(token)) {
+        // Never reaches fetch, whose error would quote the header value.
+        throw new InvalidTokenError();
+      }
+      rememberSecret(token);
+    }
+    headers["Authorization"] = `Bearer ${token}`;
+  }
   if (options.method === "POST") headers["Content-Type"] = "application/json";
-  if (options.orgId) headers["X-Molecule-Org-Id"] = options.orgId;
-  const response = await fetchFn(options.baseUrl + options.path, {
+  if (options.orgId && !options.path.startsWith("/registry/")) {
+    headers["X-Molecule-Org-Id"] = options.orgId;
+  }
+  const init: RequestInit = {
     method: options.method,
     headers,
     body: options.method === "POST" ? JSON.stringify(options.body) : undefined,
     redirect: "manual",
     signal,
-  });
+  };
+  // (Not a spread in the literal: a plain literal is what every beat builds.)
+  if (options.init) Object.assign(init, options.init);
+  const request = fetchFn(options.baseUrl + options.path, init);
+  // An injected fetch is raced against the signal too: one that ignores its
+  // signal (some polyfills do) must not hold a beat, or a stop, forever.
+  // The runtime's own honours it (and the race costs a listener a request).
+  const response = options.fetch === undefined
+    ? await request
+    : await raceSignal(request, signal);
   const { bytes, oversized } = await readCapped(response, MAX_BODY_BYTES);
   const text = bytes ? decoder.decode(bytes) : "";
   let json: unknown = undefined;
@@ -162,7 +203,20 @@ export async function requestJson(
   const status = response.status;
   const plain = status >= 200 && status < 300;
   let snippet: string | undefined;
-  const token = options.token;
+  // Only a refusal's limit matters (and a header lookup a beat adds up).
+  const limit = plain
+    ? NaN
+    : Number(response.headers.get("x-ratelimit-limit") ?? NaN);
+  let retryAfterMs = plain
+    ? undefined
+    : parseRetryAfter(response.headers.get("retry-after"));
+  if (retryAfterMs === undefined && status === 429 && isRecord(json)) {
+    // The platform's rate limiter also says it in the body: {"retry_after": N}.
+    const seconds = json.retry_after;
+    if (typeof seconds === "number" && seconds >= 0 && seconds < 86_400) {
+      retryAfterMs = Math.ceil(seconds) * 1000;
+    }
+  }
   return {
     status,
     json,
@@ -170,12 +224,11 @@ export async function requestJson(
     get snippet() {
       return snippet ??= oversized
         ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
-        : maskSecrets(text, { extra: [token], maxLength: 200 });
+        : maskSecrets(text, { extra: token ? [token] : [], maxLength: 200 });
     },
     oversized,
-    retryAfterMs: plain
-      ? undefined
-      : parseRetryAfter(response.headers.get("retry-after")),
+    retryAfterMs,
+    ...(Number.isFinite(limit) && limit > 0 ? { rateLimit: limit } : {}),
     location: plain
       ? undefined
       : maskLocation(response.headers.get("location")),

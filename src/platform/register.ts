@@ -14,7 +14,8 @@ import {
 } from "./http.ts";
 import { isRecord } from "../shared/_json.ts";
 import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
-import { resolveToken, type TokenSource } from "../shared/token.ts";
+import { maskSecrets } from "../shared/mask.ts";
+import type { TokenSource } from "../shared/token.ts";
 
 /** Options of {@link register}. */
 export interface RegisterOptions {
@@ -35,16 +36,34 @@ export interface RegisterOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
-  /** Sent as `X-Molecule-Org-Id`, for multi-tenant edges. @default {not sent} */
+  /**
+   * Not sent: the platform's tenant guard lets `/registry/*` through without
+   * `X-Molecule-Org-Id`, and its rate limiter would put every workspace of
+   * the org into one bucket. Kept for callers that pass it.
+   * @deprecated The header is never sent on register.
+   */
   orgId?: string;
+  /** Sends `mcp_server_present: true`: an MCP server runs beside the agent. @default {false} */
+  mcpServerPresent?: boolean;
+  /**
+   * More `RequestInit` fields for the runtime's fetch (a fresh connection
+   * pool's `client` or `dispatcher`). @default {none}
+   */
+  init?: Record<string, unknown>;
 }
 
 /** The result of a register that was not rejected for its token. */
 export interface RegisterResult extends Outcome {
   /** `platform_inbound_secret` from the answer, when present. */
   inboundSecret?: unknown;
-  /** `auth_token` issued on a workspace's very first registration. */
+  /**
+   * `auth_token` the platform issued: whenever the workspace had no live
+   * token (its first registration, or after every token it had was
+   * revoked). From then on only this token works.
+   */
   authToken?: string;
+  /** The platform's `error` message of a refused register (400, 409), masked. */
+  platformMessage?: string;
 }
 
 /**
@@ -80,17 +99,18 @@ export async function register(
     const answer = await postJson({
       baseUrl,
       path: "/registry/register",
-      token: await resolveToken(options.token),
+      token: options.token,
       body: {
         id: options.workspaceId,
         url: "",
         agent_card: options.agentCard ?? buildAgentCard(options.workspaceId),
         delivery_mode: "poll",
+        ...(options.mcpServerPresent ? { mcp_server_present: true } : {}),
       },
       timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
       signal: options.signal,
       fetch: options.fetch,
-      orgId: options.orgId,
+      init: options.init,
     });
     outcome = classifyAnswer(answer);
   } catch (error) {
@@ -102,6 +122,12 @@ export async function register(
   }
   const result: RegisterResult = outcome;
   const json = outcome.answer?.json;
+  if (outcome.kind === "rejected" && isRecord(json)) {
+    const message = json.error ?? json.message;
+    if (typeof message === "string" && message.trim() !== "") {
+      result.platformMessage = maskSecrets(message.trim(), { maxLength: 200 });
+    }
+  }
   if (outcome.kind === "ok" && isRecord(json)) {
     if ("platform_inbound_secret" in json) {
       result.inboundSecret = json.platform_inbound_secret;

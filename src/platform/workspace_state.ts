@@ -13,7 +13,7 @@ import {
 } from "./http.ts";
 import { classifyError } from "./outcome.ts";
 import { isRecord } from "../shared/_json.ts";
-import { resolveToken, type TokenSource } from "../shared/token.ts";
+import type { TokenSource } from "../shared/token.ts";
 
 /**
  * What the platform says of a workspace:
@@ -51,7 +51,7 @@ export interface FetchWorkspaceStateOptions {
   workspaceId: string;
   /** The workspace token. */
   token: TokenSource;
-  /** Sent as `X-Molecule-Org-Id`. @default {not sent} */
+  /** Sent as `X-Molecule-Org-Id` (a multi-tenant platform's tenant guard wants it here). @default {not sent} */
   orgId?: string;
   /** Time limit, in ms; 0 for none of its own. @default {10000} */
   timeoutMs?: number;
@@ -59,6 +59,11 @@ export interface FetchWorkspaceStateOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
+  /**
+   * More `RequestInit` fields for the runtime's fetch (a fresh connection
+   * pool's `client` or `dispatcher`). @default {none}
+   */
+  init?: Record<string, unknown>;
 }
 
 /**
@@ -89,11 +94,12 @@ export async function fetchWorkspaceState(
       method: "GET",
       baseUrl: trimBaseUrl(options.platformUrl),
       path: `/workspaces/${encodeURIComponent(options.workspaceId)}/state`,
-      token: await resolveToken(options.token),
+      token: options.token,
       orgId: options.orgId,
       timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
       signal: options.signal,
       fetch: options.fetch,
+      init: options.init,
     });
   } catch (error) {
     if (abortedByCaller(options.signal)) throw options.signal!.reason;

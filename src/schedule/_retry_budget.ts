@@ -68,6 +68,18 @@ export class RetryBudget {
   }
 
   /**
+   * Takes one retry's worth for an extra request (a scheduled state
+   * question), if there is one; nothing is counted as deferred otherwise.
+   *
+   * @returns Whether the request may go now.
+   */
+  trySpend(): boolean {
+    if (this.#tokens < 1) return false;
+    this.#tokens--;
+    return true;
+  }
+
+  /**
    * Takes one early retry, if there is one; otherwise counts a deferred one.
    *
    * @returns Whether the retry may go early.

@@ -2,14 +2,17 @@
  * Inbound secrets from register and heartbeat answers (internal): validated,
  * remembered for masking, and stored only when they change, one write at a
  * time per workspace (the latest value winning) and at most
- * `SECRET_WRITE_CONCURRENCY` for the fleet.
+ * `SECRET_WRITE_CONCURRENCY` for the fleet. The owner of every workspace's
+ * `secret` book.
  *
  * @module
  */
 import type { Fleet } from "./_fleet.ts";
 import { logger } from "../shared/_logger.ts";
 import { maskSecrets, rememberSecret } from "../shared/mask.ts";
+import { raceSignal } from "../shared/_race.ts";
 import { isValidSecret } from "../storage/secret_store.ts";
+import { isFinal } from "./_life.ts";
 import type { Runtime } from "./_workspace_runtime.ts";
 
 /**
@@ -19,44 +22,52 @@ import type { Runtime } from "./_workspace_runtime.ts";
  */
 export function offerSecret(fleet: Fleet, ws: Runtime, value: unknown): void {
   if (value === undefined || value === null || value === "") return;
+  const book = ws.secret;
   if (!isValidSecret(value)) {
-    if (!ws.badSecretWarned) {
+    if (!book.badWarned) {
       logger.warn(
         "ignoring a platform_inbound_secret for {workspaceId} that is not a string of 1-4096 characters without control characters",
         { workspaceId: ws.id },
       );
-      ws.badSecretWarned = true;
+      book.badWarned = true;
     }
     return;
   }
-  ws.badSecretWarned = false;
+  book.badWarned = false;
   rememberSecret(value);
-  if (!fleet.options.secretStore) return;
-  if (value === ws.secret || value === ws.secretPending) return;
-  ws.secretPending = value;
-  if (ws.secretWriting) return; // the write under way takes the new value
-  ws.secretWriting = true;
-  void fleet.track(fleet.secretWriteLimit(() => writeSecret(fleet, ws)));
+  if (!fleet.options.secretStore || fleet.stopped || isFinal(ws)) return;
+  if (value === book.value || value === book.pending) return;
+  book.pending = value;
+  if (book.writing) return; // the write under way takes the new value
+  book.writing = true;
+  void fleet.track(fleet.writeLimit(() => writeSecret(fleet, ws)));
 }
 
 async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
   const store = fleet.options.secretStore!;
+  const book = ws.secret;
+  // A store that never answers holds this workspace's writes, not stop().
+  const signal = fleet.grace.signal;
   try {
-    if (!ws.secretLoaded) {
-      ws.secret = await store.load(ws.id).catch(() => undefined);
-      ws.secretLoaded = true;
+    if (!book.loaded) {
+      book.value = await raceSignal(store.load(ws.id), signal).catch(() =>
+        undefined
+      );
+      book.loaded = true;
     }
-    while (ws.secretPending !== undefined && ws.secretPending !== ws.secret) {
-      const value = ws.secretPending;
+    while (book.pending !== undefined && book.pending !== book.value) {
+      if (ws.life.state === "removed") break;
+      const value = book.pending;
       try {
-        await store.save(ws.id, value);
+        await raceSignal(store.save(ws.id, value), signal);
       } catch (error) {
+        if (signal.aborted) break;
         const reason = maskSecrets(
           error instanceof Error ? error.message : String(error),
         );
         // Once per workspace until the reason changes, not on every beat.
-        if (ws.secretFailure !== reason) {
-          ws.secretFailure = reason;
+        if (book.failure !== reason) {
+          book.failure = reason;
           logger.warn(
             "could not store the inbound secret of {workspaceId}: {reason}; the next answer that carries it retries",
             { workspaceId: ws.id, reason },
@@ -65,16 +76,16 @@ async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
         fleet.emit("secret-failed", { workspaceId: ws.id, reason });
         break;
       }
-      ws.secret = value;
-      ws.secretStored = true;
-      ws.secretFailure = undefined;
+      book.value = value;
+      book.stored = true;
+      book.failure = undefined;
       logger.info("stored a new inbound secret for {workspaceId}", {
         workspaceId: ws.id,
       });
       fleet.emit("secret-stored", { workspaceId: ws.id });
     }
   } finally {
-    ws.secretPending = undefined;
-    ws.secretWriting = false;
+    book.pending = undefined;
+    book.writing = false;
   }
 }

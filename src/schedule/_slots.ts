@@ -67,3 +67,35 @@ export function nextSlot(
   const k = Math.max(0, Math.floor((after - anchor) / intervalMs) + 1);
   return anchor + k * intervalMs;
 }
+
+/**
+ * Offset of the `k`-th of workspaces added together, so that a burst of
+ * them spreads over one interval instead of beating in one instant every
+ * interval: the first at once, then halves, quarters, eighths… of the
+ * interval (the van der Corput sequence), rounded down to one of
+ * `positions` evenly spaced offsets (so that beats still share wake-ups).
+ *
+ * @example
+ * ```ts
+ * import { burstOffset } from "./_slots.ts";
+ * [0, 1, 2, 3].map((k) => burstOffset(k, 20_000, 640)); // [0, 10000, 5000, 15000]
+ * ```
+ *
+ * @param k The workspace's place in the burst, 0-based.
+ * @param intervalMs The interval in ms.
+ * @param positions Distinct offsets at most. @default {intervalMs}
+ * @returns The offset in whole ms, in [0, intervalMs).
+ */
+export function burstOffset(
+  k: number,
+  intervalMs: number,
+  positions: number = intervalMs,
+): number {
+  let fraction = 0;
+  let weight = 0.5;
+  for (let n = k; n > 0; n >>>= 1, weight /= 2) {
+    if (n & 1) fraction += weight;
+  }
+  const p = Math.max(1, Math.floor(positions));
+  return Math.floor((Math.floor(fraction * p) * intervalMs) / p);
+}

@@ -1,21 +1,30 @@
 /**
  * Register and heartbeat any number of workspaces on one event loop: the
  * public handle. Its parts, each in a file named for its job, share one
- * `Fleet` (`fleet.ts`): the beats (`beat_loop.ts`), register
- * (`register_workers.ts`), the workspace lifecycle (`lifecycle.ts`) and the
- * inbound secrets (`secret_writer.ts`).
+ * `Fleet` (`_fleet.ts`): the state machine and the schedule (`_life.ts`),
+ * the beat (`_beat.ts`), register (`_register_workers.ts`), the lifecycle
+ * questions (`_lifecycle.ts`), the inbound secrets and issued tokens
+ * (`_secret_writer.ts`, `_token_keeper.ts`) and sleep and wake
+ * (`_watchdog.ts`).
  *
  * @module
  */
-import { scheduleBeat } from "./_beat_loop.ts";
+import { beat } from "./_beat.ts";
 import { BEAT_GROUP_SIZE, HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
-import { Fleet } from "./_fleet.ts";
+import { Fleet, WRITE_GRACE_MS } from "./_fleet.ts";
 import { logger } from "../shared/_logger.ts";
 import { maskSecrets } from "../shared/mask.ts";
-import { askState } from "./_lifecycle.ts";
-import { registerAll, registerOne } from "./_register_workers.ts";
-import { phaseOffset } from "./_slots.ts";
+import { ask } from "./_lifecycle.ts";
+import { armFirstBeat, isServed, isUnarmed, moveTo } from "./_life.ts";
+import {
+  clearRegisters,
+  type FirstRegister,
+  wantRegister,
+} from "./_register_workers.ts";
+import { burstOffset, phaseOffset } from "./_slots.ts";
+import { startWatchdog } from "./_watchdog.ts";
 import { isValidWorkspaceId } from "../shared/workspace_id.ts";
+import { trimBaseUrl } from "../platform/http.ts";
 import { newRuntime, type Runtime } from "./_workspace_runtime.ts";
 import { BEAT_DURATION_BOUNDS } from "./_counters.ts";
 import type {
@@ -35,8 +44,12 @@ export type {
   HeartbeatStatus,
   ReadyResult,
   WorkspaceConfig,
+  WorkspaceLifeState,
   WorkspaceStatus,
 } from "./types.ts";
+
+/** stop() gives up waiting for work left (it is all raced against the stop) after this, in ms. */
+const STOP_BOUND_MS = 2_000;
 
 /** Wake-ups a second a big fleet's default grouping aims to stay under. */
 const MAX_GROUPS_PER_SECOND = 32;
@@ -68,11 +81,12 @@ export class HeartbeatHandle extends EventTarget {
   readonly stopped: Promise<void>;
 
   #fleet: Fleet;
-  #runtimes: Runtime[];
   #listeners = new Map<string, number>();
   #stopping: Promise<void> | undefined;
   #resolveStopped!: () => void;
   #onSignal = () => void this.stop();
+  /** Workspaces added so far: the state questions of added ones spread on from there. */
+  #added = 0;
 
   /**
    * Use {@link startHeartbeat}; this constructor starts the work too.
@@ -86,7 +100,11 @@ export class HeartbeatHandle extends EventTarget {
       (type, detail) => this.#emit(type, detail),
     );
     this.#fleet = fleet;
-    fleet.rearm = (ws, due) => scheduleBeat(fleet, ws, due);
+    fleet.parts = {
+      beat: (ws) => beat(fleet, ws),
+      ask: (ws, why) => ask(fleet, ws, why),
+      register: (ws) => wantRegister(fleet, ws),
+    };
     this.stopped = new Promise((resolve) => this.#resolveStopped = resolve);
     const count = options.workspaces.length;
     const groupSize = options.beatGroupSize ??
@@ -95,9 +113,14 @@ export class HeartbeatHandle extends EventTarget {
         Math.ceil((count * 1000) / fleet.interval / MAX_GROUPS_PER_SECOND),
       );
     const t0 = fleet.clock.now();
-    this.#runtimes = options.workspaces.map((config, i) =>
-      newRuntime(config, t0 + phaseOffset(i, count, fleet.interval, groupSize))
-    );
+    options.workspaces.forEach((config, i) => {
+      fleet.workspaces.push(
+        this.#runtime(
+          config,
+          t0 + phaseOffset(i, count, fleet.interval, groupSize),
+        ),
+      );
+    });
     if (options.signal?.aborted) {
       this.ready = Promise.resolve({
         registered: [],
@@ -109,14 +132,66 @@ export class HeartbeatHandle extends EventTarget {
       return;
     }
     options.signal?.addEventListener("abort", this.#onSignal, { once: true });
+    this.ready = this.#firstRegisters([...fleet.workspaces]);
     // Beats never wait on register: each workspace beats on its phase from
     // the first interval, whatever its register is doing (a hung register
     // must not leave a fleet OFFLINE); a refused or deleted one is dropped.
-    for (const ws of this.#runtimes) scheduleBeat(fleet, ws, ws.anchor);
-    this.ready = fleet.track(registerAll(fleet, this.#runtimes));
+    for (const ws of fleet.workspaces) armFirstBeat(fleet, ws);
+    for (const ws of fleet.workspaces) wantRegister(fleet, ws);
     if (options.checkStateAtStart) {
-      for (const ws of this.#runtimes) askState(fleet, ws, true);
+      for (const ws of fleet.workspaces) ask(fleet, ws, "start");
     }
+    startWatchdog(fleet);
+  }
+
+  #runtime(config: WorkspaceConfig, anchor: number): Runtime {
+    const fleet = this.#fleet;
+    const own = config.platformUrl?.trim();
+    const every = fleet.statePollEvery;
+    const index = this.#added++;
+    return newRuntime(config, {
+      anchor,
+      platformUrl: trimBaseUrl(own ? own : fleet.options.platformUrl),
+      // The org id is the fleet platform's: never sent elsewhere.
+      orgId: own ? undefined : fleet.options.orgId,
+      // Workspace i asks its state after (i mod N) + 1 accepted beats, then
+      // every N: a fleet's questions spread over N beats.
+      pollPhase: every > 0 ? every - 1 - (index % every) : 0,
+    });
+  }
+
+  /** The handle's `ready`: every first register's outcome, or what is known at stop. */
+  #firstRegisters(runtimes: Runtime[]): Promise<ReadyResult> {
+    const result: ReadyResult = {
+      registered: [],
+      rejected: [],
+      failed: [],
+      deleted: [],
+    };
+    let left = runtimes.length;
+    return new Promise<ReadyResult>((resolve) => {
+      const done = () => resolve(result);
+      this.stopped.then(done);
+      for (const ws of runtimes) {
+        ws.reg.first = (outcome: FirstRegister | string) => {
+          if (outcome === "ok") result.registered.push(ws.id);
+          else if (outcome === "rejected") {
+            result.rejected.push({
+              workspaceId: ws.id,
+              status: ws.last.status!,
+            });
+          } else if (outcome === "deleted") result.deleted.push(ws.id);
+          else if (outcome !== "aborted") {
+            result.failed.push({
+              workspaceId: ws.id,
+              reason: typeof outcome === "string" ? outcome : outcome.reason,
+            });
+          }
+          if (--left === 0) done();
+        };
+      }
+      if (left === 0) done();
+    });
   }
 
   /**
@@ -143,39 +218,49 @@ export class HeartbeatHandle extends EventTarget {
   status(): HeartbeatStatus {
     const fleet = this.#fleet;
     const now = fleet.clock.now();
+    const elapsed = fleet.elapsed();
     return {
       stopped: this.#stopping !== undefined,
       intervalMs: fleet.interval,
-      uptimeSeconds: Math.floor((now - fleet.startedAt) / 1000),
+      timeoutMs: fleet.timeout,
+      registerConcurrency: fleet.registerConcurrency,
+      staleWindowMs: fleet.staleWindow,
+      uptimeSeconds: Math.floor((now + fleet.sleptMs - fleet.startedAt) / 1000),
       inFlight: fleet.inFlight,
       maxInFlight: fleet.maxInFlight,
       beatsSkipped: fleet.skipped,
       retriesDeferred: fleet.budget.deferred,
-      workspaces: this.#runtimes.map((ws) => ({
-        workspaceId: ws.id,
-        registered: ws.registered,
-        rejected: ws.rejected,
-        deleted: ws.deleted,
-        paused: ws.paused,
-        lastState: ws.lastState,
-        beatsSent: ws.beatsSent,
-        beatsAccepted: ws.beatsAccepted,
-        lastSuccessAt: ws.lastSuccessWall === undefined
-          ? undefined
-          : new Date(ws.lastSuccessWall).toISOString(),
-        sinceLastSuccessMs: ws.lastSuccessClock === undefined
-          ? undefined
-          : Math.max(0, now - ws.lastSuccessClock),
-        lastStatus: ws.lastStatus,
-        lastError: ws.lastError === undefined
-          ? undefined
-          : maskSecrets(ws.lastError),
-        consecutiveFailures: ws.consecutiveFailures,
-        authFailures: ws.authFailures,
-        secretStored: ws.secretStored,
-        beatsSkipped: ws.beatsSkipped,
-        ...(ws.lastStats ? { stats: ws.lastStats } : {}),
-      })),
+      workspaces: fleet.workspaces.map((ws) => {
+        const b = ws.beats;
+        const state = ws.life.state;
+        return {
+          workspaceId: ws.id,
+          registered: ws.reg.accepted,
+          rejected: state === "rejected",
+          deleted: state === "deleted",
+          paused: state === "paused",
+          state,
+          platformUrl: ws.platformUrl,
+          lastState: ws.ask.lastState,
+          beatsSent: b.sent,
+          beatsAccepted: b.accepted,
+          lastSuccessAt: b.lastSuccessWall === undefined
+            ? undefined
+            : new Date(b.lastSuccessWall).toISOString(),
+          sinceLastSuccessMs: b.lastSuccessAt === undefined
+            ? undefined
+            : Math.max(0, elapsed - b.lastSuccessAt),
+          lastStatus: ws.last.status,
+          lastError: ws.last.error === undefined
+            ? undefined
+            : maskSecrets(ws.last.error),
+          consecutiveFailures: b.consecutiveFailures,
+          authFailures: b.authFailures,
+          secretStored: ws.secret.stored,
+          beatsSkipped: ws.sched.skipped,
+          ...(b.lastStats ? { stats: b.lastStats } : {}),
+        };
+      }),
     };
   }
 
@@ -189,7 +274,7 @@ export class HeartbeatHandle extends EventTarget {
   metrics(): HeartbeatMetrics {
     const fleet = this.#fleet;
     const c = fleet.counters;
-    const now = fleet.clock.now();
+    const elapsed = fleet.elapsed();
     const workspaces = {
       beating: 0,
       registering: 0,
@@ -199,17 +284,17 @@ export class HeartbeatHandle extends EventTarget {
     };
     let oldest = 0;
     let unarmed = 0;
-    for (const ws of this.#runtimes) {
-      if (ws.deleted) workspaces.deleted++;
-      else if (ws.rejected) workspaces.rejected++;
-      else if (ws.paused) workspaces.paused++;
-      else {
-        if (ws.registered) workspaces.beating++;
-        else workspaces.registering++;
-        const since = now - (ws.lastSuccessClock ?? fleet.startedAt);
-        if (since > oldest) oldest = since;
-        if (!ws.timer && !ws.inFlight && !fleet.stopped) unarmed++;
-      }
+    for (const ws of fleet.workspaces) {
+      const state = ws.life.state;
+      if (state === "beating" || state === "backing-off") workspaces.beating++;
+      else if (state === "registering") workspaces.registering++;
+      else if (state === "paused") workspaces.paused++;
+      else if (state === "deleted") workspaces.deleted++;
+      else if (state === "rejected") workspaces.rejected++;
+      if (!isServed(ws)) continue;
+      const since = elapsed - (ws.beats.lastSuccessAt ?? fleet.startedAt);
+      if (since > oldest) oldest = since;
+      if (isUnarmed(fleet, ws)) unarmed++;
     }
     return {
       beats: { ...c.beats },
@@ -245,50 +330,86 @@ export class HeartbeatHandle extends EventTarget {
     fleet.abort.abort(reason);
     fleet.deadlines.abortAll(reason);
     fleet.queue.clear();
+    fleet.cap.clear();
+    clearRegisters(fleet);
     fleet.options.signal?.removeEventListener("abort", this.#onSignal);
     this.#stopping = (async () => {
-      await fleet.settle();
+      // Every wait on outside code is raced against the stop (stats and
+      // token functions) or a moment after it (a store's write under way);
+      // the bound is a safety net.
+      const grace = setTimeout(() => fleet.grace.abort(reason), WRITE_GRACE_MS);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const bound = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), STOP_BOUND_MS);
+      });
+      const settled = await Promise.race([
+        fleet.settle().then(() => true),
+        bound,
+      ]);
+      clearTimeout(timer);
+      clearTimeout(grace);
+      if (!settled) {
+        logger.warn(
+          "stop: some work had not settled after {ms} ms; not waiting longer",
+          { ms: STOP_BOUND_MS },
+        );
+      }
       fleet.queue.clear();
+      fleet.pool.close();
       this.#resolveStopped();
     })();
     return this.#stopping;
   }
 
   /**
-   * Starts serving one more workspace: it registers and beats at once, then
-   * every interval.
+   * Starts serving one more workspace: it registers at once and beats
+   * within the interval. Workspaces added together (a workspaces file that
+   * gained many entries) are spread over the next interval, the first
+   * beating at once, so that they do not all beat in one burst every
+   * interval.
    *
    * @param config The workspace.
    * @throws {TypeError} When its id is already served or not a valid id.
    */
   addWorkspace(config: WorkspaceConfig): void {
     checkWorkspaceId(config.id);
-    if (this.#runtimes.some((w) => w.id === config.id)) {
+    const fleet = this.#fleet;
+    if (fleet.workspaces.some((w) => w.id === config.id)) {
       throw new TypeError(`workspace id ${config.id} is already served`);
     }
-    const fleet = this.#fleet;
     if (fleet.stopped) return;
-    const ws = newRuntime(config, fleet.clock.now());
-    this.#runtimes.push(ws);
-    scheduleBeat(fleet, ws, ws.anchor);
-    void fleet.track(registerOne(fleet, ws));
+    const now = fleet.clock.now();
+    const burst = fleet.burst;
+    if (now - burst.at > fleet.interval) {
+      burst.at = now;
+      burst.count = 0;
+    }
+    const offset = burstOffset(
+      burst.count++,
+      fleet.interval,
+      Math.ceil((fleet.interval / 1000) * MAX_GROUPS_PER_SECOND),
+    );
+    const ws = this.#runtime(config, now + offset);
+    fleet.workspaces.push(ws);
+    armFirstBeat(fleet, ws);
+    wantRegister(fleet, ws);
   }
 
   /**
    * Stops serving a workspace: its schedule ends, nothing more is sent for
-   * it, and the answer of a request already under way is ignored. It leaves
-   * {@link HeartbeatHandle.status}.
+   * it, and the answer of a request already under way is ignored (no
+   * event, no secret written). It leaves {@link HeartbeatHandle.status}.
    *
    * @param workspaceId The workspace.
    * @returns Whether it was served.
    */
   removeWorkspace(workspaceId: string): boolean {
-    const i = this.#runtimes.findIndex((w) => w.id === workspaceId);
+    const fleet = this.#fleet;
+    const i = fleet.workspaces.findIndex((w) => w.id === workspaceId);
     if (i === -1) return false;
-    const ws = this.#runtimes[i];
-    ws.removed = true;
-    this.#fleet.unschedule(ws);
-    this.#runtimes.splice(i, 1);
+    const ws = fleet.workspaces[i];
+    moveTo(fleet, ws, "removed");
+    fleet.workspaces.splice(i, 1);
     return true;
   }
 

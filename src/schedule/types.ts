@@ -12,6 +12,7 @@ import type { HeartbeatStats } from "../platform/heartbeat.ts";
 import type { FetchLike } from "../platform/http.ts";
 import type { OutcomeKind } from "../platform/outcome.ts";
 import type { SecretStore } from "../storage/secret_store.ts";
+import type { TokenStore } from "../storage/token_store.ts";
 import type { TokenSource } from "../shared/token.ts";
 import type { WorkspaceStateKind } from "../platform/workspace_state.ts";
 
@@ -24,9 +25,9 @@ export interface WorkspaceConfig {
   /** The card to register with. @default {buildAgentCard(id, env)} */
   agentCard?: AgentCard;
   /**
-   * This workspace's own platform base URL: its register, heartbeat,
-   * `Origin` and state calls go there, and the org header is never sent for
-   * it. @default {HeartbeatOptions.platformUrl}
+   * This workspace's own platform base URL (a trailing `/` is removed): its
+   * register, heartbeat, `Origin`, state and lookup calls go there, and the
+   * org header is never sent for it. @default {HeartbeatOptions.platformUrl}
    */
   platformUrl?: string;
   /**
@@ -60,6 +61,25 @@ export interface HeartbeatOptions {
   /** Where inbound secrets are persisted. @default {no persistence} */
   secretStore?: SecretStore;
   /**
+   * Where tokens the platform issues are kept. A register answer with an
+   * `auth_token` (the platform mints one whenever the workspace has no live
+   * token) switches that workspace to it at once, for every later request;
+   * it is also saved here, so that a restart with the old configured token
+   * recovers: when a configured token is refused, the stored one is tried
+   * before anything is escalated. @default {kept in memory only}
+   */
+  tokenStore?: TokenStore;
+  /** Sends `mcp_server_present: true` with each register: an MCP server runs beside the agent. @default {false} */
+  mcpServerPresent?: boolean;
+  /**
+   * When the last accepted beat (or register) of a workspace is older than
+   * this, in ms, a register goes beside its next beat: the platform's
+   * liveness key expires after its stale window and only a register brings
+   * it back (after an outage, or when the machine woke up).
+   * @default {STALE_AFTER_MS (180000, the platform's default)}
+   */
+  staleWindowMs?: number;
+  /**
    * Beats sent together in one timer wake-up. The workspaces are spread over
    * the interval in groups of at most this many beats, at evenly spaced
    * offsets: a wake-up costs about as much CPU as the requests it
@@ -74,9 +94,13 @@ export interface HeartbeatOptions {
   /**
    * Requests in flight at most, for the whole fleet (each holds a socket, so
    * this bounds descriptors and memory when the platform hangs). A beat that
-   * finds the cap full is skipped and counted, not queued: the next one
-   * supersedes it. Registers (at most `registerConcurrency`) come on top.
-   * The command derives it from the descriptor limit. @default {256}
+   * finds the cap full is counted as skipped and waits, first come first
+   * served, for the next free slot (a workspace is in that line at most
+   * once; its grid slots that pass meanwhile count as skipped too); state
+   * questions wait in the same line. Registers (at most
+   * `registerConcurrency`) count against it but never wait for it: with
+   * the cap full of beats they come on top. The command derives it from
+   * the descriptor limit. @default {256}
    */
   maxInFlight?: number;
   /**
@@ -100,22 +124,41 @@ export interface HeartbeatOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
-  /** Time and timers. @default {systemClock} */
+  /** Time and timers (a monotonic clock, which stops while the machine sleeps). @default {systemClock} */
   clock?: Clock;
+  /**
+   * Wall-clock time, epoch ms. A watchdog compares it with `clock` every 2
+   * seconds: when the wall clock ran ahead by more than 5 seconds, the
+   * machine slept; then every workspace beats at once (a fleet spread over
+   * up to 2 seconds), on fresh connections, and registers again when the
+   * gap passed `staleWindowMs`.
+   * @default {Date.now; with an injected `clock`, that clock's time (no sleep is seen)}
+   */
+  wallClock?: () => number;
   /** Uniform random numbers in [0, 1), for backoff jitter. @default {Math.random} */
   random?: () => number;
   /** Where agent-card variables are read. @default {the process environment} */
   env?: EnvReader;
   /** Clock time uptime counts from. @default {clock.now() at start} */
   startedAt?: number;
-  /** Sent as `X-Molecule-Org-Id` on every request, for multi-tenant edges. @default {not sent} */
+  /**
+   * The org id of a multi-tenant platform, sent as `X-Molecule-Org-Id` on
+   * its `/workspaces/…` requests (state, lookup), where its tenant guard
+   * wants it, and never on `/registry/*`: its rate limiter keys on the
+   * header first, and there it would put every workspace of the org into
+   * one bucket. Not sent for a workspace with a `platformUrl` of its own.
+   * @default {not sent}
+   */
   orgId?: string;
   /**
    * Ask the platform for each workspace's state (`GET /workspaces/:id/state`)
-   * every this many accepted beats, to notice a pause. It is always asked
-   * after a register refused with 401/403, and after the first beat of a run
-   * of refused ones and at each escalation of that run (3rd, 23rd, 43rd…
-   * refusal). 0 asks only then. @default {0}
+   * every this many accepted beats: a deleted workspace's heartbeats are
+   * still accepted, and only `/state` (refused, then `GET /workspaces/:id`
+   * answering 410 or 404) tells. A fleet's questions are spread over the N
+   * beats, and each spends from the retry budget (deferred to a later beat
+   * when it is empty). Also asked after a refused register, at the first
+   * refused beat of a run and at each escalation (3rd, 23rd, 43rd…). 0 asks
+   * only then. @default {15 (every 5 minutes at 20 s)}
    */
   statePollEvery?: number;
   /** Ask every workspace's state at start, beside its register (as `--once` does). @default {false} */
@@ -136,6 +179,13 @@ export interface WorkspaceStatus {
   deleted: boolean;
   /** Whether the platform says it is paused; beats wait until it is resumed. */
   paused: boolean;
+  /**
+   * Where it is in its life: `registering`, `beating`, `backing-off`,
+   * `paused`, `deleted`, `rejected` (always set by `status()`).
+   */
+  state?: WorkspaceLifeState;
+  /** Its platform base URL (always set by `status()`). */
+  platformUrl?: string;
   /** What the platform's last `/state` answer meant, if it was asked. */
   lastState: WorkspaceStateKind | undefined;
   /** Beats whose request completed with an answer or an error. */
@@ -166,12 +216,33 @@ export interface WorkspaceStatus {
   stats?: HeartbeatStats;
 }
 
+/**
+ * A workspace's state in its life (see `docs/library.md`): `registering`
+ * (no register accepted yet; its beats go on), `beating`, `backing-off`
+ * (its beats failing), `paused`, and the final `deleted`, `rejected`,
+ * `removed`.
+ */
+export type WorkspaceLifeState =
+  | "registering"
+  | "beating"
+  | "backing-off"
+  | "paused"
+  | "deleted"
+  | "rejected"
+  | "removed";
+
 /** A snapshot of every workspace. */
 export interface HeartbeatStatus {
   /** Whether the heartbeat has been stopped. */
   stopped: boolean;
   /** The interval, in ms. */
   intervalMs: number;
+  /** A request's time limit, in ms (always set by `status()`). */
+  timeoutMs?: number;
+  /** Registers under way at most (always set by `status()`). */
+  registerConcurrency?: number;
+  /** The stale window, in ms (always set by `status()`). */
+  staleWindowMs?: number;
   /** Seconds since start, whole. */
   uptimeSeconds: number;
   /** Requests in flight now. */
@@ -200,8 +271,18 @@ export interface ReadyResult {
 
 /** The `detail` of each event a {@link HeartbeatHandle} dispatches, by type. */
 export interface HeartbeatEventMap {
-  /** A register was accepted. */
+  /**
+   * A register was accepted. `authToken` is the token the platform issued
+   * with it, if it did (now in use for this workspace).
+   */
   registered: { workspaceId: string; status: number; authToken?: string };
+  /**
+   * The platform issued a new token for a workspace, now in use for every
+   * later request; `storedAt` says where the token store keeps it (a place,
+   * never the token), absent when it is kept in memory only or storing
+   * failed.
+   */
+  "issued-token": { workspaceId: string; storedAt?: string };
   /** A register was refused for its token; the workspace is dropped. */
   rejected: { workspaceId: string; status: number };
   /** A register failed otherwise; it is retried in the background. */
@@ -286,8 +367,10 @@ export interface HeartbeatMetrics {
   /** Requests in flight now, every kind. */
   requestsInFlight: number;
   /**
-   * Workspaces by state now: `registering` (no register accepted yet),
-   * `beating`, `paused`, `deleted`, `rejected` (token refused at register).
+   * Workspaces by state now (see {@link WorkspaceLifeState}):
+   * `registering` (no register accepted yet), `beating` (registered and
+   * served: beating or backing off), `paused`, `deleted`, `rejected` (token
+   * refused at register before anything was accepted).
    */
   workspaces: {
     beating: number;

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { raceSignal } from "./_race.ts";
 
 /**
  * A workspace token: a string, or a function returning the current token
@@ -41,7 +42,8 @@ export function isValidToken(token: string): boolean {
 }
 
 /**
- * Resolves a {@link TokenSource} to the token to send now.
+ * Resolves a {@link TokenSource} to the token to send now; a function is
+ * waited for only as long as `signal` allows.
  *
  * @example
  * ```ts
@@ -50,8 +52,15 @@ export function isValidToken(token: string): boolean {
  * ```
  *
  * @param source A string or a function.
+ * @param signal Ends the wait for a function (rejecting with its reason).
  * @returns The token.
  */
-export async function resolveToken(source: TokenSource): Promise<string> {
-  return typeof source === "string" ? source : String(await source());
+export async function resolveToken(
+  source: TokenSource,
+  signal?: AbortSignal,
+): Promise<string> {
+  if (typeof source === "string") return source;
+  return String(
+    await raceSignal(Promise.resolve().then(() => source()), signal),
+  );
 }

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { removeStaleTemporaryFiles, writeFileAtomic } from "./_atomic_file.ts";
 import { defaultFileSystem } from "./default_file_system.ts";
 import type { FileSystem } from "./file_system.ts";
 import type { SecretStore } from "./secret_store.ts";
@@ -10,9 +11,6 @@ import { workspaceFileName } from "../shared/workspace_id.ts";
 
 /** Most bytes read from a stored secret file. */
 export const MAX_SECRET_FILE_BYTES = 8 * 1024;
-
-/** Temporary files of ours older than this are left-overs of a crash. */
-const STALE_TEMP_MS = 60_000;
 
 /** The secret file's name in the configs dir. */
 export const SECRET_FILE_NAME = ".platform_inbound_secret";
@@ -106,17 +104,7 @@ export class FileSecretStore implements SecretStore {
     if (secret === "") throw new TypeError("an empty secret is never written");
     const fs = await this.#fs;
     await this.#tidy();
-    const target = this.pathFor(workspaceId);
-    await fs.mkdirp(this.dir, 0o700);
-    const tmp = `${target}.${crypto.randomUUID()}.tmp`;
-    try {
-      await fs.writeNew(tmp, secret, 0o600); // written and fsynced
-      await fs.rename(tmp, target);
-    } catch (error) {
-      await fs.remove(tmp).catch(() => {});
-      throw error;
-    }
-    await fs.syncDir?.(this.dir); // the rename itself survives a crash
+    await writeFileAtomic(fs, this.dir, this.pathFor(workspaceId), secret);
   }
 
   /**
@@ -128,23 +116,11 @@ export class FileSecretStore implements SecretStore {
    * @returns How many were removed.
    */
   async removeStaleTemporaryFiles(): Promise<number> {
-    const fs = await this.#fs;
-    if (!fs.list) return 0;
-    let removed = 0;
-    try {
-      for (const name of await fs.list(this.dir)) {
-        if (!name.startsWith(SECRET_FILE_NAME) || !name.endsWith(".tmp")) {
-          continue;
-        }
-        const path = `${this.dir}/${name}`;
-        const info = await fs.stat(path).catch(() => undefined);
-        if (!info || Date.now() - info.mtimeMs < STALE_TEMP_MS) continue;
-        await fs.remove(path).then(() => removed++, () => {});
-      }
-    } catch {
-      // a dir that cannot be listed holds nothing to tidy
-    }
-    return removed;
+    return await removeStaleTemporaryFiles(
+      await this.#fs,
+      this.dir,
+      SECRET_FILE_NAME,
+    );
   }
 
   #tidy(): Promise<void> {

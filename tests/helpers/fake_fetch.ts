@@ -29,7 +29,9 @@ export function fakeFetch(
       url,
       path: new URL(url).pathname,
       headers: new Headers(init?.headers),
-      body: JSON.parse(String(init?.body)),
+      body: init?.body === undefined || init.body === null
+        ? {}
+        : JSON.parse(String(init.body)),
       at: now(),
     };
     seen.push(req);

@@ -1,0 +1,126 @@
+/**
+ * GET /workspaces/:id: is the workspace still there? The platform's open
+ * lookup, and its reliable deletion signal: after a refused token, it tells
+ * "deleted" (410, 404) from "token revoked" (200).
+ *
+ * @module
+ */
+import { REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
+import {
+  abortedByCaller,
+  type FetchLike,
+  requestJson,
+  trimBaseUrl,
+} from "./http.ts";
+import { classifyError } from "./outcome.ts";
+import { isRecord } from "../shared/_json.ts";
+import type { TokenSource } from "../shared/token.ts";
+
+/**
+ * What the lookup says:
+ * - `exists`: the workspace is there (200): a refused token elsewhere was revoked;
+ * - `deleted`: removed (410, soft) or purged (404 with the platform's JSON
+ *   error, or never existed); a bare 404 (the tenant guard's answer to a
+ *   wrong org id) is `unknown`;
+ * - `unknown`: no usable answer (5xx, 429, a tenant guard's 400, a network
+ *   error, a timeout…): proves nothing, ask again later.
+ */
+export type WorkspaceLookupKind = "exists" | "deleted" | "unknown";
+
+/** The result of {@link lookupWorkspace}. */
+export interface WorkspaceLookup {
+  /** What it means. */
+  kind: WorkspaceLookupKind;
+  /** The HTTP status, absent after a network error or timeout. */
+  status?: number;
+  /** The workspace's `status` on the platform (`online`, `removed`, …), when given. */
+  platformStatus?: string;
+  /** Why the answer is `unknown`, for logs. */
+  reason?: string;
+}
+
+/** Options of {@link lookupWorkspace}. */
+export interface LookupWorkspaceOptions {
+  /** The platform base URL; a trailing `/` is removed. */
+  platformUrl: string;
+  /** The workspace id. */
+  workspaceId: string;
+  /**
+   * A bearer to send, though the lookup needs none: without `orgId` the
+   * platform's rate limiter keys on it, each workspace in its own bucket
+   * (else every lookup of the process shares the client IP's). @default {none}
+   */
+  token?: TokenSource;
+  /** Sent as `X-Molecule-Org-Id` (a multi-tenant platform's tenant guard wants it). @default {not sent} */
+  orgId?: string;
+  /** Time limit, in ms; 0 for none of its own. @default {10000} */
+  timeoutMs?: number;
+  /** Aborts the request. */
+  signal?: AbortSignal;
+  /** The fetch to call. @default {globalThis.fetch} */
+  fetch?: FetchLike;
+  /** More `RequestInit` fields for the runtime's fetch. @default {none} */
+  init?: Record<string, unknown>;
+}
+
+/**
+ * Asks the platform whether a workspace exists. Never throws for an answer
+ * or a network error (those are `unknown`); only an abort through `signal`
+ * rejects.
+ *
+ * @example
+ * ```ts
+ * import { lookupWorkspace } from "@molecule/heartbeat";
+ * const found = await lookupWorkspace({
+ *   platformUrl: "http://127.0.0.1:8080",
+ *   workspaceId: "ws-1",
+ * });
+ * if (found.kind === "deleted") console.error("create a new workspace in the canvas");
+ * if (found.kind === "exists") console.error("the token was revoked: regenerate it (Tokens tab)");
+ * ```
+ *
+ * @param options Where, which, and how long to wait.
+ * @returns What the platform says.
+ */
+export async function lookupWorkspace(
+  options: LookupWorkspaceOptions,
+): Promise<WorkspaceLookup> {
+  let answer;
+  try {
+    answer = await requestJson({
+      method: "GET",
+      baseUrl: trimBaseUrl(options.platformUrl),
+      path: `/workspaces/${encodeURIComponent(options.workspaceId)}`,
+      token: options.token,
+      orgId: options.orgId,
+      timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
+      signal: options.signal,
+      fetch: options.fetch,
+      init: options.init,
+    });
+  } catch (error) {
+    if (abortedByCaller(options.signal)) throw options.signal!.reason;
+    return { kind: "unknown", reason: classifyError(error).reason };
+  }
+  const { status } = answer;
+  const json = isRecord(answer.json) ? answer.json : {};
+  const platformStatus = typeof json.status === "string"
+    ? json.status.slice(0, 64)
+    : undefined;
+  const base = platformStatus === undefined
+    ? { status }
+    : { status, platformStatus };
+  if (status === 410) return { kind: "deleted", ...base };
+  // The platform's own 404 says so in JSON ({"error":"workspace not found"});
+  // its tenant guard answers a wrong org id with a bare 404, and a firewall
+  // with a page of its own: those prove nothing.
+  if (status === 404 && typeof json.error === "string") {
+    return { kind: "deleted", ...base };
+  }
+  if (status >= 200 && status < 300) {
+    // A soft-deleted row some platforms still serve with 200.
+    if (platformStatus === "removed") return { kind: "deleted", ...base };
+    return { kind: "exists", ...base };
+  }
+  return { kind: "unknown", ...base, reason: `HTTP ${status}` };
+}
