@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { workspaceFileName } from "../shared/workspace_id.ts";
+import { defaultFileSystem } from "./default_file_system.ts";
 import type { FileSystem } from "./file_system.ts";
 
 /** Temporary files of ours older than this are left-overs of a crash. */
@@ -85,4 +87,89 @@ export async function removeStaleTemporaryFiles(
     // a dir that cannot be listed holds nothing to tidy
   }
   return removed;
+}
+
+/** Options of {@link AtomicFiles}. */
+export interface AtomicFilesOptions {
+  /** The dir the files live in; created (0700) when missing. */
+  dir: string;
+  /** The file's name (every workspace's, or the prefix of each one's). */
+  name: string;
+  /** `<name>.<id>` for each workspace, or `<name>` for all. @default {false} */
+  perWorkspace?: boolean;
+  /** Most bytes a file may hold to be read. */
+  maxBytes: number;
+  /** What a file holds, for the empty-value error ("secret", "token"). */
+  what: string;
+  /** File operations. @default {the adapter for this runtime} */
+  fs?: FileSystem;
+}
+
+/**
+ * A small file per workspace (or one for all) in a dir: read bounded and
+ * trimmed, written with {@link writeFileAtomic}, stale temporary files of
+ * ours removed once before the first read or write. What `FileSecretStore`
+ * and `FileTokenStore` are made of.
+ */
+export class AtomicFiles {
+  /** The dir, without a trailing `/`. */
+  readonly dir: string;
+  /** Whether each workspace has a file of its own. */
+  readonly perWorkspace: boolean;
+  #name: string;
+  #maxBytes: number;
+  #what: string;
+  #fs: Promise<FileSystem>;
+  #tidied: Promise<void> | undefined;
+
+  /** @param options Where, which name, how much. */
+  constructor(options: AtomicFilesOptions) {
+    this.dir = options.dir.replace(/(.)\/+$/, "$1");
+    this.perWorkspace = options.perWorkspace ?? false;
+    this.#name = options.name;
+    this.#maxBytes = options.maxBytes;
+    this.#what = options.what;
+    this.#fs = options.fs ? Promise.resolve(options.fs) : defaultFileSystem();
+  }
+
+  /** The file a workspace's value is kept in. */
+  pathFor(workspaceId: string): string {
+    const name = this.perWorkspace
+      ? `${this.#name}.${workspaceFileName(workspaceId)}`
+      : this.#name;
+    return `${this.dir}/${name}`;
+  }
+
+  /** A workspace's value, trimmed; `undefined` when there is none. */
+  async load(workspaceId: string): Promise<string | undefined> {
+    await this.#tidy();
+    const text = await (await this.#fs).readText(this.pathFor(workspaceId), {
+      maxBytes: this.#maxBytes,
+    });
+    const value = text?.trim();
+    return value ? value : undefined;
+  }
+
+  /** Writes a workspace's value atomically, with mode 0600. */
+  async save(workspaceId: string, value: string): Promise<void> {
+    if (value === "") {
+      throw new TypeError(`an empty ${this.#what} is never written`);
+    }
+    const fs = await this.#fs;
+    await this.#tidy();
+    await writeFileAtomic(fs, this.dir, this.pathFor(workspaceId), value);
+  }
+
+  /** Removes stale temporary files of ours; see {@link removeStaleTemporaryFiles}. */
+  async removeStale(): Promise<number> {
+    return await removeStaleTemporaryFiles(
+      await this.#fs,
+      this.dir,
+      this.#name,
+    );
+  }
+
+  #tidy(): Promise<void> {
+    return this.#tidied ??= this.removeStale().then(() => {});
+  }
 }

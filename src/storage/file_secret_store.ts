@@ -3,11 +3,9 @@
  *
  * @module
  */
-import { removeStaleTemporaryFiles, writeFileAtomic } from "./_atomic_file.ts";
-import { defaultFileSystem } from "./default_file_system.ts";
+import { AtomicFiles } from "./_atomic_file.ts";
 import type { FileSystem } from "./file_system.ts";
 import type { SecretStore } from "./secret_store.ts";
-import { workspaceFileName } from "../shared/workspace_id.ts";
 
 /** Most bytes read from a stored secret file. */
 export const MAX_SECRET_FILE_BYTES = 8 * 1024;
@@ -21,7 +19,7 @@ export interface FileSecretStoreOptions {
   dir: string;
   /**
    * One file per workspace, `.platform_inbound_secret.<id>` (a long or odd
-   * id is hashed into the name, see {@link workspaceFileName}), for several
+   * id is hashed into a safe name), for several
    * workspaces in one configs dir; otherwise
    * every workspace shares `.platform_inbound_secret`, as the reference does.
    * @default {false}
@@ -52,8 +50,7 @@ export class FileSecretStore implements SecretStore {
   readonly dir: string;
   /** Whether each workspace has a file of its own. */
   readonly perWorkspace: boolean;
-  #fs: Promise<FileSystem>;
-  #tidied: Promise<void> | undefined;
+  #files: AtomicFiles;
 
   /**
    * Creates the store; nothing is touched on disk until a save.
@@ -61,9 +58,14 @@ export class FileSecretStore implements SecretStore {
    * @param options Where, and how.
    */
   constructor(options: FileSecretStoreOptions) {
-    this.dir = options.dir.replace(/(.)\/+$/, "$1");
-    this.perWorkspace = options.perWorkspace ?? false;
-    this.#fs = options.fs ? Promise.resolve(options.fs) : defaultFileSystem();
+    this.#files = new AtomicFiles({
+      ...options,
+      name: SECRET_FILE_NAME,
+      maxBytes: MAX_SECRET_FILE_BYTES,
+      what: "secret",
+    });
+    this.dir = this.#files.dir;
+    this.perWorkspace = this.#files.perWorkspace;
   }
 
   /**
@@ -73,10 +75,7 @@ export class FileSecretStore implements SecretStore {
    * @returns The path.
    */
   pathFor(workspaceId: string): string {
-    const name = this.perWorkspace
-      ? `${SECRET_FILE_NAME}.${workspaceFileName(workspaceId)}`
-      : SECRET_FILE_NAME;
-    return `${this.dir}/${name}`;
+    return this.#files.pathFor(workspaceId);
   }
 
   /**
@@ -85,13 +84,8 @@ export class FileSecretStore implements SecretStore {
    * @param workspaceId The workspace.
    * @returns The stored secret, trimmed, or `undefined`.
    */
-  async load(workspaceId: string): Promise<string | undefined> {
-    await this.#tidy();
-    const text = await (await this.#fs).readText(this.pathFor(workspaceId), {
-      maxBytes: MAX_SECRET_FILE_BYTES,
-    });
-    const secret = text?.trim();
-    return secret ? secret : undefined;
+  load(workspaceId: string): Promise<string | undefined> {
+    return this.#files.load(workspaceId);
   }
 
   /**
@@ -100,11 +94,8 @@ export class FileSecretStore implements SecretStore {
    * @param workspaceId The workspace.
    * @param secret The secret; never empty.
    */
-  async save(workspaceId: string, secret: string): Promise<void> {
-    if (secret === "") throw new TypeError("an empty secret is never written");
-    const fs = await this.#fs;
-    await this.#tidy();
-    await writeFileAtomic(fs, this.dir, this.pathFor(workspaceId), secret);
+  save(workspaceId: string, secret: string): Promise<void> {
+    return this.#files.save(workspaceId, secret);
   }
 
   /**
@@ -115,15 +106,7 @@ export class FileSecretStore implements SecretStore {
    *
    * @returns How many were removed.
    */
-  async removeStaleTemporaryFiles(): Promise<number> {
-    return await removeStaleTemporaryFiles(
-      await this.#fs,
-      this.dir,
-      SECRET_FILE_NAME,
-    );
-  }
-
-  #tidy(): Promise<void> {
-    return this.#tidied ??= this.removeStaleTemporaryFiles().then(() => {});
+  removeStaleTemporaryFiles(): Promise<number> {
+    return this.#files.removeStale();
   }
 }

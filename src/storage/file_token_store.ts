@@ -4,11 +4,9 @@
  *
  * @module
  */
-import { removeStaleTemporaryFiles, writeFileAtomic } from "./_atomic_file.ts";
-import { defaultFileSystem } from "./default_file_system.ts";
+import { AtomicFiles } from "./_atomic_file.ts";
 import type { FileSystem } from "./file_system.ts";
 import type { TokenStore } from "./token_store.ts";
-import { workspaceFileName } from "../shared/workspace_id.ts";
 
 /** Most bytes read from a stored token file. */
 export const MAX_TOKEN_STORE_FILE_BYTES = 16 * 1024;
@@ -53,8 +51,7 @@ export class FileTokenStore implements TokenStore {
   readonly dir: string;
   /** Whether each workspace has a file of its own. */
   readonly perWorkspace: boolean;
-  #fs: Promise<FileSystem>;
-  #tidied: Promise<void> | undefined;
+  #files: AtomicFiles;
 
   /**
    * Creates the store; nothing is touched on disk until a save.
@@ -62,9 +59,14 @@ export class FileTokenStore implements TokenStore {
    * @param options Where, and how.
    */
   constructor(options: FileTokenStoreOptions) {
-    this.dir = options.dir.replace(/(.)\/+$/, "$1");
-    this.perWorkspace = options.perWorkspace ?? false;
-    this.#fs = options.fs ? Promise.resolve(options.fs) : defaultFileSystem();
+    this.#files = new AtomicFiles({
+      ...options,
+      name: TOKEN_FILE_NAME,
+      maxBytes: MAX_TOKEN_STORE_FILE_BYTES,
+      what: "token",
+    });
+    this.dir = this.#files.dir;
+    this.perWorkspace = this.#files.perWorkspace;
   }
 
   /**
@@ -74,10 +76,7 @@ export class FileTokenStore implements TokenStore {
    * @returns The path.
    */
   pathFor(workspaceId: string): string {
-    const name = this.perWorkspace
-      ? `${TOKEN_FILE_NAME}.${workspaceFileName(workspaceId)}`
-      : TOKEN_FILE_NAME;
-    return `${this.dir}/${name}`;
+    return this.#files.pathFor(workspaceId);
   }
 
   /**
@@ -86,13 +85,8 @@ export class FileTokenStore implements TokenStore {
    * @param workspaceId The workspace.
    * @returns The stored token, trimmed, or `undefined`.
    */
-  async load(workspaceId: string): Promise<string | undefined> {
-    await this.#tidy();
-    const text = await (await this.#fs).readText(this.pathFor(workspaceId), {
-      maxBytes: MAX_TOKEN_STORE_FILE_BYTES,
-    });
-    const token = text?.trim();
-    return token ? token : undefined;
+  load(workspaceId: string): Promise<string | undefined> {
+    return this.#files.load(workspaceId);
   }
 
   /**
@@ -101,20 +95,7 @@ export class FileTokenStore implements TokenStore {
    * @param workspaceId The workspace.
    * @param token The token; never empty.
    */
-  async save(workspaceId: string, token: string): Promise<void> {
-    if (token === "") throw new TypeError("an empty token is never written");
-    const fs = await this.#fs;
-    await this.#tidy();
-    await writeFileAtomic(fs, this.dir, this.pathFor(workspaceId), token);
-  }
-
-  #tidy(): Promise<void> {
-    return this.#tidied ??= (async () => {
-      await removeStaleTemporaryFiles(
-        await this.#fs,
-        this.dir,
-        TOKEN_FILE_NAME,
-      );
-    })();
+  save(workspaceId: string, token: string): Promise<void> {
+    return this.#files.save(workspaceId, token);
   }
 }
