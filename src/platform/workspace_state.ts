@@ -4,16 +4,9 @@
  *
  * @module
  */
-import { REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
-import {
-  abortedByCaller,
-  type FetchLike,
-  requestJson,
-  trimBaseUrl,
-} from "./http.ts";
-import { classifyError } from "./outcome.ts";
-import { isRecord } from "../shared/_json.ts";
 import type { TokenSource } from "../shared/token.ts";
+import type { FetchLike } from "./http.ts";
+import { getWorkspace } from "./_workspace_get.ts";
 
 /**
  * What the platform says of a workspace:
@@ -88,31 +81,10 @@ export interface FetchWorkspaceStateOptions {
 export async function fetchWorkspaceState(
   options: FetchWorkspaceStateOptions,
 ): Promise<WorkspaceState> {
-  let answer;
-  try {
-    answer = await requestJson({
-      method: "GET",
-      baseUrl: trimBaseUrl(options.platformUrl),
-      path: `/workspaces/${encodeURIComponent(options.workspaceId)}/state`,
-      token: options.token,
-      orgId: options.orgId,
-      timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
-      signal: options.signal,
-      fetch: options.fetch,
-      init: options.init,
-    });
-  } catch (error) {
-    if (abortedByCaller(options.signal)) throw options.signal!.reason;
-    return { kind: "unknown", reason: classifyError(error).reason };
-  }
-  const { status } = answer;
-  const json = isRecord(answer.json) ? answer.json : {};
-  const platformStatus = typeof json.status === "string"
-    ? json.status.slice(0, 64)
-    : undefined;
-  const base = platformStatus === undefined
-    ? { status }
-    : { status, platformStatus };
+  const got = await getWorkspace({ ...options, suffix: "/state" });
+  if ("reason" in got) return { kind: "unknown", reason: got.reason };
+  const { base, json } = got;
+  const { status, platformStatus } = base;
   if (status === 401 || status === 403) return { kind: "auth", ...base };
   if (
     json.deleted === true &&
