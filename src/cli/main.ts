@@ -20,12 +20,11 @@ import {
   startHeartbeat,
 } from "../schedule/start_heartbeat.ts";
 import type {
-  HeartbeatMetrics,
   HeartbeatStatus,
   WorkspaceConfig,
   WorkspaceStatus,
 } from "../schedule/types.ts";
-import { BEAT_DURATION_BOUNDS } from "../schedule/_counters.ts";
+import { startingMetrics } from "../schedule/_counters.ts";
 import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
 import { FileTokenStore } from "../storage/file_token_store.ts";
@@ -367,40 +366,4 @@ async function tokenMasker(
     if (token) tokens.add(token);
   }
   return (text) => maskSecrets(text, { extra: tokens });
-}
-
-/** The fleet's figures in the same gap: nothing counted yet. */
-function startingMetrics(workspaces: number): HeartbeatMetrics {
-  return {
-    beats: { accepted: 0, refused: 0, failed: 0, skipped: 0 },
-    beatFailures: {
-      timeout: 0,
-      network: 0,
-      http_4xx: 0,
-      http_5xx: 0,
-      rate_limited: 0,
-      auth: 0,
-      redirect: 0,
-    },
-    beatDuration: {
-      bounds: BEAT_DURATION_BOUNDS,
-      counts: new Array(BEAT_DURATION_BOUNDS.length + 1).fill(0),
-      sum: 0,
-      count: 0,
-    },
-    registers: { accepted: 0, refused: 0, failed: 0 },
-    authEscalations: 0,
-    requestsInFlight: 0,
-    workspaces: {
-      beating: 0,
-      registering: workspaces,
-      paused: 0,
-      deleted: 0,
-      rejected: 0,
-    },
-    oldestAcceptedBeatAgeSeconds: 0,
-    retryBudgetTokens: 0,
-    unarmed: 0,
-    stopped: false,
-  };
 }

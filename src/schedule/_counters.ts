@@ -54,6 +54,55 @@ export function newCounters(): Counters {
   };
 }
 
+/** What `metrics()` reports of now, beside the counters. */
+export type Gauges = Pick<
+  HeartbeatMetrics,
+  | "requestsInFlight"
+  | "workspaces"
+  | "oldestAcceptedBeatAgeSeconds"
+  | "retryBudgetTokens"
+  | "unarmed"
+  | "stopped"
+>;
+
+/** The figures `metrics()` reports: copies of the counters, and the gauges. */
+export function metricsOf(c: Counters, gauges: Gauges): HeartbeatMetrics {
+  return {
+    beats: { ...c.beats },
+    beatFailures: { ...c.beatFailures },
+    beatDuration: {
+      bounds: BEAT_DURATION_BOUNDS,
+      counts: [...c.durationCounts],
+      sum: c.durationSum,
+      count: c.durationCount,
+    },
+    registers: { ...c.registers },
+    authEscalations: c.authEscalations,
+    ...gauges,
+  };
+}
+
+/**
+ * The figures before a heartbeat exists (the command's health port is
+ * bound first): nothing counted, every workspace still registering.
+ */
+export function startingMetrics(workspaces: number): HeartbeatMetrics {
+  return metricsOf(newCounters(), {
+    requestsInFlight: 0,
+    workspaces: {
+      beating: 0,
+      registering: workspaces,
+      paused: 0,
+      deleted: 0,
+      rejected: 0,
+    },
+    oldestAcceptedBeatAgeSeconds: 0,
+    retryBudgetTokens: 0,
+    unarmed: 0,
+    stopped: false,
+  });
+}
+
 /** Counts one beat request's duration, in ms. */
 export function observeBeatDuration(counters: Counters, ms: number): void {
   const seconds = Math.max(0, ms) / 1000;

@@ -26,7 +26,7 @@ import { startWatchdog } from "./_watchdog.ts";
 import { isValidWorkspaceId } from "../shared/workspace_id.ts";
 import { trimBaseUrl } from "../platform/http.ts";
 import { newRuntime, type Runtime } from "./_workspace_runtime.ts";
-import { BEAT_DURATION_BOUNDS } from "./_counters.ts";
+import { metricsOf } from "./_counters.ts";
 import type {
   HeartbeatEventMap,
   HeartbeatMetrics,
@@ -296,24 +296,14 @@ export class HeartbeatHandle extends EventTarget {
       if (since > oldest) oldest = since;
       if (isUnarmed(fleet, ws)) unarmed++;
     }
-    return {
-      beats: { ...c.beats },
-      beatFailures: { ...c.beatFailures },
-      beatDuration: {
-        bounds: BEAT_DURATION_BOUNDS,
-        counts: [...c.durationCounts],
-        sum: c.durationSum,
-        count: c.durationCount,
-      },
-      registers: { ...c.registers },
-      authEscalations: c.authEscalations,
+    return metricsOf(c, {
       requestsInFlight: fleet.inFlight,
       workspaces,
       oldestAcceptedBeatAgeSeconds: Math.max(0, oldest) / 1000,
       retryBudgetTokens: fleet.budget.tokens,
       unarmed,
       stopped: fleet.stopped,
-    };
+    });
   }
 
   /**
