@@ -19,7 +19,7 @@
  */
 import type { HeartbeatStats } from "../platform/heartbeat.ts";
 import type { WorkspaceStateKind } from "../platform/workspace_state.ts";
-import type { WorkspaceConfig } from "./types.ts";
+import type { WorkspaceConfig, WorkspaceLifeState } from "./types.ts";
 import type { QueuedTimer } from "./_timer_queue.ts";
 
 /**
@@ -36,14 +36,7 @@ import type { QueuedTimer } from "./_timer_queue.ts";
  *
  * The last three are final (a deleted or rejected one can still be removed).
  */
-export type LifeState =
-  | "registering"
-  | "beating"
-  | "backing-off"
-  | "paused"
-  | "deleted"
-  | "rejected"
-  | "removed";
+export type LifeState = WorkspaceLifeState;
 
 /** What the scheduler knows and decides about one workspace. */
 export interface Runtime {
