@@ -107,3 +107,72 @@ test("1,000 workspaces added at once, cap 16, the platform answering in 50 ms: e
   assert.equal(hb.metrics().unarmed, 0);
   await hb.stop();
 });
+
+test("after a hang, the queue that grew under the cap drains at twice the healthy rate: the recovery is no herd and opens few connections", async () => {
+  const clock = new FakeClock();
+  const state = {
+    hung: false,
+    fresh: 0,
+    peakFresh: 0,
+    accepted: new Set<string>(),
+  };
+  const fetch = (input: string | URL | Request, init?: RequestInit) => {
+    const path = new URL(String(input)).pathname;
+    const signal = init?.signal ?? undefined;
+    if (state.hung) {
+      // Accepted and never answered: only the deadline ends it.
+      return new Promise<Response>((_, reject) =>
+        signal?.addEventListener("abort", () => reject(signal.reason), {
+          once: true,
+        })
+      );
+    }
+    state.fresh++;
+    state.peakFresh = Math.max(state.peakFresh, state.fresh);
+    return new Promise<Response>((resolve) =>
+      clock.setTimeout(() => {
+        state.fresh--;
+        if (path === "/registry/heartbeat") {
+          state.accepted.add(JSON.parse(String(init!.body)).workspace_id);
+        }
+        resolve(Response.json({ status: "ok" }));
+      }, 20)
+    );
+  };
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: Array.from({ length: 1_000 }, (_, i) => ({
+      id: `ws-${i}`,
+      token: `tok-ws-${i}-000`,
+    })),
+    intervalMs: 10_000,
+    timeoutMs: 5_000,
+    maxInFlight: 64,
+    beatGroupSize: 8,
+    statePollEvery: 0,
+    clock,
+    fetch,
+  });
+  await clock.advanceFast(15_000);
+  assert.ok(hb.status().workspaces.every((w) => w.beatsAccepted >= 1));
+  // The cap fills with hung requests within a second (100 beats a second),
+  // so they time out together, again and again.
+  state.hung = true;
+  await clock.advanceFast(30_000);
+  assert.equal(hb.metrics().requestsInFlight, 64);
+  state.hung = false;
+  state.peakFresh = 0;
+  state.accepted.clear();
+  await clock.advanceFast(15_000); // one interval and one timeout
+  // Unpaced, each slot the hung requests freed together went to the queue at
+  // once: 64 requests (and pooled connections) out together. Paced at twice
+  // the fleet's rate (200 a second) with answers in 20 ms: a few at once,
+  // after a burst of a group (8).
+  assert.ok(
+    state.peakFresh <= 8 + 8,
+    `peak of new requests at once: ${state.peakFresh}`,
+  );
+  assert.equal(state.accepted.size, 1_000, "every workspace beat again");
+  assert.equal(hb.metrics().unarmed, 0);
+  await hb.stop();
+});

@@ -25,6 +25,7 @@
 import { backoffDelay } from "./_backoff.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import {
+  BEAT_GROUP_SIZE,
   HEARTBEAT_INTERVAL_MS,
   REQUEST_TIMEOUT_MS,
   STALE_AFTER_MS,
@@ -47,6 +48,9 @@ import {
   type ConnectionPool,
   createConnectionPool,
 } from "../platform/_connection_pool.ts";
+
+/** Wake-ups a second a big fleet's default grouping aims to stay under. */
+export const MAX_GROUPS_PER_SECOND = 32;
 
 /** Secret and token writes (each a temporary file, an fsync and a rename) at once. */
 export const SECRET_WRITE_CONCURRENCY = 8;
@@ -114,6 +118,12 @@ export class Fleet {
   readonly registerConcurrency: number;
   /** Requests in flight under the cap: beats and questions (registers come on top). */
   readonly cap: InFlightCap;
+  /**
+   * Beats sent together in one wake-up (`beatGroupSize`, or the default: 8,
+   * more for fleets beating over 256 times a second, so that there are at
+   * most 32 groups a second).
+   */
+  readonly groupSize: number;
   /**
    * At most {@link SECRET_WRITE_CONCURRENCY} secret and token writes at
    * once: a fleet registering together would otherwise open a file per
@@ -194,7 +204,28 @@ export class Fleet {
       1,
       Math.floor(options.registerConcurrency ?? 8),
     );
-    this.cap = new InFlightCap(options.maxInFlight ?? 256);
+    this.groupSize = Math.max(
+      1,
+      Math.floor(
+        options.beatGroupSize ??
+          Math.max(
+            BEAT_GROUP_SIZE,
+            Math.ceil(
+              (options.workspaces.length * 1000) / this.interval /
+                MAX_GROUPS_PER_SECOND,
+            ),
+          ),
+      ),
+    );
+    // The queue of beats that found the cap full is served at twice the
+    // fleet's healthy rate at most (a group at once): after a hang the
+    // backlog drains within half an interval, never as a herd.
+    this.cap = new InFlightCap(options.maxInFlight ?? 256, {
+      perMs: () => (2 * Math.max(1, this.workspaces.length)) / this.interval,
+      burst: this.groupSize,
+      now: () => this.clock.now(),
+      later: (ms, fn) => void this.queue.at(this.clock.now() + ms, fn),
+    });
     this.budget = new RetryBudget({
       ratio: options.retryBudget,
       perInterval: options.workspaces.length,

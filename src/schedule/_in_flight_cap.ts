@@ -13,12 +13,32 @@
  */
 export type CapWaiter = () => boolean;
 
+/** How fast the queue may be served; see {@link InFlightCap}. */
+export interface CapPace {
+  /** Waiters served per millisecond at most, now (read at each refill). */
+  perMs: () => number;
+  /** Waiters served at once before the pace applies. */
+  burst: number;
+  /** Milliseconds on the scheduler's monotonic clock. */
+  now: () => number;
+  /** Runs `fn` after `ms` (the scheduler's timer queue). */
+  later: (ms: number, fn: () => void) => void;
+}
+
 /**
  * At most `max` requests in flight. Who finds the cap full may wait in a
  * first-come queue; a freed slot goes to the longest waiter before any
  * newcomer, so that no workspace loses its turn twice to others that happen
  * to be due at the same instant. The queue holds at most one entry per
  * workspace and kind (its owner dedupes), so it is bounded by the fleet.
+ *
+ * With a `pace`, the queue is served no faster than that (a token bucket of
+ * `burst`): a queue that grew while the platform hung drains at a steady
+ * rate when it answers again, instead of one request per freed slot at
+ * once. Hung requests time out together, so thousands of slots came free
+ * in a moment, each opening a connection the pool then kept: a fleet of
+ * 10,000 left 700 sockets and 130 MB behind after a hang, and the platform
+ * got the whole backlog in a second.
  *
  * @example
  * ```ts
@@ -36,14 +56,24 @@ export class InFlightCap {
   #used = 0;
   #queue: (CapWaiter | undefined)[] = [];
   #head = 0;
+  #pace: CapPace | undefined;
+  #tokens = 0;
+  #refilledAt = 0;
+  #drainArmed = false;
 
   /**
    * Creates the cap.
    *
    * @param max Requests in flight at most, at least 1.
+   * @param pace How fast the queue may be served. @default {as fast as slots free}
    */
-  constructor(max: number) {
+  constructor(max: number, pace?: CapPace) {
     this.max = Math.max(1, Math.floor(max));
+    this.#pace = pace;
+    if (pace) {
+      this.#tokens = Math.max(1, pace.burst);
+      this.#refilledAt = pace.now();
+    }
   }
 
   /** Slots taken now. */
@@ -105,15 +135,53 @@ export class InFlightCap {
     this.#head = 0;
   }
 
-  /** Hands the slot held by the caller to a waiter, or frees it. */
+  /**
+   * Hands the slot held by the caller to a waiter, or frees it (when none
+   * waits, or the pace says not yet: then a drain is armed for when it
+   * allows one).
+   */
   #handOver(): void {
     while (this.#head < this.#queue.length) {
+      if (!this.#mayServe()) break;
       const waiter = this.#queue[this.#head];
       this.#queue[this.#head++] = undefined;
       this.#compact();
-      if (waiter && waiter()) return;
+      if (waiter && waiter()) {
+        if (this.#pace) this.#tokens--;
+        return;
+      }
     }
     this.#used--;
+  }
+
+  /** Whether the pace allows serving a waiter now; if not, a drain is armed. */
+  #mayServe(): boolean {
+    const pace = this.#pace;
+    if (!pace) return true;
+    const now = pace.now();
+    const perMs = Math.max(1e-9, pace.perMs());
+    this.#tokens = Math.min(
+      Math.max(1, pace.burst),
+      this.#tokens + Math.max(0, now - this.#refilledAt) * perMs,
+    );
+    this.#refilledAt = now;
+    if (this.#tokens >= 1) return true;
+    if (!this.#drainArmed) {
+      this.#drainArmed = true;
+      pace.later(Math.ceil((1 - this.#tokens) / perMs), () => this.#drain());
+    }
+    return false;
+  }
+
+  /** Serves waiters with the slots that are free, as the pace allows. */
+  #drain(): void {
+    this.#drainArmed = false;
+    // Each turn serves a waiter (or drops one that gave up), or the pace
+    // arms the next drain and the loop ends.
+    while (this.waiting > 0 && this.#used < this.max && !this.#drainArmed) {
+      this.#used++;
+      this.#handOver();
+    }
   }
 
   #compact(): void {

@@ -10,7 +10,7 @@
  * @module
  */
 import { beat } from "./_beat.ts";
-import { BEAT_GROUP_SIZE, HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
+import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
 import { Fleet, WRITE_GRACE_MS } from "./_fleet.ts";
 import { logger } from "../shared/_logger.ts";
 import { maskSecrets } from "../shared/mask.ts";
@@ -27,6 +27,7 @@ import { isValidWorkspaceId } from "../shared/workspace_id.ts";
 import { trimBaseUrl } from "../platform/http.ts";
 import { newRuntime, type Runtime } from "./_workspace_runtime.ts";
 import { metricsOf } from "./_counters.ts";
+import { MAX_GROUPS_PER_SECOND } from "./_fleet.ts";
 import type {
   HeartbeatEventMap,
   HeartbeatMetrics,
@@ -50,9 +51,6 @@ export type {
 
 /** stop() gives up waiting for work left (it is all raced against the stop) after this, in ms. */
 const STOP_BOUND_MS = 2_000;
-
-/** Wake-ups a second a big fleet's default grouping aims to stay under. */
-const MAX_GROUPS_PER_SECOND = 32;
 
 /**
  * The handle {@link startHeartbeat} returns: status, events, stop.
@@ -107,11 +105,7 @@ export class HeartbeatHandle extends EventTarget {
     };
     this.stopped = new Promise((resolve) => this.#resolveStopped = resolve);
     const count = options.workspaces.length;
-    const groupSize = options.beatGroupSize ??
-      Math.max(
-        BEAT_GROUP_SIZE,
-        Math.ceil((count * 1000) / fleet.interval / MAX_GROUPS_PER_SECOND),
-      );
+    const groupSize = fleet.groupSize;
     const t0 = fleet.clock.now();
     options.workspaces.forEach((config, i) => {
       fleet.workspaces.push(
