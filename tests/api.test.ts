@@ -267,3 +267,15 @@ test("imports run one way: each layer of src/ imports only the layers below it",
     }
   }
 });
+
+test("tsconfig.build.json (the Node build the benches run) names files that exist", () => {
+  const config = JSON.parse(
+    readFileSync(join(ROOT, "tsconfig.build.json"), "utf8"),
+  ) as { files: string[] };
+  for (const file of config.files) {
+    assert.ok(
+      sourceFiles(ROOT).length > 0 && readFileSync(join(ROOT, file)).length > 0,
+      file,
+    );
+  }
+});
