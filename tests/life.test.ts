@@ -17,29 +17,16 @@ import {
   type SeenRequest,
 } from "./helpers/fake_fetch.ts";
 import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
+import { FAKE_URL, fakeFleet, ok } from "./helpers/fake_fleet.ts";
 import { waitFor } from "./helpers/wait.ts";
 
-const URL_ = "http://platform.test";
-const ok = (): FakeAnswer => ({ status: 200, body: { status: "ok" } });
+const URL_ = FAKE_URL;
 
 function setup(
   answer: (req: SeenRequest) => FakeAnswer,
   extra: Partial<HeartbeatOptions> = {},
 ) {
-  const clock = new FakeClock();
-  const fetch = fakeFetch(answer, clock.now);
-  const hb = startHeartbeat({
-    platformUrl: URL_,
-    workspaces: [{ id: "ws-1", token: "tok-1-000000" }],
-    intervalMs: 20_000,
-    clock,
-    fetch,
-    random: () => 0.5,
-    ...extra,
-  });
-  const beats = () =>
-    fetch.seen.filter((r) => r.path === "/registry/heartbeat");
-  return { clock, fetch, hb, beats };
+  return fakeFleet(answer, extra, "tok-1-000000");
 }
 
 /** Resolves with whether `promise` settled within `ms` real milliseconds. */

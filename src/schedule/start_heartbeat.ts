@@ -37,18 +37,6 @@ import type {
   WorkspaceConfig,
 } from "./types.ts";
 
-export type {
-  BeatFailureReason,
-  HeartbeatEventMap,
-  HeartbeatMetrics,
-  HeartbeatOptions,
-  HeartbeatStatus,
-  ReadyResult,
-  WorkspaceConfig,
-  WorkspaceLifeState,
-  WorkspaceStatus,
-} from "./types.ts";
-
 /** stop() gives up waiting for work left (it is all raced against the stop) after this, in ms. */
 const STOP_BOUND_MS = 2_000;
 
