@@ -557,3 +557,78 @@ test("command (mod.ts): a workspaces file entry with its own platform_url beats 
     ),
   );
 });
+
+test("command (mod.ts): without PLATFORM_URL, a list whose every entry has its own platform_url is served; an entry without one is exit 2 naming it", async () => {
+  await using dir = await scratch("molecule-today-");
+  await using eu = await startPlatformEmulator();
+  await using us = await startPlatformEmulator();
+  const both = JSON.stringify([
+    { id: "in-eu", token: `${OLD}-eu`, platform_url: eu.url },
+    { id: "in-us", token: `${OLD}-us`, platform_url: `${us.url}/` },
+  ]);
+  const once = await runScript(MOD, {
+    args: ["--once"],
+    env: { MOLECULE_WORKSPACES: both, CONFIGS_DIR: dir.path },
+  });
+  assert.equal(once.code, 0, once.stderr);
+  assert.equal(eu.requestsTo("heartbeat", "in-eu").length, 1);
+  assert.equal(us.requestsTo("heartbeat", "in-us").length, 1);
+  assert.equal(eu.requests.filter((r) => r.workspaceId === "in-us").length, 0);
+
+  const oneShort = JSON.stringify([
+    { id: "in-eu", token: `${OLD}-eu`, platform_url: eu.url },
+    { id: "nowhere", token: `${OLD}-nowhere` },
+  ]);
+  const bad = await runScript(MOD, {
+    args: ["--once"],
+    env: { MOLECULE_WORKSPACES: oneShort, CONFIGS_DIR: dir.path },
+  });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /PLATFORM_URL is not set/);
+  assert.match(
+    bad.stderr,
+    /MOLECULE_WORKSPACES entry 1 \(id nowhere\) its own "platform_url"/,
+  );
+  assert.doesNotMatch(bad.stderr, /\n\s+at /, "no stack trace");
+  assert.equal(eu.requestsTo("register", "in-eu").length, 1, "nothing sent");
+
+  // One workspace has no list to carry a URL: PLATFORM_URL it is.
+  const single = await runScript(MOD, {
+    args: ["--once"],
+    env: {
+      WORKSPACE_ID: "in-eu",
+      MOLECULE_WORKSPACE_TOKEN: `${OLD}-eu`,
+      CONFIGS_DIR: dir.path,
+    },
+  });
+  assert.equal(single.code, 2, single.stderr);
+  assert.match(single.stderr, /PLATFORM_URL is not set/);
+});
+
+test("command (mod.ts): without PLATFORM_URL, a watched workspaces file that gains an entry without platform_url keeps serving what it had, with a warning", async () => {
+  await using dir = await scratch("molecule-today-");
+  await using eu = await startPlatformEmulator();
+  const file = join(dir.path, "workspaces.json");
+  const first = [{ id: "in-eu", token: `${OLD}-eu`, platform_url: eu.url }];
+  await writeFile(file, JSON.stringify(first), { mode: 0o600 });
+  const run = startScript(MOD, {
+    args: ["--workspaces-file", file, "--interval", "0.2"],
+    env: { CONFIGS_DIR: dir.path },
+  });
+  try {
+    await waitFor(() => eu.requestsTo("heartbeat", "in-eu").length >= 1);
+    await writeFile(
+      file,
+      JSON.stringify([...first, { id: "lost", token: `${OLD}-lost` }]),
+      { mode: 0o600 },
+    );
+    await waitFor(() => run.stderr().includes("keeping what it held before"));
+    const before = eu.requestsTo("heartbeat", "in-eu").length;
+    await waitFor(() => eu.requestsTo("heartbeat", "in-eu").length > before);
+  } finally {
+    run.kill("SIGTERM");
+    await run.done;
+  }
+  assert.match(run.stderr(), /entry 1 \(id lost\) its own "platform_url"/);
+  assert.equal(eu.requests.filter((r) => r.workspaceId === "lost").length, 0);
+});

@@ -28,7 +28,9 @@ runtime_state "wedged" when a tool call goes unanswered).
 Our flags come before --, the command after it.
 
 Flags (a flag beats its variable):
-  --platform-url URL       PLATFORM_URL                  platform base URL (required)
+  --platform-url URL       PLATFORM_URL                  platform base URL (required, unless
+                                                         every workspaces entry has its own
+                                                         "platform_url")
   --workspace-id ID        WORKSPACE_ID                  the workspace to serve
   (no flag: argv is public) MOLECULE_WORKSPACE_TOKEN     its token
   --token-file PATH        MOLECULE_WORKSPACE_TOKEN_FILE read the token from PATH (the flag
@@ -65,7 +67,7 @@ Flags (a flag beats its variable):
                                                          platforms; never on /registry/*)
   --max-in-flight N        MOLECULE_MAX_IN_FLIGHT        requests in flight at most (default: from
                                                          the open-files limit, 16 to 1024); a beat
-                                                         that finds it full is skipped, not queued
+                                                         that finds it full waits for a free slot
   --wedged-after SECONDS   MOLECULE_WEDGED_AFTER         with -- COMMAND: a tool call unanswered
                                                          this long (or a server silent this long
                                                          with calls pending) makes beats say

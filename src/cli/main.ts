@@ -45,14 +45,15 @@ import {
   killAfterSetting,
   logSettings,
   maxInFlightSetting,
+  missingPlatformUrl,
   orgIdSetting,
-  platformUrlSetting,
+  platformUrlIfSet,
   setting,
   staleWindowSetting,
   statePollSetting,
 } from "./settings.ts";
 import { wedgedAfterSetting } from "./wedged_after.ts";
-import { workspacesSetting } from "./workspaces.ts";
+import { workspacesFromList, workspacesSetting } from "./workspaces.ts";
 import type { Wrapped } from "./wrap.ts";
 
 export { EXIT } from "./exit_codes.ts";
@@ -147,6 +148,7 @@ export async function main(context: CliContext = {}): Promise<number> {
       watched?: boolean;
     } = {};
     let platformUrl: string;
+    let platformShown: string;
     let workspaces: WorkspaceConfig[];
     let configsDir: string;
     if (demo) {
@@ -154,8 +156,14 @@ export async function main(context: CliContext = {}): Promise<number> {
       const started = await startDemo(setting(flags.configsDir), intervalMs);
       cleanups.push(...started.cleanups);
       ({ platformUrl, workspaces, configsDir } = started);
+      platformShown = platformUrl;
     } else {
-      platformUrl = platformUrlSetting(flags, env, warnings);
+      // PLATFORM_URL may be left out when every workspace entry has its
+      // own platform_url (then no workspace is served at the default).
+      const defaultUrl = platformUrlIfSet(flags, env, warnings);
+      if (defaultUrl === undefined && !workspacesFromList(flags, env)) {
+        throw missingPlatformUrl();
+      }
       configsDir = await configsDirSetting(flags, env, fs, warnings);
       workspaces = await workspacesSetting({
         flags,
@@ -164,7 +172,10 @@ export async function main(context: CliContext = {}): Promise<number> {
         configsDir,
         warnings,
         changes: fileChanges,
+        noPlatformUrl: defaultUrl === undefined,
       });
+      platformUrl = defaultUrl ?? workspaces[0].platformUrl!;
+      platformShown = defaultUrl ?? "each entry's own platform_url";
     }
     for (const warning of warnings) log.warn(warning);
 
@@ -274,7 +285,7 @@ export async function main(context: CliContext = {}): Promise<number> {
         version: VERSION,
         count: workspaces.length,
         seconds: intervalMs / 1000,
-        platformUrl,
+        platformUrl: platformShown,
       },
     );
 

@@ -245,19 +245,45 @@ export function platformUrlSetting(
   env: EnvReader,
   warnings: string[],
 ): string {
+  const url = platformUrlIfSet(flags, env, warnings);
+  if (url === undefined) throw missingPlatformUrl();
+  return url;
+}
+
+/**
+ * The platform base URL as {@link platformUrlSetting} reads it, or
+ * `undefined` when neither the flag nor the variable is set (a workspaces
+ * list whose every entry has its own `platform_url` needs none).
+ *
+ * @throws {ConfigError} When set but not an absolute http(s) URL.
+ */
+export function platformUrlIfSet(
+  flags: CliFlags,
+  env: EnvReader,
+  warnings: string[],
+): string | undefined {
   const { raw, where } = flagOrEnv(
     flags.platformUrl,
     "--platform-url",
     env,
     "PLATFORM_URL",
   );
-  if (raw === undefined) {
-    throw new ConfigError(
-      "PLATFORM_URL is not set: set it (or --platform-url) to your Molecule platform's base URL, such as https://your-tenant.molecule.example",
-      "PLATFORM_URL",
-    );
-  }
-  return checkedPlatformUrl(raw, where, warnings);
+  return raw === undefined
+    ? undefined
+    : checkedPlatformUrl(raw, where, warnings);
+}
+
+/**
+ * The error for a platform URL that is needed and not set.
+ *
+ * @param hint What else would do, appended to the message. @default {""}
+ */
+export function missingPlatformUrl(hint = ""): ConfigError {
+  return new ConfigError(
+    "PLATFORM_URL is not set: set it (or --platform-url) to your Molecule platform's base URL, such as https://your-tenant.molecule.example" +
+      hint,
+    "PLATFORM_URL",
+  );
 }
 
 /**

@@ -22,7 +22,7 @@ import {
   watchFile,
 } from "../storage/watched_file.ts";
 import type { CliFlags } from "./flags.ts";
-import { checkedPlatformUrl, setting } from "./settings.ts";
+import { checkedPlatformUrl, missingPlatformUrl, setting } from "./settings.ts";
 
 /** Most bytes read from a token file. */
 export const MAX_TOKEN_FILE_BYTES = 16 * 1024;
@@ -77,6 +77,8 @@ export interface WorkspaceEntry {
  * @param text The JSON.
  * @param where The variable or file it came from, for messages.
  * @param warnings Where a plain-http `platform_url` is warned about.
+ * @param ownUrlRequired Whether every entry needs its own `platform_url`
+ *   (`PLATFORM_URL` is not set). @default {false}
  * @returns The entries, in order.
  * @throws {ConfigError} For invalid JSON, a non-array, an empty array, or a bad entry.
  */
@@ -84,6 +86,7 @@ export function parseWorkspacesJson(
   text: string,
   where: string,
   warnings: string[] = [],
+  ownUrlRequired = false,
 ): WorkspaceEntry[] {
   let value: unknown;
   try {
@@ -162,6 +165,11 @@ export function parseWorkspacesJson(
         where,
       )
       : undefined;
+    if (ownUrlRequired && ownUrl === undefined) {
+      throw missingPlatformUrl(
+        `, or give ${where} entry ${index} (id ${cleanId}) its own "platform_url" (without PLATFORM_URL, every entry needs one)`,
+      );
+    }
     const cleanToken = token.trim();
     if (!isValidToken(cleanToken)) {
       throw new ConfigError(
@@ -192,6 +200,13 @@ export interface WorkspaceSources {
   /** The resolved configs dir, for `.auth_token`. */
   configsDir: string;
   warnings: string[];
+  /**
+   * Set when `PLATFORM_URL` (or `--platform-url`) is not: then only a
+   * workspaces list whose every entry has its own `platform_url` can be
+   * served, and anything else is the error naming `PLATFORM_URL`.
+   * @default {false}
+   */
+  noPlatformUrl?: boolean;
   /**
    * With a workspaces file: set `listener` to hear of every new version of
    * it (every entry as a workspace), to add and remove workspaces;
@@ -228,6 +243,18 @@ function fileEntry(
 }
 
 /**
+ * Whether the workspaces come from a list (a workspaces file or
+ * `MOLECULE_WORKSPACES`), by the precedence of {@link workspacesSetting}:
+ * only a list's entries can carry their own `platform_url`.
+ */
+export function workspacesFromList(flags: CliFlags, env: EnvReader): boolean {
+  if (setting(flags.workspacesFile) !== undefined) return true;
+  if (setting(flags.workspaceId) !== undefined) return false;
+  return setting(env("MOLECULE_WORKSPACES_FILE")) !== undefined ||
+    setting(env("MOLECULE_WORKSPACES")) !== undefined;
+}
+
+/**
  * The workspaces to serve, in precedence order: `--workspaces-file`,
  * `--workspace-id`, `MOLECULE_WORKSPACES_FILE`, `MOLECULE_WORKSPACES`,
  * `WORKSPACE_ID`. A single workspace's token comes from `--token-file`,
@@ -247,6 +274,7 @@ export async function workspacesSetting(
     return await workspacesFromFile(flagFile, "--workspaces-file", src);
   }
   if (flagId !== undefined) {
+    if (src.noPlatformUrl) throw missingPlatformUrl();
     return [{
       id: checkedId(flagId, "--workspace-id"),
       ...await singleToken(flagId, src),
@@ -258,10 +286,16 @@ export async function workspacesSetting(
   }
   const json = setting(env("MOLECULE_WORKSPACES"));
   if (json !== undefined) {
-    return parseWorkspacesJson(json, "MOLECULE_WORKSPACES", src.warnings).map((
-      w,
-    ) => ({ ...w, tokenSource: "MOLECULE_WORKSPACES" }));
+    return parseWorkspacesJson(
+      json,
+      "MOLECULE_WORKSPACES",
+      src.warnings,
+      src.noPlatformUrl,
+    ).map((w) => ({ ...w, tokenSource: "MOLECULE_WORKSPACES" }));
   }
+  // Without a list, a platform URL is needed before anything else: with
+  // nothing configured at all, the first thing to set is PLATFORM_URL.
+  if (src.noPlatformUrl) throw missingPlatformUrl();
   const id = setting(env("WORKSPACE_ID"));
   if (id !== undefined) {
     return [{
@@ -382,9 +416,12 @@ async function workspacesFromFile(
         // Start-up warnings are printed once; a re-read's are not kept.
         const warnings = file === undefined ? src.warnings : [];
         return new Map(
-          parseWorkspacesJson(text, `${where} (${path})`, warnings).map((
-            e,
-          ) => [e.id, e]),
+          parseWorkspacesJson(
+            text,
+            `${where} (${path})`,
+            warnings,
+            src.noPlatformUrl,
+          ).map((e) => [e.id, e]),
         );
       },
       {
