@@ -667,3 +667,96 @@ test("--demo --once is a self-test that exits 0 and shows each step", async () =
       0,
   );
 });
+
+test("--log-format json: an error about a flag, or a setting read before the log settings, is a JSON line too", async () => {
+  await using scratchDir = await scratch("molecule-cli-");
+  const env = {
+    PLATFORM_URL: NOWHERE,
+    WORKSPACE_ID: "ws-1",
+    MOLECULE_WORKSPACE_TOKEN: TOKEN,
+    CONFIGS_DIR: scratchDir.path,
+  };
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["--log-format", "json", "--bogus"], {}, /--bogus/],
+    [["--log-format=json", "--kill-after", "abc"], {}, /--kill-after/],
+    [
+      ["--stale-window", "0"],
+      { MOLECULE_LOG_FORMAT: "json" },
+      /--stale-window/,
+    ],
+    [["--log-format", "json", "--state-poll", "x"], {}, /--state-poll/],
+  ];
+  for (const [args, more, names] of cases) {
+    const r = await cli(args, { ...env, ...more });
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    const lines = r.stderr.split("\n").filter(Boolean);
+    assert.ok(lines.length >= 1, args.join(" "));
+    for (const line of lines) {
+      const parsed = JSON.parse(line) as { level: string; message: string };
+      assert.equal(parsed.level, "error", line);
+      assert.match(parsed.message, names);
+    }
+  }
+});
+
+test("--once with several workspaces, one refused: exit 1 with a line naming it beside the others", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": TOKEN, "ws-2": `${TOKEN}-2` },
+  });
+  await using scratchDir = await scratch("molecule-cli-");
+  const r = await cli(["--once"], {
+    PLATFORM_URL: platform.url,
+    MOLECULE_WORKSPACES: JSON.stringify([
+      { id: "ws-1", token: TOKEN },
+      { id: "ws-2", token: "wrong-token-0123456789" },
+    ]),
+    CONFIGS_DIR: scratchDir.path,
+  });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /--once: workspace ws-2 was not accepted: the platform refused its token/,
+  );
+  assert.doesNotMatch(r.stderr, /ws-1 was not accepted/);
+  assert.ok(noStackTrace(r.stderr));
+});
+
+test("--once: a register that failed is named with the register's own reason, not the beat's", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { "ws-1": TOKEN },
+  });
+  platform.fail({
+    kind: "status",
+    status: 502,
+    body: '{"error":"register is down"}',
+  }, { path: "register" });
+  platform.fail({ kind: "hang" }, { path: "heartbeat" });
+  await using scratchDir = await scratch("molecule-cli-");
+  const r = await cli(["--once", "--interval", "1"], {
+    PLATFORM_URL: platform.url,
+    WORKSPACE_ID: "ws-1",
+    MOLECULE_WORKSPACE_TOKEN: TOKEN,
+    CONFIGS_DIR: scratchDir.path,
+  }, 30_000);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /ws-1 was not accepted: register failed \(HTTP 502/);
+  assert.ok(noStackTrace(r.stderr));
+});
+
+test("a --health-host that is no address of this machine exits 2 naming --health-host, not the port", async () => {
+  await using scratchDir = await scratch("molecule-cli-");
+  const r = await cli(
+    ["--health-port", "0", "--health-host", "no-such-host.invalid"],
+    {
+      PLATFORM_URL: NOWHERE,
+      WORKSPACE_ID: "ws-1",
+      MOLECULE_WORKSPACE_TOKEN: TOKEN,
+      CONFIGS_DIR: scratchDir.path,
+    },
+  );
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /cannot serve health on no-such-host\.invalid:0/);
+  assert.match(r.stderr, /set --health-host \(MOLECULE_HEALTH_HOST\)/);
+  assert.doesNotMatch(r.stderr, /pick another --health-port/);
+  assert.ok(noStackTrace(r.stderr));
+});

@@ -66,8 +66,9 @@ Flags (a flag beats its variable):
                            (or MOLECULE_ORGANIZATION_ID) /workspaces/... requests (multi-tenant
                                                          platforms; never on /registry/*)
   --max-in-flight N        MOLECULE_MAX_IN_FLIGHT        requests in flight at most (default: from
-                                                         the open-files limit, 16 to 1024); a beat
-                                                         that finds it full waits for a free slot
+                                                         the open-files limit, 16 to 1024), plus up
+                                                         to 8 registers; a beat that finds it full
+                                                         waits for a free slot
   --wedged-after SECONDS   MOLECULE_WEDGED_AFTER         with -- COMMAND: a tool call unanswered
                                                          this long (or a server silent this long
                                                          with calls pending) makes beats say

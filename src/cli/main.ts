@@ -40,6 +40,7 @@ import { processAdapter } from "./process_adapter.ts";
 import { runUntilDone } from "./run.ts";
 import { runWrapped } from "./run_wrapped.ts";
 import {
+  earlyLogFormat,
   healthSetting,
   intervalSetting,
   killAfterSetting,
@@ -90,7 +91,9 @@ export async function main(context: CliContext = {}): Promise<number> {
   const env = context.env ?? processEnv;
   const stdout = context.stdout ??
     ((text: string) => void process.stdout.write(text));
-  let format: "text" | "json" = "text";
+  // Until the flags are read, the format their text asks for: every error
+  // line, even one about a flag, comes in the format asked for.
+  let format = earlyLogFormat(args, env);
   let flushLogs = (_ms: number) => Promise.resolve();
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -99,6 +102,8 @@ export async function main(context: CliContext = {}): Promise<number> {
       commandLine.own,
       commandLine.command !== undefined,
     );
+    const logSet = logSettings(flags, env);
+    format = logSet.format;
     if (flags.help) {
       stdout(helpText());
       return EXIT.ok;
@@ -120,8 +125,6 @@ export async function main(context: CliContext = {}): Promise<number> {
     const staleWindowMs = staleWindowSetting(flags, env);
     const maxInFlight = maxInFlightSetting(flags, env);
     const wedgedAfterMs = wedgedAfterSetting(flags, env);
-    const logSet = logSettings(flags, env);
-    format = logSet.format;
     // Logs go through a bounded queue written off the event loop: a reader
     // of our stderr that stalls or goes away never stops the heartbeat.
     const adapter = await processAdapter();
@@ -204,9 +207,16 @@ export async function main(context: CliContext = {}): Promise<number> {
         }, { ...health, staleWindowMs });
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
+        // A port taken or reserved is the port's fault; an address that
+        // does not resolve or is not this machine's is the host's.
+        const port = /in use|EADDRINUSE|EACCES|permission denied/i.test(reason);
         throw new ConfigError(
-          `cannot serve health on ${health.host}:${health.port} (${reason}): pick another --health-port`,
-          "--health-port",
+          `cannot serve health on ${health.host}:${health.port} (${reason}): ${
+            port
+              ? "pick another --health-port"
+              : "set --health-host (MOLECULE_HEALTH_HOST) to an address of this machine, such as 127.0.0.1 or 0.0.0.0"
+          }`,
+          port ? "--health-port" : "--health-host",
         );
       }
       cleanups.push(() => healthServer!.close());

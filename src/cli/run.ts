@@ -57,6 +57,9 @@ export function runUntilDone(
   return new Promise<number>((resolve) => {
     const firstBeat = new Map<string, { ok: boolean; reason: string }>();
     let registersDone = false;
+    // Why each first register failed, for --once's last word (a workspace's
+    // lastError is whatever failed last, often its beat).
+    const registerFailures = new Map<string, string>();
     const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
       if (options.once) {
         log.error(
@@ -123,7 +126,10 @@ export function runUntilDone(
     }
 
     // Beats do not wait on register: --once waits for both.
-    void hb.ready.then(() => {
+    void hb.ready.then((ready) => {
+      for (const f of ready.failed) {
+        registerFailures.set(f.workspaceId, f.reason);
+      }
       registersDone = true;
       checkOnce();
     });
@@ -158,8 +164,25 @@ export function runUntilDone(
             reason: w.paused
               ? "the workspace is paused on the platform"
               : !w.registered
-              ? `register failed (${w.lastError ?? "no answer"})`
+              ? `register failed (${
+                registerFailures.get(w.workspaceId) ?? w.lastError ??
+                  "no answer"
+              })`
               : beat?.reason ?? "no answer",
+          },
+        );
+      }
+      // With several workspaces, one refused or deleted ends in exit 1 too:
+      // name it here, beside the others (its own error line came earlier).
+      for (const w of status) {
+        if (!w.rejected && !w.deleted) continue;
+        log.error(
+          "--once: workspace {workspaceId} was not accepted: {reason}",
+          {
+            workspaceId: w.workspaceId,
+            reason: w.deleted
+              ? "the workspace was deleted on the platform"
+              : "the platform refused its token",
           },
         );
       }

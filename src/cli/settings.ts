@@ -155,6 +155,26 @@ export function logSettings(flags: CliFlags, env: EnvReader): LogSettings {
   };
 }
 
+/**
+ * The log format for an error met before the flags are read (a flag that
+ * does not parse): `--log-format json` or `--log-format=json` among our own
+ * arguments (before `--`), else `MOLECULE_LOG_FORMAT`; `"text"` otherwise.
+ * A collector that asked for JSON lines gets one for every error.
+ */
+export function earlyLogFormat(
+  args: string[],
+  env: EnvReader,
+): "text" | "json" {
+  let raw = setting(env("MOLECULE_LOG_FORMAT"));
+  for (let i = 0; i < args.length && args[i] !== "--"; i++) {
+    if (args[i] === "--log-format") raw = args[i + 1];
+    else if (args[i].startsWith("--log-format=")) {
+      raw = args[i].slice("--log-format=".length);
+    }
+  }
+  return raw?.trim().toLowerCase() === "json" ? "json" : "text";
+}
+
 /** A flag's value, else its variable's, and the name of the one it came from. */
 export function flagOrEnv(
   flag: string | undefined,

@@ -93,7 +93,7 @@ export function renderMetrics(input: MetricsInput): string {
     ),
     counter(
       "beats_total",
-      "Heartbeats by outcome: accepted (2xx), refused (401/403 or another 4xx but 429), failed (5xx, 429, network, timeout, redirect), skipped (not sent: the in-flight cap was full).",
+      "Heartbeats by outcome: accepted (2xx), refused (401/403 or another 4xx but 429), failed (5xx, 429, network, timeout, redirect), skipped (a grid slot missed: the in-flight cap was full; the beat waits for the next free slot).",
       labelled("outcome", m.beats, [
         "accepted",
         "refused",

@@ -263,8 +263,12 @@ function skip(fleet: Fleet, ws: Runtime): void {
   const now = fleet.clock.now();
   if (now - fleet.skipWarnedAt < 10_000) return;
   logger.warn(
-    "{count} beat(s) skipped: {inFlight} requests are in flight, the cap; the platform is slow to answer (a skipped beat goes out at the next free slot)",
-    { count: fleet.skippedSinceWarn, inFlight: fleet.cap.used },
+    "{count} beat(s) skipped: {inFlight} requests are in flight (the cap is {max}, registers may come on top); the platform is slow to answer (a skipped beat goes out at the next free slot)",
+    {
+      count: fleet.skippedSinceWarn,
+      inFlight: fleet.cap.used,
+      max: fleet.cap.max,
+    },
   );
   fleet.skipWarnedAt = now;
   fleet.skippedSinceWarn = 0;
