@@ -685,6 +685,9 @@ test("--log-format json: an error about a flag, or a setting read before the log
       /--stale-window/,
     ],
     [["--log-format", "json", "--state-poll", "x"], {}, /--state-poll/],
+    // A flag without its value, or a blank one, leaves the variable's json.
+    [["--bogus", "--log-format"], { MOLECULE_LOG_FORMAT: "json" }, /--/],
+    [["--log-format", " ", "--bogus"], { MOLECULE_LOG_FORMAT: "json" }, /--/],
   ];
   for (const [args, more, names] of cases) {
     const r = await cli(args, { ...env, ...more });
@@ -696,6 +699,12 @@ test("--log-format json: an error about a flag, or a setting read before the log
       assert.equal(parsed.level, "error", line);
       assert.match(parsed.message, names);
     }
+  }
+  // A bad log format never stands between a user and --help or --version.
+  for (const flag of ["--help", "--version"]) {
+    const r = await cli([flag], { MOLECULE_LOG_FORMAT: "xml" });
+    assert.equal(r.code, 0, `${flag}: ${r.stderr}`);
+    assert.match(r.stdout, /molecule-heartbeat/);
   }
 });
 
@@ -745,18 +754,19 @@ test("--once: a register that failed is named with the register's own reason, no
 
 test("a --health-host that is no address of this machine exits 2 naming --health-host, not the port", async () => {
   await using scratchDir = await scratch("molecule-cli-");
-  const r = await cli(
-    ["--health-port", "0", "--health-host", "no-such-host.invalid"],
-    {
+  // A name that does not resolve, and an address of no interface here
+  // (TEST-NET-1).
+  for (const host of ["no-such-host.invalid", "192.0.2.1"]) {
+    const r = await cli(["--health-port", "0", "--health-host", host], {
       PLATFORM_URL: NOWHERE,
       WORKSPACE_ID: "ws-1",
       MOLECULE_WORKSPACE_TOKEN: TOKEN,
       CONFIGS_DIR: scratchDir.path,
-    },
-  );
-  assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, /cannot serve health on no-such-host\.invalid:0/);
-  assert.match(r.stderr, /set --health-host \(MOLECULE_HEALTH_HOST\)/);
-  assert.doesNotMatch(r.stderr, /pick another --health-port/);
-  assert.ok(noStackTrace(r.stderr));
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.ok(r.stderr.includes(`cannot serve health on ${host}:0`), r.stderr);
+    assert.match(r.stderr, /set --health-host \(MOLECULE_HEALTH_HOST\)/);
+    assert.doesNotMatch(r.stderr, /pick another --health-port/);
+    assert.ok(noStackTrace(r.stderr));
+  }
 });

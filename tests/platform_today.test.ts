@@ -579,6 +579,7 @@ test("command (mod.ts): without PLATFORM_URL, a list whose every entry has its o
     { id: "in-eu", token: `${OLD}-eu`, platform_url: eu.url },
     { id: "nowhere", token: `${OLD}-nowhere` },
   ]);
+  const sentBefore = eu.requests.length;
   const bad = await runScript(MOD, {
     args: ["--once"],
     env: { MOLECULE_WORKSPACES: oneShort, CONFIGS_DIR: dir.path },
@@ -590,7 +591,15 @@ test("command (mod.ts): without PLATFORM_URL, a list whose every entry has its o
     /MOLECULE_WORKSPACES entry 1 \(id nowhere\) its own "platform_url"/,
   );
   assert.doesNotMatch(bad.stderr, /\n\s+at /, "no stack trace");
-  assert.equal(eu.requestsTo("register", "in-eu").length, 1, "nothing sent");
+  assert.equal(eu.requests.length, sentBefore, "nothing sent");
+
+  // An org id cannot go anywhere then: said, not silently dropped.
+  const org = await runScript(MOD, {
+    args: ["--once", "--org-id", "org-1"],
+    env: { MOLECULE_WORKSPACES: both, CONFIGS_DIR: dir.path },
+  });
+  assert.equal(org.code, 0, org.stderr);
+  assert.match(org.stderr, /the org id .* is not sent/);
 
   // One workspace has no list to carry a URL: PLATFORM_URL it is.
   const single = await runScript(MOD, {

@@ -32,7 +32,7 @@ import { SpawnError } from "./child.ts";
 import { configsDirSetting } from "./configs.ts";
 import { EXIT } from "./exit_codes.ts";
 import { parseFlags, splitCommandLine } from "./flags.ts";
-import { followWorkspacesFile } from "./follow_workspaces.ts";
+import { followWorkspacesFile, summarizeIds } from "./follow_workspaces.ts";
 import type { HealthServer } from "../health/server.ts";
 import { helpText } from "./help.ts";
 import { configureLogging, printError } from "./logging.ts";
@@ -54,7 +54,7 @@ import {
   statePollSetting,
 } from "./settings.ts";
 import { wedgedAfterSetting } from "./wedged_after.ts";
-import { workspacesFromList, workspacesSetting } from "./workspaces.ts";
+import { workspacesSetting, workspacesSource } from "./workspaces.ts";
 import type { Wrapped } from "./wrap.ts";
 
 export { EXIT } from "./exit_codes.ts";
@@ -102,8 +102,6 @@ export async function main(context: CliContext = {}): Promise<number> {
       commandLine.own,
       commandLine.command !== undefined,
     );
-    const logSet = logSettings(flags, env);
-    format = logSet.format;
     if (flags.help) {
       stdout(helpText());
       return EXIT.ok;
@@ -112,6 +110,8 @@ export async function main(context: CliContext = {}): Promise<number> {
       stdout(`molecule-heartbeat ${VERSION}\n`);
       return EXIT.ok;
     }
+    const logSet = logSettings(flags, env);
+    format = logSet.format;
     const command = commandLine.command;
     if (command && flags.once) {
       throw new ConfigError(
@@ -164,8 +164,19 @@ export async function main(context: CliContext = {}): Promise<number> {
       // PLATFORM_URL may be left out when every workspace entry has its
       // own platform_url (then no workspace is served at the default).
       const defaultUrl = platformUrlIfSet(flags, env, warnings);
-      if (defaultUrl === undefined && !workspacesFromList(flags, env)) {
-        throw missingPlatformUrl();
+      const source = workspacesSource(flags, env);
+      if (
+        defaultUrl === undefined &&
+        (source.kind === "id" || source.kind === "none")
+      ) {
+        // One workspace has no entry to carry a URL of its own.
+        const listToo = setting(env("MOLECULE_WORKSPACES")) !== undefined ||
+          setting(env("MOLECULE_WORKSPACES_FILE")) !== undefined;
+        throw missingPlatformUrl(
+          source.kind === "id" && source.where === "--workspace-id" && listToo
+            ? " (--workspace-id serves that one workspace instead of the workspaces list)"
+            : "",
+        );
       }
       configsDir = await configsDirSetting(flags, env, fs, warnings);
       workspaces = await workspacesSetting({
@@ -177,8 +188,18 @@ export async function main(context: CliContext = {}): Promise<number> {
         changes: fileChanges,
         noPlatformUrl: defaultUrl === undefined,
       });
+      // Without PLATFORM_URL every entry has a URL of its own (the parser
+      // refuses one without, at start and on every re-read of a watched
+      // file), so the library's default is never the address of a request.
       platformUrl = defaultUrl ?? workspaces[0].platformUrl!;
-      platformShown = defaultUrl ?? "each entry's own platform_url";
+      platformShown = defaultUrl ?? summarizeIds([
+        ...new Set(workspaces.map((w) => w.platformUrl!)),
+      ]);
+      if (defaultUrl === undefined && orgId !== undefined) {
+        warnings.push(
+          "the org id (--org-id, MOLECULE_ORG_ID or MOLECULE_ORGANIZATION_ID) is not sent: it goes only to PLATFORM_URL, and every workspace here has its own platform_url",
+        );
+      }
     }
     for (const warning of warnings) log.warn(warning);
 
@@ -207,16 +228,10 @@ export async function main(context: CliContext = {}): Promise<number> {
         }, { ...health, staleWindowMs });
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
-        // A port taken or reserved is the port's fault; an address that
-        // does not resolve or is not this machine's is the host's.
-        const port = /in use|EADDRINUSE|EACCES|permission denied/i.test(reason);
+        const { fix, name } = healthBindFix(error);
         throw new ConfigError(
-          `cannot serve health on ${health.host}:${health.port} (${reason}): ${
-            port
-              ? "pick another --health-port"
-              : "set --health-host (MOLECULE_HEALTH_HOST) to an address of this machine, such as 127.0.0.1 or 0.0.0.0"
-          }`,
-          port ? "--health-port" : "--health-host",
+          `cannot serve health on ${health.host}:${health.port} (${reason}): ${fix}`,
+          name,
         );
       }
       cleanups.push(() => healthServer!.close());
@@ -343,6 +358,36 @@ export async function main(context: CliContext = {}): Promise<number> {
 export async function runAsMain(context: CliContext = {}): Promise<never> {
   const code = await main(context);
   process.exit(code);
+}
+
+/**
+ * What to fix when the health port cannot be bound: a port taken or
+ * reserved is the port's fault; Deno without network permission is the
+ * run's; an address that does not resolve or is not this machine's is the
+ * host's. Both runtimes set `code` (`EADDRINUSE`, `EACCES`,
+ * `EADDRNOTAVAIL`, `ENOTFOUND`); the text is the fallback.
+ */
+function healthBindFix(error: unknown): { fix: string; name: string } {
+  const code = String((error as { code?: unknown } | undefined)?.code ?? "");
+  const name = error instanceof Error ? error.name : "";
+  const text = error instanceof Error ? error.message : String(error);
+  if (name === "NotCapable" || /Requires net access/.test(text)) {
+    return {
+      fix: "allow network access (deno run -A, or --allow-net)",
+      name: "--health-port",
+    };
+  }
+  if (
+    code === "EADDRINUSE" || code === "EACCES" ||
+    /in use|permission denied/i.test(text)
+  ) {
+    return { fix: "pick another --health-port", name: "--health-port" };
+  }
+  return {
+    fix:
+      "set --health-host (MOLECULE_HEALTH_HOST) to an address of this machine, such as 127.0.0.1 or 0.0.0.0",
+    name: "--health-host",
+  };
 }
 
 /**

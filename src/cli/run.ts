@@ -116,7 +116,8 @@ export function runUntilDone(
             },
           );
         }
-        if (unfinished === 0) {
+        const gone = reportGone(hb.status().workspaces);
+        if (unfinished === 0 && gone === 0) {
           log.error("--once did not finish within {seconds} s", {
             seconds: Math.round(ms / 1000),
           });
@@ -172,20 +173,7 @@ export function runUntilDone(
           },
         );
       }
-      // With several workspaces, one refused or deleted ends in exit 1 too:
-      // name it here, beside the others (its own error line came earlier).
-      for (const w of status) {
-        if (!w.rejected && !w.deleted) continue;
-        log.error(
-          "--once: workspace {workspaceId} was not accepted: {reason}",
-          {
-            workspaceId: w.workspaceId,
-            reason: w.deleted
-              ? "the workspace was deleted on the platform"
-              : "the platform refused its token",
-          },
-        );
-      }
+      reportGone(status);
       finish(EXIT.notAccepted);
     };
 
@@ -249,4 +237,24 @@ export function runUntilDone(
       if (!options.once) log.info("demo: press Ctrl-C to stop");
     }
   });
+}
+
+/**
+ * Names each workspace of a `--once` run that was refused or deleted: with
+ * several workspaces, one of them ends the run in exit 1 too, and its own
+ * error line came earlier, among the others'. Returns how many.
+ */
+function reportGone(status: HeartbeatStatus["workspaces"]): number {
+  let gone = 0;
+  for (const w of status) {
+    if (!w.rejected && !w.deleted) continue;
+    gone++;
+    log.error("--once: workspace {workspaceId} was not accepted: {reason}", {
+      workspaceId: w.workspaceId,
+      reason: w.deleted
+        ? "the workspace was deleted on the platform"
+        : "the platform refused its token",
+    });
+  }
+  return gone;
 }

@@ -165,14 +165,18 @@ export function earlyLogFormat(
   args: string[],
   env: EnvReader,
 ): "text" | "json" {
+  // As logSettings reads it: the flag's last value that is set, else the
+  // variable's (a blank value counts as unset).
   let raw = setting(env("MOLECULE_LOG_FORMAT"));
   for (let i = 0; i < args.length && args[i] !== "--"; i++) {
-    if (args[i] === "--log-format") raw = args[i + 1];
-    else if (args[i].startsWith("--log-format=")) {
-      raw = args[i].slice("--log-format=".length);
-    }
+    const value = args[i] === "--log-format"
+      ? args[i + 1]
+      : args[i].startsWith("--log-format=")
+      ? args[i].slice("--log-format=".length)
+      : undefined;
+    raw = setting(value) ?? raw;
   }
-  return raw?.trim().toLowerCase() === "json" ? "json" : "text";
+  return raw?.toLowerCase() === "json" ? "json" : "text";
 }
 
 /** A flag's value, else its variable's, and the name of the one it came from. */

@@ -242,52 +242,60 @@ function fileEntry(
   };
 }
 
+/** Where the workspaces come from, by precedence; see {@link workspacesSource}. */
+export type WorkspacesSource =
+  | { kind: "file"; path: string; where: string }
+  | { kind: "json"; json: string }
+  | { kind: "id"; id: string; where: string }
+  | { kind: "none" };
+
 /**
- * Whether the workspaces come from a list (a workspaces file or
- * `MOLECULE_WORKSPACES`), by the precedence of {@link workspacesSetting}:
- * only a list's entries can carry their own `platform_url`.
+ * Where the workspaces come from, in precedence order: `--workspaces-file`,
+ * `--workspace-id`, `MOLECULE_WORKSPACES_FILE`, `MOLECULE_WORKSPACES`,
+ * `WORKSPACE_ID`. Only a list (`file`, `json`) has entries that can carry
+ * their own `platform_url`.
  */
-export function workspacesFromList(flags: CliFlags, env: EnvReader): boolean {
-  if (setting(flags.workspacesFile) !== undefined) return true;
-  if (setting(flags.workspaceId) !== undefined) return false;
-  return setting(env("MOLECULE_WORKSPACES_FILE")) !== undefined ||
-    setting(env("MOLECULE_WORKSPACES")) !== undefined;
+export function workspacesSource(
+  flags: CliFlags,
+  env: EnvReader,
+): WorkspacesSource {
+  const flagFile = setting(flags.workspacesFile);
+  if (flagFile !== undefined) {
+    return { kind: "file", path: flagFile, where: "--workspaces-file" };
+  }
+  const flagId = setting(flags.workspaceId);
+  if (flagId !== undefined) {
+    return { kind: "id", id: flagId, where: "--workspace-id" };
+  }
+  const envFile = setting(env("MOLECULE_WORKSPACES_FILE"));
+  if (envFile !== undefined) {
+    return { kind: "file", path: envFile, where: "MOLECULE_WORKSPACES_FILE" };
+  }
+  const json = setting(env("MOLECULE_WORKSPACES"));
+  if (json !== undefined) return { kind: "json", json };
+  const id = setting(env("WORKSPACE_ID"));
+  if (id !== undefined) return { kind: "id", id, where: "WORKSPACE_ID" };
+  return { kind: "none" };
 }
 
 /**
- * The workspaces to serve, in precedence order: `--workspaces-file`,
- * `--workspace-id`, `MOLECULE_WORKSPACES_FILE`, `MOLECULE_WORKSPACES`,
- * `WORKSPACE_ID`. A single workspace's token comes from `--token-file`,
- * `MOLECULE_WORKSPACE_TOKEN`, `MOLECULE_WORKSPACE_TOKEN_FILE` or
- * `<configs dir>/.auth_token`. Tokens in files are re-read when the file
- * changes.
+ * The workspaces to serve, from {@link workspacesSource}. A single
+ * workspace's token comes from `--token-file`, `MOLECULE_WORKSPACE_TOKEN`,
+ * `MOLECULE_WORKSPACE_TOKEN_FILE` or `<configs dir>/.auth_token`. Tokens in
+ * files are re-read when the file changes.
  *
  * @throws {ConfigError} When there is no workspace or no token, or a file is unreadable or malformed.
  */
 export async function workspacesSetting(
   src: WorkspaceSources,
 ): Promise<WorkspaceConfig[]> {
-  const { flags, env } = src;
-  const flagFile = setting(flags.workspacesFile);
-  const flagId = setting(flags.workspaceId);
-  if (flagFile !== undefined) {
-    return await workspacesFromFile(flagFile, "--workspaces-file", src);
+  const source = workspacesSource(src.flags, src.env);
+  if (source.kind === "file") {
+    return await workspacesFromFile(source.path, source.where, src);
   }
-  if (flagId !== undefined) {
-    if (src.noPlatformUrl) throw missingPlatformUrl();
-    return [{
-      id: checkedId(flagId, "--workspace-id"),
-      ...await singleToken(flagId, src),
-    }];
-  }
-  const envFile = setting(env("MOLECULE_WORKSPACES_FILE"));
-  if (envFile !== undefined) {
-    return await workspacesFromFile(envFile, "MOLECULE_WORKSPACES_FILE", src);
-  }
-  const json = setting(env("MOLECULE_WORKSPACES"));
-  if (json !== undefined) {
+  if (source.kind === "json") {
     return parseWorkspacesJson(
-      json,
+      source.json,
       "MOLECULE_WORKSPACES",
       src.warnings,
       src.noPlatformUrl,
@@ -296,11 +304,10 @@ export async function workspacesSetting(
   // Without a list, a platform URL is needed before anything else: with
   // nothing configured at all, the first thing to set is PLATFORM_URL.
   if (src.noPlatformUrl) throw missingPlatformUrl();
-  const id = setting(env("WORKSPACE_ID"));
-  if (id !== undefined) {
+  if (source.kind === "id") {
     return [{
-      id: checkedId(id, "WORKSPACE_ID"),
-      ...await singleToken(id, src),
+      id: checkedId(source.id, source.where),
+      ...await singleToken(source.id, src),
     }];
   }
   throw new ConfigError(
