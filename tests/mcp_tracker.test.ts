@@ -185,12 +185,61 @@ test("tap: a huge line is never held whole; a huge answer ending in a call's id 
   const s = tracker.stats();
   assert.equal(s.active_tasks, 0);
   assert.equal(s.error_rate, 0, "uncounted");
-  // A huge request is not tracked at all (it changes nothing).
+  // A huge request whose name is too long to read is a call all the same,
+  // unnamed; an ordinary line after it is read as usual.
   tap.client(enc.encode(JSON.stringify(call(8, "z".repeat(2000))) + "\n"));
-  assert.equal(tracker.stats().active_tasks, 0);
-  // And an ordinary line after it is read as usual.
+  assert.deepEqual(
+    [tracker.stats().active_tasks, tracker.stats().current_task],
+    [1, ""],
+  );
   tap.client(line(call(9, "after")));
-  assert.equal(tracker.stats().current_task, "after");
+  assert.equal(tracker.stats().active_tasks, 2);
+});
+
+test("tap: huge lines as other writers order them: an answer with its id first ends the call; a request with huge arguments is a call, named", () => {
+  const { tracker, tap, enc } = tapped(1024);
+  const big = "y".repeat(50_000);
+  const feed = (side: "client" | "server", text: string) => {
+    const bytes = enc.encode(text + "\n");
+    for (let i = 0; i < bytes.length; i += 4096) {
+      tap[side](bytes.subarray(i, i + 4096));
+    }
+  };
+  // Arguments of 50 kB: the call is counted under its name.
+  feed(
+    "client",
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id: 11,
+      method: "tools/call",
+      params: { name: "upload", arguments: { data: big } },
+    }),
+  );
+  assert.deepEqual(
+    [tracker.stats().active_tasks, tracker.stats().current_task],
+    [1, "upload"],
+  );
+  // An answer whose id comes before its result (as the Python SDK writes
+  // it), with an "id" nested in the result that must not be taken for it.
+  feed(
+    "server",
+    JSON.stringify({
+      jsonrpc: "2.0",
+      id: 11,
+      result: { content: [{ type: "text", id: 99, text: big }] },
+    }),
+  );
+  assert.equal(tracker.stats().active_tasks, 0);
+  // A huge answer to another id ends nothing.
+  feed("client", JSON.stringify(call("a-1", "search")));
+  feed(
+    "server",
+    `{"jsonrpc":"2.0","id":"b-2","result":{"text":"${big}"}}`,
+  );
+  assert.equal(tracker.stats().active_tasks, 1);
+  // Nor does a huge line whose first member is an object (no id to read).
+  feed("server", `{"result":{"id":"a-1","text":"${big}"},"jsonrpc":"2.0"}`);
+  assert.equal(tracker.stats().active_tasks, 1);
 });
 
 test("tap: a tracker that throws never breaks the relay", () => {
@@ -388,6 +437,42 @@ test("tracker: a server silent while calls keep waiting is wedged though each ca
   );
   tracker.serverOutput();
   assert.equal(tracker.stats().runtime_state, "");
+});
+
+test("tracker: a client that cancels each call and then asks again, the server silent all along, is wedged", () => {
+  let t = 0;
+  const tracker = createMcpTracker({ now: () => t, wedgedAfterMs: 60_000 });
+  const cancel = (id: number) =>
+    tracker.fromClient({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: id },
+    });
+  // Cancel first, then retry (nothing pending for a moment each time).
+  for (let id = 1; id <= 4; id++) {
+    tracker.fromClient(call(id, "search"));
+    t += 30_000;
+    cancel(id);
+    t += 100;
+  }
+  tracker.fromClient(call(5, "search"));
+  t += 1_000;
+  const s = tracker.stats();
+  assert.equal(s.runtime_state, "wedged");
+  assert.match(
+    s.sample_error,
+    /has written nothing for 12\d s while 1 tool call waits/,
+  );
+  tracker.serverOutput();
+  assert.equal(tracker.stats().runtime_state, "");
+});
+
+test("tracker: current_task is masked, as the beats and /status carry it", () => {
+  const tracker = createMcpTracker({
+    mask: (text) => text.replaceAll("tok-issued-0123456789", "[redacted]"),
+  });
+  tracker.fromClient(call(1, "run-with-tok-issued-0123456789"));
+  assert.equal(tracker.stats().current_task, "run-with-[redacted]");
 });
 
 test("tap: every server chunk counts as output, even one that is not a message", () => {

@@ -11,8 +11,11 @@ import { concatBytes } from "../shared/_bytes.ts";
 /** Options of {@link createMcpStreamTap}. */
 export interface McpStreamTapOptions {
   /**
-   * Lines longer than this are not parsed (only their last bytes are read, to
-   * end a call whose answer they are) and never held whole.
+   * Lines longer than this are not parsed and never held whole: only their
+   * first and last bytes are read, for the members that come before the
+   * payload or after it (`jsonrpc`, `id`, `method`, the tool's `name`), so
+   * that a huge request is still a call under way and a huge answer still
+   * ends one.
    * @default {1048576}
    */
   maxLineBytes?: number;
@@ -31,20 +34,22 @@ export interface McpStreamTap {
 }
 
 const NEWLINE = 10;
+const HEAD_BYTES = 512;
 const TAIL_BYTES = 256;
 
 /**
  * Splits a byte stream into lines, keeping at most `max` bytes of a line
- * (then only its last {@link TAIL_BYTES}).
+ * (then only its first {@link HEAD_BYTES} and last {@link TAIL_BYTES}).
  */
 class LineSplitter {
   #parts: Uint8Array[] = [];
   #size = 0;
   #huge = false;
+  #head: Uint8Array = new Uint8Array(0);
   #tail: Uint8Array = new Uint8Array(0);
   #max: number;
   #onLine: (line: Uint8Array) => void;
-  #onHuge: (tail: Uint8Array) => void;
+  #onHuge: (head: Uint8Array, tail: Uint8Array) => void;
   #wanted: () => boolean;
   // Inside a line that was not wanted when it began: skipped, not held.
   #skipping = false;
@@ -53,7 +58,7 @@ class LineSplitter {
   constructor(
     max: number,
     onLine: (line: Uint8Array) => void,
-    onHuge: (tail: Uint8Array) => void,
+    onHuge: (head: Uint8Array, tail: Uint8Array) => void,
     wanted: () => boolean = () => true,
   ) {
     this.#max = max;
@@ -97,6 +102,7 @@ class LineSplitter {
     }
     if (!this.#huge) {
       this.#huge = true;
+      this.#head = firstBytes([...this.#parts, part], HEAD_BYTES);
       this.#tail = lastBytes(this.#parts, TAIL_BYTES);
       this.#parts = [];
       this.#size = 0;
@@ -106,10 +112,12 @@ class LineSplitter {
 
   #flush(): void {
     if (this.#huge) {
+      const head = this.#head;
       const tail = this.#tail;
       this.#huge = false;
+      this.#head = new Uint8Array(0);
       this.#tail = new Uint8Array(0);
-      this.#onHuge(tail);
+      this.#onHuge(head, tail);
       return;
     }
     const parts = this.#parts;
@@ -121,6 +129,18 @@ class LineSplitter {
   }
 }
 
+function firstBytes(parts: Uint8Array[], n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let size = 0;
+  for (const p of parts) {
+    if (size >= n) break;
+    const take = p.subarray(0, n - size);
+    out.set(take, size);
+    size += take.length;
+  }
+  return out.slice(0, size);
+}
+
 function lastBytes(parts: Uint8Array[], n: number): Uint8Array {
   let size = 0;
   for (const p of parts) size += p.length;
@@ -130,6 +150,64 @@ function lastBytes(parts: Uint8Array[], n: number): Uint8Array {
 
 /** The top-level `"id"` when it is the last member of a JSON object: `…,"id":5}`. */
 const TRAILING_ID = /[,{]\s*"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/;
+/** A JSON string or an integer, as an id or a name is written. */
+const SCALAR = String.raw`(-?\d+|"(?:[^"\\]|\\.)*")`;
+/**
+ * The members of a message written before its payload: the object's start,
+ * then simple members only (`"jsonrpc":"2.0"`, `"id":5`, `"method":"…"`),
+ * up to the first member whose value is an object or array, or a long one.
+ */
+const LEADING = new RegExp(
+  String.raw`^\s*\{(\s*"[a-z]+"\s*:\s*${SCALAR}\s*,)*`,
+);
+const MEMBER = new RegExp(String.raw`"([a-z]+)"\s*:\s*${SCALAR}`, "g");
+/** A tools/call's name written first in its params: `"params":{"name":"…"`. */
+const PARAMS_NAME = new RegExp(
+  String.raw`"params"\s*:\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")`,
+);
+
+/**
+ * The top-level scalar members a huge line's first bytes show (those before
+ * its first object or array), and a tools/call's name when `params` begins
+ * with it.
+ */
+function leadingMembers(
+  head: string,
+): { members: Map<string, unknown>; name?: string } {
+  const members = new Map<string, unknown>();
+  const lead = LEADING.exec(head)?.[0] ?? "";
+  for (const m of lead.matchAll(MEMBER)) {
+    try {
+      members.set(m[1], JSON.parse(m[2]));
+    } catch {
+      // not a scalar after all: ignored
+    }
+  }
+  const rest = head.slice(lead.length);
+  let name: string | undefined;
+  const named = PARAMS_NAME.exec(rest);
+  if (named && named.index < 16) {
+    try {
+      name = JSON.parse(named[1]);
+    } catch {
+      // a name cut off by the head's end: none
+    }
+  }
+  return { members, name };
+}
+
+/** The id of a huge line: among its leading members, or its last member. */
+function hugeLineId(head: string, tail: string): unknown {
+  const { members } = leadingMembers(head);
+  if (members.has("id")) return members.get("id");
+  const match = TRAILING_ID.exec(tail);
+  if (!match) return undefined;
+  try {
+    return JSON.parse(match[1]);
+  } catch {
+    return undefined;
+  }
+}
 
 const decoder = new TextDecoder();
 
@@ -139,8 +217,11 @@ const decoder = new TextDecoder();
  * `notifications/cancelled`; a server line only when calls were under way as
  * it began (an answer comes after its request), else it is not even held.
  * A line that is not JSON, not JSON-RPC, or longer than `maxLineBytes`
- * changes nothing, except that a huge answer whose last member is the `id`
- * of a call under way ends that call (uncounted). The tap never throws.
+ * changes nothing, except that a huge `tools/call` whose `id` and `method`
+ * (and the tool's `name`, where `params` begins with it) come before its
+ * arguments is a call under way, and a huge answer whose `id` comes before
+ * its result or is its last member ends that call (uncounted: its result is
+ * not read). The tap never throws.
  *
  * @example
  * ```ts
@@ -183,22 +264,25 @@ export function createMcpStreamTap(
       return;
     }
     tracker.fromClient(message);
-  }, () => {});
+  }, (head) => {
+    // A huge request: its arguments are not read, its call is still counted.
+    const { members, name } = leadingMembers(decoder.decode(head));
+    if (members.get("method") !== "tools/call" || !members.has("id")) return;
+    tracker.fromClient({
+      jsonrpc: "2.0",
+      id: members.get("id"),
+      method: "tools/call",
+      params: { name: name ?? "" },
+    });
+  });
   const server = new LineSplitter(max, (line) => {
     if (tracker.active === 0) return;
     const message = parse(line);
     if (message !== undefined) tracker.fromServer(message);
-  }, (tail) => {
+  }, (head, tail) => {
     if (tracker.active === 0) return;
-    const match = TRAILING_ID.exec(decoder.decode(tail));
-    if (!match) return;
-    let id: unknown;
-    try {
-      id = JSON.parse(match[1]);
-    } catch {
-      return;
-    }
-    tracker.forget(id);
+    const id = hugeLineId(decoder.decode(head), decoder.decode(tail));
+    if (id !== undefined && tracker.isActive(id)) tracker.forget(id);
   }, () => tracker.active > 0);
   const guard = (fn: () => void) => {
     try {

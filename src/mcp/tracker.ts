@@ -182,9 +182,12 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   );
   let sample: { text: string; index: number } | undefined;
   const totals = { ok: 0, error: 0 };
-  // When calls last became pending (the set went from empty to not), and
-  // when the server last wrote anything.
-  let pendingSince = 0;
+  // Since when calls have been waiting with nothing from the server: the
+  // first call after its last output, kept while the client cancels and
+  // retries (a pause with nothing pending shorter than the threshold does
+  // not start it afresh); and when the server last wrote anything.
+  let busySince: number | undefined;
+  let idleSince: number | undefined;
   let lastOutput = -Infinity;
   // Set while wedged: since when, for the line that says it cleared.
   let wedgedSince: number | undefined;
@@ -204,7 +207,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
       const what = oldest.name ? `tool "${oldest.name}"` : "a tool call";
       return `${what} has not answered for ${Math.floor(waited / 1000)} s`;
     }
-    const silent = t - Math.max(lastOutput, pendingSince);
+    const silent = t - Math.max(lastOutput, busySince ?? -Infinity);
     if (silent > wedgedAfterMs) {
       const calls = active.size === 1
         ? "1 tool call"
@@ -240,8 +243,15 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     if (wedgedSince !== undefined) checkWedge(now());
   };
 
+  /** Removes a call; notes when nothing is pending any more. */
+  const drop = (key: string): boolean => {
+    if (!active.delete(key)) return false;
+    if (active.size === 0) idleSince = now();
+    return true;
+  };
+
   const ended = (key: string, error: string | undefined) => {
-    if (!active.delete(key)) return;
+    if (!drop(key)) return;
     const index = bucketIndex();
     const bucket = buckets[index % buckets.length];
     if (bucket.index !== index) {
@@ -270,13 +280,17 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
         active.delete(key); // a reused id starts afresh
         if (active.size < maxActive) {
           const t = now();
-          if (active.size === 0) pendingSince = t;
+          if (
+            active.size === 0 &&
+            (busySince === undefined ||
+              (idleSince !== undefined && t - idleSince > wedgedAfterMs))
+          ) busySince = t;
           active.set(key, { name, since: t });
         }
       } else if (message.method === "notifications/cancelled") {
         const params = message.params;
         const key = isObject(params) ? idKey(params.requestId) : undefined;
-        if (key !== undefined) active.delete(key);
+        if (key !== undefined) drop(key);
       }
       return;
     }
@@ -286,8 +300,14 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     ended(key, failure(message));
   };
 
+  /** The server wrote: silence is measured from now on. */
+  const output = () => {
+    lastOutput = now();
+    busySince = undefined;
+  };
+
   const feed = (message: unknown, fromClient: boolean) => {
-    if (!fromClient) lastOutput = now();
+    if (!fromClient) output();
     if (Array.isArray(message)) {
       for (const m of message) one(m, fromClient);
     } else one(message, fromClient);
@@ -298,9 +318,8 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     fromClient: (message) => feed(message, true),
     fromServer: (message) => feed(message, false),
     serverOutput: () => {
-      if (active.size === 0) return;
-      lastOutput = now();
-      recheck();
+      output();
+      if (active.size > 0) recheck();
     },
     isActive: (id) => {
       const key = idKey(id);
@@ -311,7 +330,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     },
     forget: (id) => {
       const key = idKey(id);
-      if (key !== undefined) active.delete(key);
+      if (key !== undefined) drop(key);
       recheck();
     },
     totals: () => ({ ...totals }),
@@ -329,7 +348,8 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
       const wedged = checkWedge(t);
       return {
         active_tasks: active.size,
-        current_task: first.done ? "" : first.value.name,
+        // Masked as it is sent: a tool's name may hold a token learned later.
+        current_task: first.done ? "" : clean(first.value.name),
         error_rate: total < minCalls ? 0 : errors / total,
         sample_error: wedged !== undefined
           ? clean(wedged)
