@@ -235,6 +235,26 @@ test("an invalid token from a token function is never sent, and its error quotes
   assert.equal(result.kind, "rejected");
   assert.ok(!result.reason.includes("AAAA") && !result.reason.includes("BBBB"));
   assert.equal(platform.requests.length, 0);
+
+  // Through the scheduler: such beats are failures, never counted as sent.
+  await captureLogs(async () => {
+    const hb = startHeartbeat({
+      platformUrl: platform.url,
+      workspaces: [{ id: "ws-1", token: () => bad }],
+      intervalMs: 100,
+      timeoutMs: 1_000,
+    });
+    try {
+      await waitFor(() => hb.status().workspaces[0].consecutiveFailures >= 3);
+      assert.equal(hb.status().workspaces[0].beatsSent, 0);
+      assert.equal(
+        platform.requests.filter((r) => r.path === "heartbeat").length,
+        0,
+      );
+    } finally {
+      await hb.stop();
+    }
+  });
 });
 
 test("maskSecrets: whole values anywhere, a value cut off at the end, control characters; cut after masking", () => {

@@ -82,6 +82,11 @@ export async function beat(
         fetch: fleet.options.fetch,
         init: fleet.pool.init(),
       }));
+      // A token that cannot be sent is refused before fetch (rejected, no
+      // status): no request went out, so the beat is not counted as sent.
+      if (result.kind === "rejected" && result.status === undefined) {
+        sent = false;
+      }
       // A refused token: the one the platform issued before, if stored, is
       // tried at once, before anything is escalated.
       if (result.kind === "auth") {
