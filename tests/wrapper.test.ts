@@ -4,6 +4,7 @@
 // too where cheap), small fixture children.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import process from "node:process";
 import { join } from "node:path";
@@ -21,6 +22,9 @@ const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const FIXTURE = fileURLToPath(
   new URL("./fixtures/child.mjs", import.meta.url),
+);
+const CLIENT = fileURLToPath(
+  new URL("./fixtures/vanishing_client.mjs", import.meta.url),
 );
 const LAUNCHER = fileURLToPath(
   new URL("./fixtures/launcher.sh", import.meta.url),
@@ -393,6 +397,57 @@ test("wrapper: a launcher that exits leaving its server running: we exit with th
     pidsIn(await lines(marker)),
     "after the launcher exited",
   );
+});
+
+test("wrapper: a client that dies (our stdin closed, our parent gone) does not leave us and the server running", async () => {
+  await using dir = await scratch("molecule-wrap-");
+  await using platform = await startPlatformEmulator({
+    workspaces: { [WS]: TOKEN },
+  });
+  const marker = join(dir.path, "marker");
+  await using _reaper = reaper(marker);
+  // The server ignores stdin's EOF and stops on SIGTERM.
+  const [cmd, args] = runtimeArgs(MOD, [
+    "--kill-after",
+    "1",
+    "--",
+    nodeBin(),
+    FIXTURE,
+    "marker",
+    marker,
+  ]);
+  const client = spawn(nodeBin(), [CLIENT, marker, cmd, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "/tmp",
+      PLATFORM_URL: platform.url,
+      WORKSPACE_ID: WS,
+      MOLECULE_WORKSPACE_TOKEN: TOKEN,
+      CONFIGS_DIR: dir.path,
+      MOLECULE_HEARTBEAT_INTERVAL: "0.2",
+    },
+  });
+  let out = "";
+  client.stdout!.on("data", (d) => out += d);
+  const status = await new Promise((resolve) => client.on("close", resolve));
+  const wrapperPid = Number(out.trim());
+  try {
+    assert.equal(status, 0);
+    assert.ok(wrapperPid > 0, out);
+    const server = pidsIn(await lines(marker));
+    assert.equal(server.length, 1);
+    await waitFor(
+      () => !running(wrapperPid) && !running(server[0]),
+      15_000,
+      "the wrapper and the server stopped after the client died",
+    );
+    assert.ok((await lines(marker)).includes("SIGTERM"), "stopped by SIGTERM");
+  } finally {
+    if (wrapperPid > 0 && running(wrapperPid)) {
+      process.kill(wrapperPid, "SIGKILL");
+    }
+  }
 });
 
 test("wrapper: a rejected token stops the launcher's whole group, exits 3, nothing left", async () => {

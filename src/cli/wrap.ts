@@ -109,20 +109,6 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
   const killAfterMs = options.killAfterMs ?? 10_000;
   const drainMs = options.drainMs ?? 2_000;
 
-  void pump(adapter.stdin(), child.stdin, {
-    onChunk: tap && ((chunk) => tap.client(chunk)),
-    onEnd: tap && (() => tap.clientEnd()),
-    close: true,
-    stopOnWriteError: true,
-  });
-  const output = Promise.all([
-    pump(child.stdout, adapter.stdout(), {
-      onChunk: tap && ((chunk) => tap.server(chunk)),
-      onEnd: tap && (() => tap.serverEnd()),
-    }),
-    pump(child.stderr, adapter.stderr()),
-  ]);
-
   const group = child.pid;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   let killed = false;
@@ -139,6 +125,38 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
       }
     }, killAfterMs);
   };
+  // Our parent: the MCP client, which closes our stdin to shut the server
+  // down and then stops it itself if it lingers (MCP's stdio transport).
+  const parent = process.ppid;
+  let parentWatch: ReturnType<typeof setInterval> | undefined;
+  void pump(adapter.stdin(), child.stdin, {
+    onChunk: tap && ((chunk) => tap.client(chunk)),
+    onEnd: () => {
+      tap?.clientEnd();
+      // A client that died cannot stop it: when our stdin closed and we
+      // were orphaned too, the server is stopped as the client would have.
+      parentWatch ??= setInterval(() => {
+        if (finished || process.ppid === parent) return;
+        clearInterval(parentWatch);
+        log.warn(
+          "the MCP client is gone (stdin closed, parent {pid} exited): stopping the server's process group (SIGTERM, then SIGKILL after {seconds} s)",
+          { pid: parent, seconds: killAfterMs / 1000 },
+        );
+        signalGroup(group, "SIGTERM");
+        armKill();
+      }, PARENT_CHECK_MS);
+    },
+    close: true,
+    stopOnWriteError: true,
+  });
+  const output = Promise.all([
+    pump(child.stdout, adapter.stdout(), {
+      onChunk: tap && ((chunk) => tap.server(chunk)),
+      onEnd: tap && (() => tap.serverEnd()),
+    }),
+    pump(child.stderr, adapter.stderr()),
+  ]);
+
   // Last resort, if this process exits before the group is gone (an
   // exit from elsewhere): SIGKILL whatever of it still runs.
   const onExit = () => {
@@ -170,6 +188,7 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     }
     finished = true;
     clearTimeout(killTimer);
+    clearInterval(parentWatch);
     process.off("exit", onExit);
     // Its output ends with it, unless something outside its group (a
     // process that moved itself out) still holds the pipes.
@@ -192,6 +211,9 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     },
   };
 }
+
+/** How often, once stdin closed, whether our parent (the client) is gone. */
+const PARENT_CHECK_MS = 1_000;
 
 /** How long to wait for the group after SIGKILL before giving up on it. */
 const AFTER_KILL_MS = 2_000;
