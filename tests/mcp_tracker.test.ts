@@ -29,6 +29,11 @@ const rpcError = (id: number | string, message: string) => ({
   id,
   error: { code: -32602, message },
 });
+const cancelled = (requestId: number | string) => ({
+  jsonrpc: "2.0",
+  method: "notifications/cancelled",
+  params: { requestId },
+});
 
 function clocked() {
   let t = 1_000_000;
@@ -389,11 +394,7 @@ test("tracker: a cancelled call clears the wedge; an idle server's silence befor
   tracker.fromClient(call(1, "slow"));
   t += 61_000;
   assert.equal(tracker.stats().runtime_state, "wedged");
-  tracker.fromClient({
-    jsonrpc: "2.0",
-    method: "notifications/cancelled",
-    params: { requestId: 1 },
-  });
+  tracker.fromClient(cancelled(1));
   assert.equal(tracker.stats().runtime_state, "");
   // Ten silent minutes with nothing asked, then a call: not wedged.
   t += 600_000;
@@ -415,12 +416,7 @@ test("tracker: a server silent while calls keep waiting is wedged though each ca
   const tracker = createMcpTracker({ now: () => t, wedgedAfterMs: 60_000 });
   // The client gives up on each call after 40 s and asks again: no call is
   // ever old, but the server has said nothing since the first.
-  const cancel = (id: number) =>
-    tracker.fromClient({
-      jsonrpc: "2.0",
-      method: "notifications/cancelled",
-      params: { requestId: id },
-    });
+  const cancel = (id: number) => tracker.fromClient(cancelled(id));
   tracker.fromClient(call(1, "search"));
   t += 40_000;
   tracker.fromClient(call(2, "search"));
@@ -442,12 +438,7 @@ test("tracker: a server silent while calls keep waiting is wedged though each ca
 test("tracker: a client that cancels each call and then asks again, the server silent all along, is wedged", () => {
   let t = 0;
   const tracker = createMcpTracker({ now: () => t, wedgedAfterMs: 60_000 });
-  const cancel = (id: number) =>
-    tracker.fromClient({
-      jsonrpc: "2.0",
-      method: "notifications/cancelled",
-      params: { requestId: id },
-    });
+  const cancel = (id: number) => tracker.fromClient(cancelled(id));
   // Cancel first, then retry (nothing pending for a moment each time).
   for (let id = 1; id <= 4; id++) {
     tracker.fromClient(call(id, "search"));
