@@ -128,7 +128,12 @@ test("token revoked: warnings at 1-2, errors at 3 and 23 only; restored: accepte
     escalations.push((e as CustomEvent).detail.count);
   });
   await captureLogs(async (records) => {
-    await waitFor(() => hb.status().workspaces[0].beatsAccepted >= 1);
+    // Registered too: beats do not wait on register, and a register still
+    // under way when the token goes would be refused with a line of its own.
+    await waitFor(() =>
+      hb.status().workspaces[0].beatsAccepted >= 1 &&
+      hb.status().workspaces[0].registered
+    );
     platform.revoke("ws-1");
     await waitFor(
       () => hb.status().workspaces[0].authFailures >= 24,
