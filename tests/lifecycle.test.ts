@@ -239,10 +239,18 @@ test("revoked token on a live workspace: GET /workspaces/:id answers 200, so the
       }],
       intervalMs: 100,
       timeoutMs: 2_000, // not the interval: a loaded machine is slow
+      // No scheduled /state: a poll asked by the beat before the revoke
+      // and refused after it would ask the lookup once more.
+      statePollEvery: 0,
     });
     const deleted: string[] = [];
     hb.addEventListener("deleted", () => deleted.push("r"));
-    await waitFor(() => hb.status().workspaces[0].beatsAccepted >= 1);
+    // Registered too: beats do not wait on register, and a register still
+    // under way when the token goes is refused and counted on its own.
+    await waitFor(() =>
+      hb.status().workspaces[0].beatsAccepted >= 1 &&
+      hb.status().workspaces[0].registered
+    );
     platform.revoke("r"); // a rotation: every call refused
     await waitFor(() => hb.status().workspaces[0].authFailures >= 4, 5_000);
     const lookups = platform.requestsTo("workspace").length;
