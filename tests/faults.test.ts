@@ -123,6 +123,10 @@ test("token revoked: warnings at 1-2, errors at 3 and 23 only; restored: accepte
     platformUrl: platform.url,
     workspaces: [{ id: "ws-1", token: TOKEN }],
     intervalMs: 40,
+    // No scheduled /state: a poll refused just after the revoke, while the
+    // beats were still accepted, sends a register (refused, with a line of
+    // its own) before the first refused beat.
+    statePollEvery: 0,
   });
   hb.addEventListener("auth-escalation", (e) => {
     escalations.push((e as CustomEvent).detail.count);

@@ -19,6 +19,9 @@ test("metrics(): counts agree with status(): beats by outcome and reason, regist
     ],
     intervalMs: 100,
     timeoutMs: 5_000,
+    // No scheduled /state: one refused just after the revoke, while beats
+    // were still accepted, would send a register (refused, counted).
+    statePollEvery: 0,
   });
   try {
     await hb.ready;
