@@ -42,6 +42,7 @@ import {
   serverEntry,
 } from "./release/client_configs.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
+import { capture, expect, outputTail, type Ran, steps } from "./_steps.ts";
 
 const root = resolve(import.meta.dirname!, "..");
 const bin = (name: string) => join(root, "node_modules/.bin", name);
@@ -64,35 +65,8 @@ const NATIVE: Record<string, string> = {
   "claude-code": ".claude.json",
 };
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 const tmp = await Deno.makeTempDir({ prefix: "molecule-clients-" });
-const results: { step: string; ok: boolean }[] = [];
-
-async function step(
-  name: string,
-  fn: () => string | void | Promise<string | void>,
-) {
-  const started = performance.now();
-  console.log(`\n--- ${name}`);
-  try {
-    const detail = (await fn()) ?? "";
-    const s = ((performance.now() - started) / 1000).toFixed(1);
-    console.log(`PASS ${name} (${s} s)${detail ? `: ${detail}` : ""}`);
-    results.push({ step: name, ok: true });
-  } catch (err) {
-    console.log(`FAIL ${name}\n${err instanceof Error ? err.message : err}`);
-    results.push({ step: name, ok: false });
-  }
-}
-
-function expect(cond: unknown, what: string): asserts cond {
-  if (!cond) throw new Error(what);
-}
+const { step, finish } = steps("real clients");
 
 let dirs = 0;
 async function scratchDir(name: string): Promise<string> {
@@ -119,26 +93,15 @@ async function sh(
   cwd: string,
   env: Record<string, string>,
 ): Promise<Ran> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", line],
+  return await capture("sh", ["-c", line], {
     cwd,
-    clearEnv: true,
     env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(RUN_TIMEOUT_MS),
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+    clearEnv: true,
+    timeoutMs: RUN_TIMEOUT_MS,
+  });
 }
 
-const tail = (r: Ran) =>
-  (r.stdout + "\n" + r.stderr).trim().split("\n").slice(-15).join("\n");
+const tail = (r: Ran) => outputTail(r);
 const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 // What the docs say.
@@ -501,11 +464,4 @@ function pointedJson(
   };
 }
 
-const failed = results.filter((r) => !r.ok);
-console.log(
-  `\nreal clients: ${
-    results.length - failed.length
-  }/${results.length} steps passed`,
-);
-for (const f of failed) console.log(`  FAILED: ${f.step}`);
-Deno.exit(failed.length);
+finish();

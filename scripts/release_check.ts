@@ -35,6 +35,7 @@ import { join, resolve } from "node:path";
 import { startLocalJsr } from "./local_jsr.ts";
 import { buildNpmLayer } from "./jsr_npm_layer.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
+import { capture, expect, outputTail, type Ran, steps } from "./_steps.ts";
 
 const root = resolve(import.meta.dirname!, "..");
 const bin = (name: string) => join(root, "node_modules/.bin", name);
@@ -53,12 +54,6 @@ const README_COMMANDS = {
   jsrAdd: `npx jsr add ${PKG}`,
 };
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 const tmp = await Deno.makeTempDir({ prefix: "molecule-release-" });
 const work = join(root, ".ci/out/release");
 await Deno.remove(work, { recursive: true }).catch(() => {});
@@ -76,21 +71,11 @@ async function run(
   args: string[],
   opts: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<Ran> {
-  const out = await new Deno.Command(cmd, {
-    args,
+  return await capture(cmd, args, {
     cwd: opts.cwd ?? tmp,
     env: { ...env, ...opts.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+    timeoutMs: STEP_TIMEOUT_MS,
+  });
 }
 
 /** Runs a command, failing with its output's tail when it exits non-zero. */
@@ -101,14 +86,11 @@ async function ok(
 ): Promise<Ran> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) {
-    const tail = (r.stdout + r.stderr).trim().split("\n").slice(-15).join("\n");
-    throw new Error(`${cmd} ${args.join(" ")} exited ${r.code}:\n${tail}`);
+    throw new Error(
+      `${cmd} ${args.join(" ")} exited ${r.code}:\n${outputTail(r)}`,
+    );
   }
   return r;
-}
-
-function expect(cond: unknown, what: string): asserts cond {
-  if (!cond) throw new Error(what);
 }
 
 async function emptyDir(name: string): Promise<string> {
@@ -117,21 +99,7 @@ async function emptyDir(name: string): Promise<string> {
   return dir;
 }
 
-const results: { step: string; ok: boolean; detail: string }[] = [];
-async function step(name: string, fn: () => Promise<string | void>) {
-  const started = performance.now();
-  console.log(`\n--- ${name}`);
-  try {
-    const detail = (await fn()) ?? "";
-    const s = ((performance.now() - started) / 1000).toFixed(1);
-    console.log(`PASS ${name} (${s} s)${detail ? `: ${detail}` : ""}`);
-    results.push({ step: name, ok: true, detail });
-  } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    console.log(`FAIL ${name}\n${msg}`);
-    results.push({ step: name, ok: false, detail: msg });
-  }
-}
+const { step, finish } = steps("release check");
 
 const store = join(tmp, "jsr");
 const jsr = await startLocalJsr({ dir: store, token: TOKEN });
@@ -419,14 +387,7 @@ try {
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
 }
 
-const failed = results.filter((r) => !r.ok);
-console.log(
-  `\nrelease check: ${
-    results.length - failed.length
-  }/${results.length} steps passed`,
-);
-for (const f of failed) console.log(`  FAILED: ${f.step}`);
-Deno.exit(failed.length);
+finish();
 
 /**
  * Runs `argv` with `args` and stdin piped but never closed (as an MCP client
