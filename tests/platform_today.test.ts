@@ -612,6 +612,24 @@ test("command (mod.ts): without PLATFORM_URL, a list whose every entry has its o
   });
   assert.equal(single.code, 2, single.stderr);
   assert.match(single.stderr, /PLATFORM_URL is not set/);
+  assert.doesNotMatch(single.stderr, /instead of the workspaces list/);
+
+  // --workspace-id beside a list whose entries carry their URLs: the flag
+  // wins, and the error says why the list's URLs do not count.
+  const flagWins = await runScript(MOD, {
+    args: ["--once", "--workspace-id", "in-eu"],
+    env: {
+      MOLECULE_WORKSPACES: both,
+      MOLECULE_WORKSPACE_TOKEN: `${OLD}-eu`,
+      CONFIGS_DIR: dir.path,
+    },
+  });
+  assert.equal(flagWins.code, 2, flagWins.stderr);
+  assert.match(
+    flagWins.stderr,
+    /PLATFORM_URL is not set.*\(--workspace-id serves that one workspace instead of the workspaces list\)/,
+  );
+  assert.doesNotMatch(flagWins.stderr, /\n\s+at /, "no stack trace");
 });
 
 test("command (mod.ts): without PLATFORM_URL, a watched workspaces file that gains an entry without platform_url keeps serving what it had, with a warning", async () => {

@@ -46,7 +46,6 @@ import {
   killAfterSetting,
   logSettings,
   maxInFlightSetting,
-  missingPlatformUrl,
   orgIdSetting,
   platformUrlIfSet,
   setting,
@@ -54,7 +53,11 @@ import {
   statePollSetting,
 } from "./settings.ts";
 import { wedgedAfterSetting } from "./wedged_after.ts";
-import { workspacesSetting, workspacesSource } from "./workspaces.ts";
+import {
+  noListWithoutUrl,
+  workspacesSetting,
+  workspacesSource,
+} from "./workspaces.ts";
 import type { Wrapped } from "./wrap.ts";
 
 export { EXIT } from "./exit_codes.ts";
@@ -163,20 +166,11 @@ export async function main(context: CliContext = {}): Promise<number> {
     } else {
       // PLATFORM_URL may be left out when every workspace entry has its
       // own platform_url (then no workspace is served at the default).
+      // Checked before the configs dir is looked at.
       const defaultUrl = platformUrlIfSet(flags, env, warnings);
-      const source = workspacesSource(flags, env);
-      if (
-        defaultUrl === undefined &&
-        (source.kind === "id" || source.kind === "none")
-      ) {
-        // One workspace has no entry to carry a URL of its own.
-        const listToo = setting(env("MOLECULE_WORKSPACES")) !== undefined ||
-          setting(env("MOLECULE_WORKSPACES_FILE")) !== undefined;
-        throw missingPlatformUrl(
-          source.kind === "id" && source.where === "--workspace-id" && listToo
-            ? " (--workspace-id serves that one workspace instead of the workspaces list)"
-            : "",
-        );
+      if (defaultUrl === undefined) {
+        const error = noListWithoutUrl(workspacesSource(flags, env), env);
+        if (error) throw error;
       }
       configsDir = await configsDirSetting(flags, env, fs, warnings);
       workspaces = await workspacesSetting({

@@ -301,9 +301,10 @@ export async function workspacesSetting(
       src.noPlatformUrl,
     ).map((w) => ({ ...w, tokenSource: "MOLECULE_WORKSPACES" }));
   }
-  // Without a list, a platform URL is needed before anything else: with
-  // nothing configured at all, the first thing to set is PLATFORM_URL.
-  if (src.noPlatformUrl) throw missingPlatformUrl();
+  const noUrl = src.noPlatformUrl
+    ? noListWithoutUrl(source, src.env)
+    : undefined;
+  if (noUrl) throw noUrl;
   if (source.kind === "id") {
     return [{
       id: checkedId(source.id, source.where),
@@ -314,6 +315,29 @@ export async function workspacesSetting(
     "no workspace to serve: set WORKSPACE_ID (or --workspace-id) and MOLECULE_WORKSPACE_TOKEN, " +
       `or MOLECULE_WORKSPACES / --workspaces-file for several. ${TOKENS_HINT}`,
     "WORKSPACE_ID",
+  );
+}
+
+/**
+ * The error when `PLATFORM_URL` is not set and `source` is not a list (only
+ * a list's entries can carry their own `platform_url`): a platform URL is
+ * needed before anything else, and with nothing configured at all it is the
+ * first thing to set. With `--workspace-id` beside a workspaces list, it
+ * says the flag serves that one workspace instead.
+ *
+ * @returns The error to throw; `undefined` for a list.
+ */
+export function noListWithoutUrl(
+  source: WorkspacesSource,
+  env: EnvReader,
+): ConfigError | undefined {
+  if (source.kind === "file" || source.kind === "json") return undefined;
+  const listToo = setting(env("MOLECULE_WORKSPACES")) !== undefined ||
+    setting(env("MOLECULE_WORKSPACES_FILE")) !== undefined;
+  return missingPlatformUrl(
+    source.kind === "id" && source.where === "--workspace-id" && listToo
+      ? " (--workspace-id serves that one workspace instead of the workspaces list)"
+      : "",
   );
 }
 
