@@ -148,10 +148,14 @@ function lastBytes(parts: Uint8Array[], n: number): Uint8Array {
   return all.slice(Math.max(0, all.length - n));
 }
 
-/** The top-level `"id"` when it is the last member of a JSON object: `…,"id":5}`. */
-const TRAILING_ID = /[,{]\s*"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/;
+/** A JSON string. */
+const STRING = String.raw`"(?:[^"\\]|\\.)*"`;
 /** A JSON string or an integer, as an id or a name is written. */
-const SCALAR = String.raw`(-?\d+|"(?:[^"\\]|\\.)*")`;
+const SCALAR = String.raw`(-?\d+|${STRING})`;
+/** The top-level `"id"` when it is the last member of a JSON object: `…,"id":5}`. */
+const TRAILING_ID = new RegExp(
+  String.raw`[,{]\s*"id"\s*:\s*${SCALAR}\s*\}\s*$`,
+);
 /**
  * The members of a message written before its payload: the object's start,
  * then simple members only (`"jsonrpc":"2.0"`, `"id":5`, `"method":"…"`),
@@ -163,7 +167,7 @@ const LEADING = new RegExp(
 const MEMBER = new RegExp(String.raw`"([a-z]+)"\s*:\s*${SCALAR}`, "g");
 /** A tools/call's name written first in its params: `"params":{"name":"…"`. */
 const PARAMS_NAME = new RegExp(
-  String.raw`"params"\s*:\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")`,
+  String.raw`"params"\s*:\s*\{\s*"name"\s*:\s*(${STRING})`,
 );
 
 /**
