@@ -83,11 +83,9 @@ const lines = async (path: string) =>
   (await readFile(path, "utf8").catch(() => "")).split("\n").filter(Boolean);
 
 test("wrapper: bytes pass both ways unchanged (binary, CR LF, no newline, 4 MiB), beats go on, EOF reaches the child, its exit code is ours", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const run = wrap(platform, dir.path, "echo", "");
+  await using s = await scene();
+  const { dir, platform } = s;
+  const run = wrap(platform, dir, "echo", "");
   const parts: Uint8Array[] = [
     new TextEncoder().encode('{"jsonrpc":"2.0","id":1,"method":"ping"}\r\n'),
     new Uint8Array([0, 255, 254, 10, 13, 0xc3, 0x28, 10]), // invalid UTF-8
@@ -116,15 +114,13 @@ test("wrapper: bytes pass both ways unchanged (binary, CR LF, no newline, 4 MiB)
 });
 
 test("wrapper: the child's exit code, 128 + N for death by signal N, through mod.ts and cli.ts, our stdin held open", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
+  await using s = await scene();
+  const { dir, platform } = s;
   for (const entry of [MOD, CLI]) {
     // stdin stays open, as an MCP client holds it: the exit must not wait for it.
-    const seven = await wrap(platform, dir.path, "exit", "7", { entry }).done;
+    const seven = await wrap(platform, dir, "exit", "7", { entry }).done;
     assert.equal(seven.code, 7, `${entry}: ${seven.stderr}`);
-    const signalled = await wrap(platform, dir.path, "die-by-signal", "", {
+    const signalled = await wrap(platform, dir, "die-by-signal", "", {
       entry,
     }).done;
     assert.equal(signalled.code, 143, `${entry}: ${signalled.stderr}`);
@@ -132,12 +128,9 @@ test("wrapper: the child's exit code, 128 + N for death by signal N, through mod
 });
 
 test("wrapper: SIGHUP and SIGINT are forwarded; SIGTERM is forwarded and we exit with the child's code", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  const run = wrap(platform, dir.path, "marker", marker);
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "marker", marker);
   await waitFor(async () => (await lines(marker)).includes("ready"), 10_000);
   await waitFor(() => platform.requestsTo("heartbeat", WS).length >= 1);
   run.kill("SIGHUP");
@@ -156,12 +149,9 @@ test("wrapper: SIGHUP and SIGINT are forwarded; SIGTERM is forwarded and we exit
 });
 
 test("wrapper: a child that ignores SIGTERM is SIGKILLed after --kill-after (137)", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  const run = wrap(platform, dir.path, "ignore-term", marker, {
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "ignore-term", marker, {
     flags: ["--kill-after", "0.3"],
   });
   await waitFor(async () => (await lines(marker)).includes("ready"), 10_000);
@@ -172,12 +162,9 @@ test("wrapper: a child that ignores SIGTERM is SIGKILLed after --kill-after (137
 });
 
 test("wrapper: a child that never reads stdin does not stall the heartbeat", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  const run = wrap(platform, dir.path, "no-stdin", marker);
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "no-stdin", marker);
   await waitFor(async () => (await lines(marker)).includes("ready"), 10_000);
   // More than every pipe between us can hold: the writes back up to us.
   void run.write(new Uint8Array(2 * 1024 * 1024));
@@ -193,12 +180,9 @@ test("wrapper: a child that never reads stdin does not stall the heartbeat", asy
 });
 
 test("wrapper: if we are SIGKILLed, the child sees EOF on stdin", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  const run = wrap(platform, dir.path, "eof-marker", marker);
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "eof-marker", marker);
   await waitFor(async () => (await lines(marker)).includes("ready"), 10_000);
   run.kill("SIGKILL");
   await run.done;
@@ -210,14 +194,11 @@ test("wrapper: if we are SIGKILLed, the child sees EOF on stdin", async () => {
 });
 
 test("wrapper: a rejected token stops the child as on SIGTERM and exits 3", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
+  await using s = await scene();
+  const { dir, platform, marker } = s;
   // Register fails (and is retried) until the child is listening for signals.
   platform.fail({ kind: "status", status: 503 }, { path: "register" });
-  const run = wrap(platform, dir.path, "marker", marker, {
+  const run = wrap(platform, dir, "marker", marker, {
     token: "wrong-token-0123456789",
   });
   await waitFor(async () => (await lines(marker)).includes("ready"), 10_000);
@@ -230,15 +211,13 @@ test("wrapper: a rejected token stops the child as on SIGTERM and exits 3", asyn
 });
 
 test("wrapper: usage and start errors, one line each, no stack trace", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
+  await using s = await scene();
+  const { dir, platform } = s;
   const env = {
     PLATFORM_URL: platform.url,
     WORKSPACE_ID: WS,
     MOLECULE_WORKSPACE_TOKEN: TOKEN,
-    CONFIGS_DIR: dir.path,
+    CONFIGS_DIR: dir,
   };
   const cases: [string[], number, RegExp][] = [
     [["--"], 2, /-- must be followed by the command/],
@@ -316,6 +295,36 @@ async function assertNoneRunning(pids: number[], what: string) {
 }
 
 /**
+ * What a wrapper test starts from: a scratch dir (the configs dir), the
+ * emulator serving {@link WS} with {@link TOKEN}, and the path of a marker
+ * file in the dir for the fixture's pids. At the scope's end, in this
+ * order: every server pid the marker lists that still runs is SIGKILLed,
+ * the emulator closes, the dir is removed.
+ */
+async function scene(): Promise<
+  AsyncDisposable & { dir: string; platform: PlatformEmulator; marker: string }
+> {
+  const stack = new AsyncDisposableStack();
+  try {
+    const dir = stack.use(await scratch("molecule-wrap-"));
+    const platform = stack.use(
+      await startPlatformEmulator({ workspaces: { [WS]: TOKEN } }),
+    );
+    const marker = join(dir.path, "marker");
+    stack.use(reaper(marker));
+    return {
+      dir: dir.path,
+      platform,
+      marker,
+      [Symbol.asyncDispose]: () => stack.disposeAsync(),
+    };
+  } catch (error) {
+    await stack.disposeAsync();
+    throw error;
+  }
+}
+
+/**
  * SIGKILLs, at the end of the scope, every server pid the marker lists that
  * still runs: a failing test leaves the machine clean.
  */
@@ -333,13 +342,9 @@ function reaper(marker: string): AsyncDisposable {
 }
 
 test("wrapper: the child leads a process group and session of its own; its children are in it", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
-  const run = wrap(platform, dir.path, "", "", {
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "", "", {
     command: launcherChain("wait", marker),
     flags: ["--kill-after", "0.5"],
   });
@@ -356,13 +361,9 @@ test("wrapper: the child leads a process group and session of its own; its child
 });
 
 test("wrapper: SIGTERM goes to the launcher's whole group; a server ignoring SIGTERM and EOF is SIGKILLed after --kill-after; nothing is left", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
-  const run = wrap(platform, dir.path, "", "", {
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "", "", {
     command: launcherChain("wait", marker),
     flags: ["--kill-after", "0.5"],
   });
@@ -380,13 +381,9 @@ test("wrapper: SIGTERM goes to the launcher's whole group; a server ignoring SIG
 });
 
 test("wrapper: a launcher that exits leaving its server running: we exit with the launcher's code, the server stopped", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
-  const run = wrap(platform, dir.path, "", "", {
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "", "", {
     command: launcherChain("exit-3", marker),
     flags: ["--kill-after", "0.5"],
   });
@@ -400,12 +397,8 @@ test("wrapper: a launcher that exits leaving its server running: we exit with th
 });
 
 test("wrapper: a client that dies (our stdin closed, our parent gone) does not leave us and the server running", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
+  await using s = await scene();
+  const { dir, platform, marker } = s;
   // The server ignores stdin's EOF and stops on SIGTERM.
   const [cmd, args] = runtimeArgs(MOD, [
     "--kill-after",
@@ -424,7 +417,7 @@ test("wrapper: a client that dies (our stdin closed, our parent gone) does not l
       PLATFORM_URL: platform.url,
       WORKSPACE_ID: WS,
       MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir.path,
+      CONFIGS_DIR: dir,
       MOLECULE_HEARTBEAT_INTERVAL: "0.2",
     },
   });
@@ -451,14 +444,10 @@ test("wrapper: a client that dies (our stdin closed, our parent gone) does not l
 });
 
 test("wrapper: a rejected token stops the launcher's whole group, exits 3, nothing left", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
+  await using s = await scene();
+  const { dir, platform, marker } = s;
   platform.fail({ kind: "status", status: 503 }, { path: "register" });
-  const run = wrap(platform, dir.path, "", "", {
+  const run = wrap(platform, dir, "", "", {
     command: launcherChain("wait", marker),
     flags: ["--kill-after", "0.5"],
     token: "wrong-token-0123456789",
@@ -472,13 +461,9 @@ test("wrapper: a rejected token stops the launcher's whole group, exits 3, nothi
 });
 
 test("wrapper: a workspace deleted on the platform stops the launcher's whole group, exits 4, nothing left", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
-  const run = wrap(platform, dir.path, "", "", {
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "", "", {
     command: launcherChain("wait", marker),
     flags: ["--kill-after", "0.5", "--state-poll", "1"],
   });
@@ -492,14 +477,10 @@ test("wrapper: a workspace deleted on the platform stops the launcher's whole gr
 });
 
 test("wrapper: a terminal's Ctrl-C (SIGINT to our whole foreground group) reaches the server once", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
+  await using s = await scene();
+  const { dir, platform, marker } = s;
   // We lead a group, as a shell's foreground job does; the terminal signals it whole.
-  const run = wrap(platform, dir.path, "marker", marker, { ownGroup: true });
+  const run = wrap(platform, dir, "marker", marker, { ownGroup: true });
   await serverPids(marker);
   process.kill(-run.pid, "SIGINT");
   await waitFor(async () => (await lines(marker)).includes("SIGINT"), 5_000);
@@ -514,14 +495,10 @@ test("wrapper: a terminal's Ctrl-C (SIGINT to our whole foreground group) reache
 });
 
 test("wrapper: the health port in use exits 2 before the child or a register starts", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
+  await using s = await scene();
+  const { dir, platform, marker } = s;
   const busy = new URL(platform.url).port;
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
-  const done = await wrap(platform, dir.path, "marker", marker, {
+  const done = await wrap(platform, dir, "marker", marker, {
     flags: ["--health-port", busy],
   }).done;
   assert.equal(done.code, 2, done.stderr);
@@ -534,13 +511,9 @@ test("wrapper: the health port in use exits 2 before the child or a register sta
 });
 
 test("wrapper: a tool call unanswered past --wedged-after: beats and /status say wedged with the tool's name; cancelled, they do not; one warning each way", async () => {
-  await using dir = await scratch("molecule-wrap-");
-  await using platform = await startPlatformEmulator({
-    workspaces: { [WS]: TOKEN },
-  });
-  const marker = join(dir.path, "marker");
-  await using _reaper = reaper(marker);
-  const run = wrap(platform, dir.path, "swallow", marker, {
+  await using s = await scene();
+  const { dir, platform, marker } = s;
+  const run = wrap(platform, dir, "swallow", marker, {
     flags: ["--verbose", "--health-port", "0"],
     env: { MOLECULE_WEDGED_AFTER: "0.4" },
   });
