@@ -113,6 +113,30 @@ test("wrapper: bytes pass both ways unchanged (binary, CR LF, no newline, 4 MiB)
   assert.ok(got.every((b, i) => b === expected[i]), "stdout differs");
 });
 
+test("wrapper: a server's last output reaches a client that reads slowly, though the server exits at once", async () => {
+  await using s = await scene();
+  const { dir, platform } = s;
+  // 64 KiB fill the pipe to our client, which reads nothing for a second;
+  // the server's last 6,000 bytes wait in our buffer as it exits. A wrapper
+  // that exits without writing them out loses the end of the last answer.
+  const server = "process.stdout.write(Buffer.alloc(65536, 97));" +
+    "setTimeout(() => process.stdout.write(Buffer.alloc(6000, 98)), 200);";
+  const [cmd, args] = runtimeArgs(MOD, ["--", nodeBin(), "-e", server]);
+  const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+  const line = `${[cmd, ...args].map(quote).join(" ")} | (sleep 1; wc -c)`;
+  const run = startPiped("sh", ["-c", line], {
+    env: {
+      PLATFORM_URL: platform.url,
+      WORKSPACE_ID: WS,
+      MOLECULE_WORKSPACE_TOKEN: TOKEN,
+      CONFIGS_DIR: dir,
+    },
+  }); // our stdin held open, as an MCP client holds it
+  const done = await run.done;
+  assert.equal(done.code, 0, done.stderr);
+  assert.equal(done.stdout.trim(), String(65536 + 6000), done.stderr);
+});
+
 test("wrapper: the child's exit code, 128 + N for death by signal N, through mod.ts and cli.ts, our stdin held open", async () => {
   await using s = await scene();
   const { dir, platform } = s;

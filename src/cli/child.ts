@@ -48,7 +48,11 @@ export interface ProcessAdapter {
   spawn(command: string, args: string[]): Promise<Child>;
   /** This process's standard input. */
   stdin(): ReadableStream<Uint8Array>;
-  /** This process's standard output; writes never block the event loop. */
+  /**
+   * This process's standard output; writes never block the event loop.
+   * Closing it resolves once every byte written is out (the descriptor
+   * itself stays open), so an exit after it loses nothing.
+   */
   stdout(): WritableStream<Uint8Array>;
   /** This process's standard error; writes never block the event loop. */
   stderr(): WritableStream<Uint8Array>;

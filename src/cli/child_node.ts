@@ -54,11 +54,25 @@ function stdoutStream(): WritableStream<Uint8Array> {
   if (!info.isFIFO() && !info.isSocket()) return fdStream(1);
   const socket = new Socket({ fd: 1, readable: false, writable: true });
   let failure: Error | undefined;
+  let closed = false;
   socket.on("error", (error) => failure = error);
+  // Writes accepted but not yet written to fd 1 (the socket queues what the
+  // pipe cannot take now): an exit before they are would lose the end of
+  // the server's last answer. close() waits for them.
+  let unwritten = 0;
+  let allWritten: (() => void) | undefined;
+  const written = () => {
+    if (--unwritten === 0 && allWritten) allWritten();
+  };
+  socket.on("close", () => {
+    closed = true;
+    allWritten?.();
+  });
   return new WritableStream({
     write(chunk) {
       if (failure) return Promise.reject(failure);
-      if (socket.write(chunk)) return;
+      unwritten++;
+      if (socket.write(chunk, written)) return;
       return new Promise<void>((resolve, reject) => {
         const done = () => {
           socket.off("drain", done);
@@ -68,6 +82,12 @@ function stdoutStream(): WritableStream<Uint8Array> {
         socket.on("drain", done);
         socket.on("close", done);
       });
+    },
+    // The fd stays open (nothing else writes to it in wrapper mode, and the
+    // process exits next); this resolves once every accepted byte is out.
+    close() {
+      if (unwritten === 0 || failure || closed) return;
+      return new Promise<void>((resolve) => allWritten = resolve);
     },
   });
 }

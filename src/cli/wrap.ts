@@ -153,6 +153,9 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     pump(child.stdout, adapter.stdout(), {
       onChunk: tap && ((chunk) => tap.server(chunk)),
       onEnd: tap && (() => tap.serverEnd()),
+      // Closed to flush: what the client has not read yet still reaches it
+      // before we exit (within drainMs).
+      close: true,
     }),
     pump(child.stderr, adapter.stderr()),
   ]);
