@@ -30,6 +30,7 @@ const registeredSinceMark = new Set<string>();
 let beatsRecoveredMs: number | null = null;
 let registersRecoveredMs: number | null = null;
 const platform = await startPlatformEmulator({
+  uuidIds: false,
   record: false,
   secretFor: () => "bench-inbound-secret",
   onRequest: (r) => {

@@ -223,7 +223,7 @@ function raw(
   });
 }
 
-const platform = await startPlatformEmulator({ record: false });
+const platform = await startPlatformEmulator({ uuidIds: false, record: false });
 const env = {
   PLATFORM_URL: platform.url,
   WORKSPACE_ID: "bench-mcp",

@@ -22,7 +22,7 @@ const heap = () => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const platform = await startPlatformEmulator({ record: false });
+const platform = await startPlatformEmulator({ uuidIds: false, record: false });
 let beats = 0;
 const hb = startHeartbeat({
   platformUrl: platform.url,

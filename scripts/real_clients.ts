@@ -160,7 +160,7 @@ const toLocalRegistry = {
 
 // The emulator serves the workspace id and token each block carries (set
 // before each block's runs).
-const platform = await startPlatformEmulator();
+const platform = await startPlatformEmulator({ uuidIds: false });
 let WS = "";
 const registers = () => platform.requestsTo("register", WS).length;
 

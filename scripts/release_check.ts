@@ -443,6 +443,7 @@ async function held(
  */
 async function exitCodeRows(argv: string[]): Promise<string> {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-release": "release-token-right" },
   });
   const stamp = join(await emptyDir("stamp"), "child-exit-ms");

@@ -18,9 +18,11 @@ async function call(
   platform: PlatformEmulator,
   method: "GET" | "POST",
   path: string,
-  options: { body?: unknown; token?: string; org?: string } = {},
+  options: { body?: unknown; token?: string; org?: string; origin?: string } =
+    {},
 ): Promise<Reply> {
   const headers: Record<string, string> = {};
+  if (options.origin !== undefined) headers.origin = options.origin;
   if (options.body !== undefined) headers["content-type"] = "application/json";
   if (options.token !== undefined) {
     headers.authorization = `Bearer ${options.token}`;
@@ -81,6 +83,7 @@ async function onFakeClock(options: PlatformEmulatorOptions) {
 
 test("emulator: malformed requests are 400, a missing or wrong token 401, as the platform words them", async () => {
   await using p = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "tok-1" },
   });
   const invalid = { error: "invalid request body" };
@@ -142,6 +145,7 @@ test("emulator: malformed requests are 400, a missing or wrong token 401, as the
 
 test("emulator: integer fields are strict; strictTypes: false lets fractions through", async () => {
   await using p = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "tok-1" },
   });
   for (const field of ["active_tasks", "uptime_seconds", "monthly_spend"]) {
@@ -170,6 +174,7 @@ test("emulator: integer fields are strict; strictTypes: false lets fractions thr
     200,
   );
   await using lax = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "tok-1" },
     strictTypes: false,
   });
@@ -180,7 +185,10 @@ test("emulator: integer fields are strict; strictTypes: false lets fractions thr
 });
 
 test("emulator: register mints auth_token when no token is live, and from then on only it works", async () => {
-  await using p = await startPlatformEmulator({ workspaces: { "ws-1": null } });
+  await using p = await startPlatformEmulator({
+    uuidIds: false,
+    workspaces: { "ws-1": null },
+  });
   // No live token: the registry calls are let through whatever the bearer.
   assert.equal((await beat(p, "ws-1", "from-the-canvas")).status, 200);
   const first = await register(p, "ws-1", "from-the-canvas");
@@ -211,6 +219,7 @@ test("emulator: register mints auth_token when no token is live, and from then o
 
 test("emulator: a rotation (revoke) refuses the agent's token everywhere until restored", async () => {
   await using p = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "tok-1" },
   });
   await register(p, "ws-1", "tok-1");
@@ -229,6 +238,7 @@ test("emulator: a rotation (revoke) refuses the agent's token everywhere until r
 
 test("emulator: a deleted workspace's heartbeats answer 200 and change nothing; /state is 401; GET /workspaces/:id is 410 or 404", async () => {
   await using p = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-soft": "tok-s", "ws-hard": "tok-h" },
     adminToken: "admin-0123456789",
   });
@@ -243,9 +253,6 @@ test("emulator: a deleted workspace's heartbeats answer 200 and change nothing; 
     const b = await beat(p, id, token);
     assert.equal(b.status, 200, `${id}: heartbeat`);
     assert.equal(p.workspace(id)!.heartbeats, before, `${id}: not applied`);
-    const r = await register(p, id, token);
-    assert.equal(r.status, 200, `${id}: register`);
-    assert.equal((r.body as Record<string, unknown>).auth_token, undefined);
     const s = await call(p, "GET", `/workspaces/${id}/state`, { token });
     assert.equal(s.status, 401, `${id}: /state`);
   }
@@ -274,10 +281,12 @@ test("emulator: a deleted workspace's heartbeats answer 200 and change nothing; 
     { workspace_id: "ws-soft", status: "removed", deleted: true },
   );
   assert.equal(p.requestsTo("workspace", "ws-soft").length, 1);
+  assert.deepEqual(p.created, [], "nothing registered, nothing created");
 });
 
 test("emulator: /state tells online and paused; a resumed workspace is provisioning until it beats", async () => {
   await using p = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "tok-1" },
   });
   await register(p, "ws-1", "tok-1");
@@ -312,6 +321,7 @@ test("emulator: /state tells online and paused; a resumed workspace is provision
 
 test("emulator: degraded at error_rate >= 0.5 or wedged; back to online only below 0.1, not wedged, no failed register in 5 minutes", async () => {
   const { platform: p, advance } = await onFakeClock({
+    uuidIds: false,
     workspaces: { "ws-1": "tok-1" },
   });
   try {
@@ -332,8 +342,13 @@ test("emulator: degraded at error_rate >= 0.5 or wedged; back to online only bel
       sample_error: "stuck",
     });
     assert.equal(p.workspace("ws-1")!.status, "degraded");
-    // A failed register holds it degraded for five minutes.
+    assert.equal(p.workspace("ws-1")!.banner, "stuck");
+    // A failed register (after the bearer was accepted) holds it degraded
+    // for five minutes; one refused before the token check stamps nothing.
     await register(p, "ws-1", "tok-1", { delivery_mode: "carrier-pigeon" });
+    assert.equal(p.workspace("ws-1")!.lastRegisterFailureAt, undefined);
+    await register(p, "ws-1", "tok-1", { delivery_mode: "push" });
+    assert.equal(typeof p.workspace("ws-1")!.lastRegisterFailureAt, "number");
     await beat(p, "ws-1", "tok-1");
     assert.equal(p.workspace("ws-1")!.status, "degraded");
     advance(5 * 60_000 + 1);
@@ -346,6 +361,7 @@ test("emulator: degraded at error_rate >= 0.5 or wedged; back to online only bel
 
 test("emulator: the Redis liveness key: set by register, extended by heartbeats, gone after a gap until a register", async () => {
   const { platform: p, advance } = await onFakeClock({
+    uuidIds: false,
     workspaces: { "ws-1": "tok-1" },
   });
   try {
@@ -385,6 +401,7 @@ test("emulator: the Redis liveness key: set by register, extended by heartbeats,
 
 test("emulator: the tenant guard wants X-Molecule-Org-Id off the registry paths, exactly", async () => {
   await using p = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "tok-1" },
     orgId: "org-7",
   });
@@ -423,51 +440,425 @@ test("emulator: the tenant guard wants X-Molecule-Org-Id off the registry paths,
   );
 });
 
-test("emulator: the rate limiter keys by org header first, then token; 429 carries retry_after and Retry-After", async () => {
+// Ids as the platform has them: UUIDs.
+const A = "6f1c0a4e-2b7d-4c1e-9a55-3d2f8e7b9c01";
+const B = "0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a";
+const C = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
+const REGISTER_FAILED =
+  "Register failed — workspace auth token may be stale. Restart or reprovision to recover.";
+
+test("emulator: the CORS layer refuses a foreign Origin with an empty 403, before the rate limiter; no Origin, the platform's own and CORS_ORIGINS pass", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a" },
+    rateLimit: 5,
+  });
+  const foreign = await call(p, "POST", "/registry/register", {
+    body: registerBody(A),
+    token: "tok-a",
+    origin: "https://evil.example",
+  });
+  assert.equal(foreign.status, 403);
+  assert.equal(foreign.body, "");
+  assert.equal(foreign.headers.get("content-type"), null);
+  assert.equal(foreign.headers.get("x-ratelimit-limit"), null);
+  const refused = p.requestsTo("register", A).at(-1)!;
+  assert.equal(refused.corsRefused, true);
+  assert.equal(refused.authorized, false);
+  assert.equal(p.workspace(A)!.registers, 0, "refused before the handler");
+  // Five pass, so the refused one was not counted by the limiter.
+  const passing = [
+    undefined,
+    p.url,
+    p.url.replace("http://", "https://"),
+    "http://localhost:3000",
+    "http://localhost:3001",
+  ];
+  for (const origin of passing) {
+    const r = await call(p, "POST", "/registry/heartbeat", {
+      body: { workspace_id: A },
+      token: "tok-a",
+      origin,
+    });
+    assert.equal(r.status, 200, `Origin ${origin}`);
+    assert.equal(p.requestsTo("heartbeat").at(-1)!.corsRefused, false);
+    if (origin?.includes("localhost")) {
+      assert.equal(r.headers.get("access-control-allow-origin"), origin);
+    }
+  }
+  assert.equal((await beat(p, A, "tok-a")).status, 429, "the sixth counted");
+  await using custom = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a" },
+    corsOrigins: ["https://canvas.example"],
+  });
+  const beatFrom = (origin: string) =>
+    call(custom, "POST", "/registry/heartbeat", {
+      body: { workspace_id: A },
+      token: "tok-a",
+      origin,
+    }).then((r) => r.status);
+  assert.equal(await beatFrom("https://canvas.example"), 200);
+  assert.equal(await beatFrom("http://localhost:3000"), 403);
+});
+
+test("emulator: behind a proxy that rewrites Host (hostSeenAs), the agent's own Origin gets the empty 403; the token is not the cause", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a" },
+    hostSeenAs: "127.0.0.1:8080",
+  });
+  for (const path of ["/registry/register", "/registry/heartbeat"]) {
+    const r = await call(p, "POST", path, {
+      body: path.endsWith("register") ? registerBody(A) : { workspace_id: A },
+      token: "tok-a",
+      origin: p.url,
+    });
+    assert.deepEqual([r.status, r.body], [403, ""], path);
+  }
+  assert.ok(p.requests.every((r) => r.corsRefused));
+  const withoutOrigin = await beat(p, A, "tok-a");
+  assert.equal(withoutOrigin.status, 200);
+  const seenOrigin = await call(p, "POST", "/registry/heartbeat", {
+    body: { workspace_id: A },
+    token: "tok-a",
+    origin: "http://127.0.0.1:8080",
+  });
+  assert.equal(seenOrigin.status, 200);
+});
+
+test("emulator: an unknown id: GET is 404, a heartbeat is let through and touches nothing, /state is 401, and a register creates an online workspace with a minted token (recorded)", async () => {
+  await using p = await startPlatformEmulator({ workspaces: { [A]: "tok-a" } });
+  assert.deepEqual(
+    await call(p, "GET", `/workspaces/${B}`).then((r) => [r.status, r.body]),
+    [404, { error: "workspace not found" }],
+  );
+  const hb = await beat(p, B, "tok-a");
+  assert.equal(hb.status, 200);
+  assert.equal((hb.body as Record<string, unknown>).status, "ok");
+  assert.equal(p.workspace(B), undefined, "no row made by a heartbeat");
+  assert.deepEqual(
+    await call(p, "GET", `/workspaces/${B}/state`, { token: "tok-a" })
+      .then((r) => [r.status, r.body]),
+    [401, { error: "invalid workspace auth token" }],
+  );
+  assert.equal(
+    (await call(p, "GET", `/workspaces/${B}/state`)).status,
+    401,
+  );
+  assert.deepEqual(p.created, []);
+  // The operator mistyped the id: the register makes a ghost.
+  const ghost = await register(p, B, "tok-a");
+  assert.equal(ghost.status, 200);
+  assert.equal(
+    (ghost.body as Record<string, unknown>).auth_token,
+    `issued-${B}`,
+  );
+  assert.deepEqual(p.created, [B]);
+  assert.equal(p.workspace(B)!.status, "online");
+  const lookup = await call(p, "GET", `/workspaces/${B}`);
+  assert.equal(lookup.status, 200);
+  assert.equal((lookup.body as Record<string, unknown>).name, B);
+  assert.equal((await beat(p, B, "tok-a")).status, 401, "it has a token now");
+  assert.equal((await beat(p, B, `issued-${B}`)).status, 200);
+  assert.equal(p.workspace(A)!.registers, 0, "the meant one stays offline");
+  // acceptUnknown (the default without `workspaces`): any id exists already.
+  await using open = await startPlatformEmulator({});
+  const before = await call(open, "GET", `/workspaces/${C}`);
+  assert.equal(before.status, 200, "there before its agent is heard from");
+  assert.equal(
+    (before.body as Record<string, unknown>).status,
+    "awaiting_agent",
+  );
+  assert.equal(open.workspace(C), undefined, "no bearer, no token to keep");
+  const r = await register(open, C, "tok-c");
+  assert.equal(r.status, 200);
+  assert.equal((r.body as Record<string, unknown>).auth_token, undefined);
+  assert.deepEqual(open.created, []);
+  assert.deepEqual(open.liveTokens(C), ["tok-c"]);
+});
+
+test("emulator: ids are UUIDs by default: a non-UUID is 500 to register and heartbeat, 400 to GET /workspaces/:id, 401 to /state; uuidIds: false takes it", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { "ws-1": "tok-1" },
+    adminToken: "admin-0123456789",
+  });
+  assert.deepEqual(
+    await register(p, "ws-1", "tok-1").then((r) => [r.status, r.body]),
+    [500, { error: "registration failed" }],
+  );
+  assert.deepEqual(
+    await beat(p, "ws-1", "tok-1").then((r) => [r.status, r.body]),
+    [500, { error: "failed to update" }],
+  );
+  assert.deepEqual(
+    await call(p, "GET", "/workspaces/ws-1").then((r) => [r.status, r.body]),
+    [400, { error: "invalid workspace ID" }],
+  );
+  assert.equal(
+    (await call(p, "GET", "/workspaces/ws-1/state", { token: "tok-1" }))
+      .status,
+    401,
+  );
+  assert.deepEqual(
+    (await call(p, "GET", "/workspaces/ws-1/state", {
+      token: "admin-0123456789",
+    })).body,
+    { error: "query failed" },
+  );
+  assert.equal(p.workspace("ws-1")!.registers, 0);
+  assert.equal(p.workspace("ws-1")!.heartbeats, 0);
+  assert.deepEqual(p.created, []);
+  // A UUID in capitals or without hyphens is still a UUID to Postgres.
+  assert.equal(
+    (await beat(p, A.toUpperCase().replaceAll("-", ""), "x")).status,
+    200,
+  );
+  await using lax = await startPlatformEmulator({
+    workspaces: { "ws-1": "tok-1" },
+    uuidIds: false,
+  });
+  assert.equal((await register(lax, "ws-1", "tok-1")).status, 200);
+  assert.equal((await beat(lax, "ws-1", "tok-1")).status, 200);
+  assert.equal((await call(lax, "GET", "/workspaces/ws-1")).status, 200);
+});
+
+test("emulator: register of a paused or removed workspace answers 200 and leaves the row alone; a removed one gets a dead token; a purged id comes back as a ghost", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a", [B]: "tok-b", [C]: "tok-c" },
+  });
+  for (const [id, token] of [[A, "tok-a"], [B, "tok-b"], [C, "tok-c"]]) {
+    assert.equal((await register(p, id, token)).status, 200);
+    assert.equal((await beat(p, id, token)).status, 200);
+  }
+  // Paused: 200, still paused, and the register-failure marker cleared.
+  p.fail({ kind: "status", status: 500 }, {
+    path: "register",
+    workspaceId: A,
+    times: 1,
+  });
+  assert.equal((await register(p, A, "tok-a")).status, 500);
+  assert.equal(typeof p.workspace(A)!.lastRegisterFailureAt, "number");
+  p.pause(A);
+  const paused = await register(p, A, "tok-a");
+  assert.deepEqual(paused.body, {
+    status: "registered",
+    delivery_mode: "poll",
+    platform_inbound_secret: `secret-${A}`,
+  });
+  assert.equal(p.workspace(A)!.status, "paused");
+  assert.equal(p.workspace(A)!.lastRegisterFailureAt, undefined);
+  // Removed: 200 with a freshly minted token that never works.
+  p.remove(B, "soft");
+  assert.equal((await beat(p, B, "tok-b")).status, 200, "let through");
+  const removed = await register(p, B, "tok-b");
+  assert.equal(removed.status, 200);
+  assert.equal((removed.body as Record<string, unknown>).status, "registered");
+  const dead = (removed.body as Record<string, unknown>).auth_token;
+  assert.equal(dead, `issued-${B}`);
+  assert.equal(p.workspace(B)!.status, "removed");
+  assert.deepEqual(
+    p.liveTokens(B),
+    [],
+    "no token of a removed workspace works",
+  );
+  assert.deepEqual(
+    await beat(p, B, dead as string).then((r) => [r.status, r.body]),
+    [401, { error: "invalid workspace auth token" }],
+  );
+  assert.equal(
+    (await beat(p, B, "tok-b")).status,
+    401,
+    "no longer let through",
+  );
+  assert.equal((await call(p, "GET", `/workspaces/${B}`)).status, 410);
+  assert.deepEqual(p.created, []);
+  // Purged: the row is gone, so a register inserts a new one (the ghost).
+  p.remove(C, "hard");
+  assert.equal((await call(p, "GET", `/workspaces/${C}`)).status, 404);
+  assert.equal((await beat(p, C, "tok-c")).status, 200, "let through");
+  assert.equal((await call(p, "GET", `/workspaces/${C}`)).status, 404);
+  const ghost = await register(p, C, "tok-c");
+  assert.equal(ghost.status, 200);
+  assert.equal(
+    (ghost.body as Record<string, unknown>).auth_token,
+    `issued-${C}`,
+  );
+  assert.deepEqual(p.created, [C]);
+  assert.equal(p.workspace(C)!.status, "online");
+  assert.equal(p.workspace(C)!.deleted, undefined);
+  assert.equal((await call(p, "GET", `/workspaces/${C}`)).status, 200);
+  assert.equal((await beat(p, C, "tok-c")).status, 401);
+  assert.equal((await beat(p, C, `issued-${C}`)).status, 200);
+});
+
+test("emulator: a failed register after the bearer was accepted degrades the workspace with the banner; a heartbeat with agent_card or a register clears it", async () => {
   const { platform: p, advance } = await onFakeClock({
-    workspaces: { "ws-1": "tok-1", "ws-2": "tok-2" },
-    rateLimit: 60,
+    workspaces: { [A]: "tok-a" },
   });
   try {
-    // Without the org header every token is its own bucket.
-    for (let i = 0; i < 60; i++) {
-      assert.equal((await beat(p, "ws-1", "tok-1")).status, 200, `beat ${i}`);
-    }
-    const over = await beat(p, "ws-1", "tok-1");
+    await register(p, A, "tok-a");
+    await beat(p, A, "tok-a");
+    assert.equal(p.workspace(A)!.status, "online");
+    // A refused bearer stamps nothing: anyone could otherwise degrade it.
+    assert.equal((await register(p, A, "wrong")).status, 401);
+    assert.equal(p.workspace(A)!.lastRegisterFailureAt, undefined);
+    p.fail({ kind: "status", status: 503 }, { path: "register", times: 1 });
+    assert.equal((await register(p, A, "tok-a")).status, 503);
+    assert.equal(p.workspace(A)!.status, "online", "until the next beat");
+    await beat(p, A, "tok-a");
+    assert.equal(p.workspace(A)!.status, "degraded");
+    assert.equal(p.workspace(A)!.banner, REGISTER_FAILED);
+    advance(20_000);
+    await beat(p, A, "tok-a");
+    assert.equal(p.workspace(A)!.status, "degraded", "held for 5 minutes");
+    await beat(p, A, "tok-a", { agent_card: card });
+    assert.equal(p.workspace(A)!.lastRegisterFailureAt, undefined);
+    assert.equal(p.workspace(A)!.status, "online");
+    assert.equal(p.workspace(A)!.banner, undefined);
+    // A natural 400 after the token check stamps it too; a register clears it.
+    assert.equal(
+      (await register(p, A, "tok-a", { delivery_mode: "push" })).status,
+      400,
+    );
+    await beat(p, A, "tok-a");
+    assert.equal(p.workspace(A)!.status, "degraded");
+    assert.equal((await register(p, A, "tok-a")).status, 200);
+    assert.equal(p.workspace(A)!.status, "online", "register forces online");
+    await beat(p, A, "tok-a");
+    assert.equal(p.workspace(A)!.status, "online");
+    // Without a card or register, it ends after 5 minutes.
+    await register(p, A, "tok-a", { delivery_mode: "push" });
+    await beat(p, A, "tok-a");
+    assert.equal(p.workspace(A)!.status, "degraded");
+    advance(5 * 60_000);
+    await beat(p, A, "tok-a");
+    assert.equal(p.workspace(A)!.status, "online");
+  } finally {
+    await p.close();
+  }
+});
+
+test("emulator: the rate limiter is a fixed window per key (org header first, then token); Reset is seconds from now; Retry-After is truncated and can be 0", async () => {
+  const { platform: p, advance } = await onFakeClock({
+    workspaces: { [A]: "tok-a", [B]: "tok-b" },
+    rateLimit: 3,
+  });
+  try {
+    const limits = (r: Reply) =>
+      ["limit", "remaining", "reset"].map((h) =>
+        r.headers.get(`x-ratelimit-${h}`)
+      );
+    const first = await beat(p, A, "tok-a");
+    assert.equal(first.status, 200);
+    assert.deepEqual(limits(first), ["3", "2", "60"]);
+    advance(10_500);
+    assert.deepEqual(limits(await beat(p, A, "tok-a")), ["3", "1", "49"]);
+    assert.equal((await beat(p, A, "tok-a")).status, 200);
+    const over = await beat(p, A, "tok-a");
     assert.equal(over.status, 429);
     assert.deepEqual(over.body, {
       error: "rate limit exceeded",
-      retry_after: 1,
+      retry_after: 49,
     });
-    assert.equal(over.headers.get("retry-after"), "1");
-    assert.equal(over.headers.get("x-ratelimit-limit"), "60");
-    assert.equal(over.headers.get("x-ratelimit-remaining"), "0");
-    assert.ok(
-      Number(over.headers.get("x-ratelimit-reset")) > Date.now() / 1000,
-    );
+    assert.equal(over.headers.get("retry-after"), "49");
+    assert.deepEqual(limits(over), ["3", "0", "49"]);
     assert.equal(p.requestsTo("heartbeat").at(-1)!.rateLimited, true);
-    assert.equal(
-      (await beat(p, "ws-2", "tok-2")).status,
-      200,
-      "another token, another bucket",
-    );
-    advance(1_000); // one more request earned
-    assert.equal((await beat(p, "ws-1", "tok-1")).status, 200);
-    // With the org header, every workspace of the org shares one bucket.
-    advance(60_000);
+    const other = await beat(p, B, "tok-b");
+    assert.equal(other.status, 200, "another token, another window");
+    assert.equal(other.headers.get("x-ratelimit-remaining"), "2");
+    advance(49_000); // 59.5 s into the window: still full
+    const zero = await beat(p, A, "tok-a");
+    assert.equal(zero.status, 429);
+    assert.equal(zero.headers.get("retry-after"), "0");
+    assert.equal((zero.body as Record<string, unknown>).retry_after, 0);
+    advance(500); // the minute is over: refilled whole
+    const refilled = await beat(p, A, "tok-a");
+    assert.equal(refilled.status, 200);
+    assert.deepEqual(limits(refilled), ["3", "2", "60"]);
+    // With the org header, every workspace of the org shares one window,
+    // and the limiter runs before auth: a refused token counts too.
     const org = (id: string, token: string) =>
       call(p, "POST", "/registry/heartbeat", {
         body: { workspace_id: id },
         token,
         org: "org-7",
-      });
-    let refused = 0;
-    for (let i = 0; i < 40; i++) {
-      if ((await org("ws-1", "tok-1")).status === 429) refused++;
-      if ((await org("ws-2", "tok-2")).status === 429) refused++;
-    }
-    assert.equal(refused, 20);
+      }).then((r) => r.status);
+    assert.equal(await org(A, "tok-a"), 200);
+    assert.equal(await org(B, "wrong"), 401);
+    assert.equal(await org(B, "tok-b"), 200);
+    assert.equal(await org(A, "tok-a"), 429);
+    assert.equal(await org(B, "tok-b"), 429);
   } finally {
     await p.close();
   }
+});
+
+test("emulator: blip() makes the next token checks 401 even with a good token, then the token works again", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a", [B]: null },
+  });
+  assert.equal((await register(p, A, "tok-a")).status, 200);
+  p.blip(A, 2, "heartbeat");
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(
+      await beat(p, A, "tok-a").then((r) => [r.status, r.body]),
+      [401, { error: "invalid workspace auth token" }],
+    );
+    const rec = p.requestsTo("heartbeat", A).at(-1)!;
+    assert.equal(rec.authBlip, true);
+    assert.equal(rec.authorized, false);
+  }
+  assert.equal((await beat(p, A, "tok-a")).status, 200);
+  assert.equal(p.requestsTo("heartbeat", A).at(-1)!.authBlip, false);
+  // Any path by default; /state checks the token too.
+  p.blip(A);
+  const state = () =>
+    call(p, "GET", `/workspaces/${A}/state`, { token: "tok-a" });
+  assert.equal((await state()).status, 401);
+  assert.equal((await state()).status, 200);
+  // No token check, nothing used up: a workspace with no live token is let through.
+  p.blip(B);
+  assert.equal((await beat(p, B, "anything")).status, 200);
+  const minted = await register(p, B, "anything");
+  const token = (minted.body as Record<string, unknown>).auth_token as string;
+  assert.equal((await beat(p, B, token)).status, 401, "now it is checked");
+  assert.equal((await beat(p, B, token)).status, 200);
+  // The Fault form, and removing it.
+  const stop = p.fail({ kind: "auth-blip" }, { workspaceId: A });
+  assert.equal((await beat(p, A, "tok-a")).status, 401);
+  stop();
+  assert.equal((await beat(p, A, "tok-a")).status, 200);
+});
+
+test("emulator: GET /workspaces/:id: 410 with removed_at possibly null, 200 with include_removed=true, and the tenant guard's empty 404 and 400", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a", [B]: "tok-b" },
+    orgId: "org-7",
+  });
+  p.remove(A, "soft", null);
+  const gone = await call(p, "GET", `/workspaces/${A}`, { org: "org-7" });
+  assert.equal(gone.status, 410);
+  assert.deepEqual(gone.body, {
+    error: "workspace removed",
+    id: A,
+    removed_at: null,
+    hint: "this workspace was deleted; create a new one in the canvas",
+  });
+  const included = await call(
+    p,
+    "GET",
+    `/workspaces/${A}?include_removed=true`,
+    { org: "org-7" },
+  );
+  assert.equal(included.status, 200);
+  assert.equal((included.body as Record<string, unknown>).status, "removed");
+  const wrong = await call(p, "GET", `/workspaces/${B}`, { org: "org-8" });
+  assert.deepEqual([wrong.status, wrong.body], [404, ""]);
+  const missing = await call(p, "GET", `/workspaces/${B}`);
+  assert.equal(missing.status, 400);
+  assert.equal(
+    (missing.body as Record<string, unknown>).code,
+    "TENANT_ORG_HEADER_REQUIRED",
+  );
+  const ok = await call(p, "GET", `/workspaces/${B}`, { org: "org-7" });
+  assert.equal(ok.status, 200);
+  assert.equal((ok.body as Record<string, unknown>).id, B);
 });

@@ -26,6 +26,7 @@ check(
   `VERSION is ${VERSION}, want ${Deno.env.get("EXPECTED_VERSION")}`,
 );
 const platform = await startPlatformEmulator({
+  uuidIds: false,
   workspaces: { "ws-1": "jsr-token-123456" },
 });
 const dir = await Deno.makeTempDir({ prefix: "molecule-jsr-" });

@@ -15,6 +15,7 @@ import { createNodeFileSystem } from "@molecule/heartbeat/node";
 test(`the package installed from JSR's npm layer works on Node ${process.version}`, async () => {
   assert.equal(VERSION, process.env.EXPECTED_VERSION);
   const platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "npm-token-123456" },
   });
   const dir = await mkdtemp(join(tmpdir(), "molecule-npm-"));

@@ -14,6 +14,7 @@ import { createNodeFileSystem } from "@molecule/heartbeat/node";
 
 export async function typed(): Promise<HeartbeatStatus> {
   const platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "token-123456" },
   });
   const options: HeartbeatOptions = {

@@ -14,7 +14,7 @@ import type { WorkspaceConfig } from "../schedule/types.ts";
 const log = getLogger([...LOG_CATEGORY, "cli"]);
 
 /** Ids and token of the workspace `--demo` serves. */
-export const DEMO_WORKSPACE = "demo-0000-4000-8000-heartbeat";
+export const DEMO_WORKSPACE = "de300000-0000-4000-8000-0000000000de";
 const DEMO_TOKEN = "demo-token-not-a-secret";
 
 /** What a demo run serves, and what to undo at its end. */

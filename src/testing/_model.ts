@@ -32,19 +32,29 @@ export interface Row {
   paused: boolean;
   /** Resumed and not yet heard from. */
   provisioning: boolean;
+  /** Soft: the row is kept, `removed`. Hard: purged; the row stands for none. */
   deleted: "hard" | "soft" | undefined;
-  deletedAt: string | undefined;
+  deletedAt: string | null | undefined;
   /** When the liveness key expires; undefined when there is none. */
   keyExpiresAt: number | undefined;
   livenessExpiries: number;
   registersAfterGap: number;
-  /** When a register last failed (4xx/5xx), for the way back to online. */
+  /** The register-failure marker (`last_register_failure_at`). */
   failedRegisterAt: number | undefined;
+  /** The canvas banner while degraded. */
+  banner: string | undefined;
   generation: number;
 }
 
-/** How long a failed register keeps a degraded workspace degraded, in ms. */
+/** How long the register-failure marker degrades a workspace, in ms. */
 const FAILED_REGISTER_HOLD_MS = 5 * 60_000;
+
+/** The banner of a workspace the register-failure marker degraded. */
+export const REGISTER_FAILED_BANNER =
+  "Register failed — workspace auth token may be stale. Restart or reprovision to recover.";
+
+/** Asked at a token check: whether a database blip (an injected `auth-blip`) fails it. */
+export type BlipCheck = () => boolean;
 
 /** The model's settings. */
 export interface ModelOptions {
@@ -57,10 +67,33 @@ export interface ModelOptions {
 /** Every workspace the emulator knows, and the platform's rules over them. */
 export class Model {
   readonly rows: Map<string, Row> = new Map();
+  /** Ids a register inserted (the upsert of an id with no row). */
+  readonly created: string[] = [];
   #o: ModelOptions;
 
   constructor(options: ModelOptions) {
     this.#o = options;
+  }
+
+  /**
+   * The workspace's row, unless there is none: never made, or purged (a
+   * hard-deleted row is kept only to be looked at).
+   */
+  row(id: string | undefined): Row | undefined {
+    const row = id === undefined ? undefined : this.rows.get(id);
+    return row && row.deleted !== "hard" ? row : undefined;
+  }
+
+  /**
+   * The upsert's INSERT: a register of an id with no row makes an `online`
+   * workspace named after it, with no token (so the register mints one).
+   * Replaces a purged row of that id.
+   */
+  insert(id: string): Row {
+    this.rows.delete(id);
+    const row = this.set(id, null);
+    this.created.push(id);
+    return row;
   }
 
   /** Adds a workspace with its live token (none for `null`), or replaces its tokens. */
@@ -97,6 +130,7 @@ export class Model {
       livenessExpiries: 0,
       registersAfterGap: 0,
       failedRegisterAt: undefined,
+      banner: undefined,
       generation: 1,
     };
     this.rows.set(id, row);
@@ -104,61 +138,74 @@ export class Model {
   }
 
   /**
-   * The registry calls' auth (`wsauth` with its let-through): a workspace
-   * with no live token is let through whatever the bearer; otherwise the
-   * bearer must be one of its live tokens.
+   * The registry calls' auth (`requireWorkspaceToken`): a workspace with no
+   * live token is let through whatever the bearer; otherwise the bearer must
+   * be one of its live tokens, checked against the database (`blip` says
+   * whether a database blip turns the check into "invalid"), and no token
+   * of a removed workspace is ever valid.
    */
   registryAuth(
     row: Row,
     bearer: string | undefined,
+    blip?: BlipCheck,
   ): "ok" | "missing" | "invalid" {
     if (row.live.size === 0) return "ok";
     if (bearer === undefined) return "missing";
-    return row.live.has(bearer) ? "ok" : "invalid";
+    if (blip?.()) return "invalid";
+    return !row.deleted && row.live.has(bearer) ? "ok" : "invalid";
   }
 
   /**
    * `/state`'s strict auth: a bearer that is a live token of a workspace
-   * that is not removed (or the admin token).
+   * that is not removed (or the admin token, checked by the caller).
    */
   strictAuth(
     row: Row | undefined,
     bearer: string | undefined,
+    blip?: BlipCheck,
   ): "ok" | "missing" | "invalid" {
     if (bearer === undefined) return "missing";
+    if (blip?.()) return "invalid";
     if (!row || row.deleted) return "invalid";
     return row.live.has(bearer) ? "ok" : "invalid";
   }
 
   /**
-   * An accepted register: the upsert (a paused or removed workspace answers
-   * 200 and changes nothing), the liveness key set, and a token minted when
-   * none is live. Returns the minted token, if any.
+   * An accepted register. The upsert skips a paused or removed row (it
+   * answers 200 and leaves the row alone); otherwise it refreshes the card,
+   * URL and delivery mode and sets `online` (from any status). Either way
+   * it sets the liveness key, clears the register-failure marker, and
+   * mints a token when none is live (a dead one for a removed workspace).
+   * Returns the minted token, if any.
    */
   register(row: Row, body: Record<string, unknown>): string | undefined {
     this.#expire(row);
     row.registers++;
-    if (row.deleted || row.paused) return undefined;
-    const card = JSON.stringify(body.agent_card);
-    if (row.agentCard !== undefined && card !== JSON.stringify(row.agentCard)) {
-      row.generation++;
-    }
-    row.agentCard = body.agent_card;
-    row.url = typeof body.url === "string" ? body.url : "";
-    row.deliveryMode = typeof body.delivery_mode === "string"
-      ? body.delivery_mode
-      : row.deliveryMode ?? "push";
-    if (typeof body.mcp_server_present === "boolean") {
-      row.mcpServerPresent = body.mcp_server_present;
+    row.failedRegisterAt = undefined;
+    if (!row.deleted && !row.paused) {
+      const card = JSON.stringify(body.agent_card);
+      if (
+        row.agentCard !== undefined && card !== JSON.stringify(row.agentCard)
+      ) {
+        row.generation++;
+      }
+      row.agentCard = body.agent_card;
+      row.url = typeof body.url === "string" ? body.url : "";
+      row.deliveryMode = typeof body.delivery_mode === "string"
+        ? body.delivery_mode
+        : row.deliveryMode ?? "push";
+      if (typeof body.mcp_server_present === "boolean") {
+        row.mcpServerPresent = body.mcp_server_present;
+      }
+      row.status = "online";
+      row.provisioning = false;
+      row.banner = undefined;
     }
     const now = this.#o.now();
     if (row.keyExpiresAt === undefined && row.registers > 1) {
       row.registersAfterGap++;
     }
     row.keyExpiresAt = now + this.#o.staleAfterMs;
-    if (row.status === "never-seen" || row.status === "awaiting_agent") {
-      row.status = "online";
-    }
     if (row.live.size > 0) return undefined;
     const token = this.#o.mintToken(row.id, row.minted.length + 1);
     row.minted.push(token);
@@ -167,7 +214,7 @@ export class Model {
     return token;
   }
 
-  /** A register refused for its content (4xx) or failing (5xx). */
+  /** A register answered non-200 after its bearer was accepted: the marker. */
   registerFailed(row: Row): void {
     row.failedRegisterAt = this.#o.now();
   }
@@ -175,10 +222,16 @@ export class Model {
   /**
    * An accepted heartbeat: applied unless the workspace was removed (the
    * update skips removed rows), extending the liveness key only while it
-   * exists, and moving the status as the platform does.
+   * exists, filling a missing card from its `agent_card` (which also clears
+   * the register-failure marker), and moving the status as the platform's
+   * `evaluateStatus` does from the status it read first: `online` turns
+   * `degraded` when wedged, at `error_rate` >= 0.5, or within 5 minutes of
+   * a failed register; `degraded` turns `online` at `error_rate` < 0.1 with
+   * an empty `runtime_state` and no failed register in 5 minutes;
+   * `awaiting_agent` (and a new or resumed workspace) turns `online`.
    */
   heartbeat(row: Row, body: Record<string, unknown>): void {
-    this.#expire(row);
+    const current = this.status(row);
     if (row.deleted) return;
     const now = this.#o.now();
     row.heartbeats++;
@@ -187,17 +240,44 @@ export class Model {
     if (row.keyExpiresAt !== undefined) {
       row.keyExpiresAt = now + this.#o.staleAfterMs;
     }
+    const card = body.agent_card;
+    if (typeof card === "object" && card !== null && !Array.isArray(card)) {
+      if (row.agentCard === undefined) row.agentCard = card;
+      row.failedRegisterAt = undefined;
+    }
     if (row.paused) return;
+    // The update's inline CASE: provisioning (a resumed or new workspace)
+    // is online before the status is evaluated.
+    const from = row.provisioning || current === "never-seen"
+      ? "online"
+      : current;
     row.provisioning = false;
     const errorRate = typeof body.error_rate === "number" ? body.error_rate : 0;
-    const wedged = body.runtime_state === "wedged";
-    if (row.status !== "degraded") {
-      row.status = errorRate >= 0.5 || wedged ? "degraded" : "online";
-    } else if (
-      errorRate < 0.1 && (body.runtime_state ?? "") === "" &&
-      (row.failedRegisterAt === undefined ||
-        now - row.failedRegisterAt > FAILED_REGISTER_HOLD_MS)
-    ) row.status = "online";
+    const runtimeState = typeof body.runtime_state === "string"
+      ? body.runtime_state
+      : "";
+    const sample = typeof body.sample_error === "string"
+      ? body.sample_error
+      : "";
+    const failedRecently = row.failedRegisterAt !== undefined &&
+      now - row.failedRegisterAt < FAILED_REGISTER_HOLD_MS;
+    if (from === "online") {
+      row.status = "online";
+      row.banner = undefined;
+      // Each branch broadcasts WORKSPACE_DEGRADED; the last one's text stays.
+      if (runtimeState === "wedged") row.banner = sample;
+      if (errorRate >= 0.5) row.banner = sample;
+      if (failedRecently) row.banner = REGISTER_FAILED_BANNER;
+      if (row.banner !== undefined) row.status = "degraded";
+    } else if (from === "degraded") {
+      if (errorRate < 0.1 && runtimeState === "" && !failedRecently) {
+        row.status = "online";
+        row.banner = undefined;
+      }
+    } else {
+      row.status = "online";
+      row.banner = undefined;
+    }
   }
 
   /** The platform's status now (the health sweep and the key applied). */
@@ -253,9 +333,13 @@ export class Model {
   }
 
   /** Deletion: soft (removed) or hard (purged); every token revoked. */
-  remove(row: Row, how: "hard" | "soft"): void {
+  remove(
+    row: Row,
+    how: "hard" | "soft",
+    removedAt: string | null = new Date().toISOString(),
+  ): void {
     row.deleted = how;
-    row.deletedAt = new Date().toISOString();
+    row.deletedAt = removedAt;
     row.revokedTokens.push(...row.live);
     row.live.clear();
     row.keyExpiresAt = undefined;
@@ -284,6 +368,8 @@ export class Model {
       mcpServerPresent: row.mcpServerPresent,
       lastHeartbeat: row.lastHeartbeat,
       lastHeartbeatAt: row.lastHeartbeatAt,
+      lastRegisterFailureAt: row.failedRegisterAt,
+      banner: status === "degraded" ? row.banner : undefined,
       secret: row.secret,
       paused: row.paused,
       deleted: row.deleted,

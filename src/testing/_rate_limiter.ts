@@ -1,6 +1,7 @@
 /**
  * The platform's rate limiter (`middleware/ratelimit.go`), as the emulator
- * plays it: a token bucket per key, refilled continuously.
+ * plays it: a fixed window of a minute per key, its count refilled whole
+ * once the minute since the window opened is over.
  *
  * @module
  */
@@ -11,62 +12,71 @@ export interface RateDecision {
   allowed: boolean;
   /** Headers every answer carries. */
   headers: Record<string, string>;
-  /** Whole seconds to wait, when refused. */
+  /**
+   * Whole seconds until the window resets, truncated (so 0 while the window
+   * is still full for less than a second); the `Retry-After` of a refusal.
+   */
   retryAfterSeconds: number;
 }
 
-/** A rate limiter over buckets of `perMinute` requests. */
+/** A rate limiter over windows of `perMinute` requests. */
 export interface RateLimiter {
-  /** Takes one request from `key`'s bucket. */
+  /** Counts one request against `key`'s window. */
   take(key: string): RateDecision;
 }
 
-/** Buckets kept at most; the least recently used go first. */
-const MAX_BUCKETS = 100_000;
+/** Windows kept at most; the least recently used go first. */
+const MAX_WINDOWS = 100_000;
+
+/** The window's length, in ms (the platform's `interval`). */
+const WINDOW_MS = 60_000;
 
 /**
- * A limiter of `perMinute` requests a minute per key; a bucket starts full
- * and refills at `perMinute / 60` a second. Answers carry
- * `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix
- * seconds when the bucket is full again).
+ * A limiter of `perMinute` requests a minute per key, as the platform's:
+ * a window opens with the first request of a key, holds `perMinute`
+ * requests, and is refilled whole by the first request a minute or more
+ * after it opened. A refused request takes nothing and opens nothing, but
+ * it is counted against the window like any other (nothing is exempt).
+ * Answers carry `X-RateLimit-Limit`, `X-RateLimit-Remaining` (what is left
+ * after this request) and `X-RateLimit-Reset` (whole seconds from now until
+ * the window resets, truncated).
  */
 export function createRateLimiter(
   perMinute: number,
   now: () => number,
 ): RateLimiter {
-  const capacity = Math.max(1, Math.floor(perMinute));
-  const perMs = capacity / 60_000;
-  const buckets = new Map<string, { tokens: number; at: number }>();
+  const rate = Math.max(1, Math.floor(perMinute));
+  const windows = new Map<string, { tokens: number; openedAt: number }>();
   return {
     take(key) {
       const t = now();
-      let bucket = buckets.get(key);
-      if (bucket) {
-        buckets.delete(key); // re-inserted below: most recently used last
-        bucket.tokens = Math.min(
-          capacity,
-          bucket.tokens + (t - bucket.at) * perMs,
-        );
-        bucket.at = t;
+      let window = windows.get(key);
+      if (window) {
+        windows.delete(key); // re-inserted below: most recently used last
       } else {
-        bucket = { tokens: capacity, at: t };
-        if (buckets.size >= MAX_BUCKETS) {
-          buckets.delete(buckets.keys().next().value!);
+        window = { tokens: rate, openedAt: t };
+        if (windows.size >= MAX_WINDOWS) {
+          windows.delete(windows.keys().next().value!);
         }
       }
-      buckets.set(key, bucket);
-      const allowed = bucket.tokens >= 1;
-      if (allowed) bucket.tokens -= 1;
-      const toFullMs = (capacity - bucket.tokens) / perMs;
+      windows.set(key, window);
+      if (t - window.openedAt >= WINDOW_MS) {
+        window.tokens = rate;
+        window.openedAt = t;
+      }
+      const remaining = Math.max(0, window.tokens - 1);
+      const resetSeconds = Math.max(
+        0,
+        Math.trunc((window.openedAt + WINDOW_MS - t) / 1000),
+      );
       const headers = {
-        "X-RateLimit-Limit": String(capacity),
-        "X-RateLimit-Remaining": String(Math.floor(bucket.tokens)),
-        "X-RateLimit-Reset": String(Math.ceil((Date.now() + toFullMs) / 1000)),
+        "X-RateLimit-Limit": String(rate),
+        "X-RateLimit-Remaining": String(remaining),
+        "X-RateLimit-Reset": String(resetSeconds),
       };
-      const retryAfterSeconds = allowed
-        ? 0
-        : Math.max(1, Math.ceil((1 - bucket.tokens) / perMs / 1000));
-      return { allowed, headers, retryAfterSeconds };
+      const allowed = window.tokens > 0;
+      if (allowed) window.tokens--;
+      return { allowed, headers, retryAfterSeconds: resetSeconds };
     },
   };
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Model, Row } from "./_model.ts";
+import type { BlipCheck, Model, Row } from "./_model.ts";
 
 /** An answer: status, JSON body (or a string), extra headers. */
 export interface Answer {
@@ -14,28 +14,53 @@ export interface Answer {
   headers?: Record<string, string>;
 }
 
-/** What a route gets of a request. */
+/** What a route gets of a request, and tells of its auth. */
 export interface RouteRequest {
   method: string;
   workspaceId: string | undefined;
   bearer: string | undefined;
   /** The parsed JSON object body, when it was one. */
   body: Record<string, unknown> | undefined;
-  /** The workspace row, created for an unknown id when the emulator accepts unknowns. */
+  /**
+   * The workspace's row; none for an id the platform has no row for (never
+   * made, or purged).
+   */
   row: Row | undefined;
-  /** The inbound secret to hand out (a fault may override it). */
-  secret: unknown;
+  /** The query string. */
+  search: URLSearchParams;
+  /** The inbound secret a fault hands out instead of the workspace's. */
+  secretOverride: { value: unknown } | undefined;
+  /** Asked at each token check: whether a database blip fails it. */
+  blip: BlipCheck;
+  /** Set by the route: whether the request passed the auth check. */
+  authorized: boolean;
 }
 
 /** Route settings. */
 export interface RouteOptions {
   strictTypes: boolean;
   adminToken: string | undefined;
+  /** Ids must be UUIDs (the platform's column type). */
+  uuidIds: boolean;
+  /**
+   * Any id exists: one the emulator never knew (not even as purged) is a
+   * workspace whose token the request did not present.
+   */
+  acceptUnknown: boolean;
 }
 
 const INVALID = { error: "invalid request body" };
 const MISSING_TOKEN = { error: "missing workspace auth token" };
 const INVALID_TOKEN = { error: "invalid workspace auth token" };
+
+const UUID =
+  /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/** Whether Postgres takes `id` as a `uuid` (hyphens optional, braces allowed). */
+export function isUuid(id: string): boolean {
+  const bare = id.startsWith("{") && id.endsWith("}") ? id.slice(1, -1) : id;
+  return UUID.test(bare);
+}
 
 function refusal(auth: "missing" | "invalid"): Answer {
   return {
@@ -46,17 +71,36 @@ function refusal(auth: "missing" | "invalid"): Answer {
 
 function withSecret(
   answer: Record<string, unknown>,
-  secret: unknown,
+  r: RouteRequest,
+  row: Row,
 ): Record<string, unknown> {
+  const secret = r.secretOverride ? r.secretOverride.value : row.secret;
   return secret === undefined
     ? answer
     : { ...answer, platform_inbound_secret: secret };
 }
 
-/** POST /registry/register. */
+/** An id the emulator never knew, in `acceptUnknown` mode: a workspace it cannot authenticate. */
+function unknownExisting(
+  model: Model,
+  r: RouteRequest,
+  options: RouteOptions,
+): Answer | undefined {
+  if (!options.acceptUnknown || model.rows.has(r.workspaceId ?? "")) {
+    return undefined;
+  }
+  return refusal(r.bearer === undefined ? "missing" : "invalid");
+}
+
+/**
+ * POST /registry/register: validation, then the token check (a workspace
+ * with no live token, or no row, is let through), then the upsert. Every
+ * non-200 answer after the token check stamps the register-failure marker.
+ */
 export function registerRoute(
   model: Model,
   r: RouteRequest,
+  options: RouteOptions,
 ): Answer {
   if (r.method !== "POST") {
     return { status: 405, body: { error: "method not allowed" } };
@@ -76,28 +120,50 @@ export function registerRoute(
       body: { error: "delivery_mode must be 'push' or 'poll'" },
     };
   }
-  if (body.kind === "platform") {
-    return { status: 403, body: { error: "kind platform is reserved" } };
+  const id = body.id;
+  if (options.uuidIds && !isUuid(id)) {
+    // The token check fails open on the database error a non-UUID causes;
+    // then every query of the handler fails (the marker's UPDATE too).
+    r.authorized = true;
+    return { status: 500, body: { error: "registration failed" } };
   }
-  const row = r.row;
-  if (!row) return refusal(r.bearer === undefined ? "missing" : "invalid");
-  const auth = model.registryAuth(row, r.bearer);
-  if (auth !== "ok") return refusal(auth);
-  const mode = body.delivery_mode ?? row.deliveryMode ?? "push";
+  let row = r.row;
+  if (row) {
+    const auth = model.registryAuth(row, r.bearer, r.blip);
+    if (auth !== "ok") return refusal(auth);
+  } else {
+    const unknown = unknownExisting(model, r, options);
+    if (unknown) return unknown;
+  }
+  r.authorized = true;
+  const failed = (answer: Answer): Answer => {
+    if (row) model.registerFailed(row);
+    return answer;
+  };
+  if (body.kind === "platform") {
+    return failed({
+      status: 403,
+      body: {
+        error:
+          "kind='platform' may only be assigned by the platform-agent install path",
+      },
+    });
+  }
+  const mode = body.delivery_mode ?? row?.deliveryMode ?? "push";
   if (mode === "push" && (typeof body.url !== "string" || body.url === "")) {
-    model.registerFailed(row);
-    return {
+    return failed({
       status: 400,
       body: { error: "url is required for push-mode workspaces" },
-    };
+    });
   }
+  row ??= model.insert(id); // the upsert's INSERT: a ghost workspace
   const minted = model.register(row, body);
   const answer: Record<string, unknown> = {
     status: "registered",
-    delivery_mode: row.deliveryMode ?? mode,
+    delivery_mode: mode,
   };
   if (minted) answer.auth_token = minted;
-  return { status: 200, body: withSecret(answer, r.secret) };
+  return { status: 200, body: withSecret(answer, r, row) };
 }
 
 /** Whether a heartbeat body decodes into the platform's typed struct. */
@@ -113,7 +179,11 @@ function typedHeartbeat(body: Record<string, unknown>): boolean {
     str(body.sample_error) && str(body.current_task) && str(body.runtime_state);
 }
 
-/** POST /registry/heartbeat. */
+/**
+ * POST /registry/heartbeat: validation, the token check (let through with
+ * no live token or no row), then the update, which skips removed rows and
+ * touches nothing when there is no row.
+ */
 export function heartbeatRoute(
   model: Model,
   r: RouteRequest,
@@ -131,18 +201,35 @@ export function heartbeatRoute(
   if (options.strictTypes && !typedHeartbeat(body)) {
     return { status: 400, body: INVALID };
   }
+  if (options.uuidIds && !isUuid(body.workspace_id)) {
+    r.authorized = true; // the token check fails open; the UPDATE fails
+    return { status: 500, body: { error: "failed to update" } };
+  }
   const row = r.row;
-  if (!row) return refusal(r.bearer === undefined ? "missing" : "invalid");
-  const auth = model.registryAuth(row, r.bearer);
+  if (!row) {
+    const unknown = unknownExisting(model, r, options);
+    if (unknown) return unknown;
+    // No row, so no live token: let through; the update touches no row.
+    r.authorized = true;
+    return { status: 200, body: { status: "ok", generation: 0 } };
+  }
+  const auth = model.registryAuth(row, r.bearer, r.blip);
   if (auth !== "ok") return refusal(auth);
+  r.authorized = true;
   model.heartbeat(row, body);
   return {
     status: 200,
-    body: withSecret({ status: "ok", generation: row.generation }, r.secret),
+    body: withSecret({ status: "ok", generation: row.generation }, r, row),
   };
 }
 
-/** GET /workspaces/:id/state, behind strict workspace auth. */
+/**
+ * GET /workspaces/:id/state, behind strict workspace auth: a bearer is
+ * required, and only a live token of a workspace that is not removed (or
+ * the admin token) passes. An unknown or non-UUID id has no token, so any
+ * workspace bearer is 401 (the admin token gets the handler's 404, or 500
+ * `query failed` for a non-UUID).
+ */
 export function stateRoute(
   model: Model,
   r: RouteRequest,
@@ -151,23 +238,34 @@ export function stateRoute(
   if (r.method !== "GET") {
     return { status: 405, body: { error: "method not allowed" } };
   }
-  const row = r.row;
+  const id = r.workspaceId ?? "";
   const admin = options.adminToken !== undefined &&
     r.bearer === options.adminToken;
+  let row = r.row;
   if (admin) {
-    if (!row) return { status: 404, body: { error: "workspace not found" } };
-    if (row.deleted) {
+    if (options.uuidIds && !isUuid(id)) {
+      return { status: 500, body: { error: "query failed" } };
+    }
+    const kept = model.rows.get(id);
+    if (!kept) return { status: 404, body: { error: "workspace not found" } };
+    if (kept.deleted) {
       return {
         status: 404,
-        body: row.deleted === "soft"
-          ? { workspace_id: row.id, status: "removed", deleted: true }
-          : { workspace_id: row.id, deleted: true },
+        body: kept.deleted === "soft"
+          ? { workspace_id: kept.id, status: "removed", deleted: true }
+          : { workspace_id: kept.id, deleted: true },
       };
     }
+    row = kept;
   } else {
-    const auth = model.strictAuth(row, r.bearer);
+    if (options.uuidIds && !isUuid(id)) {
+      // No token can belong to a non-UUID workspace.
+      return refusal(r.bearer === undefined ? "missing" : "invalid");
+    }
+    const auth = model.strictAuth(row, r.bearer, r.blip);
     if (auth !== "ok") return refusal(auth);
   }
+  r.authorized = true;
   const status = model.status(row!);
   return {
     status: 200,
@@ -184,22 +282,50 @@ export function stateRoute(
   };
 }
 
-/** GET /workspaces/:id: open; 410 when soft-deleted, 404 when purged or unknown. */
-export function workspaceRoute(model: Model, r: RouteRequest): Answer {
+/**
+ * GET /workspaces/:id: open. 400 for a non-UUID id, 404 when there is no
+ * row (never made, or purged), 410 when soft-deleted (`removed_at` may be
+ * `null`; `?include_removed=true` answers 200 instead), else 200 with the
+ * workspace.
+ */
+export function workspaceRoute(
+  model: Model,
+  r: RouteRequest,
+  options: RouteOptions,
+): Answer {
   if (r.method !== "GET") {
     return { status: 405, body: { error: "method not allowed" } };
   }
-  const row = r.workspaceId ? model.rows.get(r.workspaceId) : undefined;
-  if (!row || row.deleted === "hard") {
+  const id = r.workspaceId ?? "";
+  if (options.uuidIds && !isUuid(id)) {
+    return { status: 400, body: { error: "invalid workspace ID" } };
+  }
+  const row = r.row;
+  if (!row) {
+    if (options.acceptUnknown && !model.rows.has(id)) {
+      // Any id exists: one not yet heard from is waiting for its agent.
+      return {
+        status: 200,
+        body: {
+          id,
+          name: id,
+          status: "awaiting_agent",
+          delivery_mode: "push",
+          agent_card: null,
+        },
+      };
+    }
     return { status: 404, body: { error: "workspace not found" } };
   }
-  if (row.deleted === "soft") {
+  r.authorized = true;
+  const includeRemoved = r.search.get("include_removed") === "true";
+  if (row.deleted === "soft" && !includeRemoved) {
     return {
       status: 410,
       body: {
         error: "workspace removed",
         id: row.id,
-        removed_at: row.deletedAt,
+        removed_at: row.deletedAt ?? null,
         hint: "this workspace was deleted; create a new one in the canvas",
       },
     };
@@ -209,6 +335,7 @@ export function workspaceRoute(model: Model, r: RouteRequest): Answer {
     status: 200,
     body: {
       id: row.id,
+      name: row.id,
       status: row.provisioning
         ? "provisioning"
         : status === "never-seen"

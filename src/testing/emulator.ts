@@ -18,7 +18,9 @@ import { createRateLimiter } from "./_rate_limiter.ts";
 import {
   type Answer,
   heartbeatRoute,
+  isUuid,
   registerRoute,
+  type RouteOptions,
   type RouteRequest,
   stateRoute,
   tenantGuard,
@@ -52,6 +54,17 @@ interface ActiveFault {
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
+/** The endpoints the emulator plays. */
+const ENDPOINTS: ReadonlySet<string> = new Set<EmulatedPath>([
+  "register",
+  "heartbeat",
+  "state",
+  "workspace",
+]);
+
+/** The platform's `CORS_ORIGINS` default. */
+const DEFAULT_CORS_ORIGINS = ["http://localhost:3000", "http://localhost:3001"];
+
 /** Which endpoint a request path names, and the id in it. */
 function route(
   pathname: string,
@@ -77,24 +90,35 @@ function route(
  * Starts a platform emulator on loopback that answers as today's platform
  * does (PLATFORM.md):
  *
+ * - the CORS layer first on every route: an `Origin` that is neither
+ *   `http://` or `https://` + the `Host` it sees (`hostSeenAs`, to play a
+ *   proxy that rewrites it) nor in `corsOrigins` is 403 with an empty body;
  * - `POST /registry/register` and `/registry/heartbeat` with the let-through
  *   auth (a workspace with no live token is let through whatever the
  *   bearer), an `auth_token` minted by a register when no token is live
- *   (only that one works afterwards), inbound secrets, strict integer
- *   fields, `generation`, and the Redis liveness key (set by register,
- *   extended by heartbeats, re-created only by a register);
+ *   (only that one works afterwards; the one minted for a removed workspace
+ *   never works), the upsert that creates an unknown id's workspace
+ *   (`created`), UUID ids (`uuidIds`), the register-failure marker and its
+ *   `degraded` banner, inbound secrets, strict integer fields,
+ *   `generation`, and the Redis liveness key (set by register, extended by
+ *   heartbeats, re-created only by a register);
  * - `GET /workspaces/:id/state` behind strict auth (a deleted workspace's
  *   tokens are refused: 401), and the open `GET /workspaces/:id` (410 for a
- *   soft-deleted workspace, 404 for a purged one);
- * - the tenant guard (`orgId`) and the org-keyed rate limiter (`rateLimit`);
+ *   soft-deleted workspace, 404 for a purged or unknown one, 400 for a
+ *   non-UUID id);
+ * - the tenant guard (`orgId`) and the fixed-window rate limiter
+ *   (`rateLimit`), in the platform's order: CORS, rate limiter, tenant
+ *   guard, auth;
  *
  * and faults on demand: status codes, delays, hangs, dropped connections,
- * huge or non-JSON bodies, redirects. Runs on Node and on Deno.
+ * huge or non-JSON bodies, redirects, 401 blips of the token check. Runs on
+ * Node and on Deno.
  *
  * @example Test an agent against a failing platform
  * ```ts
  * import { startPlatformEmulator } from "@molecule/heartbeat/testing";
- * const platform = await startPlatformEmulator({ workspaces: { "ws-1": "t" } });
+ * const id = "6f1c0a4e-2b7d-4c1e-9a55-3d2f8e7b9c01";
+ * const platform = await startPlatformEmulator({ workspaces: { [id]: "t" } });
  * platform.fail({ kind: "status", status: 503 }, { path: "heartbeat", times: 2 });
  * // ... run the agent against platform.url ...
  * await platform.close();
@@ -103,11 +127,24 @@ function route(
  * @example A workspace deleted on the platform
  * ```ts
  * import { startPlatformEmulator } from "@molecule/heartbeat/testing";
- * const platform = await startPlatformEmulator({ workspaces: { "ws-1": "tok-1" } });
- * platform.remove("ws-1", "soft");
- * const lookup = await fetch(`${platform.url}/workspaces/ws-1`);
+ * const id = "6f1c0a4e-2b7d-4c1e-9a55-3d2f8e7b9c01";
+ * const platform = await startPlatformEmulator({ workspaces: { [id]: "tok-1" } });
+ * platform.remove(id, "soft");
+ * const lookup = await fetch(`${platform.url}/workspaces/${id}`);
  * console.log(lookup.status); // 410
  * await lookup.body?.cancel();
+ * await platform.close();
+ * ```
+ *
+ * @example Short ids, and an agent that must not create a ghost workspace
+ * ```ts
+ * import { startPlatformEmulator } from "@molecule/heartbeat/testing";
+ * const platform = await startPlatformEmulator({
+ *   workspaces: { "ws-1": "tok-1" },
+ *   uuidIds: false,
+ * });
+ * // ... run the agent, configured with a mistyped id, against platform.url ...
+ * console.log(platform.created); // [] unless it registered the typo
  * await platform.close();
  * ```
  *
@@ -121,9 +158,13 @@ export async function startPlatformEmulator(
   const now = options.now ?? (() => performance.now());
   const acceptUnknown = options.acceptUnknown ?? !options.workspaces;
   const record = options.record ?? true;
-  const routeOptions = {
+  const uuidIds = options.uuidIds ?? true;
+  const corsOrigins = options.corsOrigins ?? DEFAULT_CORS_ORIGINS;
+  const routeOptions: RouteOptions = {
     strictTypes: options.strictTypes ?? true,
     adminToken: options.adminToken,
+    uuidIds,
+    acceptUnknown,
   };
   const model = new Model({
     now,
@@ -148,8 +189,10 @@ export async function startPlatformEmulator(
   const takeFault = (
     path: string,
     workspaceId: string | undefined,
+    blip = false,
   ): Fault | undefined => {
     for (const f of faults) {
+      if ((f.fault.kind === "auth-blip") !== blip) continue;
       if (f.path !== "any" && f.path !== path) continue;
       if (f.workspaceId !== undefined && f.workspaceId !== workspaceId) {
         continue;
@@ -180,7 +223,7 @@ export async function startPlatformEmulator(
 
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const at = now();
-    const pathname = (req.url ?? "/").split("?")[0];
+    const [pathname, query = ""] = (req.url ?? "/").split(/\?(.*)/s);
     const { path, id: pathId } = route(pathname);
     const raw = await readBody(req);
     let json: unknown = undefined;
@@ -208,11 +251,6 @@ export async function startPlatformEmulator(
     const orgHeader = typeof req.headers["x-molecule-org-id"] === "string"
       ? req.headers["x-molecule-org-id"]
       : undefined;
-    let row = workspaceId ? model.rows.get(workspaceId) : undefined;
-    if (
-      !row && workspaceId && acceptUnknown && bearer &&
-      (path === "register" || path === "heartbeat")
-    ) row = model.set(workspaceId, bearer);
     const rec: RequestRecord = {
       path,
       workspaceId,
@@ -225,21 +263,24 @@ export async function startPlatformEmulator(
       orgId: orgHeader,
       method: req.method ?? "",
       rateLimited: false,
+      corsRefused: false,
+      authBlip: false,
     };
     const finish = (status: number) => {
       rec.status = status;
       if (record) requests.push(rec);
       options.onRequest?.(rec);
     };
-    let rateHeaders: Record<string, string> = {};
+    let extraHeaders: Record<string, string> = {};
     const send = (answer: Answer) => {
       const text = typeof answer.body === "string"
         ? answer.body
         : JSON.stringify(answer.body);
       res.writeHead(answer.status, {
-        "content-type": "application/json",
+        // An empty body (the CORS layer's 403, the tenant guard's 404) has no type.
+        ...(text === "" ? {} : { "content-type": "application/json" }),
         "content-length": String(Buffer.byteLength(text)),
-        ...rateHeaders,
+        ...extraHeaders,
         ...answer.headers,
       });
       res.end(text);
@@ -256,12 +297,20 @@ export async function startPlatformEmulator(
     }
     let secretOverride: { value: unknown } | undefined;
     switch (fault?.kind) {
-      case "status":
+      case "status": {
+        // A register failing after its bearer was accepted: the marker.
+        const target = model.row(workspaceId);
+        if (
+          path === "register" && fault.status !== 200 && target &&
+          (!uuidIds || isUuid(target.id)) &&
+          model.registryAuth(target, bearer) === "ok"
+        ) model.registerFailed(target);
         return send({
           status: fault.status,
           body: fault.body ?? JSON.stringify({ error: "injected fault" }),
           headers: fault.headers,
         });
+      }
       case "hang":
         finish(0);
         return; // never answer; close() drops the connection
@@ -299,15 +348,32 @@ export async function startPlatformEmulator(
         break;
     }
 
-    // The platform's middleware, in its order: rate limit, then tenant guard.
+    // The platform's middleware, in its order: CORS, rate limit, tenant guard.
+    const origin = req.headers.origin;
+    if (origin) {
+      const host = options.hostSeenAs ?? req.headers.host ?? "";
+      const sameHost = origin === `http://${host}` ||
+        origin === `https://${host}`;
+      if (!sameHost) {
+        if (!corsOrigins.includes(origin)) {
+          rec.corsRefused = true;
+          return send({ status: 403, body: "" });
+        }
+        extraHeaders = {
+          "Access-Control-Allow-Origin": origin,
+          "Vary": "Origin",
+        };
+        if (req.method === "OPTIONS") return send({ status: 204, body: "" });
+      }
+    }
     if (limiter) {
-      const key = orgHeader
-        ? `org:${orgHeader}`
+      const key = orgHeader?.trim()
+        ? `org:${orgHeader.trim()}`
         : bearer
         ? `tok:${bearer}`
         : `ip:${req.socket.remoteAddress ?? ""}`;
       const decision = limiter.take(key);
-      rateHeaders = decision.headers;
+      extraHeaders = { ...extraHeaders, ...decision.headers };
       if (!decision.allowed) {
         rec.rateLimited = true;
         return send({
@@ -326,30 +392,29 @@ export async function startPlatformEmulator(
     if (raw === undefined) {
       return send({ status: 413, body: { error: "request body too large" } });
     }
+    if (
+      workspaceId && acceptUnknown && bearer && !model.rows.has(workspaceId) &&
+      ENDPOINTS.has(path) && (!uuidIds || isUuid(workspaceId))
+    ) model.set(workspaceId, bearer); // a workspace that was there all along
     const request: RouteRequest = {
       method: req.method ?? "",
       workspaceId,
       bearer,
       body: obj,
-      row,
-      secret: secretOverride ? secretOverride.value : row?.secret,
+      row: model.row(workspaceId),
+      search: new URLSearchParams(query),
+      secretOverride,
+      blip: () => {
+        if (!takeFault(path, workspaceId, true)) return false;
+        rec.authBlip = true;
+        return true;
+      },
+      authorized: false,
     };
-    rec.authorized = row !== undefined && (
-      path === "state"
-        ? (routeOptions.adminToken !== undefined &&
-          bearer === routeOptions.adminToken) ||
-          model.strictAuth(row, bearer) === "ok"
-        : path === "register" || path === "heartbeat"
-        ? model.registryAuth(row, bearer) === "ok"
-        : true
-    );
     let answer: Answer;
     switch (path) {
       case "register":
-        answer = registerRoute(model, request);
-        if (row && answer.status >= 400 && answer.status !== 401) {
-          model.registerFailed(row);
-        }
+        answer = registerRoute(model, request, routeOptions);
         break;
       case "heartbeat":
         answer = heartbeatRoute(model, request, routeOptions);
@@ -358,11 +423,12 @@ export async function startPlatformEmulator(
         answer = stateRoute(model, request, routeOptions);
         break;
       case "workspace":
-        answer = workspaceRoute(model, request);
+        answer = workspaceRoute(model, request, routeOptions);
         break;
       default:
         answer = { status: 404, body: { error: "not found" } };
     }
+    rec.authorized = request.authorized;
     return send(answer);
   }
 
@@ -391,28 +457,33 @@ export async function startPlatformEmulator(
     if (row) fn(row);
   };
 
+  const fail = (fault: Fault, scope: FaultScope = {}) => {
+    const active: ActiveFault = {
+      fault,
+      path: scope.path ?? "any",
+      workspaceId: scope.workspaceId,
+      remaining: scope.times ?? Infinity,
+    };
+    faults.push(active);
+    return () => {
+      faults = faults.filter((f) => f !== active);
+    };
+  };
+
   return {
     url,
     port,
     requests,
+    created: model.created,
     get connections() {
       return connections;
     },
     get openConnections() {
       return sockets.size;
     },
-    fail(fault, scope: FaultScope = {}) {
-      const active: ActiveFault = {
-        fault,
-        path: scope.path ?? "any",
-        workspaceId: scope.workspaceId,
-        remaining: scope.times ?? Infinity,
-      };
-      faults.push(active);
-      return () => {
-        faults = faults.filter((f) => f !== active);
-      };
-    },
+    fail,
+    blip: (workspaceId, times = 1, path = "any") =>
+      fail({ kind: "auth-blip" }, { workspaceId, times, path }),
     heal() {
       faults = [];
     },
@@ -421,13 +492,15 @@ export async function startPlatformEmulator(
     revokeAll: (id) => withRow(id, (row) => model.revokeAll(row)),
     pause: (id) => withRow(id, (row) => row.paused = true),
     resume: (id) => withRow(id, (row) => model.resume(row)),
-    remove: (id, how = "hard") => withRow(id, (row) => model.remove(row, how)),
+    remove: (id, how = "hard", removedAt) =>
+      withRow(id, (row) => model.remove(row, how, removedAt)),
     setWorkspace(id, token) {
       model.set(id, token);
     },
     setSecret: (id, secret) => withRow(id, (row) => row.secret = secret),
     liveTokens(id) {
-      return [...(model.rows.get(id)?.live ?? [])];
+      const row = model.rows.get(id);
+      return row && !row.deleted ? [...row.live] : [];
     },
     workspace(id) {
       const row = model.rows.get(id);

@@ -2,14 +2,20 @@
  * A Molecule platform emulator to test agents against: today's registry
  * endpoints (register, heartbeat, `/workspaces/:id/state`,
  * `/workspaces/:id`) on a real HTTP server on loopback, with the platform's
- * token rules (an `auth_token` minted when no token is live; a deleted
- * workspace's heartbeats answered 200), its tenant guard and rate limiter,
- * the Redis liveness key, and fault injection. Runs on Node and on Deno.
+ * rules: its CORS layer (an `Origin` that does not match the `Host` it sees
+ * is 403 with an empty body), UUID workspace ids, token rules (an
+ * `auth_token` minted when no token is live, even a dead one for a removed
+ * workspace; a deleted workspace's heartbeats answered 200), the upsert
+ * that creates a workspace for an unknown id, the register-failure marker
+ * that degrades a workspace, its tenant guard and fixed-window rate
+ * limiter, the Redis liveness key, and fault injection (401 blips of the
+ * token check included). Runs on Node and on Deno.
  *
  * @example Test an agent against a failing platform
  * ```ts
  * import { startPlatformEmulator } from "@molecule/heartbeat/testing";
- * const platform = await startPlatformEmulator({ workspaces: { "ws-1": "t" } });
+ * const id = "6f1c0a4e-2b7d-4c1e-9a55-3d2f8e7b9c01";
+ * const platform = await startPlatformEmulator({ workspaces: { [id]: "t" } });
  * platform.fail({ kind: "status", status: 503 }, { path: "heartbeat", times: 2 });
  * // ... run the agent against platform.url ...
  * await platform.close();

@@ -5,7 +5,39 @@
  * @module
  */
 
-/** A fault the emulator injects instead of (or before) a normal answer. */
+/**
+ * A fault the emulator injects instead of (or before) a normal answer.
+ *
+ * Every kind but `auth-blip` stands in front of the platform (before its
+ * CORS layer, rate limiter and tenant guard), as a proxy or a broken
+ * platform would, and is used up by the first request its scope matches:
+ *
+ * - `status`: answers `status` with `body` (default
+ *   `{"error":"injected fault"}`). On a register whose bearer the workspace
+ *   would accept, a non-200 one counts as the platform's own failure and
+ *   stamps the register-failure marker (see
+ *   {@link EmulatedWorkspace.lastRegisterFailureAt}).
+ * - `delay`: waits `ms`, then answers normally.
+ * - `hang`: never answers; `reset`: drops the connection;
+ *   `reset-mid-body`: drops it halfway through a 200.
+ * - `huge-body`, `non-json`, `redirect`: what a misconfigured proxy sends.
+ * - `secret`: answers normally with this `platform_inbound_secret`.
+ * - `auth-blip`: a database blip in the token check (`wsauth/tokens.go`
+ *   turns any database error into "invalid token"): a request that presents
+ *   a bearer to a workspace whose token is checked (it has a live token, or
+ *   it is `/state`) is answered 401 `{"error":"invalid workspace auth
+ *   token"}` even with a good token. It is used up only by such token
+ *   checks; see {@link PlatformEmulator.blip}.
+ *
+ * @example A blip on the next heartbeat's token check
+ * ```ts
+ * import { startPlatformEmulator } from "@molecule/heartbeat/testing";
+ * const id = "6f1c0a4e-2b7d-4c1e-9a55-3d2f8e7b9c01";
+ * const platform = await startPlatformEmulator({ workspaces: { [id]: "tok" } });
+ * platform.fail({ kind: "auth-blip" }, { path: "heartbeat", workspaceId: id, times: 1 });
+ * await platform.close();
+ * ```
+ */
 export type Fault =
   | {
     kind: "status";
@@ -20,7 +52,8 @@ export type Fault =
   | { kind: "huge-body"; bytes: number }
   | { kind: "non-json" }
   | { kind: "redirect"; location: string; status?: number }
-  | { kind: "secret"; value: unknown };
+  | { kind: "secret"; value: unknown }
+  | { kind: "auth-blip" };
 
 /** The endpoints, as records and fault scopes name them. */
 export type EmulatedPath = "register" | "heartbeat" | "state" | "workspace";
@@ -62,17 +95,35 @@ export interface RequestRecord {
   method: string;
   /** Whether the rate limiter refused it (429). */
   rateLimited: boolean;
+  /**
+   * Whether the CORS layer refused it (403, empty body): its `Origin` was
+   * neither `http://` or `https://` + the `Host` the platform saw, nor one
+   * of {@link PlatformEmulatorOptions.corsOrigins}.
+   */
+  corsRefused: boolean;
+  /** Whether an injected `auth-blip` turned its token check into a 401. */
+  authBlip: boolean;
 }
 
 /** What the emulator knows of a workspace. */
 export interface EmulatedWorkspace {
   /** The workspace id. */
   id: string;
-  /** The first token it was given, or the first minted one (`""` when none). */
+  /**
+   * The first token it was given, or the first minted one (`""` when none).
+   */
   token: string;
-  /** The tokens that work now; none means registry calls are let through. */
+  /**
+   * Its live tokens; none means registry calls are let through. The live
+   * tokens of a removed workspace never work (the platform refuses every
+   * token of a removed workspace): a register that minted one for it
+   * turns its let-through heartbeats into 401s.
+   */
   liveTokens: string[];
-  /** Every `auth_token` a register minted for it, in order. */
+  /**
+   * Every `auth_token` a register minted for it, in order (including the
+   * dead ones minted for it while removed).
+   */
   minted: string[];
   /**
    * The platform's status: `online`, `degraded`, `awaiting_agent` (OFFLINE
@@ -101,14 +152,39 @@ export interface EmulatedWorkspace {
   lastHeartbeat: Record<string, unknown> | undefined;
   /** The clock time of the last applied heartbeat. */
   lastHeartbeatAt: number | undefined;
+  /**
+   * The register-failure marker (`last_register_failure_at`), on the
+   * emulator's clock: stamped by any non-200 register answer after the
+   * bearer was accepted (and by an injected non-200 `status` fault on a
+   * register whose bearer would have been), cleared by a successful
+   * register or by a heartbeat that carries an `agent_card` object. For
+   * 5 minutes after it, each heartbeat turns an `online` workspace
+   * `degraded`, and the way back to `online` is closed.
+   */
+  lastRegisterFailureAt: number | undefined;
+  /**
+   * What the canvas shows on a degraded workspace: "Register failed —
+   * workspace auth token may be stale. Restart or reprovision to recover."
+   * when the register-failure marker degraded it, else the `sample_error`
+   * of the heartbeat that did (`error_rate` >= 0.5 or `runtime_state:
+   * "wedged"`). `undefined` while it is not degraded.
+   */
+  banner: string | undefined;
   /** The inbound secret it hands out, if any. */
   secret: string | undefined;
   /** Whether an operator paused it. */
   paused: boolean;
-  /** How it was deleted: hard (purged) or soft (`removed`). */
+  /**
+   * How it was deleted: hard (purged: the row is gone, and a register of its
+   * id inserts a new one, see {@link PlatformEmulator.created}) or soft
+   * (`removed`: the row is kept).
+   */
   deleted: "hard" | "soft" | undefined;
-  /** When it was deleted, ISO 8601. */
-  deletedAt: string | undefined;
+  /**
+   * When it was deleted, ISO 8601; `null` when deleted with no time (the
+   * platform's 410 then says `"removed_at": null`).
+   */
+  deletedAt: string | null | undefined;
   /**
    * Whether its Redis liveness key exists now: set by a register for the
    * stale window, extended by a heartbeat only while it exists.
@@ -132,14 +208,31 @@ export interface PlatformEmulatorOptions {
    * Known workspaces: id → its live token, or `null` for a workspace with
    * no live token (as created without one): its registry calls are let
    * through whatever the bearer, and its first register mints an
-   * `auth_token`.
+   * `auth_token`. Any other id is unknown to the platform (unless
+   * `acceptUnknown`): a register of it inserts a new `online` workspace
+   * and mints it a token (recorded in {@link PlatformEmulator.created}), a
+   * heartbeat is let through and touches nothing (200), `GET
+   * /workspaces/:id` is 404 and `/state` is 401.
    */
   workspaces?: Record<string, string | null>;
   /**
-   * Whether an unknown workspace is created on its first request, with the
-   * token it presents as its live token. @default {true when `workspaces` is not given}
+   * Whether any id exists: an unknown workspace is created on its first
+   * request that carries a bearer (to any of the four endpoints), with that
+   * bearer as its live token (a stand-in for a workspace made in the
+   * canvas), and `GET /workspaces/:id` of one not yet heard from answers 200
+   * (`awaiting_agent`). Purged ids stay purged.
+   * @default {true when `workspaces` is not given}
    */
   acceptUnknown?: boolean;
+  /**
+   * Workspace ids are UUIDs, as the platform's column is: any other id
+   * answers 500 `{"error":"registration failed"}` to every register, 500
+   * `{"error":"failed to update"}` to every heartbeat, 400 `{"error":"invalid
+   * workspace ID"}` to `GET /workspaces/:id`, and 401 to `/state` (500
+   * `{"error":"query failed"}` with the admin token). Turn it off to test
+   * with short ids such as `"ws-1"`. @default {true}
+   */
+  uuidIds?: boolean;
   /** The inbound secret of a workspace. @default {(id) => `secret-${id}`} */
   secretFor?: (workspaceId: string) => string | undefined;
   /**
@@ -167,11 +260,34 @@ export interface PlatformEmulatorOptions {
    */
   orgId?: string;
   /**
-   * Requests a minute per rate-limit bucket (`RATE_LIMIT` on the platform,
-   * 600 by default there); buckets are keyed by `X-Molecule-Org-Id`, else
-   * the bearer token, else the client address. @default {no rate limiter}
+   * Requests a minute per rate-limit window (`RATE_LIMIT` on the platform,
+   * 600 by default there): a fixed window per key, keyed by
+   * `X-Molecule-Org-Id`, else the bearer token, else the client address,
+   * refilled whole a minute after it opened. Every answer then carries
+   * `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`
+   * (whole seconds from now); over the limit: 429 `{"error":"rate limit
+   * exceeded","retry_after":N}` with `Retry-After: N`, N truncated (0 while
+   * the window is still full for less than a second). The limiter runs
+   * after the CORS layer, before the tenant guard and authentication.
+   * @default {no rate limiter}
    */
   rateLimit?: number;
+  /**
+   * The platform's `CORS_ORIGINS`: origins the CORS layer lets through
+   * besides `http://` or `https://` + the `Host` it sees. A request with
+   * any other `Origin` is refused with 403 and an empty body, first thing
+   * on every route. A request without `Origin` passes.
+   * @default {["http://localhost:3000", "http://localhost:3001"]}
+   */
+  corsOrigins?: string[];
+  /**
+   * The `Host` the platform sees instead of the request's own, as behind a
+   * reverse proxy that rewrites it (nginx's default `proxy_pass` sends the
+   * upstream's address): with `"127.0.0.1:8080"`, an agent that sends its
+   * platform's origin as `Origin` is refused by the CORS layer (403, empty
+   * body). @default {the request's `Host` header}
+   */
+  hostSeenAs?: string;
   /**
    * Heartbeat fields are typed as the platform's Go structs: a fraction in
    * `active_tasks`, `uptime_seconds` or `monthly_spend`, or an `error_rate`
@@ -196,6 +312,15 @@ export interface PlatformEmulator extends AsyncDisposable {
   readonly port: number;
   /** Every request, when recording. */
   readonly requests: RequestRecord[];
+  /**
+   * Ids of the workspaces a register created, in order: the platform's
+   * upsert inserts a row for an id it does not have (an unknown id, or a
+   * purged workspace's), answers 200 and mints it a token. A test asserts
+   * it stays empty to prove an agent never made a ghost workspace.
+   * (Workspaces `acceptUnknown` makes up are not listed: they stand for
+   * workspaces that already existed.)
+   */
+  readonly created: string[];
   /** TCP connections accepted so far. */
   readonly connections: number;
   /** TCP connections open now. */
@@ -204,6 +329,40 @@ export interface PlatformEmulator extends AsyncDisposable {
   fail(fault: Fault, scope?: FaultScope): () => void;
   /** Removes every fault. */
   heal(): void;
+  /**
+   * A database blip in the token check: the next `times` token checks of
+   * the workspace (on `path`, or any) answer 401 `{"error":"invalid
+   * workspace auth token"}` even with a good token. A token check is a
+   * request with a bearer to a workspace that has a live token (register,
+   * heartbeat) or to `/state`. Shorthand for `fail({ kind: "auth-blip" },
+   * { workspaceId, times, path })`; returns a function that removes it.
+   *
+   * @example One 401 the agent must not act on
+   * ```ts
+   * import { startPlatformEmulator } from "@molecule/heartbeat/testing";
+   * const id = "6f1c0a4e-2b7d-4c1e-9a55-3d2f8e7b9c01";
+   * const platform = await startPlatformEmulator({ workspaces: { [id]: "tok" } });
+   * platform.blip(id, 1, "heartbeat");
+   * const beat = await fetch(`${platform.url}/registry/heartbeat`, {
+   *   method: "POST",
+   *   headers: { authorization: "Bearer tok", "content-type": "application/json" },
+   *   body: JSON.stringify({ workspace_id: id }),
+   * });
+   * console.log(beat.status); // 401, and 200 on the next beat
+   * await beat.body?.cancel();
+   * await platform.close();
+   * ```
+   *
+   * @param workspaceId The workspace whose token checks fail.
+   * @param times How many token checks fail. @default {1}
+   * @param path Only the token checks of this endpoint. @default {"any"}
+   * @returns A function that removes what is left of the blip.
+   */
+  blip(
+    workspaceId: string,
+    times?: number,
+    path?: EmulatedPath | "any",
+  ): () => void;
   /**
    * A credential rotation: the workspace's tokens stop working and a new one
    * the agent does not know is live, so every call of the agent is 401
@@ -218,22 +377,40 @@ export interface PlatformEmulator extends AsyncDisposable {
    * `auth_token`, and from then on only that one works.
    */
   revokeAll(workspaceId: string): void;
-  /** Pauses a workspace: `/state` says `paused` until {@link PlatformEmulator.resume}. */
+  /**
+   * Pauses a workspace: `/state` says `paused` until
+   * {@link PlatformEmulator.resume}; a register answers 200 and leaves it
+   * paused.
+   */
   pause(workspaceId: string): void;
   /** Resumes a paused workspace (`provisioning` until its next heartbeat). */
   resume(workspaceId: string): void;
   /**
-   * Deletes a workspace, soft (`removed`: `GET /workspaces/:id` is 410) or
-   * hard (purged: 404). Every token is revoked: heartbeats answer 200 and
-   * change nothing, register answers 200 and changes nothing, `/state` is
-   * 401. @default {"hard"}
+   * Deletes a workspace; every token is revoked, so its registry calls are
+   * let through: heartbeats answer 200 and change nothing, and `/state` is
+   * 401.
+   *
+   * - soft (`removed`, the row kept): `GET /workspaces/:id` is 410 with
+   *   `removed_at` (`removedAt`, default now; `null` gives `"removed_at":
+   *   null`); a register answers 200 `registered`, leaves the row removed,
+   *   and mints it an `auth_token` that never works: from then on every
+   *   heartbeat of it is 401.
+   * - hard (purged, the row gone): `GET /workspaces/:id` is 404; a register
+   *   inserts a new `online` workspace of that id (the ghost, listed in
+   *   {@link PlatformEmulator.created}) and mints it a token.
+   *
+   * @default {"hard"}
    */
-  remove(workspaceId: string, how?: "hard" | "soft"): void;
+  remove(
+    workspaceId: string,
+    how?: "hard" | "soft",
+    removedAt?: string | null,
+  ): void;
   /** Adds a workspace with its live token (`null`: none), or replaces its tokens. */
   setWorkspace(workspaceId: string, token: string | null): void;
   /** Sets the secret handed to a workspace (`undefined` for none). */
   setSecret(workspaceId: string, secret: string | undefined): void;
-  /** The tokens that work for a workspace now. */
+  /** The tokens that work for a workspace now (none while it is deleted). */
   liveTokens(workspaceId: string): string[];
   /** What the emulator knows of a workspace (a copy). */
   workspace(workspaceId: string): EmulatedWorkspace | undefined;
