@@ -1,0 +1,370 @@
+/**
+ * Sharding: `--shard N --total-shards M` (`MOLECULE_SHARD`,
+ * `MOLECULE_TOTAL_SHARDS`) makes this process serve only the workspaces of
+ * the list whose id hashes to shard N of M, by jump consistent hash
+ * (Lamping and Veach, 2014) over the id's FNV-1a 64-bit hash. Every
+ * process of the M computes the same split from the same list, with no
+ * coordination; going from M to M + 1 shards moves about 1/(M + 1) of the
+ * workspaces, each to the new shard.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import process from "node:process";
+import { LOG_CATEGORY } from "../shared/constants.ts";
+import type { EnvReader } from "../shared/env.ts";
+import { ConfigError } from "../shared/errors.ts";
+import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
+import type { WorkspaceConfig } from "../schedule/types.ts";
+import type { CliFlags } from "./flags.ts";
+import { followWorkspacesFile } from "./follow_workspaces.ts";
+import { flagOrEnv } from "./settings.ts";
+import { workspacesSource } from "./workspaces.ts";
+
+const log = getLogger([...LOG_CATEGORY, "cli"]);
+
+/** Most shards a list may be split into. */
+export const MAX_TOTAL_SHARDS = 65_536;
+
+/**
+ * How often a shard that serves none of a watched workspaces file looks at
+ * it, in ms (a served workspace's token lookups look at it otherwise).
+ */
+export const EMPTY_SHARE_POLL_MS = 1_000;
+
+/** The watched workspaces file's hooks, as `workspacesSetting` fills them. */
+export interface WorkspacesFileChanges {
+  /** Hears every new version of the file (every entry as a workspace). */
+  listener?: (workspaces: WorkspaceConfig[]) => void;
+  /** Whether the workspaces come from a watched file. */
+  watched?: boolean;
+  /** Looks at the file now; a change reaches `listener`. */
+  poll?: () => Promise<unknown>;
+}
+
+/** Which shard of a workspaces list this process serves. */
+export interface Shard {
+  /** This process's shard, from 0 to `total - 1` (`--shard`). */
+  index: number;
+  /** How many processes share the list (`--total-shards`). */
+  total: number;
+}
+
+const FNV_OFFSET = 0xcbf29ce484222325n;
+const FNV_PRIME = 0x100000001b3n;
+const JUMP_MULTIPLIER = 2862933555777941757n;
+const encoder = new TextEncoder();
+
+/**
+ * The 64-bit FNV-1a hash of a text's UTF-8 bytes: the same number on every
+ * runtime (BigInt arithmetic modulo 2^64).
+ *
+ * @example
+ * ```ts
+ * import { fnv1a64 } from "./shard.ts";
+ * console.log(fnv1a64("a").toString(16)); // "af63dc4c8601ec8c"
+ * ```
+ *
+ * @param text The text, such as a workspace id.
+ * @returns The hash, from 0 to 2^64 - 1.
+ */
+export function fnv1a64(text: string): bigint {
+  let hash = FNV_OFFSET;
+  for (const byte of encoder.encode(text)) {
+    hash = BigInt.asUintN(64, (hash ^ BigInt(byte)) * FNV_PRIME);
+  }
+  return hash;
+}
+
+/**
+ * Jump consistent hash (Lamping and Veach, "A Fast, Minimal Memory,
+ * Consistent Hash Algorithm", 2014): the bucket of a 64-bit key among
+ * `buckets`. From `buckets` to `buckets + 1`, a key moves only to the new
+ * bucket, and about 1/(buckets + 1) of the keys do.
+ *
+ * @example
+ * ```ts
+ * import { jumpHash } from "./shard.ts";
+ * console.log(jumpHash(256n, 1024)); // 520
+ * ```
+ *
+ * @param key The key, taken modulo 2^64.
+ * @param buckets How many buckets, at least 1.
+ * @returns The bucket, from 0 to `buckets - 1`.
+ * @throws {RangeError} When `buckets` is not a whole number from 1 to 2^31.
+ */
+export function jumpHash(key: bigint, buckets: number): number {
+  if (!Number.isInteger(buckets) || buckets < 1 || buckets > 2 ** 31) {
+    throw new RangeError(
+      `buckets must be a whole number from 1 to 2^31, not ${buckets}`,
+    );
+  }
+  let k = BigInt.asUintN(64, key);
+  let b = -1;
+  let j = 0;
+  while (j < buckets) {
+    b = j;
+    k = BigInt.asUintN(64, k * JUMP_MULTIPLIER + 1n);
+    // As the paper's C++: (b + 1) * (2^31 / ((k >> 33) + 1)) in doubles.
+    j = Math.floor((b + 1) * (2 ** 31 / (Number(k >> 33n) + 1)));
+  }
+  return b;
+}
+
+/**
+ * The shard that serves a workspace: its id's FNV-1a 64-bit hash, jumped
+ * among `total` shards.
+ *
+ * @example
+ * ```ts
+ * import { shardOf } from "./shard.ts";
+ * const shard = shardOf("5f0c9a7e-1d2b-4c3a-9e8f-0a1b2c3d4e5f", 3);
+ * console.log(shard >= 0 && shard < 3); // true
+ * ```
+ *
+ * @param id The workspace id.
+ * @param total How many shards share the list.
+ * @returns The shard, from 0 to `total - 1`.
+ */
+export function shardOf(id: string, total: number): number {
+  return jumpHash(fnv1a64(id), total);
+}
+
+/**
+ * The workspaces of a list that a shard serves, in the list's order; the
+ * whole list without a shard.
+ *
+ * @example
+ * ```ts
+ * import { shareOf } from "./shard.ts";
+ * const list = [{ id: "a" }, { id: "b" }, { id: "c" }, { id: "d" }];
+ * const shares = [0, 1].map((index) => shareOf(list, { index, total: 2 }));
+ * console.log(shares[0].length + shares[1].length); // 4: each in exactly one
+ * ```
+ *
+ * @param workspaces The whole list.
+ * @param shard This process's shard, if the list is sharded.
+ * @returns Its share.
+ */
+export function shareOf<T extends { id: string }>(
+  workspaces: T[],
+  shard: Shard | undefined,
+): T[] {
+  if (shard === undefined || shard.total === 1) return workspaces;
+  return workspaces.filter((w) => shardOf(w.id, shard.total) === shard.index);
+}
+
+/**
+ * `--shard N` and `--total-shards M` (`MOLECULE_SHARD`,
+ * `MOLECULE_TOTAL_SHARDS`; a flag beats its variable): both or neither.
+ * Sharding splits a workspaces list (`--workspaces-file`,
+ * `MOLECULE_WORKSPACES_FILE`, `MOLECULE_WORKSPACES`); a single workspace,
+ * `--demo` and wrapper mode have no list to split.
+ *
+ * @example
+ * ```ts
+ * import { parseFlags } from "./flags.ts";
+ * import { shardSetting } from "./shard.ts";
+ * const env = (name: string) =>
+ *   ({ MOLECULE_WORKSPACES: "[]", MOLECULE_TOTAL_SHARDS: "3" } as
+ *     Record<string, string>)[name];
+ * console.log(shardSetting(parseFlags(["--shard", "1"]), env)); // { index: 1, total: 3 }
+ * ```
+ *
+ * @param flags The parsed flags.
+ * @param env The environment.
+ * @param wrapping Whether a command follows `--` (wrapper mode). @default {false}
+ * @returns The shard, or `undefined` when the list is not sharded.
+ * @throws {ConfigError} When only one of the two is set, either is not a
+ * whole number in its range, or there is no list to split.
+ */
+export function shardSetting(
+  flags: CliFlags,
+  env: EnvReader,
+  wrapping = false,
+): Shard | undefined {
+  const n = flagOrEnv(flags.shard, "--shard", env, "MOLECULE_SHARD");
+  const m = flagOrEnv(
+    flags.totalShards,
+    "--total-shards",
+    env,
+    "MOLECULE_TOTAL_SHARDS",
+  );
+  if (n.raw === undefined && m.raw === undefined) return undefined;
+  if (m.raw === undefined) {
+    throw new ConfigError(
+      `${n.where} is set but --total-shards (MOLECULE_TOTAL_SHARDS) is not: set both, the number of processes that share the workspaces list and this one's number among them, from 0`,
+      "--total-shards",
+    );
+  }
+  if (n.raw === undefined) {
+    throw new ConfigError(
+      `${m.where} is set but --shard (MOLECULE_SHARD) is not: set both, this process's number from 0 and the number of processes that share the workspaces list`,
+      "--shard",
+    );
+  }
+  const total = /^\d{1,5}$/.test(m.raw) ? Number(m.raw) : NaN;
+  if (!(total >= 1 && total <= MAX_TOTAL_SHARDS)) {
+    throw new ConfigError(
+      `${m.where} must be a whole number of shards from 1 to ${MAX_TOTAL_SHARDS}, not "${m.raw}"`,
+      m.where,
+    );
+  }
+  const index = /^\d{1,5}$/.test(n.raw) ? Number(n.raw) : NaN;
+  if (!(index >= 0 && index < total)) {
+    throw new ConfigError(
+      `${n.where} must be a whole number from 0 to ${
+        total - 1
+      } (${m.where} is ${total}), not "${n.raw}"`,
+      n.where,
+    );
+  }
+  const refuse = (why: string) =>
+    new ConfigError(
+      `${n.where} and ${m.where} split a workspaces list (--workspaces-file, MOLECULE_WORKSPACES_FILE or MOLECULE_WORKSPACES) among processes: ${why}`,
+      n.where,
+    );
+  if (wrapping) {
+    throw refuse(
+      "a command after -- runs one server beside its workspaces; leave sharding out of wrapper mode",
+    );
+  }
+  if (flags.demo) throw refuse("--demo serves one workspace");
+  const source = workspacesSource(flags, env);
+  if (source.kind === "id") {
+    throw refuse(`${source.where} names one workspace, which is not split`);
+  }
+  return { index, total };
+}
+
+/**
+ * A shard that owns none of the list: served with nothing (ready, its
+ * health port up) until a change of the watched workspaces file gives it a
+ * share, or a signal ends the run. With `once`, at once: nothing to send.
+ *
+ * @example
+ * ```ts
+ * import { waitForShare } from "./shard.ts";
+ * const share = await waitForShare({}, { index: 0, total: 2 }, {
+ *   listed: 1,
+ *   signal: AbortSignal.abort(),
+ * });
+ * console.log(share); // undefined: ended before a share came
+ * ```
+ *
+ * @param changes The watched workspaces file's hooks (as
+ *   `workspacesSetting` fills them); the wait takes the listener over
+ *   until it ends, and looks at the file every second.
+ * @param shard This process's shard.
+ * @param options How many the list holds (for the log line), `--once`, and
+ *   a signal that ends the wait as SIGINT or SIGTERM do.
+ * @returns The share once one comes; `undefined` when the run ends first.
+ */
+export function waitForShare(
+  changes: WorkspacesFileChanges,
+  shard: Shard,
+  options: { listed: number; once?: boolean; signal?: AbortSignal },
+): Promise<WorkspaceConfig[] | undefined> {
+  const fields = {
+    shard: shard.index,
+    totalShards: shard.total,
+    listed: options.listed,
+  };
+  if (options.once) {
+    log.info(
+      "--once: shard {shard} of {totalShards} owns none of the list's {listed} workspace(s): nothing to send",
+      fields,
+    );
+    return Promise.resolve(undefined);
+  }
+  log.info(
+    changes.watched
+      ? "shard {shard} of {totalShards} owns none of the list's {listed} workspace(s): serving none until the workspaces file changes"
+      : "shard {shard} of {totalShards} owns none of the list's {listed} workspace(s): serving none",
+    fields,
+  );
+  return new Promise((resolve) => {
+    // Looks at the file (nothing else does: no token is read from it),
+    // and holds the event loop (there may be no health port).
+    const keepAlive = setInterval(
+      () => void changes.poll?.().catch(() => {}),
+      EMPTY_SHARE_POLL_MS,
+    );
+    const finish = (share: WorkspaceConfig[] | undefined) => {
+      clearInterval(keepAlive);
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      options.signal?.removeEventListener("abort", onAbort);
+      changes.listener = undefined;
+      resolve(share);
+    };
+    const onSignal = (name: string) => () => {
+      log.info("{signal}: stopping", { signal: name });
+      finish(undefined);
+    };
+    const onInt = onSignal("SIGINT");
+    const onTerm = onSignal("SIGTERM");
+    const onAbort = () => finish(undefined);
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    if (options.signal?.aborted) return onAbort();
+    changes.listener = (next) => {
+      const share = shareOf(next, shard);
+      if (share.length > 0) finish(share);
+    };
+  });
+}
+
+/**
+ * The listener of a sharded, watched workspaces file: serves this shard's
+ * share of every new version (entries added are served, entries removed or
+ * now another shard's stop), and while the share is empty looks at the
+ * file every second, since no token lookup does.
+ *
+ * @example
+ * ```ts
+ * import { startHeartbeat } from "../schedule/start_heartbeat.ts";
+ * import { followShare } from "./shard.ts";
+ * const hb = startHeartbeat({
+ *   platformUrl: "http://127.0.0.1:9",
+ *   workspaces: [{ id: "ws-1", token: "tok-0123456789" }],
+ *   signal: AbortSignal.abort(),
+ * });
+ * const listener = followShare(hb, { index: 0, total: 1 }, {});
+ * listener([{ id: "ws-1", token: "tok-0123456789" }]);
+ * await hb.stopped;
+ * ```
+ *
+ * @param hb The running heartbeat.
+ * @param shard This process's shard.
+ * @param changes The file's hooks (`poll` is used while the share is empty).
+ * @returns The listener, for `changes.listener`.
+ */
+export function followShare(
+  hb: HeartbeatHandle,
+  shard: Shard,
+  changes: WorkspacesFileChanges,
+): (workspaces: WorkspaceConfig[]) => void {
+  let poller: ReturnType<typeof setInterval> | undefined;
+  const stopPolling = () => {
+    clearInterval(poller);
+    poller = undefined;
+  };
+  void hb.stopped.then(stopPolling);
+  return (next) => {
+    const share = shareOf(next, shard);
+    followWorkspacesFile(hb, share);
+    if (share.length > 0) return stopPolling();
+    if (poller !== undefined || changes.poll === undefined) return;
+    log.info(
+      "shard {shard} of {totalShards} owns none of the workspaces file's {listed} workspace(s) now: serving none until it changes",
+      { shard: shard.index, totalShards: shard.total, listed: next.length },
+    );
+    const poll = changes.poll;
+    poller = setInterval(
+      () => void poll().catch(() => {}),
+      EMPTY_SHARE_POLL_MS,
+    );
+  };
+}
