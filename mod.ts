@@ -15,19 +15,17 @@
  *
  * - keep workspaces alive: {@link startHeartbeat} and its
  *   {@link HeartbeatHandle} (status, events, add and remove workspaces);
- * - one request at a time: {@link register}, {@link sendHeartbeat},
- *   {@link fetchWorkspaceState}, {@link lookupWorkspace};
- * - where secrets and issued tokens go: {@link SecretStore},
- *   {@link MemorySecretStore}, {@link FileSecretStore}, {@link TokenStore},
- *   {@link MemoryTokenStore}, {@link FileTokenStore},
- *   {@link resolveConfigsDir}, and the {@link FileSystem} adapters;
+ * - where the inbound secret and issued tokens go: {@link SecretStore},
+ *   {@link MemorySecretStore}, {@link FileSecretStore}, in the configs dir
+ *   {@link resolveConfigsDir} finds;
  * - beside an MCP server: {@link createMcpTracker},
  *   {@link createMcpStreamTap}, {@link trackTransport};
  * - one masking path for every text: {@link maskSecrets};
- * - errors: {@link HeartbeatError} and its subclasses.
+ * - errors: {@link HeartbeatError} (every error the library throws is one).
  *
+ * `@molecule/heartbeat/platform` makes one request at a time (register,
+ * a heartbeat, the state and lookup questions, the agent card);
  * `@molecule/heartbeat/testing` is a platform emulator to test against;
- * `@molecule/heartbeat/node` the `node:fs` file adapter;
  * `@molecule/heartbeat/cli` the command as a function.
  *
  * @example Keep one workspace alive until aborted
@@ -59,48 +57,16 @@ export type {
   HeartbeatStatus,
   ReadyResult,
   WorkspaceConfig,
-  WorkspaceLifeState,
+  WorkspacePhase,
   WorkspaceStatus,
 } from "./src/schedule/types.ts";
+export type { HeartbeatStats } from "./src/platform/heartbeat.ts";
+export type { TokenSource } from "./src/shared/token.ts";
 
-// The platform's endpoints, one request at a time.
-export {
-  register,
-  type RegisterOptions,
-  type RegisterResult,
-} from "./src/platform/register.ts";
-export {
-  buildHeartbeatBody,
-  type HeartbeatBody,
-  type HeartbeatResult,
-  type HeartbeatStats,
-  sendHeartbeat,
-  type SendHeartbeatOptions,
-} from "./src/platform/heartbeat.ts";
-export {
-  fetchWorkspaceState,
-  type FetchWorkspaceStateOptions,
-  type WorkspaceState,
-  type WorkspaceStateKind,
-} from "./src/platform/workspace_state.ts";
-export {
-  lookupWorkspace,
-  type LookupWorkspaceOptions,
-  type WorkspaceLookup,
-  type WorkspaceLookupKind,
-} from "./src/platform/workspace_lookup.ts";
-export type { Outcome, OutcomeKind } from "./src/platform/outcome.ts";
-export type { FetchLike, PlatformAnswer } from "./src/platform/http.ts";
-export {
-  type AgentCard,
-  type AgentSkill,
-  buildAgentCard,
-} from "./src/platform/agent_card.ts";
-export { isValidToken, type TokenSource } from "./src/shared/token.ts";
-
-// Where secrets go.
+// Where the inbound secret and issued tokens go.
 export {
   MemorySecretStore,
+  type SecretKind,
   type SecretStore,
 } from "./src/storage/secret_store.ts";
 export {
@@ -108,31 +74,10 @@ export {
   type FileSecretStoreOptions,
 } from "./src/storage/file_secret_store.ts";
 export {
-  MemoryTokenStore,
-  type TokenStore,
-} from "./src/storage/token_store.ts";
-export {
-  FileTokenStore,
-  type FileTokenStoreOptions,
-} from "./src/storage/file_token_store.ts";
-export {
   type ConfigsDir,
   resolveConfigsDir,
   type ResolveConfigsDirOptions,
 } from "./src/storage/configs_dir.ts";
-export type {
-  FileInfo,
-  FileSystem,
-  ReadTextOptions,
-} from "./src/storage/file_system.ts";
-export { createDenoFileSystem } from "./src/storage/file_system_deno.ts";
-export { defaultFileSystem } from "./src/storage/default_file_system.ts";
-export {
-  fileToken,
-  type WatchedFile,
-  watchFile,
-  type WatchFileOptions,
-} from "./src/storage/watched_file.ts";
 
 // Beside an MCP server.
 export {
@@ -148,17 +93,9 @@ export {
 } from "./src/mcp/stream_tap.ts";
 export { trackTransport, type TransportLike } from "./src/mcp/transport.ts";
 
-// Masking, errors, environment, time, constants.
+// Masking, errors, constants.
 export { maskSecrets, REDACTED } from "./src/shared/mask.ts";
-export {
-  ConfigError,
-  HeartbeatError,
-  InvalidTokenError,
-  RegisterAuthError,
-} from "./src/shared/errors.ts";
-export { FileReadError } from "./src/storage/file_system.ts";
-export { envFromRecord, type EnvReader, processEnv } from "./src/shared/env.ts";
-export { type Clock, systemClock } from "./src/shared/clock.ts";
+export { HeartbeatError } from "./src/shared/errors.ts";
 export {
   HEARTBEAT_INTERVAL_MS,
   LOG_CATEGORY,

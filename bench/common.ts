@@ -1,7 +1,7 @@
 // What the fleet and trouble benches share: the emulator in a process of its
 // own (bench/emulator_process.ts) driven over its stdin, /proc readings of an
 // agent, and the workspaces file an agent is started with.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,18 @@ export const denoBin: string = here("../node_modules/.bin/deno");
  * 1 MiB semi-spaces instead of letting it grow to 16 MiB and more.
  */
 export const SMALL_HEAP = "--v8-flags=--max-semi-space-size=1";
+
+/**
+ * Deno's cache dir as `deno run` finds it here (`DENO_DIR`, else under
+ * HOME). An agent started with HOME set to a fresh temporary dir must be
+ * given it, or every start compiles every module again: that is not the
+ * cached start a user has, and it costs memory (about 10 MB of RSS for the
+ * wrapper) as well as time.
+ */
+export function denoDir(): string {
+  const info = spawnSync(denoBin, ["info", "--json"], { encoding: "utf8" });
+  return (JSON.parse(info.stdout) as { denoDir: string }).denoDir;
+}
 const ticksPerSecond = 100;
 
 export const sleep = (ms: number): Promise<void> =>

@@ -4,7 +4,9 @@
 //
 //   reset <intervalMs>   zero the counters (and set the interval periods are
 //                        measured against)
-//   stats                the counters since the last reset
+//   stats                the counters since the last reset (and when the
+//                        first request and first accepted register came,
+//                        in ms since the epoch: performance.timeOrigin + now)
 //   fail <path> <json>   inject a Fault (src/testing/emulator.ts) on path
 //                        register, heartbeat, state or any
 //   heal                 remove every fault
@@ -22,6 +24,8 @@ let registers = 0;
 let requests = 0;
 let interval = Number(process.argv[2] ?? 20_000);
 let connectionsAtReset = 0;
+let firstRequestAt: number | null = null;
+let firstRegisterAt: number | null = null;
 // Recovery clock: since `mark`, who had a beat or a register accepted.
 let markAt: number | undefined;
 let markTarget = 0;
@@ -35,9 +39,11 @@ const platform = await startPlatformEmulator({
   secretFor: () => "bench-inbound-secret",
   onRequest: (r) => {
     requests++;
+    firstRequestAt ??= performance.timeOrigin + r.at;
     if (r.status !== 200 || !r.workspaceId) return;
     if (r.path === "register") {
       registers++;
+      firstRegisterAt ??= performance.timeOrigin + r.at;
       if (markAt !== undefined && registersRecoveredMs === null) {
         registeredSinceMark.add(r.workspaceId);
         if (registeredSinceMark.size >= markTarget) {
@@ -69,6 +75,8 @@ for await (const line of createInterface({ input: process.stdin })) {
     beats = 0;
     registers = 0;
     requests = 0;
+    firstRequestAt = null;
+    firstRegisterAt = null;
     interval = Number(arg ?? interval);
     connectionsAtReset = platform.connections;
     process.stdout.write("{}\n");
@@ -107,6 +115,8 @@ for await (const line of createInterface({ input: process.stdin })) {
         registeredSinceMark: registeredSinceMark.size,
         beatsRecoveredMs,
         registersRecoveredMs,
+        firstRequestAt,
+        firstRegisterAt,
       }) + "\n",
     );
   } else if (cmd === "quit") break;

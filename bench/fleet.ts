@@ -23,6 +23,7 @@ import {
   benchArgs,
   cpuSeconds,
   denoBin,
+  denoDir,
   fmt,
   here,
   machineDescription,
@@ -50,6 +51,8 @@ const refDir = process.env.MOLECULE_REFERENCE_DIR ??
 const haveReference = existsSync(join(refDir, "mcp_heartbeat.py"));
 // The Node build: the same tsc output the npm package ships.
 const nodeCli = here("../.ci/out/npm/dist/cli.js");
+// `deno run` cached, as a user's: HOME below is a fresh dir each time.
+const DENO_DIR = denoDir();
 
 /** A python3 that has httpx (Debian's python3-httpx lives under /usr/bin/python3). */
 function findPython(): string | undefined {
@@ -104,6 +107,7 @@ function startAgent(
     env: {
       PATH: process.env.PATH ?? "",
       HOME: configsDir,
+      DENO_DIR,
       PLATFORM_URL: platformUrl,
     },
     stdio: ["ignore", "ignore", "pipe"] as ["ignore", "ignore", "pipe"],

@@ -7,99 +7,119 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const ENTRIES = [
-  "mod.ts",
-  "src/testing/mod.ts",
-  "src/storage/file_system_node.ts",
-  "cli.ts",
-];
+/**
+ * The public API, by entry point and name: a change here is a change of the
+ * semver promise (deno.json "exports" maps each entry to its file).
+ */
+const PUBLIC_API: Record<string, string[]> = {
+  // What a user needs to keep workspaces alive, and beside an MCP server.
+  "mod.ts": [
+    "BeatFailureReason",
+    "ConfigsDir",
+    "createMcpStreamTap",
+    "createMcpTracker",
+    "FileSecretStore",
+    "FileSecretStoreOptions",
+    "HEARTBEAT_INTERVAL_MS",
+    "HeartbeatError",
+    "HeartbeatEventMap",
+    "HeartbeatHandle",
+    "HeartbeatMetrics",
+    "HeartbeatOptions",
+    "HeartbeatStats",
+    "HeartbeatStatus",
+    "LOG_CATEGORY",
+    "maskSecrets",
+    "McpStreamTap",
+    "McpStreamTapOptions",
+    "McpTracker",
+    "McpTrackerOptions",
+    "McpWorkStats",
+    "MemorySecretStore",
+    "ReadyResult",
+    "REDACTED",
+    "REQUEST_TIMEOUT_MS",
+    "resolveConfigsDir",
+    "ResolveConfigsDirOptions",
+    "SecretKind",
+    "SecretStore",
+    "STALE_AFTER_MS",
+    "startHeartbeat",
+    "TokenSource",
+    "trackTransport",
+    "TransportLike",
+    "VERSION",
+    "WorkspaceConfig",
+    "WorkspacePhase",
+    "WorkspaceStatus",
+  ],
+  // `@molecule/heartbeat/platform`: one request at a time.
+  "src/platform/mod.ts": [
+    "AgentCard",
+    "AgentSkill",
+    "buildAgentCard",
+    "FetchLike",
+    "fetchWorkspaceState",
+    "FetchWorkspaceStateOptions",
+    "HeartbeatResult",
+    "HeartbeatStats",
+    "isValidToken",
+    "lookupWorkspace",
+    "LookupWorkspaceOptions",
+    "Outcome",
+    "OutcomeKind",
+    "register",
+    "RegisterOptions",
+    "RegisterResult",
+    "sendHeartbeat",
+    "SendHeartbeatOptions",
+    "TokenSource",
+    "WorkspaceLookup",
+    "WorkspaceLookupKind",
+    "WorkspaceState",
+    "WorkspaceStateKind",
+  ],
+  // `@molecule/heartbeat/testing`: the emulator, and the clock to fake.
+  "src/testing/mod.ts": [
+    "Clock",
+    "EmulatedPath",
+    "EmulatedWorkspace",
+    "Fault",
+    "FaultScope",
+    "PlatformEmulator",
+    "PlatformEmulatorOptions",
+    "RequestRecord",
+    "startPlatformEmulator",
+    "systemClock",
+  ],
+  // `@molecule/heartbeat/cli`: the command as a function.
+  "cli.ts": ["CliContext", "EXIT", "main", "runAsMain"],
+};
+const ENTRIES = Object.keys(PUBLIC_API);
 
-/** The public API, by name: a change here is a change of the semver promise. */
-const PUBLIC_API = [
-  "AgentCard",
-  "AgentSkill",
-  "BeatFailureReason",
-  "buildAgentCard",
-  "buildHeartbeatBody",
-  "Clock",
+/** The command's plumbing: no entry point exports any of it. */
+const PRIVATE = [
   "ConfigError",
-  "ConfigsDir",
   "createDenoFileSystem",
-  "createMcpStreamTap",
-  "createMcpTracker",
+  "createNodeFileSystem",
   "defaultFileSystem",
   "envFromRecord",
   "EnvReader",
-  "FetchLike",
-  "fetchWorkspaceState",
-  "FetchWorkspaceStateOptions",
   "FileInfo",
   "FileReadError",
-  "FileSecretStore",
-  "FileSecretStoreOptions",
   "FileSystem",
   "fileToken",
-  "HEARTBEAT_INTERVAL_MS",
+  "FileWriteError",
   "HeartbeatBody",
-  "HeartbeatError",
-  "HeartbeatEventMap",
-  "HeartbeatHandle",
-  "HeartbeatMetrics",
-  "HeartbeatOptions",
-  "HeartbeatResult",
-  "HeartbeatStats",
-  "HeartbeatStatus",
+  "buildHeartbeatBody",
   "InvalidTokenError",
-  "isValidToken",
-  "LOG_CATEGORY",
-  "maskSecrets",
-  "McpStreamTap",
-  "McpStreamTapOptions",
-  "McpTracker",
-  "McpTrackerOptions",
-  "McpWorkStats",
-  "MemorySecretStore",
-  "Outcome",
-  "OutcomeKind",
   "PlatformAnswer",
   "processEnv",
   "ReadTextOptions",
-  "ReadyResult",
-  "REDACTED",
-  "register",
   "RegisterAuthError",
-  "RegisterOptions",
-  "RegisterResult",
-  "REQUEST_TIMEOUT_MS",
-  "resolveConfigsDir",
-  "ResolveConfigsDirOptions",
-  "SecretStore",
-  "sendHeartbeat",
-  "SendHeartbeatOptions",
-  "STALE_AFTER_MS",
-  "startHeartbeat",
-  "systemClock",
-  "TokenSource",
-  "trackTransport",
-  "TransportLike",
-  "VERSION",
   "WatchedFile",
   "watchFile",
   "WatchFileOptions",
-  "WorkspaceConfig",
-  "WorkspaceState",
-  "WorkspaceStateKind",
-  "WorkspaceStatus",
-  // issue 17 and 20
-  "FileTokenStore",
-  "FileTokenStoreOptions",
-  "lookupWorkspace",
-  "LookupWorkspaceOptions",
-  "MemoryTokenStore",
-  "TokenStore",
-  "WorkspaceLifeState",
-  "WorkspaceLookup",
-  "WorkspaceLookupKind",
 ];
 
 function deno(): string {
@@ -148,15 +168,40 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-test("mod.ts exports exactly the public API, by name", () => {
-  const names = docOf("mod.ts").map((s) => s.name).sort();
+test("each entry point exports exactly its public API, by name; deno.json exports those entry points", () => {
+  const config = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as {
+    exports: Record<string, string>;
+  };
   assert.deepEqual(
-    names,
-    [...PUBLIC_API].sort(),
-    "mod.ts's exports changed: update PUBLIC_API here if that is meant (every name is a semver promise on JSR)",
+    Object.values(config.exports).map((p) => p.replace(/^\.\//, "")).sort(),
+    [...ENTRIES].sort(),
+    "deno.json's exports changed: update PUBLIC_API here if that is meant",
   );
-  const text = readFileSync(join(ROOT, "mod.ts"), "utf8");
-  assert.ok(!/export \*/.test(text), "mod.ts re-exports by name, never *");
+  for (const entry of ENTRIES) {
+    const names = docOf(entry).map((s) => s.name).sort();
+    assert.deepEqual(
+      names,
+      [...PUBLIC_API[entry]].sort(),
+      `${entry}'s exports changed: update PUBLIC_API here if that is meant (every name is a semver promise on JSR)`,
+    );
+    const text = readFileSync(join(ROOT, entry), "utf8");
+    assert.ok(!/export \*/.test(text), `${entry} re-exports by name, never *`);
+  }
+});
+
+test("mod.ts exports at most 40 names; no entry point exports the plumbing", () => {
+  assert.ok(
+    PUBLIC_API["mod.ts"].length <= 40,
+    `mod.ts exports ${PUBLIC_API["mod.ts"].length} names`,
+  );
+  for (const entry of ENTRIES) {
+    for (const name of PRIVATE) {
+      assert.ok(
+        !PUBLIC_API[entry].includes(name),
+        `${entry} exports ${name}, the command's plumbing`,
+      );
+    }
+  }
 });
 
 test("every export of every entry point has documentation", () => {

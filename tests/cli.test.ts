@@ -11,7 +11,7 @@ import {
   startPiped,
   startScript,
 } from "./helpers/runtime.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { sleep, waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
@@ -82,6 +82,7 @@ test("--help lists every flag and variable, with the Tokens tab, on stdout; mod.
 
 test("every way in exits with the command's code, our stdin held open (mod.ts as jsr: runs it, and cli.ts)", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   await using scratchDir = await scratch("molecule-cli-");
@@ -261,13 +262,13 @@ test("configuration errors exit 2 with what to set in the first line, never a st
       "interval zero",
       [],
       bad({ MOLECULE_HEARTBEAT_INTERVAL: "0" }),
-      /MOLECULE_HEARTBEAT_INTERVAL must be from 0.05 to 3600/,
+      /MOLECULE_HEARTBEAT_INTERVAL must be a number of seconds from 0.05 to 3600/,
     ],
     [
       "interval negative",
       ["--interval=-5"],
       bad({}),
-      /--interval must be from 0.05 to 3600/,
+      /--interval must be a number of seconds from 0.05 to 3600/,
     ],
     [
       "interval value missing",
@@ -279,7 +280,7 @@ test("configuration errors exit 2 with what to set in the first line, never a st
       "interval too long",
       ["--interval", "3601"],
       bad({}),
-      /--interval must be from 0.05 to 3600/,
+      /--interval must be a number of seconds from 0.05 to 3600/,
     ],
     [
       "unknown flag",
@@ -329,14 +330,15 @@ test("configuration errors exit 2 with what to set in the first line, never a st
 });
 
 test("--once registers and beats once per workspace with the agent card from the environment, stdout empty", async () => {
+  const id = "6b1f3c2a-9d4e-4f7a-8c5b-2e1d0a9b8c7f";
   await using platform = await startPlatformEmulator({
-    workspaces: { "ws-12345678": TOKEN },
+    workspaces: { [id]: TOKEN },
   });
   await using scratchDir = await scratch("molecule-cli-");
   const dir = scratchDir.path;
   const r = await cli(["--once", "--interval", "0.5"], {
     PLATFORM_URL: platform.url + "/",
-    WORKSPACE_ID: "ws-12345678",
+    WORKSPACE_ID: id,
     MOLECULE_WORKSPACE_TOKEN: TOKEN,
     CONFIGS_DIR: dir,
     MOLECULE_AGENT_NAME: "scout",
@@ -346,25 +348,41 @@ test("--once registers and beats once per workspace with the agent card from the
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, "");
   assert.equal(r.stderr, "", "warnings and errors only by default");
+  const card = {
+    name: "scout",
+    skills: [{ name: "research" }, { name: "review" }],
+    description: "reads papers",
+  };
+  // Looked up before it is registered: the platform would create an id it
+  // does not have.
+  assert.equal(platform.requestsTo("workspace").length, 1);
   const [reg] = platform.requestsTo("register");
+  assert.ok(
+    platform.requestsTo("workspace")[0].at <= reg.at,
+    "the lookup came first",
+  );
   assert.deepEqual(reg.body, {
-    id: "ws-12345678",
+    id,
     url: "",
-    agent_card: {
-      name: "scout",
-      skills: [{ name: "research" }, { name: "review" }],
-      description: "reads papers",
-    },
+    agent_card: card,
     delivery_mode: "poll",
   });
   assert.equal(platform.requestsTo("heartbeat").length, 1);
+  // The beat carries the card too, as the platform's own runtime sends it.
+  assert.deepEqual(
+    (platform.requestsTo("heartbeat")[0].body as Record<string, unknown>)
+      .agent_card,
+    card,
+  );
+  assert.deepEqual(platform.created, []);
   const secretFile = join(dir, ".platform_inbound_secret");
-  assert.equal(await readFile(secretFile, "utf8"), "secret-ws-12345678");
+  assert.equal(await readFile(secretFile, "utf8"), `secret-${id}`);
   assert.equal((await stat(secretFile)).mode & 0o777, 0o600);
 });
 
 test("--once exits 1 when the platform does not accept the beat", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   platform.fail({
@@ -387,6 +405,7 @@ test("--once exits 1 when the platform does not accept the beat", async () => {
 
 test("a rejected token at register exits 3 at once with one workspace, naming the Tokens tab", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   await using scratchDir = await scratch("molecule-cli-");
@@ -410,6 +429,7 @@ test("a rejected token at register exits 3 at once with one workspace, naming th
 
 test("several workspaces: a rejected one is reported and dropped, the others go on; all rejected exits 3", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { good: TOKEN, bad: "bad-right-token" },
   });
   await using scratchDir = await scratch("molecule-cli-");
@@ -427,21 +447,28 @@ test("several workspaces: a rejected one is reported and dropped, the others go 
     args: ["--workspaces-file", file, "--interval", "0.2"],
     env: { PLATFORM_URL: platform.url, CONFIGS_DIR: dir },
   });
+  // One 401 is no verdict: the register is tried again a few seconds on
+  // (after a lookup), and refused again, the workspace is dropped.
   await waitFor(
-    () => platform.requestsTo("heartbeat", "good").length >= 3,
+    () =>
+      platform.requestsTo("heartbeat", "good").length >= 3 &&
+      platform.requestsTo("register", "bad").length >= 2,
     10_000,
-    "beats of the good workspace",
+    "beats of the good workspace, and the confirming register of the bad one",
+  );
+  await sleep(300);
+  const badBeats = platform.requestsTo("heartbeat", "bad").length;
+  await sleep(600);
+  assert.ok(
+    platform.requestsTo("heartbeat", "bad").length <= badBeats + 1,
+    "dropped: no more beats of the bad workspace",
   );
   run.kill("SIGTERM");
   const r = await run.done;
   assert.equal(r.code, 0, r.stderr);
   assert.match(
     r.stderr,
-    /ERROR register rejected with HTTP 401.*workspace bad/,
-  );
-  assert.ok(
-    platform.requestsTo("heartbeat", "bad").length <= 1,
-    "beats do not wait on register: at most the first went out beside it",
+    /ERROR register rejected with HTTP 401.*workspace bad.*refused again/,
   );
   // Per-workspace secret files when there are several.
   assert.equal(
@@ -463,6 +490,7 @@ test("several workspaces: a rejected one is reported and dropped, the others go 
 
 test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   platform.fail({ kind: "hang" }, { path: "heartbeat" });
@@ -508,6 +536,7 @@ test("SIGTERM while a request hangs: exit 0 within 2 s", async () => {
 
 test("a token file that changes on disk is re-read and the new token used without a restart", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "first-token-aaaa" },
   });
   await using scratchDir = await scratch("molecule-cli-");
@@ -540,6 +569,7 @@ test("a token file that changes on disk is re-read and the new token used withou
 
 test("a workspaces file that changes on disk is re-read: a rotated token is used for its workspace only", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-a": "token-a-first", "ws-b": "token-b-kept" },
   });
   await using scratchDir = await scratch("molecule-cli-");
@@ -581,6 +611,7 @@ test("a workspaces file that changes on disk is re-read: a rotated token is used
 
 test("warnings, not exits: interval over 60 s, group-readable token file, unwritable configs dir", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   await using scratchDir = await scratch("molecule-cli-");
@@ -620,6 +651,7 @@ test("warnings, not exits: interval over 60 s, group-readable token file, unwrit
 
 test("--log-format json: one JSON object a line with level and message", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   await using scratchDir = await scratch("molecule-cli-");
@@ -710,6 +742,7 @@ test("--log-format json: an error about a flag, or a setting read before the log
 
 test("--once with several workspaces, one refused: exit 1 with a line naming it beside the others", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN, "ws-2": `${TOKEN}-2` },
   });
   await using scratchDir = await scratch("molecule-cli-");
@@ -732,6 +765,7 @@ test("--once with several workspaces, one refused: exit 1 with a line naming it 
 
 test("--once: a register that failed is named with the register's own reason, not the beat's", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   platform.fail({

@@ -1,16 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, envFromRecord } from "../mod.ts";
+import { ConfigError } from "../src/shared/errors.ts";
+import { envFromRecord } from "../src/shared/env.ts";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseFlags } from "../src/cli/flags.ts";
-import {
-  orgIdSetting,
-  platformUrlSetting,
-  staleWindowSetting,
-  statePollSetting,
-} from "../src/cli/settings.ts";
+import { parseFlags, read } from "../src/cli/flags.ts";
+import { platformUrlIfSet } from "../src/cli/settings.ts";
 import { workspacesSetting } from "../src/cli/workspaces.ts";
 import { defaultFileSystem } from "../src/storage/default_file_system.ts";
 import { runScript } from "./helpers/runtime.ts";
@@ -20,7 +16,7 @@ test("plain http off loopback is accepted with a warning; loopback and https are
   const flags = parseFlags([]);
   const warn = (url: string) => {
     const warnings: string[] = [];
-    const base = platformUrlSetting(
+    const base = platformUrlIfSet(
       flags,
       envFromRecord({ PLATFORM_URL: url }),
       warnings,
@@ -59,7 +55,7 @@ test("a platform URL with credentials, a query or a fragment is a configuration 
     ]
   ) {
     assert.throws(
-      () => platformUrlSetting(flags, envFromRecord({ PLATFORM_URL: url }), []),
+      () => platformUrlIfSet(flags, envFromRecord({ PLATFORM_URL: url }), []),
       (e: unknown) => e instanceof ConfigError && e.setting === "PLATFORM_URL",
       url,
     );
@@ -250,16 +246,17 @@ test("workspace ids outside ^[a-z0-9][a-z0-9-]{0,127}$ are refused, naming the v
 test("MOLECULE_ORGANIZATION_ID is an alias of MOLECULE_ORG_ID (which wins); 1 to 128 printable characters", () => {
   const flags = parseFlags([]);
   const org = (env: Record<string, string>) =>
-    orgIdSetting(flags, envFromRecord(env));
+    read(flags, envFromRecord(env), "orgId");
   assert.equal(org({ MOLECULE_ORGANIZATION_ID: "org-a" }), "org-a");
   assert.equal(
     org({ MOLECULE_ORG_ID: "org-b", MOLECULE_ORGANIZATION_ID: "org-a" }),
     "org-b",
   );
   assert.equal(
-    orgIdSetting(
+    read(
       parseFlags(["--org-id", "org-c"]),
       envFromRecord({ MOLECULE_ORG_ID: "org-b" }),
+      "orgId",
     ),
     "org-c",
   );
@@ -274,10 +271,10 @@ test("MOLECULE_ORGANIZATION_ID is an alias of MOLECULE_ORG_ID (which wins); 1 to
   );
 });
 
-test("--stale-window / MOLECULE_STALE_WINDOW: whole seconds, default 180; --state-poll defaults to 15", () => {
+test("--stale-window / MOLECULE_STALE_WINDOW: whole seconds; unset, it and --state-poll are the library's defaults", () => {
   const window = (args: string[], env: Record<string, string> = {}) =>
-    staleWindowSetting(parseFlags(args), envFromRecord(env));
-  assert.equal(window([]), 180_000);
+    read(parseFlags(args), envFromRecord(env), "staleWindow");
+  assert.equal(window([]), undefined);
   assert.equal(window([], { MOLECULE_STALE_WINDOW: "60" }), 60_000);
   assert.equal(
     window(["--stale-window", "90"], { MOLECULE_STALE_WINDOW: "60" }),
@@ -290,8 +287,10 @@ test("--stale-window / MOLECULE_STALE_WINDOW: whole seconds, default 180; --stat
       bad,
     );
   }
-  assert.equal(statePollSetting(parseFlags([])), 15);
-  assert.equal(statePollSetting(parseFlags(["--state-poll", "0"])), 0);
+  const poll = (args: string[]) =>
+    read(parseFlags(args), envFromRecord({}), "statePoll");
+  assert.equal(poll([]), undefined);
+  assert.equal(poll(["--state-poll", "0"]), 0);
 });
 
 test("command: a bad MOLECULE_WORKSPACE_TOKEN_FILE or workspace id exits 2 naming it, from mod.ts, without a stack trace", async () => {

@@ -27,7 +27,7 @@ const fleetJson = (n: number, prefix = "ws") =>
   );
 
 test("--once over the cap: 24 workspaces with --max-in-flight 16 register, beat and are asked, then exit 0", async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   await using dir = await scratch("molecule-run-");
   // Every answer a little slow: the cap is full while the state questions queue.
   platform.fail({ kind: "delay", ms: 100 });
@@ -51,6 +51,7 @@ test("--once over the cap: 24 workspaces with --max-in-flight 16 register, beat 
 
 test("a signal during --once exits 143 (SIGTERM) or 130 (SIGINT), never 0", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   platform.fail({ kind: "hang" });
@@ -155,6 +156,7 @@ test("--once's deadline grows with the fleet and the cap", () => {
 
 test("hole: a port in use for --health-port exits 2 before the child starts or anything is sent", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   await using dir = await scratch("molecule-run-");
@@ -193,6 +195,7 @@ test("hole: a port in use for --health-port exits 2 before the child starts or a
 
 test("hole: a watched workspaces file that grows from one entry to two keeps one secret file per workspace", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     secretFor: (id) => `secret-of-${id}`,
   });
   await using dir = await scratch("molecule-run-");

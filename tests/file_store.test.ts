@@ -12,14 +12,10 @@ import {
 } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  createDenoFileSystem,
-  envFromRecord,
-  FileSecretStore,
-  type FileSystem,
-  resolveConfigsDir,
-  startHeartbeat,
-} from "../mod.ts";
+import { FileSecretStore, resolveConfigsDir, startHeartbeat } from "../mod.ts";
+import { envFromRecord } from "../src/shared/env.ts";
+import type { FileSystem } from "../src/storage/file_system.ts";
+import { createDenoFileSystem } from "../src/storage/file_system_deno.ts";
 import { createNodeFileSystem } from "../src/storage/file_system_node.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { captureLogs } from "./helpers/logs.ts";
@@ -39,20 +35,36 @@ async function tempDir(): Promise<string> {
 }
 
 for (const [name, make] of adapters) {
-  test(`${name} adapter: the secret file is 0600 in a 0700 dir created on demand, with no temporary file left`, async () => {
+  test(`${name} adapter: the secret and token files are 0600 in a 0700 dir created on demand, with no temporary file left`, async () => {
     const root = await tempDir();
     try {
       const dir = join(root, "nested", "configs");
       const store = new FileSecretStore({ dir, fs: make() });
-      assert.equal(await store.load("ws-1"), undefined);
-      await store.save("ws-1", "first-secret");
-      await store.save("ws-1", "second-secret");
+      assert.equal(await store.load("inbound-secret", "ws-1"), undefined);
+      await store.save("inbound-secret", "ws-1", "first-secret");
+      await store.save("inbound-secret", "ws-1", "second-secret");
       const file = join(dir, ".platform_inbound_secret");
       assert.equal(await readFile(file, "utf8"), "second-secret");
       assert.equal((await stat(file)).mode & 0o777, 0o600);
       assert.equal((await stat(dir)).mode & 0o777, 0o700);
       assert.deepEqual(await readdir(dir), [".platform_inbound_secret"]);
-      assert.equal(await store.load("ws-1"), "second-secret");
+      assert.equal(await store.load("inbound-secret", "ws-1"), "second-secret");
+      // The issued token: a file of its own beside it, written the same way.
+      assert.equal(await store.load("auth-token", "ws-1"), undefined);
+      await store.save("auth-token", "ws-1", "issued-token-value");
+      const token = join(dir, ".auth_token");
+      assert.equal(store.pathFor("auth-token", "ws-1"), token);
+      assert.equal(await readFile(token, "utf8"), "issued-token-value");
+      assert.equal((await stat(token)).mode & 0o777, 0o600);
+      assert.deepEqual((await readdir(dir)).sort(), [
+        ".auth_token",
+        ".platform_inbound_secret",
+      ]);
+      assert.equal(
+        await store.load("auth-token", "ws-1"),
+        "issued-token-value",
+      );
+      assert.equal(await store.load("inbound-secret", "ws-1"), "second-secret");
     } finally {
       await rm(root, { recursive: true, force: true });
     }
@@ -66,9 +78,11 @@ for (const [name, make] of adapters) {
         perWorkspace: true,
         fs: make(),
       });
-      await store.save("a/../b", "s1");
-      await store.save("ws-2", "s2");
+      await store.save("inbound-secret", "a/../b", "s1");
+      await store.save("inbound-secret", "ws-2", "s2");
+      await store.save("auth-token", "ws-2", "t2");
       assert.deepEqual((await readdir(dir)).sort(), [
+        ".auth_token.ws-2",
         ".platform_inbound_secret.a_.._b~eab86698e8f0be01", // odd ids are hashed
         ".platform_inbound_secret.ws-2",
       ]);
@@ -76,9 +90,12 @@ for (const [name, make] of adapters) {
         join(dir, ".platform_inbound_secret.ws-3"),
         "  padded \n",
       );
-      assert.equal(await store.load("ws-3"), "padded");
-      await assert.rejects(store.save("ws-2", ""), TypeError);
-      assert.equal(await store.load("ws-2"), "s2");
+      assert.equal(await store.load("inbound-secret", "ws-3"), "padded");
+      await assert.rejects(store.save("inbound-secret", "ws-2", ""), TypeError);
+      await assert.rejects(store.save("auth-token", "ws-2", ""), TypeError);
+      assert.equal(await store.load("inbound-secret", "ws-2"), "s2");
+      assert.equal(await store.load("auth-token", "ws-2"), "t2");
+      assert.equal(await store.load("auth-token", "ws-3"), undefined);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -111,7 +128,7 @@ test("a write failure rejects and leaves no temporary file", {
   try {
     await chmod(dir, 0o500);
     const store = new FileSecretStore({ dir });
-    await assert.rejects(store.save("ws-1", "secret"));
+    await assert.rejects(store.save("inbound-secret", "ws-1", "secret"));
     await chmod(dir, 0o700);
     assert.deepEqual(await readdir(dir), []);
   } finally {
@@ -125,6 +142,7 @@ test("a secret dir that is not writable, then writable again: the secret lands",
   const dir = join(root, "configs");
   await writeFile(dir, "in the way");
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "token-123456" },
   });
   try {

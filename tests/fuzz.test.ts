@@ -1,10 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { buildAgentCard, ConfigError, envFromRecord } from "../mod.ts";
+import { buildAgentCard } from "../src/platform/mod.ts";
+import { ConfigError } from "../src/shared/errors.ts";
+import { envFromRecord } from "../src/shared/env.ts";
 import { postJson } from "../src/platform/http.ts";
-import { parseFlags } from "../src/cli/flags.ts";
-import { intervalSetting, platformUrlSetting } from "../src/cli/settings.ts";
+import { parseFlags, read } from "../src/cli/flags.ts";
+import { platformUrlIfSet } from "../src/cli/settings.ts";
 import { parseWorkspacesJson } from "../src/cli/workspaces.ts";
 import { startHeartbeat } from "../mod.ts";
 import { createServer } from "node:http";
@@ -58,28 +60,31 @@ test("any MOLECULE_WORKSPACES string is a valid list or one clear configuration 
   );
 });
 
-test("any interval string is a number of ms in (0, 3600 s] or one clear configuration error", () => {
+test("any interval string is unset, a number of ms from 50 to 3,600,000, or one clear configuration error", () => {
   fc.assert(
     fc.property(
       fc.oneof(fc.string(), fc.double().map(String), fc.integer().map(String)),
       (raw) => {
         const out = configOutcome(() =>
-          intervalSetting(
+          read(
             parseFlags([]),
             envFromRecord({ MOLECULE_HEARTBEAT_INTERVAL: raw }),
-            [],
+            "interval",
           )
         );
-        if (!(out instanceof ConfigError)) {
-          assert.ok(out > 0 && out <= 3_600_000, `${raw} -> ${out}`);
-        } else assert.match(out.message, /MOLECULE_HEARTBEAT_INTERVAL/);
+        if (out === undefined) assert.equal(raw.trim(), "");
+        else if (!(out instanceof ConfigError)) {
+          assert.ok(out >= 50 && out <= 3_600_000, `${raw} -> ${out}`);
+        } else {
+          assert.match(out.message, /^MOLECULE_HEARTBEAT_INTERVAL must be /);
+        }
       },
     ),
     RUNS,
   );
 });
 
-test("any platform URL string is an http(s) base URL or one clear configuration error", () => {
+test("any platform URL string is unset, an http(s) base URL, or one clear configuration error", () => {
   fc.assert(
     fc.property(
       fc.oneof(
@@ -89,13 +94,14 @@ test("any platform URL string is an http(s) base URL or one clear configuration 
       ),
       (raw) => {
         const out = configOutcome(() =>
-          platformUrlSetting(
+          platformUrlIfSet(
             parseFlags([]),
             envFromRecord({ PLATFORM_URL: raw }),
             [],
           )
         );
-        if (!(out instanceof ConfigError)) {
+        if (out === undefined) assert.equal(raw.trim(), "");
+        else if (!(out instanceof ConfigError)) {
           assert.match(out, /^https?:\/\//);
           assert.ok(!out.endsWith("/"));
         } else assert.match(out.message, /PLATFORM_URL/);

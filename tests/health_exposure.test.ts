@@ -116,6 +116,7 @@ test("MOLECULE_HEALTH_TOKEN: read with the health port, 16 printable characters 
 
 async function fleet() {
   const platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-secret-id": "tok-0123456789abc" },
   });
   platform.fail({ kind: "status", status: 503 }, { path: "heartbeat" }); // never ready
@@ -254,7 +255,7 @@ test("on loopback: /status and the ids are open; with a token set, /status needs
 });
 
 test("the command: a bad MOLECULE_HEALTH_TOKEN exits 2 naming it; a good one locks /status", async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   await using dir = await scratch("molecule-health-token-");
   const env = {
     PLATFORM_URL: platform.url,

@@ -442,7 +442,7 @@ function shell(script: string) {
 const quote = (args: string[]) => args.map((a) => `'${a}'`).join(" ");
 
 test("under 500 slow clients (a byte a second) and 2,000 idle connections, /healthz from a new client answers within a second and every beat goes out", async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   const ids = Array.from({ length: 20 }, (_, i) => `ws-${i}`);
   const [cmd, args] = runtimeArgs(MOD, [
     "--health-port",

@@ -115,6 +115,7 @@ test("exposition: HELP and TYPE lines, escaped label values and help, +Inf and N
 
 test("/metrics: every label value known in advance is written at 0 from the start; no workspace id; build info and the process", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-metrics-aaaa": "tok-a-0123456789" },
   });
   platform.fail({ kind: "hang" }); // nothing completes: every count is 0
@@ -199,6 +200,7 @@ test("/metrics: every label value known in advance is written at 0 from the star
 
 test("/metrics agrees with /status: beats by outcome, skipped beats, workspaces by state; MCP tool calls and dropped log lines from their sources", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: {
       "ws-a": "tok-a-0123456789",
       "ws-b": "tok-b-0123456789",
@@ -253,10 +255,13 @@ test("/metrics agrees with /status: beats by outcome, skipped beats, workspaces 
       workspaceId: "ws-c",
       path: "heartbeat",
     });
+    // The escalation comes once refusals span a few seconds.
     await waitFor(
-      () => hb.status().workspaces.every((w) => w.beatsSent >= 4),
+      () =>
+        hb.status().workspaces.every((w) => w.beatsSent >= 4) &&
+        hb.metrics().authEscalations >= 1,
       10_000,
-      "four beats each",
+      "four beats each, and an escalation",
     );
     await hb.stop(); // the figures hold still from here
     const text = await metricsOf(server.url);
@@ -321,7 +326,7 @@ test("/metrics agrees with /status: beats by outcome, skipped beats, workspaces 
 test("promtool check metrics accepts /metrics of the command in wrapper mode", {
   skip: NO_PROMTOOL,
 }, async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   await using dir = await scratch("molecule-promtool-");
   const [cmd, args] = runtimeArgs(CHILD, ["no-stdin"]);
   const { run, base } = await startWithHealth(
@@ -386,7 +391,7 @@ test(
   "a real Prometheus scrapes the health port every second: up is 1 and molecule_heartbeat_beats_total grows",
   { skip: NO_PROMETHEUS },
   async () => {
-    await using platform = await startPlatformEmulator();
+    await using platform = await startPlatformEmulator({ uuidIds: false });
     await using dir = await scratch("molecule-prometheus-");
     const { run, base } = await startWithHealth(["--interval", "0.2"], {
       PLATFORM_URL: platform.url,

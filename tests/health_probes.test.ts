@@ -139,6 +139,7 @@ test("loop lag monitor: a blocked event loop shows as lag, and it fades after th
 
 test("liveness stays 200 while a workspace is rejected and the platform is down; readiness goes 503, naming the stale workspace", async () => {
   const platform = await startPlatformEmulator({
+    uuidIds: false,
     // ws-bad exists, but the agent has a wrong token for it.
     workspaces: {
       "ws-ok": "tok-ok-0123456789",
@@ -211,7 +212,7 @@ test("liveness stays 200 while a workspace is rejected and the platform is down;
 });
 
 test("liveness fails while the event loop runs late, and after stop", async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   const hb = startHeartbeat({
     platformUrl: platform.url,
     workspaces: [{ id: "ws-1", token: "tok-1-0123456789" }],
@@ -246,6 +247,7 @@ test("liveness fails while the event loop runs late, and after stop", async () =
 test("the command: /healthz is 200 from the start; /readyz is 503 with the reasons until a beat is accepted, then 200; /status is the snapshot", async () => {
   const TOKEN = "cli-token-0123456789";
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   const stopFailing = platform.fail({ kind: "status", status: 502 }, {

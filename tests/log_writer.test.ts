@@ -63,7 +63,7 @@ function fleet(n: number) {
 }
 
 test("command: when nobody reads our stderr, beats go on", async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   platform.fail({ kind: "status", status: 500 }, { path: "heartbeat" });
   const [cmd, args] = runtimeArgs(MOD, ["--interval", "0.1", "--verbose"]);
   // stderr is a pipe that is never read: it fills within a second.
@@ -94,7 +94,7 @@ test("command: when nobody reads our stderr, beats go on", async () => {
 });
 
 test("command: when our stderr is closed, logging ends and the run goes on to its normal end", async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   const [cmd, args] = runtimeArgs(MOD, ["--once", "--verbose"]);
   const child = spawn(cmd, args, {
     env: {

@@ -68,6 +68,7 @@ const lastBeat = (platform: PlatformEmulator) =>
 test("SDK client → wrapper → server-everything: same answers as direct, beats with live work, degraded and back, a 3 MiB message intact", async () => {
   await using dir = await scratch("molecule-mcp-");
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { [WS]: TOKEN },
   });
   await using direct = await connect();
@@ -159,6 +160,7 @@ test("SDK client → wrapper → server-everything: same answers as direct, beat
 test("SDK client → wrapper: with a hung platform, initialize is not delayed by register", async () => {
   await using dir = await scratch("molecule-mcp-");
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { [WS]: TOKEN },
   });
   platform.fail({ kind: "hang" });
@@ -176,6 +178,7 @@ test("SDK client → wrapper: with a hung platform, initialize is not delayed by
 
 test("SDK server in-process: trackTransport + startHeartbeat report its tool calls", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { [WS]: TOKEN },
   });
   const tracker = createMcpTracker();

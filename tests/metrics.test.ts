@@ -6,6 +6,7 @@ import { waitFor } from "./helpers/wait.ts";
 
 test("metrics(): counts agree with status(): beats by outcome and reason, registers, durations, workspaces by state", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: {
       "ws-ok": "tok-ok-0123456789",
       "ws-bad": "tok-bad-0123456789",
@@ -27,10 +28,13 @@ test("metrics(): counts agree with status(): beats by outcome and reason, regist
     await hb.ready;
     // Refused from now on: its beats count as refused, reason auth.
     platform.revoke("ws-bad");
+    // The escalation needs refusals over a few seconds (a 401 can be a blip).
     await waitFor(
-      () => hb.status().workspaces.every((w) => w.beatsSent >= 5),
+      () =>
+        hb.status().workspaces.every((w) => w.beatsSent >= 5) &&
+        hb.metrics().authEscalations >= 1,
       10_000,
-      "five beats each",
+      "five beats each, and an escalation",
     );
     const status = hb.status();
     const m = hb.metrics();

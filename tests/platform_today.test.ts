@@ -9,9 +9,9 @@ import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  FileTokenStore,
+  FileSecretStore,
   type HeartbeatOptions,
-  MemoryTokenStore,
+  MemorySecretStore,
   startHeartbeat,
 } from "../mod.ts";
 import { REGISTER_SLOW_RETRY_MS } from "../src/schedule/_register_workers.ts";
@@ -30,9 +30,10 @@ test("an issued token: the next beat uses it, it is stored 0600 in .auth_token, 
   await using dir = await scratch("molecule-today-");
   // A workspace with no live token: its first register mints one.
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { ws: null },
   });
-  const store = new FileTokenStore({ dir: dir.path });
+  const store = new FileSecretStore({ dir: dir.path });
   const issued: unknown[] = [];
   const lines = await captureLogs(async (records) => {
     const hb = startHeartbeat({
@@ -40,7 +41,7 @@ test("an issued token: the next beat uses it, it is stored 0600 in .auth_token, 
       workspaces: [{ id: "ws", token: OLD }],
       intervalMs: 100,
       timeoutMs: 2_000,
-      tokenStore: store,
+      secretStore: store,
     });
     hb.addEventListener(
       "issued-token",
@@ -77,6 +78,7 @@ test("an issued token: the next beat uses it, it is stored 0600 in .auth_token, 
 test("a restart with the stale configured token recovers through the stored one, before anything is escalated", async () => {
   await using dir = await scratch("molecule-today-");
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { ws: null },
   });
   const run = async () => {
@@ -85,7 +87,7 @@ test("a restart with the stale configured token recovers through the stored one,
       workspaces: [{ id: "ws", token: OLD }],
       intervalMs: 100,
       timeoutMs: 2_000,
-      tokenStore: new FileTokenStore({ dir: dir.path, perWorkspace: true }),
+      secretStore: new FileSecretStore({ dir: dir.path, perWorkspace: true }),
     });
     const events: string[] = [];
     for (const type of ["rejected", "auth-escalation", "issued-token"]) {
@@ -112,7 +114,7 @@ test("a restart with the stale configured token recovers through the stored one,
   });
   assert.ok(
     lines.some((l) =>
-      /configured token of ws was refused: trying the token the platform issued before, stored in .*\.auth_token\.ws/
+      /token of ws was refused: trying the token stored in .*\.auth_token\.ws/
         .test(l)
     ),
     lines.join("\n"),
@@ -123,21 +125,25 @@ test("a restart with the stale configured token recovers through the stored one,
 
 test("a cleanup revoked every token (heartbeats still let through): /state refuses, the lookup says it exists, a register gets a new token", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { ws: OLD },
   });
-  const store = new MemoryTokenStore();
+  const store = new MemorySecretStore();
   const hb = startHeartbeat({
     platformUrl: platform.url,
     workspaces: [{ id: "ws", token: OLD }],
     intervalMs: 100,
     timeoutMs: 2_000,
     statePollEvery: 3,
-    tokenStore: store,
+    secretStore: store,
   });
   try {
     await waitFor(() => hb.status().workspaces[0].beatsAccepted >= 2);
     platform.revokeAll("ws");
-    await waitFor(() => store.tokens.get("ws") === "issued-ws", 5_000);
+    await waitFor(
+      () => store.values["auth-token"].get("ws") === "issued-ws",
+      5_000,
+    );
     const before = platform.requestsTo("state").length;
     await waitFor(() => platform.requestsTo("state").length >= before + 1);
     assert.equal(platform.requestsTo("state").at(-1)!.status, 200);
@@ -150,6 +156,7 @@ test("a cleanup revoked every token (heartbeats still let through): /state refus
 
 test("deleted while its heartbeats answer 200: noticed within one state poll (the deleted event), nothing more sent", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { gone: OLD },
   });
   const hb = startHeartbeat({
@@ -188,6 +195,7 @@ test("deleted while its heartbeats answer 200: noticed within one state poll (th
 test("command (mod.ts): a workspace deleted mid-run exits 4 with one error, while its heartbeats answered 200", async () => {
   await using dir = await scratch("molecule-today-");
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-deleted": OLD },
   });
   const run = startScript(MOD, {
@@ -215,6 +223,7 @@ test("command (mod.ts): a workspace deleted mid-run exits 4 with one error, whil
 test("command (mod.ts): a minted token is stored in <configs dir>/.auth_token with mode 0600; --once with a deleted workspace exits 4", async () => {
   await using dir = await scratch("molecule-today-");
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-new": null, "ws-old": OLD },
   });
   const env = (id: string) => ({
@@ -234,8 +243,9 @@ test("command (mod.ts): a minted token is stored in <configs dir>/.auth_token wi
   assert.equal(gone.code, 4, gone.stderr);
 });
 
-test("a gap longer than the stale window is followed by a register (the platform's liveness key comes back)", async () => {
+test("a gap longer than the stale window is followed by no register: the first accepted heartbeat brings the workspace back online", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { ws: OLD },
     staleAfterMs: 600,
   });
@@ -254,15 +264,19 @@ test("a gap longer than the stale window is followed by a register (the platform
       platform.fail({ kind: "status", status: 503 }); // every endpoint
       await sleep(1_000); // an outage longer than the window
       assert.equal(platform.workspace("ws")!.livenessKey, false);
+      assert.equal(platform.workspace("ws")!.status, "awaiting_agent");
+      const accepted = hb.status().workspaces[0].beatsAccepted;
       platform.heal();
-      await waitFor(() => platform.requestsTo("register").length >= 2, 3_000);
-      await waitFor(() => platform.workspace("ws")!.livenessKey, 3_000);
+      await waitFor(
+        () => hb.status().workspaces[0].beatsAccepted > accepted,
+        3_000,
+      );
     });
-    assert.ok(platform.workspace("ws")!.registersAfterGap >= 1);
-    // Beats on, and no register again while they are accepted.
-    const registers = platform.requestsTo("register").length;
+    // Nothing reads the liveness key: a register would only add side
+    // effects (a degraded workspace forced online, a broadcast, a mint).
+    assert.equal(platform.workspace("ws")!.status, "online");
     await sleep(400);
-    assert.equal(platform.requestsTo("register").length, registers);
+    assert.equal(platform.requestsTo("register").length, 1);
   } finally {
     await hb.stop();
   }
@@ -270,6 +284,7 @@ test("a gap longer than the stale window is followed by a register (the platform
 
 test("300 workspaces of one org, the org id set, the platform's rate limit (600 a minute): every beat accepted", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     orgId: "org-300",
     rateLimit: 600,
   });
@@ -365,6 +380,7 @@ test("429: the workspace waits as long as the body's retry_after says; several r
 
 test("a stats function returning fractions, negatives and infinities: the platform's integer fields stay integers, every beat accepted", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { ws: OLD },
     strictTypes: true,
   });
@@ -398,8 +414,9 @@ test("a stats function returning fractions, negatives and infinities: the platfo
   assert.ok(bodies.every((b) => Number.isInteger(b.uptime_seconds)));
 });
 
-test("register 400 and 409 are errors naming the platform's message, retried once per 5 minutes, not at the transient backoff; 503 is transient", async () => {
+test("register 400 and 409 are errors naming the platform's message, not tried again (beats carry the card, so the workspace stays online); 503 is transient", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { ws: OLD },
   });
   for (const status of [400, 409]) {
@@ -431,12 +448,15 @@ test("register 400 and 409 are errors naming the platform's message, retried onc
     remove();
     // A second at 100 ms beats, and still the one register.
     assert.equal(platform.requestsTo("register").length, registersBefore + 1);
+    // The failed register marked the workspace; the card on the beats
+    // cleared the mark: it is not left "degraded".
+    assert.equal(platform.workspace("ws")!.status, "online");
     const errors = lines.filter((l) => l.startsWith("error"));
     assert.equal(errors.length, 1, lines.join("\n"));
     assert.match(
       errors[0],
       new RegExp(
-        `refused with HTTP ${status}: ${message}.*configuration problem.*every 5 minutes`,
+        `refused with HTTP ${status}: ${message}.*configuration problem.*not tried again`,
       ),
     );
   }
@@ -467,7 +487,7 @@ test("register 400 and 409 are errors naming the platform's message, retried onc
   assert.equal(platform.requestsTo("register").length, before + 3);
 });
 
-test("register 400 with a fake clock: the next try comes 5 minutes later", async () => {
+test("register 409 with a fake clock: never tried again; the beats go on", async () => {
   const clock = new FakeClock();
   const fetch = fakeFetch(
     (req): FakeAnswer =>
@@ -487,13 +507,14 @@ test("register 400 with a fake clock: the next try comes 5 minutes later", async
   const registers = () =>
     fetch.seen.filter((r) => r.path === "/registry/register").map((r) => r.at);
   await captureLogs(() => clock.advance(601_000));
-  assert.deepEqual(registers(), [0, 300_000, 600_000]);
+  assert.deepEqual(registers(), [0]);
   assert.equal(hb.status().workspaces[0].beatsAccepted, 31);
   await hb.stop();
 });
 
-test("wrapper mode sends mcp_server_present: true; a paused workspace's 200 register does not make it live: /state does", async () => {
+test("wrapper mode sends mcp_server_present: true; a workspace the lookup shows paused is not registered (a register would broadcast it online)", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { ws: OLD, resting: OLD },
   });
   platform.pause("resting");
@@ -512,7 +533,7 @@ test("wrapper mode sends mcp_server_present: true; a paused workspace's 200 regi
         .mcp_server_present,
       true,
     );
-    assert.equal(platform.requestsTo("register", "resting")[0].status, 200);
+    assert.equal(platform.requestsTo("register", "resting").length, 0);
     const beats = platform.requestsTo("heartbeat", "resting").length;
     await sleep(400);
     assert.ok(platform.requestsTo("heartbeat", "resting").length <= beats + 1);
@@ -523,8 +544,11 @@ test("wrapper mode sends mcp_server_present: true; a paused workspace's 200 regi
 
 test("command (mod.ts): a workspaces file entry with its own platform_url beats there, without the org header", async () => {
   await using dir = await scratch("molecule-today-");
-  await using main = await startPlatformEmulator({ orgId: "org-1" });
-  await using other = await startPlatformEmulator();
+  await using main = await startPlatformEmulator({
+    uuidIds: false,
+    orgId: "org-1",
+  });
+  await using other = await startPlatformEmulator({ uuidIds: false });
   const file = join(dir.path, "workspaces.json");
   await writeFile(
     file,
@@ -560,8 +584,8 @@ test("command (mod.ts): a workspaces file entry with its own platform_url beats 
 
 test("command (mod.ts): without PLATFORM_URL, a list whose every entry has its own platform_url is served; an entry without one is exit 2 naming it", async () => {
   await using dir = await scratch("molecule-today-");
-  await using eu = await startPlatformEmulator();
-  await using us = await startPlatformEmulator();
+  await using eu = await startPlatformEmulator({ uuidIds: false });
+  await using us = await startPlatformEmulator({ uuidIds: false });
   const both = JSON.stringify([
     { id: "in-eu", token: `${OLD}-eu`, platform_url: eu.url },
     { id: "in-us", token: `${OLD}-us`, platform_url: `${us.url}/` },
@@ -634,7 +658,7 @@ test("command (mod.ts): without PLATFORM_URL, a list whose every entry has its o
 
 test("command (mod.ts): without PLATFORM_URL, a watched workspaces file that gains an entry without platform_url keeps serving what it had, with a warning", async () => {
   await using dir = await scratch("molecule-today-");
-  await using eu = await startPlatformEmulator();
+  await using eu = await startPlatformEmulator({ uuidIds: false });
   const file = join(dir.path, "workspaces.json");
   const first = [{ id: "in-eu", token: `${OLD}-eu`, platform_url: eu.url }];
   await writeFile(file, JSON.stringify(first), { mode: 0o600 });

@@ -1,12 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildAgentCard, buildHeartbeatBody, envFromRecord } from "../mod.ts";
+import { buildAgentCard } from "../src/platform/mod.ts";
+import { buildHeartbeatBody } from "../src/platform/heartbeat.ts";
+import { envFromRecord } from "../src/shared/env.ts";
 import { parseRetryAfter } from "../src/platform/_retry_after.ts";
 import { abortedByCaller, maskForLog } from "../src/platform/http.ts";
 import { classifyAnswer } from "../src/platform/outcome.ts";
-import { authFailureLevel } from "../src/schedule/_auth_escalation.ts";
-import { backoffDelay } from "../src/schedule/_backoff.ts";
-import { createLimiter } from "../src/schedule/_limiter.ts";
+import { authFailureLevel } from "../src/schedule/_beat.ts";
+import { backoffDelay } from "../src/schedule/_retry.ts";
+import { createLimiter } from "../src/schedule/_in_flight_cap.ts";
 import { nextSlot, phaseOffset } from "../src/schedule/_slots.ts";
 import { TimerQueue } from "../src/schedule/_timer_queue.ts";
 import { isValidSecret } from "../src/storage/secret_store.ts";
@@ -154,20 +156,38 @@ test("heartbeat body: defaults, coercion, whole uptime seconds", () => {
   );
 });
 
-test("answers classify: 2xx ok, 401/403 auth, 3xx redirect, 5xx/429/408 transient, other 4xx rejected", () => {
-  const c = (status: number, location?: string) =>
+test("answers classify: 2xx ok, 401/403 auth, an empty 403 cors, a web page not-platform, 3xx redirect, 5xx/429/408 transient, other 4xx rejected", () => {
+  const c = (status: number, location?: string, json?: unknown) =>
     classifyAnswer({
       status,
-      json: undefined,
+      json,
       snippet: "",
       oversized: false,
       retryAfterMs: undefined,
       location,
     });
-  assert.equal(c(200).kind, "ok");
+  const platformError = { error: "invalid workspace auth token" };
+  assert.equal(c(200, undefined, { status: "ok" }).kind, "ok");
   assert.equal(c(204).kind, "ok");
   assert.equal(c(401).kind, "auth");
-  assert.equal(c(403).kind, "auth");
+  assert.equal(c(401, undefined, platformError).kind, "auth");
+  assert.equal(c(403, undefined, platformError).kind, "auth");
+  // The platform's CORS layer: 403 with an empty body, before any token check.
+  const cors = c(403);
+  assert.equal(cors.kind, "cors");
+  assert.match(cors.reason, /CORS.*Origin.*not the token/);
+  // A 200 that is a web page (the canvas, a sign-in proxy) is not the platform.
+  const page = classifyAnswer({
+    status: 200,
+    json: undefined,
+    snippet: "<!doctype html><html>",
+    oversized: false,
+    retryAfterMs: undefined,
+    location: undefined,
+    contentType: "text/html; charset=utf-8",
+  });
+  assert.equal(page.kind, "not-platform");
+  assert.match(page.reason, /a web page \(text\/html\).*PLATFORM_URL/);
   assert.equal(c(500).kind, "transient");
   assert.equal(c(503).kind, "transient");
   assert.equal(c(429).kind, "transient");

@@ -1,15 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  buildAgentCard,
-  envFromRecord,
-  register,
-  RegisterAuthError,
-} from "../mod.ts";
+import { buildAgentCard, register } from "../src/platform/mod.ts";
+import { envFromRecord } from "../src/shared/env.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
 
 test("register sends the contract's payload and headers, and returns secret and issued token", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-12345678-abcd": "tok-1" },
     issueAuthToken: true,
   });
@@ -52,34 +49,29 @@ test("register sends the contract's payload and headers, and returns secret and 
   });
   assert.equal(again.kind, "ok");
   assert.equal(again.authToken, undefined);
-  await assert.rejects(
-    register({
-      platformUrl: platform.url,
-      workspaceId: "ws-12345678-abcd",
-      token: "tok-1",
-    }),
-    RegisterAuthError,
-  );
+  const refused = await register({
+    platformUrl: platform.url,
+    workspaceId: "ws-12345678-abcd",
+    token: "tok-1",
+  });
+  assert.equal(refused.kind, "auth");
+  assert.equal(refused.status, 401);
 });
 
-test("register 401 (invalid or missing token) and 403 throw RegisterAuthError without the token in it", async () => {
+test("register 401 (invalid or missing token) is the outcome auth, without the token in it; a 403 is the request (rejected) or the CORS layer (cors)", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "right-token" },
   });
   for (const token of ["wrong-token-value"]) {
-    const error = await register({
+    const result = await register({
       platformUrl: platform.url,
       workspaceId: "ws-1",
       token,
-    }).then(
-      () => undefined,
-      (e) => e,
-    );
-    assert.ok(error instanceof RegisterAuthError);
-    assert.equal(error.status, 401);
-    assert.equal(error.workspaceId, "ws-1");
-    assert.match(error.message, /Tokens tab/);
-    if (token) assert.ok(!error.message.includes(token));
+    });
+    assert.equal(result.kind, "auth");
+    assert.equal(result.status, 401);
+    if (token) assert.ok(!result.reason.includes(token));
   }
   // A token that cannot be a header value is never sent.
   for (const token of ["", "two\nlines-0123456789", "x".repeat(5000)]) {
@@ -94,22 +86,31 @@ test("register 401 (invalid or missing token) and 403 throw RegisterAuthError wi
     assert.ok(!result.reason.includes("lines-0123456789"));
     assert.equal(platform.requests.length, before, "nothing sent");
   }
+  // A 403 with the platform's error at register (kind "platform" refused)
+  // is the request, not the token; an empty 403 is the CORS layer.
   platform.fail(
     { kind: "status", status: 403, body: '{"error":"forbidden"}' },
     { times: 1 },
   );
-  await assert.rejects(
-    register({
-      platformUrl: platform.url,
-      workspaceId: "ws-1",
-      token: "right-token",
-    }),
-    (e: unknown) => e instanceof RegisterAuthError && e.status === 403,
-  );
+  const refused = await register({
+    platformUrl: platform.url,
+    workspaceId: "ws-1",
+    token: "right-token",
+  });
+  assert.equal(refused.kind, "rejected");
+  assert.equal(refused.platformMessage, "forbidden");
+  platform.fail({ kind: "status", status: 403, body: "" }, { times: 1 });
+  const cors = await register({
+    platformUrl: platform.url,
+    workspaceId: "ws-1",
+    token: "right-token",
+  });
+  assert.equal(cors.kind, "cors");
 });
 
 test("register 400, 5xx, network errors and redirects are outcomes, not exceptions", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "t" },
   });
   const go = () =>
@@ -152,6 +153,7 @@ test("register 400, 5xx, network errors and redirects are outcomes, not exceptio
 
 test("register times out a hung platform", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": "t" },
   });
   platform.fail({ kind: "hang" });

@@ -27,10 +27,14 @@ async function done(hb: HeartbeatHandle) {
   await hb.stop();
 }
 
-test("the first beat follows register at once, then beats come on a fixed 20 s grid", async () => {
+test("the first beat follows the lookup and register at once, then beats come on a fixed 20 s grid", async () => {
   const { clock, fetch, hb, beats } = setup(ok);
   await clock.advance(0);
-  assert.equal(fetch.seen[0].path, "/registry/register");
+  // Look before you register: GET /workspaces/:id, then the register.
+  assert.deepEqual(
+    fetch.seen.slice(0, 2).map((r) => r.path),
+    ["/workspaces/ws-1", "/registry/register"],
+  );
   assert.equal(beats().length, 1);
   assert.equal(beats()[0].at, 0);
   await clock.advance(100_000);
@@ -70,7 +74,7 @@ test("slow answers do not make the schedule drift", async () => {
   await done(hb);
 });
 
-test("never two requests in flight for one workspace", async () => {
+test("never two beats in flight for one workspace", async () => {
   const clock = new FakeClock();
   let inFlight = 0;
   let maxInFlight = 0;
@@ -78,8 +82,8 @@ test("never two requests in flight for one workspace", async () => {
   // Every beat hangs for 25 s, longer than the interval (as if the timeout were ignored).
   const fetch = (input: string | URL | Request, init?: RequestInit) => {
     const path = new URL(String(input)).pathname;
-    if (path === "/registry/register") {
-      return Promise.resolve(Response.json({}));
+    if (path !== "/registry/heartbeat") {
+      return Promise.resolve(Response.json({ status: "online" }));
     }
     beats++;
     inFlight++;
@@ -377,11 +381,12 @@ test("a token function is asked before every request, so a rotated token is used
   await clock.advance(20_000);
   token = "new";
   await clock.advance(20_000);
-  // Register, beat, the state question after the first accepted beat, beat;
-  // then the rotated token.
+  // The lookup, register, beat, the state question after the first
+  // accepted beat, beat; then the rotated token.
   assert.deepEqual(
     fetch.seen.map((r) => `${r.path} ${r.headers.get("authorization")}`),
     [
+      "/workspaces/ws-1 Bearer old",
       "/registry/register Bearer old",
       "/registry/heartbeat Bearer old",
       "/workspaces/ws-1/state Bearer old",
@@ -389,7 +394,7 @@ test("a token function is asked before every request, so a rotated token is used
       "/registry/heartbeat Bearer new",
     ],
   );
-  assert.equal(asked, 5, "asked once per request");
+  assert.equal(asked, 6, "asked once per request");
   await done(hb);
 });
 
@@ -415,7 +420,12 @@ test("live stats go into each beat, uptime counts whole seconds, bad fields fall
     },
   });
   await clock.advance(45_500);
-  const bodies = beats().map((b) => b.body);
+  // Every beat carries the agent card, as the platform's own runtime sends it.
+  const bodies = beats().map((b) => {
+    const { agent_card, ...rest } = b.body;
+    assert.deepEqual(agent_card, { name: "molecule-mcp-ws-1", skills: [] });
+    return rest;
+  });
   assert.deepEqual(bodies[0], {
     workspace_id: "ws-1",
     error_rate: 0.25,
@@ -444,6 +454,7 @@ test("without a stats function a beat carries the reference's zeros", async () =
   const { clock, hb, beats } = setup(ok);
   await clock.advance(0);
   assert.deepEqual(beats()[0].body, {
+    agent_card: { name: "molecule-mcp-ws-1", skills: [] },
     workspace_id: "ws-1",
     error_rate: 0,
     sample_error: "",

@@ -15,16 +15,15 @@ import {
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  FileReadError,
   FileSecretStore,
   maskSecrets,
   MemorySecretStore,
-  sendHeartbeat,
   startHeartbeat,
 } from "../mod.ts";
+import { sendHeartbeat } from "../src/platform/mod.ts";
 import { classifyError } from "../src/platform/outcome.ts";
 import { rememberSecret } from "../src/shared/mask.ts";
-import { buildHeartbeatBody } from "../src/platform/heartbeat.ts";
+import { FileReadError } from "../src/storage/file_system.ts";
 import { createDenoFileSystem } from "../src/storage/file_system_deno.ts";
 import { createNodeFileSystem } from "../src/storage/file_system_node.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
@@ -156,7 +155,7 @@ test("bounded reads in both adapters; a secret file that is a symlink to /dev/ze
   if ("Deno" in globalThis) adapters.push(createDenoFileSystem());
   for (const fs of adapters) {
     const store = new FileSecretStore({ dir: dir.path, fs });
-    await assert.rejects(store.load("ws-1"), FileReadError);
+    await assert.rejects(store.load("inbound-secret", "ws-1"), FileReadError);
     const small = join(dir.path, "small");
     await writeFile(small, "12345");
     assert.equal(await fs.readText(small, { maxBytes: 5 }), "12345");
@@ -179,12 +178,13 @@ test("intervals under 0.05 s are refused", async () => {
       },
     });
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /--interval must be from 0.05 to 3600 seconds/);
+    assert.match(r.stderr, /--interval must be a number of seconds from 0.05/);
   }
 });
 
 test("masking: a token straddling the 200-character cut, an inbound secret in an error body, a redirect's Location", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
     secretFor: () => "Xq93mZpL7vWr22Ks",
   });
@@ -197,7 +197,7 @@ test("masking: a token straddling the 200-character cut, an inbound secret in an
       timeoutMs: 2_000, // not the interval: a loaded machine is slow
       secretStore: store,
     });
-    await waitFor(() => store.saves === 1);
+    await waitFor(() => store.saves["inbound-secret"] === 1);
     platform.fail({
       kind: "status",
       status: 500,
@@ -224,13 +224,14 @@ test("masking: a token straddling the 200-character cut, an inbound secret in an
 
 test("an invalid token from a token function is never sent, and its error quotes nothing of it", async () => {
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   const bad = "line-one-AAAA\nline-two-BBBB";
   const result = await sendHeartbeat({
     platformUrl: platform.url,
+    workspaceId: "ws-1",
     token: () => bad,
-    body: buildHeartbeatBody("ws-1", 0),
   });
   assert.equal(result.kind, "rejected");
   assert.ok(!result.reason.includes("AAAA") && !result.reason.includes("BBBB"));
@@ -288,8 +289,8 @@ test("Origin is the platform URL's origin even when the URL has a path", async (
   let origin: string | null = null;
   await sendHeartbeat({
     platformUrl: "https://platform.example:8443/tenant-a/",
+    workspaceId: "ws-1",
     token: TOKEN,
-    body: buildHeartbeatBody("ws-1", 0),
     fetch: (_url, init) => {
       origin = new Headers(init?.headers).get("origin");
       return Promise.resolve(new Response('{"status":"ok"}'));
@@ -308,8 +309,8 @@ test("secret store: stale temporary files of ours are removed, fresh ones and ot
   await utimes(old, past, past);
   const store = new FileSecretStore({ dir: dir.path, perWorkspace: true });
   const longId = "é/".repeat(300);
-  await store.save(longId, "s1");
-  assert.equal(await store.load(longId), "s1");
+  await store.save("inbound-secret", longId, "s1");
+  assert.equal(await store.load("inbound-secret", longId), "s1");
   const names = await readdir(dir.path);
   assert.ok(!names.includes(".platform_inbound_secret.1234.tmp"));
   assert.ok(names.includes(".platform_inbound_secret.5678.tmp"));
@@ -323,6 +324,7 @@ test("command: a group-writable configs dir is a warning; no HOME and no /config
   await mkdir(configs, { mode: 0o777 });
   await (await import("node:fs/promises")).chmod(configs, 0o777);
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   const env = {
@@ -362,6 +364,7 @@ test("command: a group-writable configs dir is a warning; no HOME and no /config
 test("command: a re-read token file with two lines is a warning and the previous token stays in use", async () => {
   await using dir = await scratch("molecule-sec-");
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     workspaces: { "ws-1": TOKEN },
   });
   const file = join(dir.path, "token");
@@ -397,7 +400,7 @@ test("command: a re-read token file with two lines is a warning and the previous
 
 test("command: entries added to a watched workspaces file are served, removed ones stop; each change logged once", async () => {
   await using dir = await scratch("molecule-sec-");
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   const file = join(dir.path, "workspaces.json");
   const entries = (ids: string[]) =>
     JSON.stringify(ids.map((id) => ({ id, token: `token-of-${id}-000` })));
@@ -460,7 +463,7 @@ test("secret store: the temporary file is written and flushed, renamed, then the
     list: () => Promise.resolve([]),
   };
   const store = new FileSecretStore({ dir: "/configs-test", fs });
-  await store.save("ws-1", "s3cr3t-value");
+  await store.save("inbound-secret", "ws-1", "s3cr3t-value");
   assert.deepEqual(calls, [
     "writeNew tmp",
     "rename -> .platform_inbound_secret",

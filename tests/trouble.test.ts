@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import { startHeartbeat } from "../mod.ts";
+import { type SecretKind, startHeartbeat } from "../mod.ts";
 import { parseFlags } from "../src/cli/flags.ts";
 import { openFileLimit } from "../src/cli/limits.ts";
 import { maxInFlightSetting } from "../src/cli/settings.ts";
@@ -21,7 +21,7 @@ const fleet = (n: number) =>
   );
 
 test("register hung: every workspace of the fleet still beats within its first interval", async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   platform.fail({ kind: "hang" }, { path: "register" });
   const hb = startHeartbeat({
     platformUrl: platform.url,
@@ -102,7 +102,7 @@ test("retry budget: during an outage the fleet sends at most 1.1 times its healt
 });
 
 test("in-flight cap: with a hung platform, sockets stay under the cap plus registers; skipped beats are counted and warned about once", async () => {
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   await captureLogs(async (records) => {
     const hb = startHeartbeat({
       platformUrl: platform.url,
@@ -219,7 +219,7 @@ test("fleet logs: trouble shared by 100 workspaces is about a line a second per 
   const every = await lines(false);
   assert.ok(every.length >= 500, `every line: ${every.length}`);
   assert.ok(summarised.length <= 3 * 11, `summarised: ${summarised.length}`);
-  const summary = summarised.find((l) => /same trouble \(5xx\)/.test(l));
+  const summary = summarised.find((l) => /same trouble \(http_5xx\)/.test(l));
   assert.ok(summary, summarised.join("\n"));
   assert.match(
     summary,
@@ -293,7 +293,7 @@ test("health server: after descriptors ran out, /healthz answers again as soon a
   const net = await import("node:net");
   const { runtimeArgs } = await import("./helpers/runtime.ts");
   const cli = new URL("../cli.ts", import.meta.url).pathname;
-  await using platform = await startPlatformEmulator();
+  await using platform = await startPlatformEmulator({ uuidIds: false });
   const [cmd, args] = runtimeArgs(cli, [
     "--health-port",
     "0",
@@ -355,7 +355,7 @@ test("health server: after descriptors ran out, /healthz answers again as soon a
 });
 
 test("RetryBudget: starts full, accepted requests earn 10 %, requests on schedule one per interval, spending past it defers", async () => {
-  const { RetryBudget } = await import("../src/schedule/_retry_budget.ts");
+  const { RetryBudget } = await import("../src/schedule/_retry.ts");
   const budget = new RetryBudget({ ratio: 0.1, perInterval: 100 });
   let spent = 0;
   while (budget.spend()) spent++;
@@ -383,18 +383,19 @@ test("RetryBudget: starts full, accepted requests earn 10 %, requests on schedul
 test("secret writes: a fleet registering together writes at most 8 secrets at once, and every one lands", async () => {
   const { MemorySecretStore } = await import("../mod.ts");
   await using platform = await startPlatformEmulator({
+    uuidIds: false,
     secretFor: (id) => `secret-of-${id}`,
   });
   let writing = 0;
   let peak = 0;
   const memory = new MemorySecretStore();
   const store = {
-    load: (id: string) => memory.load(id),
-    save: async (id: string, value: string) => {
+    load: (kind: SecretKind, id: string) => memory.load(kind, id),
+    save: async (kind: SecretKind, id: string, value: string) => {
       writing++;
       peak = Math.max(peak, writing);
       await new Promise((r) => setTimeout(r, 5)); // a file write and fsync
-      await memory.save(id, value);
+      await memory.save(kind, id, value);
       writing--;
     },
   };
@@ -415,7 +416,10 @@ test("secret writes: a fleet registering together writes at most 8 secrets at on
     assert.ok(peak <= 8, `${peak} secret writes at once`);
     assert.ok(peak >= 2, `writes ran one at a time (${peak}): not a fleet`);
     for (let i = 0; i < 200; i++) {
-      assert.equal(await memory.load(`ws-${i}`), `secret-of-ws-${i}`);
+      assert.equal(
+        await memory.load("inbound-secret", `ws-${i}`),
+        `secret-of-ws-${i}`,
+      );
     }
   } finally {
     await hb.stop();

@@ -332,7 +332,10 @@ async function scene(): Promise<
   try {
     const dir = stack.use(await scratch("molecule-wrap-"));
     const platform = stack.use(
-      await startPlatformEmulator({ workspaces: { [WS]: TOKEN } }),
+      await startPlatformEmulator({
+        uuidIds: false,
+        workspaces: { [WS]: TOKEN },
+      }),
     );
     const marker = join(dir.path, "marker");
     stack.use(reaper(marker));

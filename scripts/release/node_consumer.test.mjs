@@ -2,7 +2,7 @@
 // where `npx jsr add @molecule/heartbeat` installed the package from a local
 // npm registry, on Node 20, 22 and 24: imports it as a Node user would,
 // registers and heartbeats against the emulator, and stores a secret through
-// the Node file adapter.
+// the file store (which writes with node:fs off Deno).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
@@ -10,7 +10,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileSecretStore, startHeartbeat, VERSION } from "@molecule/heartbeat";
 import { startPlatformEmulator } from "@molecule/heartbeat/testing";
-import { createNodeFileSystem } from "@molecule/heartbeat/node";
 
 test(`the package installed from JSR's npm layer works on Node ${process.version}`, async () => {
   assert.equal(VERSION, process.env.EXPECTED_VERSION);
@@ -24,7 +23,7 @@ test(`the package installed from JSR's npm layer works on Node ${process.version
       platformUrl: platform.url,
       workspaces: [{ id: "ws-1", token: "npm-token-123456" }],
       intervalMs: 100,
-      secretStore: new FileSecretStore({ dir, fs: createNodeFileSystem() }),
+      secretStore: new FileSecretStore({ dir }),
     });
     const ready = await hb.ready;
     assert.deepEqual(ready.registered, ["ws-1"]);

@@ -10,7 +10,7 @@ import {
   VERSION,
 } from "@molecule/heartbeat";
 import { startPlatformEmulator } from "@molecule/heartbeat/testing";
-import { createNodeFileSystem } from "@molecule/heartbeat/node";
+import { register } from "@molecule/heartbeat/platform";
 
 export async function typed(): Promise<HeartbeatStatus> {
   const platform = await startPlatformEmulator({
@@ -21,10 +21,7 @@ export async function typed(): Promise<HeartbeatStatus> {
     platformUrl: platform.url,
     workspaces: [{ id: "ws-1", token: "token-123456" }],
     intervalMs: 20_000,
-    secretStore: new FileSecretStore({
-      dir: "/tmp",
-      fs: createNodeFileSystem(),
-    }),
+    secretStore: new FileSecretStore({ dir: "/tmp" }),
   };
   const hb = startHeartbeat(options);
   const ready = await hb.ready;
@@ -32,6 +29,13 @@ export async function typed(): Promise<HeartbeatStatus> {
   const version: string = VERSION;
   void first, version;
   const status = hb.status();
+  const refused = await register({
+    platformUrl: platform.url,
+    workspaceId: "ws-1",
+    token: "wrong-token-0000",
+  });
+  const auth: boolean = refused.kind === "auth";
+  void auth;
   await hb.stop();
   await platform.close();
   return status;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { constants } from "node:os";
+import { signalNumber } from "./host.ts";
 
 /** How a child ended. */
 export interface ChildExit {
@@ -40,12 +40,17 @@ export interface Child {
 /** This process's stdio and a way to start children, for one runtime. */
 export interface ProcessAdapter {
   /**
-   * Starts `command` with `args`, the environment unchanged, every stdio
-   * stream piped, as the leader of a new process group and session.
+   * Starts `command` with `args`, every stdio stream piped, as the leader
+   * of a new process group and session; with `env`, that is its whole
+   * environment (else ours, unchanged).
    *
    * @throws {SpawnError} When the command cannot be found or run.
    */
-  spawn(command: string, args: string[]): Promise<Child>;
+  spawn(
+    command: string,
+    args: string[],
+    env?: Record<string, string>,
+  ): Promise<Child>;
   /** This process's standard input. */
   stdin(): ReadableStream<Uint8Array>;
   /**
@@ -102,8 +107,7 @@ export function spawnError(command: string, code: string | undefined): Error {
  */
 export function exitCodeOf(exit: ChildExit): number {
   if (exit.signal) {
-    const n = (constants.signals as Record<string, number>)[exit.signal];
-    return 128 + (n ?? 0);
+    return 128 + signalNumber(exit.signal);
   }
   return exit.code ?? 1;
 }

@@ -47,11 +47,13 @@ function fdStream(
 export function denoProcessAdapter(): ProcessAdapter {
   const deno = (globalThis as unknown as { Deno: DenoLike }).Deno;
   return {
-    spawn(command, args) {
+    spawn(command, args, env) {
       let child: DenoChildProcess;
       try {
         child = new deno.Command(command, {
           args,
+          // The whole environment, when given: nothing of ours beyond it.
+          ...(env ? { env, clearEnv: true } : {}),
           stdin: "piped",
           stdout: "piped",
           stderr: "piped",

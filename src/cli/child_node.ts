@@ -95,13 +95,15 @@ function stdoutStream(): WritableStream<Uint8Array> {
 /** The adapter. */
 export function nodeProcessAdapter(): ProcessAdapter {
   return {
-    spawn(command, args) {
+    spawn(command, args, env) {
       return new Promise((resolve, reject) => {
         // detached: the child calls setsid() before exec, so it leads a new
-        // session and process group (its pid is the group id).
+        // session and process group (its pid is the group id). `env`, when
+        // given, is its whole environment.
         const child = spawn(command, args, {
           stdio: ["pipe", "pipe", "pipe"],
           detached: true,
+          ...(env ? { env } : {}),
         });
         child.once("error", (error: NodeJS.ErrnoException) => {
           reject(spawnError(command, error.code));

@@ -4,12 +4,11 @@
  *
  * @module
  */
-import { join } from "node:path";
-import process from "node:process";
 import type { EnvReader } from "../shared/env.ts";
 import { resolveConfigsDir } from "../storage/configs_dir.ts";
 import type { FileSystem } from "../storage/file_system.ts";
 import type { CliFlags } from "./flags.ts";
+import { workingDir } from "./host.ts";
 import { setting } from "./settings.ts";
 
 /**
@@ -30,7 +29,7 @@ export async function configsDirSetting(
   if (!configs.path.startsWith("/")) {
     warnings.push(
       `HOME is not set and /configs is not writable: the inbound secret goes to ${
-        join(process.cwd(), configs.path)
+        `${workingDir().replace(/\/$/, "")}/${configs.path}`
       } (set CONFIGS_DIR to choose)`,
     );
   }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
+import type { WorkspaceStatus } from "../schedule/types.ts";
 
 /** Exit codes of the command. */
 export const EXIT = {
@@ -16,12 +17,35 @@ export const EXIT = {
 } as const;
 
 /**
- * When every workspace is gone (token rejected at register, or deleted on
- * the platform), the exit code: 4 when every one was deleted, else 3;
- * `undefined` while one is still served.
+ * When every workspace is gone (rejected, or deleted on the platform), the
+ * exit code: 4 when every one was deleted; else 3 when the platform refused
+ * the token of any (`rejectedFor` `"token"`, or not said); else 2: the
+ * platform refuses the ids as malformed (`rejectedFor` `"id"`), a
+ * configuration error. `undefined` while one is still served.
+ *
+ * @example
+ * ```ts ignore
+ * import { goneCode } from "./exit_codes.ts";
+ * hb.addEventListener("rejected", () => {
+ *   const code = goneCode(hb.status().workspaces);
+ *   if (code !== undefined) exit(code);
+ * });
+ * ```
+ *
+ * @param workspaces Every workspace's status (`hb.status().workspaces`),
+ *   or the heartbeat handle.
+ * @returns The exit code, or `undefined`.
  */
-export function goneCode(hb: HeartbeatHandle): number | undefined {
-  const all = hb.status().workspaces;
+export function goneCode(
+  workspaces: HeartbeatHandle | readonly WorkspaceStatus[],
+): number | undefined {
+  const all = "status" in workspaces
+    ? workspaces.status().workspaces
+    : workspaces;
   if (!all.every((w) => w.rejected || w.deleted)) return undefined;
-  return all.every((w) => w.deleted) ? EXIT.deleted : EXIT.auth;
+  if (all.every((w) => w.deleted)) return EXIT.deleted;
+  if (all.some((w) => w.rejected && !w.deleted && w.rejectedFor !== "id")) {
+    return EXIT.auth;
+  }
+  return EXIT.config;
 }

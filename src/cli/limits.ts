@@ -3,14 +3,14 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
+import { readTextSync } from "./host.ts";
 
 /**
  * The soft limit on open files (`RLIMIT_NOFILE`), from `/proc/self/limits`
  * where there is one (Linux); `undefined` elsewhere.
  */
 export function openFileLimit(
-  read: () => string = () => readFileSync("/proc/self/limits", "utf8"),
+  read: () => string = () => readTextSync("/proc/self/limits"),
 ): number | undefined {
   try {
     const match = /^Max open files\s+(\d+|unlimited)/m.exec(read());

@@ -5,14 +5,14 @@
  * @module
  */
 import { configure, type LogRecord } from "@logtape/logtape";
-import process from "node:process";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import { maskSecrets } from "../shared/mask.ts";
+import { writeStderrText } from "./host.ts";
 import type { LogSettings } from "./settings.ts";
 
 /** Writes one line to stderr. */
 export function writeStderr(line: string): void {
-  process.stderr.write(line.endsWith("\n") ? line : `${line}\n`);
+  writeStderrText(line.endsWith("\n") ? line : `${line}\n`);
 }
 
 function render(value: unknown): string {
@@ -127,12 +127,17 @@ export async function configureLogging(
   });
 }
 
-/** Writes an error before (or without) LogTape, in the chosen format. */
+/**
+ * Writes an error before (or without) LogTape, in the chosen format: the
+ * exit-2 line of a configuration error, which may quote what was typed, so
+ * a word that looks like a token is masked too (a secret pasted into the
+ * wrong setting), beside every secret known.
+ */
 export function printError(
   message: string,
   format: "text" | "json" = "text",
 ): void {
-  message = maskSecrets(message);
+  message = maskSecrets(message, { tokenLike: true });
   if (format === "json") {
     writeStderr(JSON.stringify({
       time: new Date().toISOString(),

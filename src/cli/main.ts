@@ -7,14 +7,12 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import process from "node:process";
 import { LOG_CATEGORY } from "../shared/constants.ts";
-import { type EnvReader, processEnv } from "../shared/env.ts";
+import { processEnv } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
-import { maskSecrets } from "../shared/mask.ts";
+import { maskSecrets, rememberSecret } from "../shared/mask.ts";
 import { VERSION } from "../shared/version.ts";
-import { createMcpStreamTap } from "../mcp/stream_tap.ts";
-import { createMcpTracker, type McpTracker } from "../mcp/tracker.ts";
+import type { McpTracker } from "../mcp/tracker.ts";
 import {
   type HeartbeatHandle,
   startHeartbeat,
@@ -25,34 +23,38 @@ import type {
   WorkspaceStatus,
 } from "../schedule/types.ts";
 import { startingMetrics } from "../schedule/_counters.ts";
+import { tidyConfigsDir } from "../storage/configs_dir.ts";
 import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
-import { FileTokenStore } from "../storage/file_token_store.ts";
 import { SpawnError } from "./child.ts";
+import { passTokenSetting } from "./child_env.ts";
 import { configsDirSetting } from "./configs.ts";
 import { EXIT } from "./exit_codes.ts";
-import { parseFlags, splitCommandLine } from "./flags.ts";
+import { parseFlags, read, splitCommandLine } from "./flags.ts";
 import { followWorkspacesFile, summarizeIds } from "./follow_workspaces.ts";
 import type { HealthServer } from "../health/server.ts";
-import { helpText } from "./help.ts";
+import {
+  rememberEnvironmentSecrets,
+  rememberStoredSecrets,
+} from "./known_secrets.ts";
 import { configureLogging, printError } from "./logging.ts";
+import {
+  commandArgs,
+  environment,
+  exitProcess,
+  writeStdout,
+} from "./host.ts";
 import { processAdapter } from "./process_adapter.ts";
-import { runUntilDone } from "./run.ts";
-import { runWrapped } from "./run_wrapped.ts";
+import { followShare, shardSetting, shareOf, waitForShare } from "./shard.ts";
 import {
   earlyLogFormat,
   healthSetting,
-  intervalSetting,
-  killAfterSetting,
   logSettings,
   maxInFlightSetting,
-  orgIdSetting,
+  originSetting,
   platformUrlIfSet,
   setting,
-  staleWindowSetting,
-  statePollSetting,
 } from "./settings.ts";
-import { wedgedAfterSetting } from "./wedged_after.ts";
 import {
   noListWithoutUrl,
   workspacesSetting,
@@ -66,11 +68,11 @@ const log = getLogger([...LOG_CATEGORY, "cli"]);
 
 /** What the command reads from its surroundings; tests pass their own. */
 export interface CliContext {
-  /** Arguments after the program name. @default {process.argv.slice(2)} */
+  /** Arguments after the program name. @default {the process's arguments} */
   args?: string[];
-  /** The environment. @default {the process environment} */
-  env?: EnvReader;
-  /** Where `--help` and `--version` go. @default {process.stdout} */
+  /** Reads one environment variable; `undefined` when unset. @default {the process environment} */
+  env?: (name: string) => string | undefined;
+  /** Where `--help` and `--version` go. @default {stdout} */
   stdout?: (text: string) => void;
   /** Ends the run early (instead of SIGINT/SIGTERM), with exit code 0 (143 during `--once`). */
   signal?: AbortSignal;
@@ -90,15 +92,16 @@ export interface CliContext {
  * @returns The exit code.
  */
 export async function main(context: CliContext = {}): Promise<number> {
-  const args = context.args ?? process.argv.slice(2);
+  const args = context.args ?? commandArgs();
   const env = context.env ?? processEnv;
-  const stdout = context.stdout ??
-    ((text: string) => void process.stdout.write(text));
+  const stdout = context.stdout ?? writeStdout;
   // Until the flags are read, the format their text asks for: every error
   // line, even one about a flag, comes in the format asked for.
   let format = earlyLogFormat(args, env);
   let flushLogs = (_ms: number) => Promise.resolve();
   const cleanups: (() => Promise<void>)[] = [];
+  // Before anything is parsed: no error line can echo these.
+  const envSecrets = rememberEnvironmentSecrets(env);
   try {
     const commandLine = splitCommandLine(args);
     const flags = parseFlags(
@@ -106,6 +109,7 @@ export async function main(context: CliContext = {}): Promise<number> {
       commandLine.command !== undefined,
     );
     if (flags.help) {
+      const { helpText } = await import("./help.ts");
       stdout(helpText());
       return EXIT.ok;
     }
@@ -122,12 +126,18 @@ export async function main(context: CliContext = {}): Promise<number> {
         "--once",
       );
     }
-    const killAfterMs = killAfterSetting(flags);
-    const orgId = orgIdSetting(flags, env);
-    const statePollEvery = statePollSetting(flags);
-    const staleWindowMs = staleWindowSetting(flags, env);
+    // Each undefined when unset: the library applies its own default.
+    const killAfterMs = read(flags, env, "killAfter");
+    const orgId = read(flags, env, "orgId");
+    const statePollEvery = read(flags, env, "statePoll");
+    const staleWindowMs = read(flags, env, "staleWindow");
     const maxInFlight = maxInFlightSetting(flags, env);
-    const wedgedAfterMs = wedgedAfterSetting(flags, env);
+    const wedgedAfterMs = read(flags, env, "wedgedAfter");
+    const origin = originSetting(flags, env);
+    const orgRequestShare = read(flags, env, "orgShare");
+    const passToken = passTokenSetting(flags, env, command !== undefined);
+    // --shard N --total-shards M: only the list's workspaces of shard N.
+    const shard = shardSetting(flags, env, command !== undefined);
     // Logs go through a bounded queue written off the event loop: a reader
     // of our stderr that stalls or goes away never stops the heartbeat.
     const adapter = await processAdapter();
@@ -141,10 +151,8 @@ export async function main(context: CliContext = {}): Promise<number> {
 
     const warnings: string[] = [];
     const demo = flags.demo;
-    const intervalMs = demo && setting(flags.interval) === undefined &&
-        setting(env("MOLECULE_HEARTBEAT_INTERVAL")) === undefined
-      ? 2_000
-      : intervalSetting(flags, env, warnings);
+    const intervalMs = read(flags, env, "interval", warnings) ??
+      (demo ? 2_000 : undefined);
     const health = healthSetting(flags, env);
     const fs = await defaultFileSystem();
 
@@ -152,6 +160,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     const fileChanges: {
       listener?: (workspaces: WorkspaceConfig[]) => void;
       watched?: boolean;
+      poll?: () => Promise<unknown>;
     } = {};
     let platformUrl: string;
     let platformShown: string;
@@ -159,7 +168,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     let configsDir: string;
     if (demo) {
       const { startDemo } = await import("./demo.ts");
-      const started = await startDemo(setting(flags.configsDir), intervalMs);
+      const started = await startDemo(setting(flags.configsDir), intervalMs!);
       cleanups.push(...started.cleanups);
       ({ platformUrl, workspaces, configsDir } = started);
       platformShown = platformUrl;
@@ -173,6 +182,9 @@ export async function main(context: CliContext = {}): Promise<number> {
         if (error) throw error;
       }
       configsDir = await configsDirSetting(flags, env, fs, warnings);
+      // Before a token is read from it: a token a killed process left in a
+      // temporary file is put in place (or removed), stale ones go.
+      await tidyConfigsDir(configsDir, { fs });
       workspaces = await workspacesSetting({
         flags,
         env,
@@ -196,10 +208,35 @@ export async function main(context: CliContext = {}): Promise<number> {
       }
     }
     for (const warning of warnings) log.warn(warning);
+    const listed = workspaces.length;
+    workspaces = shareOf(workspaces, shard);
+
+    if (passToken && (workspaces.length !== 1 || fileChanges.watched)) {
+      const where = flags.passToken ? "--pass-token" : "MOLECULE_PASS_TOKEN";
+      throw new ConfigError(
+        `${where} passes one workspace's token to the server: serve one workspace (WORKSPACE_ID and its token), not a list`,
+        where,
+      );
+    }
+    // Every secret known at start is known to masking before the first
+    // request: stored inbound secrets and issued tokens of the configs dir
+    // (the platform may quote one in an error body), the health token.
+    const storedSecrets = await rememberStoredSecrets(fs, configsDir);
+    if (health?.token) rememberSecret(health.token);
 
     // Wrapper mode's tracker, made first: /metrics reads its tool calls.
-    const tracker: McpTracker | undefined = command
-      ? createMcpTracker({ mask: await tokenMasker(workspaces), wedgedAfterMs })
+    const startTokens = command
+      ? await tokensAtStart(workspaces)
+      : new Map<string, string>();
+    // What only one kind of run needs is loaded by that run alone.
+    const wrapper = command ? import("./wrapper_parts.ts") : undefined;
+    const plain = command ? undefined : import("./run.ts");
+    const tracker: McpTracker | undefined = wrapper
+      ? (await wrapper).createMcpTracker({
+        // A tool's error text may quote the environment.
+        mask: (text) => maskSecrets(text, { extra: startTokens.values() }),
+        wedgedAfterMs,
+      })
       : undefined;
     let healthServer: HealthServer | undefined;
     const started: { hb?: HeartbeatHandle } = {};
@@ -219,6 +256,7 @@ export async function main(context: CliContext = {}): Promise<number> {
             started.hb?.metrics() ?? startingMetrics(workspaces.length),
           ...(tracker ? { mcp: tracker } : {}),
           logLinesDropped: () => logWriter.dropped,
+          ...(shard ? { shard } : {}),
         }, { ...health, staleWindowMs });
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
@@ -241,28 +279,45 @@ export async function main(context: CliContext = {}): Promise<number> {
     }
     // One file per workspace with several, or with a watched workspaces
     // file (it may grow from one entry to several: they must not share one).
-    const perWorkspace = workspaces.length > 1 || fileChanges.watched === true;
+    const perWorkspace = workspaces.length > 1 ||
+      fileChanges.watched === true || shard !== undefined;
+    // The inbound secrets and the tokens the platform issues:
+    // `.platform_inbound_secret` and `.auth_token` (the file a single
+    // workspace's token falls back to), or one of each per workspace.
     const secretStore = new FileSecretStore({
-      dir: configsDir,
-      perWorkspace,
-      fs,
-    });
-    // Tokens the platform issues, beside the secrets: `.auth_token` (the
-    // file a single workspace's token falls back to) or one per workspace.
-    const tokenStore = new FileTokenStore({
       dir: configsDir,
       perWorkspace,
       fs,
     });
     // Wrapper mode: the child starts before register and beats, never after.
     let wrapped: Wrapped | undefined;
-    if (command && tracker) {
-      const { startWrapped } = await import("./wrap.ts");
+    if (command && tracker && wrapper) {
+      const { childEnvironment, createMcpStreamTap, startWrapped } =
+        await wrapper;
       try {
+        // The server's environment is ours without our secrets.
+        const childEnv = childEnvironment(environment(), {
+          secrets: [
+            ...startTokens.values(),
+            ...envSecrets,
+            ...storedSecrets,
+            ...(health?.token ? [health.token] : []),
+          ],
+          ...(passToken
+            ? { passToken: startTokens.get(workspaces[0].id) }
+            : {}),
+        });
+        if (childEnv.leftOut.length > 0) {
+          log.warn(
+            "left {names} out of the server's environment: each holds a token or secret of ours (--pass-token passes the workspace token on purpose)",
+            { names: childEnv.leftOut.join(", ") },
+          );
+        }
         wrapped = await startWrapped({
           adapter,
           command: command[0],
           args: command.slice(1),
+          env: childEnv.env,
           killAfterMs,
           tap: createMcpStreamTap(tracker),
         });
@@ -276,18 +331,30 @@ export async function main(context: CliContext = {}): Promise<number> {
         pid: wrapped.child.pid,
       });
     }
+    if (shard && workspaces.length === 0) {
+      // An empty share is legitimate (more shards than workspaces): ready
+      // with none until a re-partition gives it some, or the run ends.
+      const share = await waitForShare(fileChanges, shard, {
+        listed,
+        once: flags.once,
+        signal: context.signal,
+      });
+      if (share === undefined) return EXIT.ok;
+      workspaces = share;
+    }
     const stopSignal = new AbortController();
     const hb = started.hb = startHeartbeat({
       platformUrl,
       workspaces,
       intervalMs,
       secretStore,
-      tokenStore,
       env,
       signal: stopSignal.signal,
       orgId,
       statePollEvery,
       maxInFlight,
+      ...(origin !== undefined ? { origin } : {}),
+      ...(orgRequestShare !== undefined ? { orgRequestShare } : {}),
       checkStateAtStart: flags.once,
       // Each workspace's own failure lines with --verbose; a summary otherwise.
       summarizeLogs: !logSet.verbose,
@@ -297,20 +364,35 @@ export async function main(context: CliContext = {}): Promise<number> {
       staleWindowMs,
     });
     cleanups.unshift(() => hb.stop());
-    fileChanges.listener = (next) => followWorkspacesFile(hb, next);
-    log.info(
-      "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
-      {
-        version: VERSION,
-        count: workspaces.length,
-        seconds: intervalMs / 1000,
-        platformUrl: platformShown,
-      },
-    );
+    fileChanges.listener = shard
+      ? followShare(hb, shard, fileChanges)
+      : (next) => followWorkspacesFile(hb, next);
+    const startFields = {
+      version: VERSION,
+      count: workspaces.length,
+      seconds: hb.status().intervalMs / 1000,
+      platformUrl: platformShown,
+    };
+    if (shard) {
+      log.info(
+        "molecule-heartbeat {version}: shard {shard} of {totalShards} (numbered from 0), {count} of the list's {listed} workspace(s), every {seconds} s, platform {platformUrl}",
+        {
+          ...startFields,
+          shard: shard.index,
+          totalShards: shard.total,
+          listed,
+        },
+      );
+    } else {
+      log.info(
+        "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
+        startFields,
+      );
+    }
 
-    const code = wrapped
-      ? await runWrapped(hb, wrapped, context.signal)
-      : await runUntilDone(hb, {
+    const code = wrapped && wrapper
+      ? await (await wrapper).runWrapped(hb, wrapped, context.signal)
+      : await (await plain!).runUntilDone(hb, {
         once: flags.once,
         demo,
         signal: context.signal,
@@ -351,7 +433,7 @@ export async function main(context: CliContext = {}): Promise<number> {
  */
 export async function runAsMain(context: CliContext = {}): Promise<never> {
   const code = await main(context);
-  process.exit(code);
+  return exitProcess(code);
 }
 
 /**
@@ -391,7 +473,7 @@ function healthBindFix(error: unknown): { fix: string; name: string } {
  */
 function startingStatus(
   workspaces: WorkspaceConfig[],
-  intervalMs: number,
+  intervalMs: number | undefined,
 ): HeartbeatStatus {
   return {
     stopped: false,
@@ -412,18 +494,19 @@ function startingStatus(
 }
 
 /**
- * Masks every token known at start out of texts sent to the platform (a
- * tool's error text may quote the environment).
+ * Every workspace's token at start, by id (a token function asked once);
+ * an invalid or failing one is left out.
  */
-async function tokenMasker(
+async function tokensAtStart(
   workspaces: WorkspaceConfig[],
-): Promise<(text: string) => string> {
-  const tokens = new Set<string>();
+): Promise<Map<string, string>> {
+  const tokens = new Map<string, string>();
   for (const ws of workspaces) {
     const token = typeof ws.token === "string"
       ? ws.token
-      : await Promise.resolve(ws.token()).catch(() => "");
-    if (token) tokens.add(token);
+      : await Promise.resolve().then(() => (ws.token as () => string)())
+        .catch(() => "");
+    if (token) tokens.set(ws.id, token);
   }
-  return (text) => maskSecrets(text, { extra: tokens });
+  return tokens;
 }

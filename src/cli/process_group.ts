@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { readdirSync, readFileSync } from "node:fs";
-import process from "node:process";
+import { kill, readDirNamesSync, readTextSync } from "./host.ts";
 
 /**
  * Sends `signal` to every process in group `pgid`. A group already empty is
@@ -21,7 +20,7 @@ import process from "node:process";
 export function signalGroup(pgid: number, signal: string): boolean {
   if (!(pgid > 1)) return false; // never -1 (every process) or our own group (0)
   try {
-    process.kill(-pgid, signal as NodeJS.Signals);
+    kill(-pgid, signal);
     return true;
   } catch {
     return false; // ESRCH: nobody left; EPERM: not ours to signal
@@ -42,13 +41,14 @@ export function liveGroupMembers(pgid: number): number[] {
   if (!(pgid > 1)) return [];
   // Cheap first: no member at all, zombies included.
   try {
-    process.kill(-pgid, 0);
-  } catch {
-    return [];
+    kill(-pgid, 0);
+  } catch (error) {
+    // ESRCH: no member; a runtime that cannot send signal 0 reads /proc.
+    if (!(error instanceof TypeError)) return [];
   }
   let entries: string[];
   try {
-    entries = readdirSync("/proc");
+    entries = readDirNamesSync("/proc");
   } catch {
     return [pgid]; // no /proc (macOS): the group has members, that is all we know
   }
@@ -57,7 +57,7 @@ export function liveGroupMembers(pgid: number): number[] {
     if (!/^\d+$/.test(name)) continue;
     let stat: string;
     try {
-      stat = readFileSync(`/proc/${name}/stat`, "latin1");
+      stat = readTextSync(`/proc/${name}/stat`);
     } catch {
       continue; // gone meanwhile
     }

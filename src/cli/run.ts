@@ -5,11 +5,11 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import process from "node:process";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
 import type { HeartbeatEventMap, HeartbeatStatus } from "../schedule/types.ts";
 import { EXIT, goneCode } from "./exit_codes.ts";
+import { onSignal } from "./host.ts";
 
 const log = getLogger([...LOG_CATEGORY, "cli"]);
 
@@ -60,7 +60,7 @@ export function runUntilDone(
     // Why each first register failed, for --once's last word (a workspace's
     // lastError is whatever failed last, often its beat).
     const registerFailures = new Map<string, string>();
-    const onSignal = (name: "SIGINT" | "SIGTERM") => () => {
+    const stopOn = (name: "SIGINT" | "SIGTERM") => () => {
       if (options.once) {
         log.error(
           "{signal} during --once: stopping before every workspace finished",
@@ -71,10 +71,8 @@ export function runUntilDone(
       log.info("{signal}: stopping", { signal: name });
       finish(EXIT.ok);
     };
-    const onInt = onSignal("SIGINT");
-    const onTerm = onSignal("SIGTERM");
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
+    const offInt = onSignal("SIGINT", stopOn("SIGINT"));
+    const offTerm = onSignal("SIGTERM", stopOn("SIGTERM"));
     const onAbort = () => finish(options.once ? SIGNAL_CODE.SIGTERM : EXIT.ok);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let done = false;
@@ -83,8 +81,8 @@ export function runUntilDone(
       if (done) return;
       done = true;
       clearTimeout(deadline);
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
+      offInt();
+      offTerm();
       options.signal?.removeEventListener("abort", onAbort);
       resolve(code);
     }
@@ -182,7 +180,7 @@ export function runUntilDone(
       if (code !== undefined) {
         if (hb.status().workspaces.length > 1) {
           log.error(
-            "no workspace is left to serve (tokens rejected or workspaces deleted); exiting",
+            "no workspace is left to serve (tokens rejected, ids refused or workspaces deleted); exiting",
           );
         }
         return finish(code);
@@ -253,6 +251,8 @@ function reportGone(status: HeartbeatStatus["workspaces"]): number {
       workspaceId: w.workspaceId,
       reason: w.deleted
         ? "the workspace was deleted on the platform"
+        : w.rejectedFor === "id"
+        ? "the platform refuses its id as malformed (its ids are UUIDs)"
         : "the platform refused its token",
     });
   }

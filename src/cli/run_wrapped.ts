@@ -5,18 +5,18 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import process from "node:process";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
 import { EXIT, goneCode } from "./exit_codes.ts";
+import { onSignal } from "./host.ts";
 import type { Wrapped } from "./wrap.ts";
 
 const log = getLogger([...LOG_CATEGORY, "cli"]);
 
 /**
  * Runs until the wrapped child ends, and resolves with the exit code: the
- * child's, or 3/4 when the heartbeat stopped it (token rejected, workspace
- * deleted).
+ * child's, or 3/4/2 when the heartbeat stopped it (token rejected, workspace
+ * deleted, workspace id refused as malformed).
  */
 export async function runWrapped(
   hb: HeartbeatHandle,
@@ -30,10 +30,9 @@ export async function runWrapped(
     });
     wrapped.terminate(name);
   };
-  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(
-    (name) => [name, forward(name)] as const,
+  const offSignals = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(
+    (name) => onSignal(name, forward(name)),
   );
-  for (const [name, handler] of handlers) process.on(name, handler);
   const onAbort = () => wrapped.terminate("SIGTERM");
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
@@ -44,7 +43,9 @@ export async function runWrapped(
     log.error(
       code === EXIT.deleted
         ? "the workspace was deleted on the platform: stopping the child"
-        : "the token was rejected: stopping the child",
+        : code === EXIT.auth
+        ? "the token was rejected: stopping the child"
+        : "the platform refuses the workspace id as malformed (its ids are UUIDs): stopping the child",
     );
     wrapped.terminate("SIGTERM");
   };
@@ -55,7 +56,7 @@ export async function runWrapped(
     log.info("the child exited (exit code {code})", { code });
     return gone ?? code;
   } finally {
-    for (const [name, handler] of handlers) process.off(name, handler);
+    for (const off of offSignals) off();
     signal?.removeEventListener("abort", onAbort);
   }
 }

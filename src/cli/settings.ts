@@ -1,89 +1,17 @@
 /**
- * The command's settings from flags and environment variables, each with an
- * error that names what to fix (the workspaces and their tokens are in
- * `workspaces.ts`).
+ * The command's settings that take more than one flag or variable, or a
+ * default of the command's own; each of the others is one `read` of the
+ * table in `flags.ts` (the workspaces and their tokens are in
+ * `workspaces.ts`). Every error names what to fix.
  *
  * @module
  */
-import { HEARTBEAT_INTERVAL_MS, STALE_AFTER_MS } from "../shared/constants.ts";
 import type { EnvReader } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
-import type { CliFlags } from "./flags.ts";
+import { type CliFlags, lookup, read, setting } from "./flags.ts";
 import { openFileLimit } from "./limits.ts";
 
-/** Shortest interval the command accepts, in seconds. */
-export const MIN_INTERVAL_SECONDS = 0.05;
-
-/**
- * The grace period between forwarding a signal to the child and SIGKILL,
- * from `--kill-after` (seconds, default 10).
- *
- * @throws {ConfigError} When not a number from 0 to 3600.
- */
-export function killAfterSetting(flags: CliFlags): number {
-  const raw = setting(flags.killAfter);
-  if (raw === undefined) return 10_000;
-  const seconds = /^(\d+\.?\d*|\.\d+)$/.test(raw) ? Number(raw) : NaN;
-  if (!(seconds >= 0 && seconds <= 3600)) {
-    throw new ConfigError(
-      `--kill-after must be a number of seconds from 0 to 3600, not "${raw}"`,
-      "--kill-after",
-    );
-  }
-  return seconds * 1000;
-}
-
-/**
- * The tenant id sent as `X-Molecule-Org-Id` on `/workspaces/…` requests,
- * from `--org-id`, `MOLECULE_ORG_ID` or `MOLECULE_ORGANIZATION_ID` (the
- * Python runtime's alias): printable ASCII, 1 to 128 characters.
- *
- * @throws {ConfigError} When it is not.
- */
-export function orgIdSetting(
-  flags: CliFlags,
-  env: EnvReader,
-): string | undefined {
-  let { raw, where } = flagOrEnv(
-    flags.orgId,
-    "--org-id",
-    env,
-    "MOLECULE_ORG_ID",
-  );
-  if (raw === undefined) {
-    raw = setting(env("MOLECULE_ORGANIZATION_ID"));
-    where = "MOLECULE_ORGANIZATION_ID";
-  }
-  if (raw !== undefined && !/^[\x20-\x7e]{1,128}$/.test(raw)) {
-    throw new ConfigError(
-      `${where} must be printable ASCII, 1 to 128 characters (the org's UUID)`,
-      where,
-    );
-  }
-  return raw;
-}
-
-/** Beats between two state questions by default: every 5 minutes at 20 s. */
-export const STATE_POLL_DEFAULT = 15;
-
-/**
- * `--state-poll N`: ask the platform for each workspace's state every N
- * beats (default 15; 0 asks only after a refused token), which is how a
- * deleted workspace is noticed: today's platform answers its heartbeats 200.
- *
- * @throws {ConfigError} When not a whole number from 0 to 1000000.
- */
-export function statePollSetting(flags: CliFlags): number {
-  const raw = setting(flags.statePoll);
-  if (raw === undefined) return STATE_POLL_DEFAULT;
-  if (!/^\d{1,7}$/.test(raw) || Number(raw) > 1_000_000) {
-    throw new ConfigError(
-      `--state-poll must be a whole number of beats (0 for off), not "${raw}"`,
-      "--state-poll",
-    );
-  }
-  return Number(raw);
-}
+export { setting };
 
 /**
  * The cap on requests in flight: `--max-in-flight` or
@@ -98,30 +26,11 @@ export function maxInFlightSetting(
   env: EnvReader,
   readLimit: () => number | undefined = openFileLimit,
 ): number {
-  const { raw, where } = flagOrEnv(
-    flags.maxInFlight,
-    "--max-in-flight",
-    env,
-    "MOLECULE_MAX_IN_FLIGHT",
-  );
-  if (raw !== undefined) {
-    if (!/^\d{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 65536) {
-      throw new ConfigError(
-        `${where} must be a whole number of requests from 1 to 65536, not "${raw}"`,
-        where,
-      );
-    }
-    return Number(raw);
-  }
+  const set = read(flags, env, "maxInFlight");
+  if (set !== undefined) return set;
   const limit = readLimit();
   if (limit === undefined) return 256;
   return Math.max(16, Math.min(1024, Math.floor((limit - 128) / 2)));
-}
-
-/** Trimmed value, or `undefined` when unset or whitespace-only. */
-export function setting(value: string | undefined): string | undefined {
-  const trimmed = value?.trim();
-  return trimmed ? trimmed : undefined;
 }
 
 /** Log output settings, known before anything else so errors use them. */
@@ -131,27 +40,15 @@ export interface LogSettings {
 }
 
 /**
- * Reads `--log-format`/`MOLECULE_LOG_FORMAT` and `--verbose`/`MOLECULE_MCP_VERBOSE`.
+ * Reads `--log-format`/`MOLECULE_LOG_FORMAT` (default text) and
+ * `--verbose`/`MOLECULE_MCP_VERBOSE`.
  *
  * @throws {ConfigError} For a format other than text or json.
  */
 export function logSettings(flags: CliFlags, env: EnvReader): LogSettings {
-  const raw = setting(flags.logFormat) ?? setting(env("MOLECULE_LOG_FORMAT")) ??
-    "text";
-  const format = raw.toLowerCase();
-  if (format !== "text" && format !== "json") {
-    const where = setting(flags.logFormat)
-      ? "--log-format"
-      : "MOLECULE_LOG_FORMAT";
-    throw new ConfigError(
-      `${where} must be "text" or "json", not "${raw}"`,
-      where,
-    );
-  }
-  // The reference: any non-empty value of MOLECULE_MCP_VERBOSE raises logging to info.
   return {
-    format,
-    verbose: flags.verbose || (env("MOLECULE_MCP_VERBOSE") ?? "") !== "",
+    format: read(flags, env, "logFormat") ?? "text",
+    verbose: read(flags, env, "verbose") ?? false,
   };
 }
 
@@ -179,105 +76,26 @@ export function earlyLogFormat(
   return raw?.toLowerCase() === "json" ? "json" : "text";
 }
 
-/** A flag's value, else its variable's, and the name of the one it came from. */
-export function flagOrEnv(
-  flag: string | undefined,
-  flagName: string,
-  env: EnvReader,
-  variable: string,
-): { raw: string | undefined; where: string } {
-  const fromFlag = setting(flag);
-  return fromFlag !== undefined
-    ? { raw: fromFlag, where: flagName }
-    : { raw: setting(env(variable)), where: variable };
-}
-
 /**
- * The interval in ms from `--interval`/`MOLECULE_HEARTBEAT_INTERVAL` (seconds,
- * fractions allowed), with a warning above 60 s.
+ * The `Origin` header to send, from `--origin` or `MOLECULE_ORIGIN`:
+ * `undefined` when neither is set (each workspace's platform URL's origin,
+ * the library's default); `""` for `none`, or for the flag given an empty
+ * value (`--origin ""`), to send none; else the origin, normalised
+ * (`https://Host:443/` is `https://host`).
  *
- * @throws {ConfigError} When not a number, ≤ 0 or > 3600.
+ * @throws {ConfigError} When it is not an http(s) origin or `none`.
  */
-export function intervalSetting(
+export function originSetting(
   flags: CliFlags,
   env: EnvReader,
-  warnings: string[],
-): number {
-  const { raw, where } = flagOrEnv(
-    flags.interval,
-    "--interval",
-    env,
-    "MOLECULE_HEARTBEAT_INTERVAL",
-  );
-  if (raw === undefined) return HEARTBEAT_INTERVAL_MS;
-  const seconds = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw)
-    ? Number(raw)
-    : NaN;
-  if (!Number.isFinite(seconds)) {
-    throw new ConfigError(
-      `${where} must be a number of seconds (such as 20 or 0.5), not "${raw}"`,
-      where,
-    );
-  }
-  if (seconds < MIN_INTERVAL_SECONDS || seconds > 3600) {
-    throw new ConfigError(
-      `${where} must be from ${MIN_INTERVAL_SECONDS} to 3600 seconds, not ${raw}`,
-      where,
-    );
-  }
-  if (seconds > 60) {
-    warnings.push(
-      `${where} is ${seconds} s: the platform marks a workspace offline after 180 s without a heartbeat (its stale window), so a missed beat or two will show it OFFLINE`,
-    );
-  }
-  return seconds * 1000;
+): string | undefined {
+  return flags.origin?.trim() === "" ? "" : read(flags, env, "origin");
 }
 
 /**
- * The platform's stale window in ms, from `--stale-window` or
- * `MOLECULE_STALE_WINDOW` (whole seconds, as `REMOTE_LIVENESS_STALE_AFTER`
- * on the platform; default 180): after a gap longer than it, a workspace
- * registers again, and readiness follows it.
- *
- * @throws {ConfigError} When not a whole number of seconds from 1 to 86400.
- */
-export function staleWindowSetting(flags: CliFlags, env: EnvReader): number {
-  const { raw, where } = flagOrEnv(
-    flags.staleWindow,
-    "--stale-window",
-    env,
-    "MOLECULE_STALE_WINDOW",
-  );
-  if (raw === undefined) return STALE_AFTER_MS;
-  if (!/^\d{1,5}$/.test(raw) || Number(raw) < 1 || Number(raw) > 86_400) {
-    throw new ConfigError(
-      `${where} must be a whole number of seconds from 1 to 86400 (the platform's REMOTE_LIVENESS_STALE_AFTER, 180 by default), not "${raw}"`,
-      where,
-    );
-  }
-  return Number(raw) * 1000;
-}
-
-/**
- * The platform base URL from `--platform-url`/`PLATFORM_URL`: an absolute
- * http(s) URL, trailing `/` removed; plain http off loopback is a warning.
- *
- * @throws {ConfigError} When missing or not an absolute http(s) URL.
- */
-export function platformUrlSetting(
-  flags: CliFlags,
-  env: EnvReader,
-  warnings: string[],
-): string {
-  const url = platformUrlIfSet(flags, env, warnings);
-  if (url === undefined) throw missingPlatformUrl();
-  return url;
-}
-
-/**
- * The platform base URL as {@link platformUrlSetting} reads it, or
- * `undefined` when neither the flag nor the variable is set (a workspaces
- * list whose every entry has its own `platform_url` needs none).
+ * The platform base URL from `--platform-url`/`PLATFORM_URL`, as
+ * {@link checkedPlatformUrl} takes it, or `undefined` when neither is set (a
+ * workspaces list whose every entry has its own `platform_url` needs none).
  *
  * @throws {ConfigError} When set but not an absolute http(s) URL.
  */
@@ -286,15 +104,8 @@ export function platformUrlIfSet(
   env: EnvReader,
   warnings: string[],
 ): string | undefined {
-  const { raw, where } = flagOrEnv(
-    flags.platformUrl,
-    "--platform-url",
-    env,
-    "PLATFORM_URL",
-  );
-  return raw === undefined
-    ? undefined
-    : checkedPlatformUrl(raw, where, warnings);
+  const found = lookup(flags, env, "platformUrl");
+  return found && checkedPlatformUrl(found.raw, found.where, warnings);
 }
 
 /**
@@ -377,7 +188,7 @@ export interface HealthSetting {
 
 /**
  * `--health-port`/`MOLECULE_HEALTH_PORT`, `--health-host`/`MOLECULE_HEALTH_HOST`
- * (default 127.0.0.1) and `MOLECULE_HEALTH_TOKEN`.
+ * (default 127.0.0.1) and `MOLECULE_HEALTH_TOKEN` (read only with a port).
  *
  * @throws {ConfigError} For a port that is not a whole number from 0 to
  * 65535, or a token shorter than 16 characters or not printable ASCII.
@@ -386,29 +197,9 @@ export function healthSetting(
   flags: CliFlags,
   env: EnvReader,
 ): HealthSetting | undefined {
-  const { raw, where } = flagOrEnv(
-    flags.healthPort,
-    "--health-port",
-    env,
-    "MOLECULE_HEALTH_PORT",
-  );
-  if (raw === undefined) return undefined;
-  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
-    throw new ConfigError(
-      `${where} must be a port number from 0 to 65535, not "${raw}"`,
-      where,
-    );
-  }
-  const host = setting(flags.healthHost) ??
-    setting(env("MOLECULE_HEALTH_HOST")) ?? "127.0.0.1";
-  const token = setting(env("MOLECULE_HEALTH_TOKEN"));
-  if (token !== undefined) {
-    if (!/^[\x21-\x7e]{16,4096}$/.test(token)) {
-      throw new ConfigError(
-        "MOLECULE_HEALTH_TOKEN must be 16 to 4096 printable ASCII characters without spaces, such as the output of: openssl rand -hex 32",
-        "MOLECULE_HEALTH_TOKEN",
-      );
-    }
-  }
-  return { port: Number(raw), host, ...(token !== undefined ? { token } : {}) };
+  const port = read(flags, env, "healthPort");
+  if (port === undefined) return undefined;
+  const host = read(flags, env, "healthHost") ?? "127.0.0.1";
+  const token = read(flags, env, "healthToken");
+  return { port, host, ...(token !== undefined ? { token } : {}) };
 }

@@ -10,21 +10,17 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import process from "node:process";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import type { EnvReader } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
 import type { WorkspaceConfig } from "../schedule/types.ts";
-import type { CliFlags } from "./flags.ts";
+import { type CliFlags, lookup, read } from "./flags.ts";
 import { followWorkspacesFile } from "./follow_workspaces.ts";
-import { flagOrEnv } from "./settings.ts";
+import { onSignal } from "./host.ts";
 import { workspacesSource } from "./workspaces.ts";
 
 const log = getLogger([...LOG_CATEGORY, "cli"]);
-
-/** Most shards a list may be split into. */
-export const MAX_TOTAL_SHARDS = 65_536;
 
 /**
  * How often a shard that serves none of a watched workspaces file looks at
@@ -183,35 +179,26 @@ export function shardSetting(
   env: EnvReader,
   wrapping = false,
 ): Shard | undefined {
-  const n = flagOrEnv(flags.shard, "--shard", env, "MOLECULE_SHARD");
-  const m = flagOrEnv(
-    flags.totalShards,
-    "--total-shards",
-    env,
-    "MOLECULE_TOTAL_SHARDS",
-  );
-  if (n.raw === undefined && m.raw === undefined) return undefined;
-  if (m.raw === undefined) {
+  const n = lookup(flags, env, "shard");
+  const m = lookup(flags, env, "totalShards");
+  if (n === undefined && m === undefined) return undefined;
+  if (m === undefined) {
     throw new ConfigError(
-      `${n.where} is set but --total-shards (MOLECULE_TOTAL_SHARDS) is not: set both, the number of processes that share the workspaces list and this one's number among them, from 0`,
+      `${
+        n!.where
+      } is set but --total-shards (MOLECULE_TOTAL_SHARDS) is not: set both, the number of processes that share the workspaces list and this one's number among them, from 0`,
       "--total-shards",
     );
   }
-  if (n.raw === undefined) {
+  if (n === undefined) {
     throw new ConfigError(
       `${m.where} is set but --shard (MOLECULE_SHARD) is not: set both, this process's number from 0 and the number of processes that share the workspaces list`,
       "--shard",
     );
   }
-  const total = /^\d{1,5}$/.test(m.raw) ? Number(m.raw) : NaN;
-  if (!(total >= 1 && total <= MAX_TOTAL_SHARDS)) {
-    throw new ConfigError(
-      `${m.where} must be a whole number of shards from 1 to ${MAX_TOTAL_SHARDS}, not "${m.raw}"`,
-      m.where,
-    );
-  }
-  const index = /^\d{1,5}$/.test(n.raw) ? Number(n.raw) : NaN;
-  if (!(index >= 0 && index < total)) {
+  const total = read(flags, env, "totalShards")!;
+  const index = /^\d+$/.test(n.raw) ? Number(n.raw) : NaN;
+  if (!(index < total)) {
     throw new ConfigError(
       `${n.where} must be a whole number from 0 to ${
         total - 1
@@ -292,21 +279,19 @@ export function waitForShare(
     );
     const finish = (share: WorkspaceConfig[] | undefined) => {
       clearInterval(keepAlive);
-      process.off("SIGINT", onInt);
-      process.off("SIGTERM", onTerm);
+      offInt();
+      offTerm();
       options.signal?.removeEventListener("abort", onAbort);
       changes.listener = undefined;
       resolve(share);
     };
-    const onSignal = (name: string) => () => {
+    const stopOn = (name: string) => () => {
       log.info("{signal}: stopping", { signal: name });
       finish(undefined);
     };
-    const onInt = onSignal("SIGINT");
-    const onTerm = onSignal("SIGTERM");
+    const offInt = onSignal("SIGINT", stopOn("SIGINT"));
+    const offTerm = onSignal("SIGTERM", stopOn("SIGTERM"));
     const onAbort = () => finish(undefined);
-    process.on("SIGINT", onInt);
-    process.on("SIGTERM", onTerm);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     if (options.signal?.aborted) return onAbort();
     changes.listener = (next) => {

@@ -21,8 +21,8 @@ import {
   type WatchedFile,
   watchFile,
 } from "../storage/watched_file.ts";
-import type { CliFlags } from "./flags.ts";
-import { checkedPlatformUrl, missingPlatformUrl, setting } from "./settings.ts";
+import { type CliFlags, setting } from "./flags.ts";
+import { checkedPlatformUrl, missingPlatformUrl } from "./settings.ts";
 
 /** Most bytes read from a token file. */
 export const MAX_TOKEN_FILE_BYTES = 16 * 1024;
@@ -211,11 +211,14 @@ export interface WorkspaceSources {
    * With a workspaces file: set `listener` to hear of every new version of
    * it (every entry as a workspace), to add and remove workspaces;
    * `watched` is set when the workspaces come from such a file (they may
-   * grow from one to several).
+   * grow from one to several). `poll` looks at the file now (it is
+   * otherwise looked at when a token is read from it, at most once a
+   * second): for a shard that serves none of it.
    */
   changes?: {
     listener?: (workspaces: WorkspaceConfig[]) => void;
     watched?: boolean;
+    poll?: () => Promise<unknown>;
   };
 }
 
@@ -226,11 +229,13 @@ export interface WorkspaceSources {
 function fileEntry(
   entry: WorkspaceEntry,
   file: { path: string; get(): Promise<Map<string, WorkspaceEntry>> },
+  index: number,
 ): WorkspaceConfig {
   let last = entry.token;
   const id = entry.id;
   return {
     id,
+    idSource: `entry ${index} of the workspaces file ${file.path}`,
     tokenSource: `the workspaces file ${file.path}`,
     tokenReread: true,
     ...(entry.platformUrl ? { platformUrl: entry.platformUrl } : {}),
@@ -299,7 +304,11 @@ export async function workspacesSetting(
       "MOLECULE_WORKSPACES",
       src.warnings,
       src.noPlatformUrl,
-    ).map((w) => ({ ...w, tokenSource: "MOLECULE_WORKSPACES" }));
+    ).map((w, index) => ({
+      ...w,
+      idSource: `entry ${index} of MOLECULE_WORKSPACES`,
+      tokenSource: "MOLECULE_WORKSPACES",
+    }));
   }
   const noUrl = src.noPlatformUrl
     ? noListWithoutUrl(source, src.env)
@@ -308,6 +317,7 @@ export async function workspacesSetting(
   if (source.kind === "id") {
     return [{
       id: checkedId(source.id, source.where),
+      idSource: source.where,
       ...await singleToken(source.id, src),
     }];
   }
@@ -460,7 +470,7 @@ async function workspacesFromFile(
         maxBytes: MAX_WORKSPACES_FILE_BYTES,
         onChange: (entries) =>
           src.changes?.listener?.(
-            [...entries.values()].map((e) => fileEntry(e, file!)),
+            [...entries.values()].map((e, i) => fileEntry(e, file!, i)),
           ),
       },
     );
@@ -470,8 +480,11 @@ async function workspacesFromFile(
     throw new ConfigError(`cannot read ${where} (${path}): ${reason}`, where);
   }
   const initial = await file.get();
-  if (src.changes) src.changes.watched = true;
-  return [...initial.values()].map((e) => fileEntry(e, file!));
+  if (src.changes) {
+    src.changes.watched = true;
+    src.changes.poll = () => file!.get();
+  }
+  return [...initial.values()].map((e, i) => fileEntry(e, file!, i));
 }
 
 async function warnIfShared(

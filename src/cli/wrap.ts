@@ -9,10 +9,10 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import process from "node:process";
 import type { McpStreamTap } from "../mcp/stream_tap.ts";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import { type Child, exitCodeOf, type ProcessAdapter } from "./child.ts";
+import { onExit, parentPid } from "./host.ts";
 import { liveGroupMembers, signalGroup } from "./process_group.ts";
 
 const log = getLogger([...LOG_CATEGORY, "cli"]);
@@ -25,6 +25,11 @@ export interface WrapOptions {
   command: string;
   /** Its arguments. */
   args: string[];
+  /**
+   * Its whole environment (see `child_env.ts`: ours without our secrets).
+   * @default {ours, unchanged}
+   */
+  env?: Record<string, string>;
   /**
    * Time from the first signal sent to the child's group (forwarded, or
    * ours when the heartbeat stops it or the child left processes behind) to
@@ -98,14 +103,18 @@ async function pump(
 /**
  * Starts `command` and relays: our stdin to its stdin (EOF included), its
  * stdout to our stdout and its stderr to our stderr, nothing added, removed
- * or held back beyond one chunk. The child gets our environment unchanged.
- * If this process dies, the child's stdin closes and it sees EOF.
+ * or held back beyond one chunk. The child gets `env` (our environment when
+ * not given). If this process dies, the child's stdin closes and it sees EOF.
  *
  * @throws {SpawnError} When the command cannot be found (127) or run (126).
  */
 export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
   const { adapter, tap } = options;
-  const child = await adapter.spawn(options.command, options.args);
+  const child = await adapter.spawn(
+    options.command,
+    options.args,
+    options.env,
+  );
   const killAfterMs = options.killAfterMs ?? 10_000;
   const drainMs = options.drainMs ?? 2_000;
 
@@ -127,7 +136,7 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
   };
   // Our parent: the MCP client, which closes our stdin to shut the server
   // down and then stops it itself if it lingers (MCP's stdio transport).
-  const parent = process.ppid;
+  const parent = parentPid();
   let parentWatch: ReturnType<typeof setInterval> | undefined;
   void pump(adapter.stdin(), child.stdin, {
     onChunk: tap && ((chunk) => tap.client(chunk)),
@@ -136,7 +145,7 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
       // A client that died cannot stop it: when our stdin closed and we
       // were orphaned too, the server is stopped as the client would have.
       parentWatch ??= setInterval(() => {
-        if (finished || process.ppid === parent) return;
+        if (finished || parentPid() === parent) return;
         clearInterval(parentWatch);
         log.warn(
           "the MCP client is gone (stdin closed, parent {pid} exited): stopping the server's process group (SIGTERM, then SIGKILL after {seconds} s)",
@@ -162,12 +171,11 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
 
   // Last resort, if this process exits before the group is gone (an
   // exit from elsewhere): SIGKILL whatever of it still runs.
-  const onExit = () => {
+  const offExit = onExit(() => {
     if (!finished && liveGroupMembers(group).length > 0) {
       signalGroup(group, "SIGKILL");
     }
-  };
-  process.on("exit", onExit);
+  });
 
   const done = child.exited.then(async (exit) => {
     // The child is gone. What it started is in its group: a launcher that
@@ -192,7 +200,7 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     finished = true;
     clearTimeout(killTimer);
     clearInterval(parentWatch);
-    process.off("exit", onExit);
+    offExit();
     // Its output ends with it, unless something outside its group (a
     // process that moved itself out) still holds the pipes.
     let timer: ReturnType<typeof setTimeout> | undefined;

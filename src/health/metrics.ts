@@ -34,6 +34,11 @@ export interface MetricsInput {
   process: ProcessFigures;
   /** The runtime's name (`deno`, `node`) and version. */
   runtime: { name: string; version: string };
+  /**
+   * The shard of a sharded workspaces list this process serves (`--shard`
+   * of `--total-shards`): written as `shard_info`. @default {not sharded: no `shard_info`}
+   */
+  shard?: { index: number; total: number };
 }
 
 const PREFIX = "molecule_heartbeat_";
@@ -47,6 +52,8 @@ export const BEAT_FAILURE_REASONS: readonly BeatFailureReason[] = [
   "rate_limited",
   "auth",
   "redirect",
+  "cors",
+  "not_platform",
 ];
 
 /**
@@ -93,7 +100,7 @@ export function renderMetrics(input: MetricsInput): string {
     ),
     counter(
       "beats_total",
-      "Heartbeats by outcome: accepted (2xx), refused (401/403 or another 4xx but 429), failed (5xx, 429, network, timeout, redirect), skipped (a grid slot missed: the in-flight cap was full; the beat waits for the next free slot).",
+      "Heartbeats by outcome: accepted (2xx with the platform's JSON), refused (401, a 403 with the platform's error, or another 4xx but 429), failed (5xx, 429, network, timeout, redirect, the CORS layer's empty 403, a 2xx that is not the platform's), skipped (a grid slot missed: the in-flight cap was full; the beat waits for the next free slot).",
       labelled("outcome", m.beats, [
         "accepted",
         "refused",
@@ -162,6 +169,19 @@ export function renderMetrics(input: MetricsInput): string {
       [{ value: input.logLinesDropped }],
     ),
   ];
+  if (input.shard) {
+    families.push(gauge(
+      "shard_info",
+      "Always 1; the labels say which shard of the workspaces list this process serves (--shard, from 0) and among how many (--total-shards).",
+      [{
+        labels: {
+          shard: String(input.shard.index),
+          total_shards: String(input.shard.total),
+        },
+        value: 1,
+      }],
+    ));
+  }
   if (input.mcp) {
     families.push(
       counter(

@@ -87,6 +87,8 @@ export interface ReadinessWorkspace {
   rejected: boolean;
   /** Why its last request failed. */
   lastError?: string;
+  /** What its last failed beat's answer meant (`cors`, `not-platform`, …), while they fail. */
+  lastFailure?: string;
 }
 
 /** Options of {@link readiness}. */
@@ -143,12 +145,17 @@ export function readiness(
   const notReady: NotReady[] = [];
   const never = { count: 0, ids: [] as string[] };
   const stale = { count: 0, ids: [] as string[] };
+  // Causes a probe's reader can act on (the platform's side, or PLATFORM_URL).
+  let cors = 0;
+  let notPlatform = 0;
   let served = 0;
   for (const ws of status.workspaces) {
     if (ws.paused || ws.deleted || ws.rejected) continue;
     served++;
     const since = ws.sinceLastSuccessMs;
     if (since !== undefined && since <= options.staleWindowMs) continue;
+    if (ws.lastFailure === "cors") cors++;
+    else if (ws.lastFailure === "not-platform") notPlatform++;
     const group = since === undefined ? never : stale;
     group.count++;
     if (group.ids.length < maxNamed) group.ids.push(ws.workspaceId);
@@ -181,6 +188,17 @@ export function readiness(
       `${stale.count} of ${served} served workspace(s) have had no accepted heartbeat for over ${
         Math.round(options.staleWindowMs / 1000)
       } s${named(stale)}`,
+    );
+  }
+  if (cors > 0) {
+    reasons.push(
+      `${cors} of them refused by the platform's CORS layer (HTTP 403, empty body): the Origin sent is not the one the platform sees ` +
+        "(a reverse proxy that rewrites Host, or CORS_ORIGINS; see --origin)",
+    );
+  }
+  if (notPlatform > 0) {
+    reasons.push(
+      `${notPlatform} of them answered by something that is not the platform (a web page?): check PLATFORM_URL`,
     );
   }
   return {

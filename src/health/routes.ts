@@ -26,6 +26,12 @@ export interface HealthSource {
   mcp?: Pick<McpTracker, "totals" | "active">;
   /** Log lines dropped so far (the log writer's `dropped`). @default {0} */
   logLinesDropped?(): number;
+  /**
+   * The shard of a sharded workspaces list served (`--shard` of
+   * `--total-shards`): in `/metrics` as `shard_info`, in `/status` as
+   * `shard`. @default {not sharded}
+   */
+  shard?: { index: number; total: number };
 }
 
 /** A request, as the server read it. */
@@ -196,6 +202,7 @@ export function createRoutes(
         connections: options.connections(),
         process: await processFigures(),
         runtime,
+        ...(options.source.shard ? { shard: options.source.shard } : {}),
       });
       const body = encoder.encode(text);
       return {

@@ -114,7 +114,10 @@ export async function startHealthServer(
   let server: RuntimeServer | undefined;
   const route = createRoutes({
     source,
-    statusCache: createStatusCache(() => source.status()),
+    statusCache: createStatusCache(
+      () => source.status(),
+      source.shard ? { shard: source.shard } : {},
+    ),
     exposed,
     ...(options.token !== undefined ? { token: options.token } : {}),
     staleWindowMs: options.staleWindowMs ?? STALE_AFTER_MS,

@@ -17,6 +17,12 @@ export interface StatusCacheOptions {
   sliceSize?: number;
   /** Milliseconds on a monotonic clock. @default {performance.now} */
   now?: () => number;
+  /**
+   * The shard of a sharded workspaces list served, written after the
+   * fleet's fields as `"shard": {"index": N, "total": M}`.
+   * @default {not sharded: no "shard" field}
+   */
+  shard?: { index: number; total: number };
 }
 
 /** The body of `/status`: its parts in order, and their total length. */
@@ -53,7 +59,7 @@ const encoder = new TextEncoder();
  * ```
  *
  * @param status Takes a snapshot (`HeartbeatHandle.status`).
- * @param options Lifetime, slice size and clock.
+ * @param options Lifetime, slice size, clock and shard.
  * @returns The cache.
  */
 export function createStatusCache(
@@ -79,7 +85,7 @@ export function createStatusCache(
     snapshot: () => current().snapshot,
     body() {
       const e = current();
-      e.body ??= writeInParts(e.snapshot, sliceSize);
+      e.body ??= writeInParts(e.snapshot, sliceSize, options.shard);
       return e.body;
     },
   };
@@ -92,9 +98,14 @@ export function createStatusCache(
 async function writeInParts(
   snapshot: HeartbeatStatus,
   sliceSize: number,
+  shard: StatusCacheOptions["shard"],
 ): Promise<StatusBody> {
   const { workspaces, ...fleet } = snapshot;
-  const head = JSON.stringify(fleet);
+  const head = JSON.stringify(
+    shard
+      ? { ...fleet, shard: { index: shard.index, total: shard.total } }
+      : fleet,
+  );
   const parts = [
     encoder.encode(
       `${head.slice(0, -1)}${head.length > 2 ? "," : ""}"workspaces":[\n`,

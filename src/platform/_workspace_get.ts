@@ -24,6 +24,7 @@ export interface WorkspaceGetOptions {
   suffix: string;
   token?: TokenSource;
   orgId?: string;
+  origin?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
   fetch?: FetchLike;
@@ -31,9 +32,13 @@ export interface WorkspaceGetOptions {
 }
 
 /** An answer: its status, its JSON object (`{}` when none), the platform's status. */
+/** Why a 403 with an empty body proves nothing of the workspace or its token. */
+export const CORS_REASON =
+  "HTTP 403 with an empty body: the platform's CORS layer refused the Origin sent (a reverse proxy that rewrites Host, or an Origin not in its CORS_ORIGINS); not the token";
+
 export interface WorkspaceAnswer {
   /** The HTTP status and, when the body named one, the platform's `status` (64 characters at most). */
-  base: { status: number; platformStatus?: string };
+  base: { status: number; platformStatus?: string; rateLimit?: number };
   json: Record<string, unknown>;
 }
 
@@ -53,6 +58,7 @@ export async function getWorkspace(
         encodeURIComponent(options.workspaceId)
       }${options.suffix}`,
       token: options.token,
+      origin: options.origin,
       orgId: options.orgId,
       timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
       signal: options.signal,
@@ -67,10 +73,8 @@ export async function getWorkspace(
   const platformStatus = typeof json.status === "string"
     ? json.status.slice(0, 64)
     : undefined;
-  return {
-    base: platformStatus === undefined
-      ? { status: answer.status }
-      : { status: answer.status, platformStatus },
-    json,
-  };
+  const base: WorkspaceAnswer["base"] = { status: answer.status };
+  if (platformStatus !== undefined) base.platformStatus = platformStatus;
+  if (answer.rateLimit !== undefined) base.rateLimit = answer.rateLimit;
+  return { base, json };
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { type EnvReader, processEnv } from "../shared/env.ts";
+import { processEnv } from "../shared/env.ts";
 
 /** One skill on an agent card; the canvas and peers read `name`. */
 export interface AgentSkill {
@@ -32,21 +32,20 @@ export interface AgentCard {
  *
  * @example
  * ```ts
- * import { buildAgentCard, envFromRecord } from "@molecule/heartbeat";
- * const card = buildAgentCard(
- *   "0123456789abcdef",
- *   envFromRecord({ MOLECULE_AGENT_SKILLS: "research, code-review,," }),
- * );
+ * import { buildAgentCard } from "@molecule/heartbeat/platform";
+ * const vars: Record<string, string> = { MOLECULE_AGENT_SKILLS: "research, code-review,," };
+ * const card = buildAgentCard("0123456789abcdef", (name) => vars[name]);
  * // { name: "molecule-mcp-01234567", skills: [{ name: "research" }, { name: "code-review" }] }
  * ```
  *
  * @param workspaceId The workspace the card describes.
- * @param env Where to read the variables; default the process environment.
+ * @param env Reads one variable (`undefined` when unset); default the
+ *   process environment.
  * @returns The card.
  */
 export function buildAgentCard(
   workspaceId: string,
-  env: EnvReader = processEnv,
+  env: (name: string) => string | undefined = processEnv,
 ): AgentCard {
   const name = (env("MOLECULE_AGENT_NAME") ?? "").trim() ||
     `molecule-mcp-${Array.from(workspaceId).slice(0, 8).join("")}`;

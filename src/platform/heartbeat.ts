@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { AgentCard } from "./agent_card.ts";
 import { REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
 import {
   abortedByCaller,
@@ -33,12 +34,19 @@ export interface HeartbeatStats {
   monthly_spend?: number;
 }
 
-/** The body of one heartbeat request. */
+/** The body of one heartbeat request (internal). */
 export interface HeartbeatBody extends Required<HeartbeatStats> {
   /** The workspace id. */
   workspace_id: string;
   /** Whole seconds since the agent started. */
   uptime_seconds: number;
+  /**
+   * The agent card, as the platform's own runtime sends it on every beat:
+   * it fills the card of a workspace that has none, and clears the
+   * register-failure marker (a failed register otherwise turns the
+   * workspace `degraded` for 5 minutes).
+   */
+  agent_card?: AgentCard;
 }
 
 /**
@@ -51,7 +59,7 @@ export interface HeartbeatBody extends Required<HeartbeatStats> {
  *
  * @example
  * ```ts
- * import { buildHeartbeatBody } from "@molecule/heartbeat";
+ * import { buildHeartbeatBody } from "./heartbeat.ts";
  * const body = buildHeartbeatBody("ws-1", 42.9, { active_tasks: 2.5 });
  * console.log(body.active_tasks, body.uptime_seconds); // 2 42
  * ```
@@ -59,12 +67,14 @@ export interface HeartbeatBody extends Required<HeartbeatStats> {
  * @param workspaceId The workspace id.
  * @param uptimeSeconds Seconds since start (rounded down).
  * @param stats Live figures, possibly partial.
+ * @param agentCard The agent card to send with it (see {@link HeartbeatBody.agent_card}).
  * @returns The body to send.
  */
 export function buildHeartbeatBody(
   workspaceId: string,
   uptimeSeconds: number,
   stats: HeartbeatStats | undefined = undefined,
+  agentCard: AgentCard | undefined = undefined,
 ): HeartbeatBody {
   const s = isRecord(stats) ? stats as Record<string, unknown> : {};
   const str = (v: unknown) => typeof v === "string" ? v : "";
@@ -77,6 +87,7 @@ export function buildHeartbeatBody(
     current_task: str(s.current_task),
     runtime_state: str(s.runtime_state),
     monthly_spend: whole(s.monthly_spend),
+    ...(agentCard ? { agent_card: agentCard } : {}),
   };
 }
 
@@ -92,63 +103,54 @@ function whole(value: unknown): number {
   return Math.min(Number.MAX_SAFE_INTEGER, Math.floor(nonNegative(value)));
 }
 
-/** Options of {@link sendHeartbeat}. */
-export interface SendHeartbeatOptions {
-  /** The platform base URL; a trailing `/` is removed. */
-  platformUrl: string;
-  /** The workspace token. */
-  token: TokenSource;
-  /** The body to send. */
-  body: HeartbeatBody;
-  /**
-   * Time limit, in ms; 0 sets no timer of its own, for a `signal` that
-   * carries the deadline. @default {10000}
-   */
-  timeoutMs?: number;
-  /** Aborts the request; aborted with a `TimeoutError`, it counts as a timeout. */
-  signal?: AbortSignal;
-  /** The fetch to call. @default {globalThis.fetch} */
-  fetch?: FetchLike;
-  /**
-   * Not sent: the platform's tenant guard lets `/registry/*` through without
-   * `X-Molecule-Org-Id`, and its rate limiter would put every workspace of
-   * the org into one bucket. Kept for callers that pass it.
-   * @deprecated The header is never sent on a heartbeat.
-   */
-  orgId?: string;
-  /**
-   * More `RequestInit` fields for the runtime's fetch (a fresh connection
-   * pool's `client` or `dispatcher`). @default {none}
-   */
-  init?: Record<string, unknown>;
-}
-
 /** The result of one beat. */
 export interface HeartbeatResult extends Outcome {
   /** `platform_inbound_secret` from a successful answer, when present. */
   inboundSecret?: unknown;
 }
 
+/** Options of {@link postHeartbeat} (internal): the body built already. */
+export interface PostHeartbeatOptions {
+  /** The platform base URL; a trailing `/` is removed. */
+  platformUrl: string;
+  /** The workspace token. */
+  token: TokenSource;
+  /** The `Origin` header to send; `""` sends none. @default {the platform URL's origin} */
+  origin?: string;
+  /** The body to send. */
+  body: HeartbeatBody;
+  /** Time limit, in ms; 0 sets no timer of its own. @default {10000} */
+  timeoutMs?: number;
+  /** Aborts the request; aborted with a `TimeoutError`, it counts as a timeout. */
+  signal?: AbortSignal;
+  /** The fetch to call. @default {globalThis.fetch} */
+  fetch?: FetchLike;
+  /** More `RequestInit` fields for the runtime's fetch. @default {none} */
+  init?: Record<string, unknown>;
+}
+
 /**
- * Sends one heartbeat. Never throws for a platform answer or a network
- * error: those are outcomes. Only an abort through `signal` rejects.
+ * Sends one heartbeat whose body is built already (internal: the
+ * scheduler's beat, which keeps the figures it sent; the public
+ * `sendHeartbeat` builds the body and calls this). Never throws for a
+ * platform answer or a network error; only an abort through `signal`
+ * rejects.
  *
  * @example
  * ```ts
- * import { buildHeartbeatBody, sendHeartbeat } from "@molecule/heartbeat";
- * const result = await sendHeartbeat({
+ * import { buildHeartbeatBody, postHeartbeat } from "./heartbeat.ts";
+ * const result = await postHeartbeat({
  *   platformUrl: "http://127.0.0.1:8080",
  *   token: "t",
  *   body: buildHeartbeatBody("ws-1", 0),
  * });
- * console.log(result.kind);
  * ```
  *
  * @param options Where, what, and how long to wait.
  * @returns The outcome.
  */
-export async function sendHeartbeat(
-  options: SendHeartbeatOptions,
+export async function postHeartbeat(
+  options: PostHeartbeatOptions,
 ): Promise<HeartbeatResult> {
   let result: HeartbeatResult;
   try {
@@ -156,6 +158,7 @@ export async function sendHeartbeat(
       baseUrl: trimBaseUrl(options.platformUrl),
       path: "/registry/heartbeat",
       token: options.token,
+      origin: options.origin,
       body: options.body,
       timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
       signal: options.signal,

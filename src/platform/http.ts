@@ -40,16 +40,31 @@ export interface PlatformAnswer {
    * for a 429 without one, the body's `retry_after` (seconds).
    */
   retryAfterMs: number | undefined;
-  /** The platform's `X-RateLimit-Limit` (requests a minute per bucket), when sent. */
+  /**
+   * The platform's `X-RateLimit-Limit` (requests a minute per bucket), when
+   * sent; read on refusals and on `GET`s (the org-keyed calls).
+   */
   rateLimit?: number;
+  /**
+   * The `Content-Type` of a 2xx answer whose body is not a JSON object (a
+   * web page, say): what answered is not the platform. Absent otherwise.
+   */
+  contentType?: string;
   /** The `Location` header of a redirect. */
   location: string | undefined;
 }
 
 /** Options of {@link postJson}. */
 export interface PostJsonOptions {
-  /** The platform base URL, no trailing slash; also sent as `Origin`. */
+  /** The platform base URL, no trailing slash; its origin is sent as `Origin`. */
   baseUrl: string;
+  /**
+   * The `Origin` header to send instead of the base URL's origin; `""`
+   * sends none. The platform's CORS layer refuses (403, empty body) an
+   * `Origin` that is not `http(s)://` + the `Host` it receives.
+   * @default {the base URL's origin}
+   */
+  origin?: string;
   /** The path, such as `/registry/heartbeat`. */
   path: string;
   /**
@@ -156,9 +171,10 @@ export async function requestJson(
   const token = typeof options.token === "string" || options.token === undefined
     ? options.token
     : await resolveToken(options.token, signal);
-  const headers: Record<string, string> = {
-    "Origin": originOf(options.baseUrl),
-  };
+  const origin = options.origin ?? originOf(options.baseUrl);
+  const headers: Record<string, string> = origin === ""
+    ? {}
+    : { "Origin": origin };
   if (token !== undefined) {
     // A token is checked (and remembered for masking) once, not on every beat.
     if (!isRememberedSecret(token)) {
@@ -203,19 +219,16 @@ export async function requestJson(
   const status = response.status;
   const plain = status >= 200 && status < 300;
   let snippet: string | undefined;
-  // Only a refusal's limit matters (and a header lookup a beat adds up).
-  const limit = plain
+  // A refusal's limit, and a GET's (the org-keyed calls, whose window the
+  // fleet keeps a share of); a header lookup on every beat would add up.
+  const limit = plain && options.method !== "GET"
     ? NaN
     : Number(response.headers.get("x-ratelimit-limit") ?? NaN);
   let retryAfterMs = plain
     ? undefined
     : parseRetryAfter(response.headers.get("retry-after"));
-  if (retryAfterMs === undefined && status === 429 && isRecord(json)) {
-    // The platform's rate limiter also says it in the body: {"retry_after": N}.
-    const seconds = json.retry_after;
-    if (typeof seconds === "number" && seconds >= 0 && seconds < 86_400) {
-      retryAfterMs = Math.ceil(seconds) * 1000;
-    }
+  if (status === 429) {
+    retryAfterMs = rateLimitWait(response, json, retryAfterMs);
   }
   return {
     status,
@@ -229,10 +242,40 @@ export async function requestJson(
     oversized,
     retryAfterMs,
     ...(Number.isFinite(limit) && limit > 0 ? { rateLimit: limit } : {}),
+    ...(plain && !isRecord(json)
+      ? { contentType: response.headers.get("content-type") ?? "" }
+      : {}),
     location: plain
       ? undefined
       : maskLocation(response.headers.get("location")),
   };
+}
+
+/** The least a 429 is waited out, in ms: `Retry-After` is truncated and can be 0 while the window is still full. */
+export const RATE_LIMIT_MIN_WAIT_MS = 1_000;
+
+/**
+ * How long a 429 asks to wait, in ms: the longest of `Retry-After`, the
+ * body's `retry_after` and `X-RateLimit-Reset` (seconds from now, as the
+ * platform's fixed-window limiter sends it), and never under
+ * {@link RATE_LIMIT_MIN_WAIT_MS}: the platform truncates to whole seconds,
+ * so 0 is common while the window is still full.
+ */
+function rateLimitWait(
+  response: Response,
+  json: unknown,
+  header: number | undefined,
+): number {
+  let ms = header ?? 0;
+  const seconds = isRecord(json) ? json.retry_after : undefined;
+  if (typeof seconds === "number" && seconds >= 0 && seconds < 86_400) {
+    ms = Math.max(ms, Math.ceil(seconds) * 1000);
+  }
+  const reset = Number(response.headers.get("x-ratelimit-reset") ?? NaN);
+  if (Number.isFinite(reset) && reset >= 0 && reset < 86_400) {
+    ms = Math.max(ms, Math.ceil(reset) * 1000);
+  }
+  return Math.max(RATE_LIMIT_MIN_WAIT_MS, ms);
 }
 
 function maskLocation(location: string | null): string | undefined {

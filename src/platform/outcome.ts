@@ -4,17 +4,31 @@
  * @module
  */
 import type { PlatformAnswer } from "./http.ts";
+import { isRecord } from "../shared/_json.ts";
 import { maskSecrets } from "../shared/mask.ts";
 
 /**
  * The meaning of one request's result:
- * - `ok`: 2xx;
- * - `auth`: 401 or 403, the token is wrong or revoked;
+ * - `ok`: 2xx with the platform's JSON;
+ * - `auth`: 401, or 403 with the platform's JSON error: the token is
+ *   refused (revoked, or a database blip: never act on one);
+ * - `cors`: 403 with an empty body (or not the platform's JSON): the
+ *   platform's CORS layer refused the `Origin` sent (a reverse proxy that
+ *   rewrites `Host`, or `CORS_ORIGINS`); the token is never the cure;
+ * - `not-platform`: 2xx whose body is not the platform's JSON (a web page,
+ *   a sign-in proxy): `PLATFORM_URL` points elsewhere;
  * - `redirect`: 3xx, not followed: the platform URL is misconfigured;
  * - `transient`: 5xx, 429, 408, a network error or a timeout: retry sooner;
  * - `rejected`: any other status, the request was refused as it is.
  */
-export type OutcomeKind = "ok" | "auth" | "redirect" | "transient" | "rejected";
+export type OutcomeKind =
+  | "ok"
+  | "auth"
+  | "cors"
+  | "not-platform"
+  | "redirect"
+  | "transient"
+  | "rejected";
 
 /** A classified result of one request. */
 export interface Outcome {
@@ -24,7 +38,11 @@ export interface Outcome {
   status?: number;
   /** A one-line reason for logs, free of tokens and secrets. */
   reason: string;
-  /** The answer, when there was one. */
+  /**
+   * The answer as read, when there was one (internal: what the scheduler
+   * reads `Retry-After` and the rate limit from).
+   * @ignore
+   */
   answer?: PlatformAnswer;
 }
 
@@ -47,7 +65,29 @@ export interface Outcome {
 export function classifyAnswer(answer: PlatformAnswer): Outcome {
   const { status } = answer;
   if (status >= 200 && status < 300) {
-    return { kind: "ok", status, reason: `HTTP ${status}`, answer };
+    if (answer.contentType === undefined) {
+      return { kind: "ok", status, reason: `HTTP ${status}`, answer };
+    }
+    return {
+      kind: "not-platform",
+      status,
+      reason: `HTTP ${status} with ${
+        describeBody(answer)
+      }, not the platform's JSON: PLATFORM_URL does not point at the platform's API (the canvas web app, or a sign-in proxy?)`,
+      answer,
+    };
+  }
+  if (status === 403 && !isPlatformError(answer.json)) {
+    return {
+      kind: "cors",
+      status,
+      reason: `HTTP 403 with ${
+        answer.snippet === ""
+          ? "an empty body"
+          : "a body that is not the platform's"
+      }: the platform's CORS layer refused the Origin sent (a reverse proxy that rewrites Host, or an Origin not in its CORS_ORIGINS); not the token`,
+      answer,
+    };
   }
   if (status === 401 || status === 403) {
     return { kind: "auth", status, reason: `HTTP ${status}`, answer };
@@ -66,6 +106,23 @@ export function classifyAnswer(answer: PlatformAnswer): Outcome {
     ? "transient"
     : "rejected";
   return { kind, status, reason: `HTTP ${status}: ${answer.snippet}`, answer };
+}
+
+/** Whether a body is the platform's JSON error: `{"error": "..."}`. */
+function isPlatformError(json: unknown): boolean {
+  return isRecord(json) && typeof json.error === "string";
+}
+
+/** What a 2xx that is not the platform's JSON held, for its error line. */
+function describeBody(answer: PlatformAnswer): string {
+  const type = (answer.contentType ?? "").split(";")[0].trim().toLowerCase();
+  if (type === "text/html" || /^\s*<(!doctype|html)/i.test(answer.snippet)) {
+    return `a web page (${type || "no Content-Type"})`;
+  }
+  if (answer.snippet === "" && !answer.oversized) {
+    return `an empty body (${type || "no Content-Type"})`;
+  }
+  return `a body of type ${type || "(none)"}`;
 }
 
 /**

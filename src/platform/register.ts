@@ -5,7 +5,6 @@
  */
 import { type AgentCard, buildAgentCard } from "./agent_card.ts";
 import { REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
-import { RegisterAuthError } from "../shared/errors.ts";
 import {
   abortedByCaller,
   type FetchLike,
@@ -25,6 +24,11 @@ export interface RegisterOptions {
   workspaceId: string;
   /** The workspace token. */
   token: TokenSource;
+  /**
+   * The `Origin` header to send; `""` sends none.
+   * @default {the platform URL's origin}
+   */
+  origin?: string;
   /** The card to send. @default {buildAgentCard(workspaceId)} */
   agentCard?: AgentCard;
   /**
@@ -36,13 +40,6 @@ export interface RegisterOptions {
   signal?: AbortSignal;
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
-  /**
-   * Not sent: the platform's tenant guard lets `/registry/*` through without
-   * `X-Molecule-Org-Id`, and its rate limiter would put every workspace of
-   * the org into one bucket. Kept for callers that pass it.
-   * @deprecated The header is never sent on register.
-   */
-  orgId?: string;
   /** Sends `mcp_server_present: true`: an MCP server runs beside the agent. @default {false} */
   mcpServerPresent?: boolean;
   /**
@@ -52,7 +49,12 @@ export interface RegisterOptions {
   init?: Record<string, unknown>;
 }
 
-/** The result of a register that was not rejected for its token. */
+/**
+ * The result of a register: `kind` is `ok`, `auth` (a 401: the token is
+ * refused), `transient`, `rejected` (another 4xx but 429, and a 403 with
+ * the platform's JSON error: the request as it is), `redirect`, `cors` or
+ * `not-platform`.
+ */
 export interface RegisterResult extends Outcome {
   /** `platform_inbound_secret` from the answer, when present. */
   inboundSecret?: unknown;
@@ -70,24 +72,25 @@ export interface RegisterResult extends Outcome {
  * Registers a workspace (`delivery_mode: "poll"`). Safe to repeat: the
  * platform upserts.
  *
- * @example
+ * Never throws for a platform answer or a network error: those are
+ * outcomes, a refused token too (`auth`). Only an abort through `signal`
+ * rejects.
+ *
+ * @example Tell a refused token from other failures
  * ```ts
- * import { register, RegisterAuthError } from "@molecule/heartbeat";
- * try {
- *   const result = await register({
- *     platformUrl: "http://127.0.0.1:8080",
- *     workspaceId: "ws-1",
- *     token: "t",
- *   });
- *   if (result.kind !== "ok") console.warn(result.reason);
- * } catch (e) {
- *   if (e instanceof RegisterAuthError) console.error(e.message);
- * }
+ * import { register } from "@molecule/heartbeat/platform";
+ * const result = await register({
+ *   platformUrl: "http://127.0.0.1:8080",
+ *   workspaceId: "ws-1",
+ *   token: "t",
+ * });
+ * if (result.kind === "auth") {
+ *   console.error("the token is refused: regenerate it (canvas → Tokens tab)");
+ * } else if (result.kind !== "ok") console.warn(result.reason);
  * ```
  *
  * @param options Where, who, and how long to wait.
- * @returns The outcome; `kind` is `ok`, `transient`, `rejected` or `redirect`.
- * @throws {RegisterAuthError} When the platform answers 401 or 403.
+ * @returns The outcome (see {@link RegisterResult}).
  * @throws {DOMException} `AbortError` when `signal` aborts.
  */
 export async function register(
@@ -100,6 +103,7 @@ export async function register(
       baseUrl,
       path: "/registry/register",
       token: options.token,
+      origin: options.origin,
       body: {
         id: options.workspaceId,
         url: "",
@@ -117,8 +121,10 @@ export async function register(
     if (abortedByCaller(options.signal)) throw options.signal!.reason;
     outcome = classifyError(error);
   }
-  if (outcome.kind === "auth") {
-    throw new RegisterAuthError(options.workspaceId, outcome.status!);
+  // A 403 with the platform's error at register (`kind: "platform"`
+  // refused) is the request, not the token: a configuration problem.
+  if (outcome.kind === "auth" && outcome.status === 403) {
+    outcome = { ...outcome, kind: "rejected" };
   }
   const result: RegisterResult = outcome;
   const json = outcome.answer?.json;

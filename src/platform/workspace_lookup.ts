@@ -7,18 +7,22 @@
  */
 import type { TokenSource } from "../shared/token.ts";
 import type { FetchLike } from "./http.ts";
-import { getWorkspace } from "./_workspace_get.ts";
+import { CORS_REASON, getWorkspace } from "./_workspace_get.ts";
 
 /**
  * What the lookup says:
- * - `exists`: the workspace is there (200): a refused token elsewhere was revoked;
+ * - `exists`: the workspace is there (200): a refused token elsewhere was
+ *   revoked (its `platformStatus` says whether it is live: `paused` and
+ *   `hibernated` are not);
  * - `deleted`: removed (410, soft) or purged (404 with the platform's JSON
  *   error, or never existed); a bare 404 (the tenant guard's answer to a
  *   wrong org id) is `unknown`;
+ * - `invalid`: 400 `invalid workspace ID`: the id is not the platform's
+ *   kind of id (a UUID): a configuration error;
  * - `unknown`: no usable answer (5xx, 429, a tenant guard's 400, a network
  *   error, a timeout…): proves nothing, ask again later.
  */
-export type WorkspaceLookupKind = "exists" | "deleted" | "unknown";
+export type WorkspaceLookupKind = "exists" | "deleted" | "invalid" | "unknown";
 
 /** The result of {@link lookupWorkspace}. */
 export interface WorkspaceLookup {
@@ -30,6 +34,14 @@ export interface WorkspaceLookup {
   platformStatus?: string;
   /** Why the answer is `unknown`, for logs. */
   reason?: string;
+  /** The platform's `X-RateLimit-Limit` (requests a minute in the window this call counted in), when sent. */
+  rateLimit?: number;
+  /**
+   * Refused by the platform's CORS layer (403 with an empty body, or not
+   * the platform's JSON): the `Origin` sent is not the one the platform
+   * sees; says nothing of the workspace or the token (`kind` is `unknown`).
+   */
+  cors?: boolean;
 }
 
 /** Options of {@link lookupWorkspace}. */
@@ -46,6 +58,11 @@ export interface LookupWorkspaceOptions {
   token?: TokenSource;
   /** Sent as `X-Molecule-Org-Id` (a multi-tenant platform's tenant guard wants it). @default {not sent} */
   orgId?: string;
+  /**
+   * The `Origin` header to send; `""` sends none.
+   * @default {the platform URL's origin}
+   */
+  origin?: string;
   /** Time limit, in ms; 0 for none of its own. @default {10000} */
   timeoutMs?: number;
   /** Aborts the request. */
@@ -63,7 +80,7 @@ export interface LookupWorkspaceOptions {
  *
  * @example
  * ```ts
- * import { lookupWorkspace } from "@molecule/heartbeat";
+ * import { lookupWorkspace } from "@molecule/heartbeat/platform";
  * const found = await lookupWorkspace({
  *   platformUrl: "http://127.0.0.1:8080",
  *   workspaceId: "ws-1",
@@ -82,7 +99,13 @@ export async function lookupWorkspace(
   if ("reason" in got) return { kind: "unknown", reason: got.reason };
   const { base, json } = got;
   const { status, platformStatus } = base;
+  if (status === 403 && typeof json.error !== "string") {
+    return { kind: "unknown", ...base, cors: true, reason: CORS_REASON };
+  }
   if (status === 410) return { kind: "deleted", ...base };
+  if (status === 400 && json.error === "invalid workspace ID") {
+    return { kind: "invalid", ...base };
+  }
   // The platform's own 404 says so in JSON ({"error":"workspace not found"});
   // its tenant guard answers a wrong org id with a bare 404, and a firewall
   // with a page of its own: those prove nothing.

@@ -6,7 +6,7 @@
  */
 import type { TokenSource } from "../shared/token.ts";
 import type { FetchLike } from "./http.ts";
-import { getWorkspace } from "./_workspace_get.ts";
+import { CORS_REASON, getWorkspace } from "./_workspace_get.ts";
 
 /**
  * What the platform says of a workspace:
@@ -34,6 +34,14 @@ export interface WorkspaceState {
   platformStatus?: string;
   /** Why the answer is `unknown`, for logs. */
   reason?: string;
+  /** The platform's `X-RateLimit-Limit` (requests a minute in the window this call counted in), when sent. */
+  rateLimit?: number;
+  /**
+   * Refused by the platform's CORS layer (403 with an empty body, or not
+   * the platform's JSON): the `Origin` sent is not the one the platform
+   * sees; says nothing of the workspace or the token (`kind` is `unknown`).
+   */
+  cors?: boolean;
 }
 
 /** Options of {@link fetchWorkspaceState}. */
@@ -44,6 +52,11 @@ export interface FetchWorkspaceStateOptions {
   workspaceId: string;
   /** The workspace token. */
   token: TokenSource;
+  /**
+   * The `Origin` header to send; `""` sends none.
+   * @default {the platform URL's origin}
+   */
+  origin?: string;
   /** Sent as `X-Molecule-Org-Id` (a multi-tenant platform's tenant guard wants it here). @default {not sent} */
   orgId?: string;
   /** Time limit, in ms; 0 for none of its own. @default {10000} */
@@ -66,7 +79,7 @@ export interface FetchWorkspaceStateOptions {
  *
  * @example
  * ```ts
- * import { fetchWorkspaceState } from "@molecule/heartbeat";
+ * import { fetchWorkspaceState } from "@molecule/heartbeat/platform";
  * const state = await fetchWorkspaceState({
  *   platformUrl: "http://127.0.0.1:8080",
  *   workspaceId: "ws-1",
@@ -85,6 +98,9 @@ export async function fetchWorkspaceState(
   if ("reason" in got) return { kind: "unknown", reason: got.reason };
   const { base, json } = got;
   const { status, platformStatus } = base;
+  if (status === 403 && typeof json.error !== "string") {
+    return { kind: "unknown", ...base, cors: true, reason: CORS_REASON };
+  }
   if (status === 401 || status === 403) return { kind: "auth", ...base };
   if (
     json.deleted === true &&

@@ -1,30 +1,40 @@
 /**
  * One beat (internal): the live figures and the token, both within the
- * beat's deadline; the request; what its answer means (the next due time,
- * an early retry within the retry budget, `Retry-After`, the auth
- * escalation, a state question now and then, a register after a gap);
- * summarised log lines. The owner of every workspace's `beats` book. The
+ * beat's deadline; the request (with the agent card, as the platform's own
+ * runtime sends it: it clears the "register failed" mark); what its answer
+ * means (the next due time, an early retry within the retry budget,
+ * `Retry-After`, the auth escalation once a refusal is confirmed, a state
+ * question now and then); summarised log lines. There is no register after
+ * a gap: an accepted heartbeat alone brings a workspace back `online`. The owner of every workspace's `beats` book. The
  * schedule (`_life.ts`) starts a beat and arms the next one.
  *
  * @module
  */
-import { authFailureLevel } from "./_auth_escalation.ts";
+import {
+  AUTH_LOUD_THRESHOLD,
+  AUTH_RELOG_INTERVAL,
+} from "../shared/constants.ts";
 import { failureReason, observeBeatDuration } from "./_counters.ts";
 import type { BeatNext, Fleet } from "./_fleet.ts";
 import {
   buildHeartbeatBody,
   type HeartbeatResult,
   type HeartbeatStats,
-  sendHeartbeat,
+  postHeartbeat,
 } from "../platform/heartbeat.ts";
 import { afterBeatState, isServed, moveTo } from "./_life.ts";
 import { logger } from "../shared/_logger.ts";
 import { raceSignal } from "../shared/_race.ts";
-import { noteRateLimited } from "./_rate_limit.ts";
+import { noteRateLimited, retryDelay } from "./_retry.ts";
 import { nextSlot } from "./_slots.ts";
 import { offerSecret } from "./_secret_writer.ts";
-import { onTokenRefused, type TokenFor, tokenFor } from "./_token_keeper.ts";
-import { troubleKind } from "./_trouble_log.ts";
+import {
+  onTokenRefused,
+  type TokenFor,
+  tokenFor,
+  tokenWorked,
+} from "./_token_keeper.ts";
+import { cureOf } from "./_register_workers.ts";
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
 
 /**
@@ -44,7 +54,6 @@ export async function beat(
   let switched = false;
   let late = false;
   try {
-    if (isStale(fleet, ws)) fleet.parts.register(ws); // beside this beat
     // (No await without a stats or token function: a microtask per beat.)
     const stats = fleet.options.stats
       ? await liveStats(fleet, ws, deadline.controller.signal)
@@ -67,15 +76,22 @@ export async function beat(
         ws.id,
         (sentAt + fleet.sleptMs - fleet.startedAt) / 1000,
         stats,
+        ws.card,
       );
       if (fleet.options.stats) {
-        const { workspace_id: _, uptime_seconds: __, ...figures } = body;
+        const {
+          workspace_id: _,
+          uptime_seconds: __,
+          agent_card: ___,
+          ...figures
+        } = body;
         b.lastStats = figures;
       }
       sent = true;
-      result = await fleet.counted(sendHeartbeat({
+      result = await fleet.counted(postHeartbeat({
         platformUrl: ws.platformUrl,
         token: token.token,
+        origin: fleet.origin,
         body,
         timeoutMs: 0,
         signal: deadline.controller.signal,
@@ -91,7 +107,7 @@ export async function beat(
       // tried at once, before anything is escalated.
       if (result.kind === "auth") {
         switched = await onTokenRefused(fleet, ws, token.token);
-      }
+      } else if (result.kind === "ok") tokenWorked(ws, token.token);
     }
   } catch (error) {
     if (fleet.stopped) return undefined;
@@ -104,16 +120,19 @@ export async function beat(
 }
 
 /**
- * Whether the platform's liveness key of `ws` has expired: its last
- * accepted beat and register are both older than the stale window (a
- * heartbeat only extends a key that still exists; a register sets it).
+ * A beat refused by the platform's CORS layer is tried again this much
+ * later at most (six intervals, if that is sooner): no retry can help until
+ * the platform's side changes, and the workspace recovers without a restart
+ * once it does.
  */
-function isStale(fleet: Fleet, ws: Runtime): boolean {
-  const registered = ws.reg.lastAcceptedAt;
-  if (registered === undefined) return false; // its register is still retried
-  const alive = Math.max(registered, ws.beats.lastSuccessAt ?? -Infinity);
-  return fleet.elapsed() - alive > fleet.staleWindow;
-}
+export const BEAT_SLOW_RETRY_MS = 120_000;
+
+/**
+ * A refusal is confirmed (the "revoked" error) only after refusals in a
+ * row over at least this long, in ms, and the lookup showing the workspace:
+ * the platform's token check turns a database error into a 401.
+ */
+export const AUTH_CONFIRM_MS = 3_000;
 
 function countFailure(fleet: Fleet, result: HeartbeatResult): void {
   const refused = result.kind === "auth" || result.kind === "rejected";
@@ -161,6 +180,9 @@ function onAnswer(
     b.accepted++;
     b.consecutiveFailures = 0;
     b.authFailures = 0;
+    b.firstRefusedAt = undefined;
+    b.escalatedAt = undefined;
+    b.lastFailKind = undefined;
     b.lastSuccessAt = now + fleet.sleptMs; // fleet.elapsed(), without a clock read
     b.lastSuccessWall = fleet.wall();
     if (logger.isEnabledFor("debug")) {
@@ -174,9 +196,12 @@ function onAnswer(
     offerSecret(fleet, ws, result.inboundSecret);
     moveTo(fleet, ws, afterBeatState(ws, true));
     // Now and then the state: a deleted workspace's beats are accepted too.
-    const every = fleet.statePollEvery;
+    // (Org-keyed polls stretch with the fleet, and are jittered.)
+    const every = fleet.pollEvery(ws);
     if (every > 0 && ++b.sinceState >= every && fleet.budget.trySpend()) {
-      b.sinceState = 0;
+      b.sinceState = ws.orgId === undefined
+        ? 0
+        : -Math.floor(fleet.random() * every * 0.2);
       fleet.parts.ask(ws, "poll");
     }
     return { due: next, retry };
@@ -184,25 +209,27 @@ function onAnswer(
 
   b.consecutiveFailures++;
   countFailure(fleet, result);
+  const episode = b.lastFailKind !== result.kind;
+  b.lastFailKind = result.kind;
   if (result.kind === "auth") {
     b.authFailures++;
+    b.firstRefusedAt ??= now + fleet.sleptMs;
     // The platform tells a deleted workspace from a revoked token: asked at
     // the first refusal of a run and again at each escalation (3, 23, 43…),
     // not on every refused beat, which would double the load of a platform
     // refusing a whole fleet.
-    if (b.authFailures === 1 || authFailureLevel(b.authFailures) === "error") {
+    // (And while a refusal at 3 or more is not confirmed.)
+    const escalated = logAuthFailure(fleet, ws, result.status!);
+    if (
+      b.authFailures === 1 || escalated ||
+      (b.authFailures >= 3 && !ws.ask.authConfirmed)
+    ) {
       fleet.parts.ask(ws, "refused");
     }
-    logAuthFailure(fleet, ws, result.status!);
   } else if (result.kind === "transient") {
-    const limited = result.status === 429;
-    if (limited) noteRateLimited(fleet, ws, result.answer?.rateLimit);
-    // A rate limit is waited out as asked (but never into the stale
-    // window); other answers' Retry-After up to the interval.
-    const retryAfter = Math.min(
-      limited ? fleet.staleWindow / 2 : fleet.interval,
-      result.answer?.retryAfterMs ?? 0,
-    );
+    if (result.status === 429) {
+      noteRateLimited(fleet, ws, result.answer?.rateLimit);
+    }
     if (!sent) {
       // A late or failing token function: its next try is its next slot (no
       // request failed: nothing to retry early). A late one is warned about
@@ -219,13 +246,18 @@ function onAnswer(
         );
       }
     } else {
-      if (fleet.budget.spend()) {
-        next = now + Math.max(fleet.backoff(b.consecutiveFailures), retryAfter);
-        retry = true;
-      } else next = Math.max(next, now + retryAfter);
+      const decided = retryDelay(
+        fleet,
+        b.consecutiveFailures,
+        result.status,
+        result.answer?.retryAfterMs,
+        next - now,
+      );
+      next = now + decided.delay;
+      retry = decided.early;
       const retryInMs = Math.round(next - now);
       fleet.troubled(
-        troubleKind(result.kind, result.status, result.reason),
+        failureReason(result.kind, result.status, result.reason),
         ws,
         () =>
           logger.warn(
@@ -234,9 +266,33 @@ function onAnswer(
           ),
       );
     }
+  } else if (result.kind === "cors" || result.kind === "not-platform") {
+    // Said once as the trouble starts (the cure is on the platform's side,
+    // or in PLATFORM_URL); a CORS refusal is tried again slowly, an answer
+    // that is not the platform's on the grid (a proxy's page may be a blip).
+    const slow = Math.min(BEAT_SLOW_RETRY_MS, 6 * fleet.interval);
+    if (result.kind === "cors") next = Math.max(next, now + slow);
+    if (episode) {
+      fleet.troubled(
+        failureReason(result.kind, result.status, result.reason),
+        ws,
+        () =>
+          logger.error(
+            "heartbeat of {workspaceId} failed: {reason}{cure}; tried again every {seconds} s until it is accepted (said once)",
+            {
+              workspaceId: ws.id,
+              reason: result.reason,
+              cure: cureOf(fleet, ws, result.kind),
+              seconds: Math.round(
+                (result.kind === "cors" ? slow : fleet.interval) / 1000,
+              ),
+            },
+          ),
+      );
+    }
   } else {
     fleet.troubled(
-      troubleKind(result.kind, result.status, result.reason),
+      failureReason(result.kind, result.status, result.reason),
       ws,
       () =>
         logger[result.kind === "redirect" ? "error" : "warn"](
@@ -302,10 +358,28 @@ async function liveStats(
   }
 }
 
-/** The reference's escalation: a warning for 3 failures, then an error every 20. */
-function logAuthFailure(fleet: Fleet, ws: Runtime, status: number): void {
-  const count = ws.beats.authFailures;
-  const level = authFailureLevel(count);
+/**
+ * The reference's escalation: a warning for each of the first 3 refusals,
+ * then an error every 20; the first error once the refusal is confirmed
+ * (refusals in a row over {@link AUTH_CONFIRM_MS}, and the lookup showing
+ * the workspace: a 401 can be a blip), at the 3rd refusal or later.
+ */
+function logAuthFailure(
+  fleet: Fleet,
+  ws: Runtime,
+  status: number,
+): boolean {
+  const b = ws.beats;
+  const count = b.authFailures;
+  const confirmed = ws.ask.authConfirmed &&
+    fleet.elapsed() - (b.firstRefusedAt ?? Infinity) >= AUTH_CONFIRM_MS;
+  let level = authFailureLevel(count);
+  if (b.escalatedAt === undefined) {
+    level = count < 3 ? level : confirmed ? "error" : "none";
+  } else {
+    level = (count - b.escalatedAt) % 20 === 0 ? "error" : "none";
+  }
+  if (level === "error") b.escalatedAt = count;
   if (level === "warning") {
     fleet.troubled("auth", ws, () =>
       logger.warn(
@@ -314,15 +388,14 @@ function logAuthFailure(fleet: Fleet, ws: Runtime, status: number): void {
         { workspaceId: ws.id, status, count },
       ));
   } else if (level === "error") {
-    // The platform's lookup (GET /workspaces/:id answered 200) turns the
-    // reference's guess into a certainty.
+    // Confirmed: refusals in a row over a few seconds, every candidate
+    // token refused, and the platform's lookup (GET /workspaces/:id
+    // answered 200) says the workspace exists.
     const source = ws.config.tokenSource;
     const from = source ?? "MOLECULE_WORKSPACE_TOKEN or the token file";
-    const why = ws.ask.authConfirmed
-      ? `has been REVOKED: the platform says the workspace exists and refuses the token from ${from}. ` +
-        "Every platform call will fail. Regenerate the token from the canvas (Tokens tab)"
-      : "has been REVOKED, or the workspace was deleted (the platform could not be asked which). Every platform call " +
-        "will fail. Regenerate the token (or the workspace and its token) from the canvas (Tokens tab)";
+    const why =
+      `has been REVOKED: the platform says the workspace exists and refuses the token from ${from} ` +
+      "(and any token stored for it). Every platform call will fail. Regenerate the token from the canvas (Tokens tab)";
     // Where the new token goes, and whether a restart is needed.
     const then = source === undefined
       ? "update MOLECULE_WORKSPACE_TOKEN or the token file, and restart"
@@ -338,4 +411,32 @@ function logAuthFailure(fleet: Fleet, ws: Runtime, status: number): void {
     fleet.counters.authEscalations++;
     fleet.emit("auth-escalation", { workspaceId: ws.id, status, count });
   }
+  return level === "error";
+}
+
+/** What to log for one failed beat, as the reference does: a warning, an error, or nothing. */
+export type AuthFailureLevel = "warning" | "error" | "none";
+
+/**
+ * The log level for the `count`-th consecutive auth failure: a warning below
+ * 3, an error at 3 and at every 20th failure after (23, 43, …), nothing
+ * in between.
+ *
+ * @example
+ * ```ts
+ * import { authFailureLevel } from "./_beat.ts";
+ * authFailureLevel(2); // "warning"
+ * authFailureLevel(3); // "error"
+ * authFailureLevel(4); // "none"
+ * authFailureLevel(23); // "error"
+ * ```
+ *
+ * @param count Consecutive auth failures, this one included (≥ 1).
+ * @returns The level to log at.
+ */
+export function authFailureLevel(count: number): AuthFailureLevel {
+  if (count < AUTH_LOUD_THRESHOLD) return "warning";
+  return (count - AUTH_LOUD_THRESHOLD) % AUTH_RELOG_INTERVAL === 0
+    ? "error"
+    : "none";
 }

@@ -45,6 +45,8 @@ export function newCounters(): Counters {
       rate_limited: 0,
       auth: 0,
       redirect: 0,
+      cors: 0,
+      not_platform: 0,
     },
     registers: { accepted: 0, refused: 0, failed: 0 },
     authEscalations: 0,
@@ -128,6 +130,8 @@ export function failureReason(
   reason: string,
 ): BeatFailureReason {
   if (kind === "auth") return "auth";
+  if (kind === "cors") return "cors";
+  if (kind === "not-platform") return "not_platform";
   if (kind === "redirect") return "redirect";
   if (status === 429) return "rate_limited";
   if (status !== undefined && status >= 500) return "http_5xx";

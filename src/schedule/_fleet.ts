@@ -14,7 +14,7 @@
  * - `_register_workers.ts`: register, first tries, retries, re-registers;
  * - `_lifecycle.ts`: `/state` and `GET /workspaces/:id` questions;
  * - `_secret_writer.ts`, `_token_keeper.ts`: what answers hand over;
- * - `_watchdog.ts`: sleep and wake;
+ * - `_life.ts` also: sleep and wake (the watchdog);
  * - `start_heartbeat.ts`: the public handle over them.
  *
  * The parts call each other's entry points through {@link FleetParts}
@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { backoffDelay } from "./_backoff.ts";
+import { backoffDelay, RetryBudget } from "./_retry.ts";
 import { type Clock, systemClock } from "../shared/clock.ts";
 import {
   BEAT_GROUP_SIZE,
@@ -32,11 +32,14 @@ import {
 } from "../shared/constants.ts";
 import type { HeartbeatEventMap, HeartbeatOptions } from "./types.ts";
 import { type Counters, newCounters } from "./_counters.ts";
-import { InFlightCap } from "./_in_flight_cap.ts";
-import { createLimiter, type Limiter } from "./_limiter.ts";
+import {
+  createLimiter,
+  Fifo,
+  InFlightCap,
+  type Limiter,
+} from "./_in_flight_cap.ts";
 import { logger } from "../shared/_logger.ts";
-import { RetryBudget } from "./_retry_budget.ts";
-import { SharedDeadlines } from "./_shared_deadline.ts";
+import { SharedDeadlines } from "./_timer_queue.ts";
 import { TimerQueue } from "./_timer_queue.ts";
 import {
   createTroubleLog,
@@ -61,6 +64,25 @@ export const WRITE_GRACE_MS = 1_000;
 /** The default of `statePollEvery`: every 15 accepted beats (5 minutes at 20 s). */
 export const STATE_POLL_EVERY = 15;
 
+/**
+ * Share of beats that may be retried early after a failure (a retry
+ * budget, as gRPC's and Finagle's): each beat on schedule earns this much
+ * of a retry, plus one retry per interval for the whole fleet; a failed
+ * beat (or register) retries sooner only by spending one, else it waits for
+ * its next slot (or `Retry-After`). During an outage the fleet so sends at
+ * most 1.1 times its healthy rate.
+ */
+export const RETRY_BUDGET = 0.1;
+
+/** How long after stop an issued token's last save may take, in ms (within stop's own bound). */
+export const LAST_CALL_MS = 1_800;
+
+/** The default of `orgRequestShare`: a tenth of the org's rate window. */
+export const ORG_REQUEST_SHARE = 0.1;
+
+/** The platform's default rate window (`RATE_LIMIT`), requests a minute, until an answer says its own. */
+export const ORG_RATE_LIMIT = 600;
+
 /** Emits one of the handle's events. */
 export type Emit = <K extends keyof HeartbeatEventMap>(
   type: K,
@@ -75,8 +97,19 @@ export interface BeatNext {
   retry: boolean;
 }
 
-/** Why a workspace's state is asked. */
-export type AskWhy = "start" | "poll" | "paused" | "refused";
+/**
+ * Why a workspace's state is asked: `/state` first for `start`, `poll`
+ * and `paused`; the lookup alone for `refused` (a refused beat or
+ * register), `register` (before every register) and `minted` (after a
+ * register that minted a token).
+ */
+export type AskWhy =
+  | "start"
+  | "poll"
+  | "paused"
+  | "refused"
+  | "register"
+  | "minted";
 
 /** The parts' entry points, for the parts (set by the handle). */
 export interface FleetParts {
@@ -96,7 +129,7 @@ export class Fleet {
   readonly interval: number;
   /** A request's time limit in milliseconds. */
   readonly timeout: number;
-  /** A register again when the last accepted beat is older than this, in ms. */
+  /** The platform's stale window, in ms (readiness; a 429's longest wait is half of it). */
   readonly staleWindow: number;
   /** Accepted beats between two scheduled state questions; 0 for none. */
   readonly statePollEvery: number;
@@ -115,6 +148,21 @@ export class Fleet {
    * hold the stop.
    */
   readonly grace: AbortController = new AbortController();
+  /**
+   * Aborted {@link LAST_CALL_MS} after stop: an issued token read from a
+   * register answer under way at the stop may still be saved until then.
+   */
+  readonly lastCall: AbortController = new AbortController();
+  /** The `Origin` sent (`""`: none); `undefined`: each platform URL's origin. */
+  readonly origin: string | undefined;
+  /** The share of the org's rate window the org-keyed requests may use. */
+  readonly orgShare: number;
+  /** The org's rate window, requests a minute, as its answers last said. */
+  orgLimit = ORG_RATE_LIMIT;
+  /** When the next org-keyed request may go, on the clock (the pacer). */
+  orgNextAt = -Infinity;
+  /** Workspaces served whose `/workspaces/…` requests carry the org header. */
+  orgWorkspaces = 0;
   readonly registerConcurrency: number;
   /** Requests in flight under the cap: beats and questions (registers come on top). */
   readonly cap: InFlightCap;
@@ -148,15 +196,12 @@ export class Fleet {
   stopped = false;
   /** Requests in flight now, every kind. */
   inFlight = 0;
-  /** Beats skipped because the in-flight cap was full. */
-  skipped = 0;
   skippedSinceWarn = 0;
   skipWarnedAt = -Infinity;
   /** Time the machine slept (found by the watchdog), in ms. */
   sleptMs = 0;
   /** Registers waiting for a worker (owned by `_register_workers.ts`). */
-  registerQueue: Runtime[] = [];
-  registerHead = 0;
+  readonly registerQueue: Fifo<Runtime> = new Fifo();
   registersRunning = 0;
   /** Workspaces added in the current burst, and when it began (`addWorkspace`'s spread). */
   burst = { count: 0, at: -Infinity };
@@ -195,6 +240,9 @@ export class Fleet {
     this.wallIndependent = options.wallClock !== undefined ||
       options.clock === undefined;
     this.random = options.random ?? Math.random;
+    this.origin = options.origin;
+    const share = options.orgRequestShare ?? ORG_REQUEST_SHARE;
+    this.orgShare = share > 0 && share <= 1 ? share : ORG_REQUEST_SHARE;
     this.queue = new TimerQueue(
       this.clock,
       (error) =>
@@ -227,7 +275,7 @@ export class Fleet {
       later: (ms, fn) => void this.queue.at(this.clock.now() + ms, fn),
     });
     this.budget = new RetryBudget({
-      ratio: options.retryBudget,
+      ratio: RETRY_BUDGET,
       perInterval: options.workspaces.length,
     });
     this.deadlines = new SharedDeadlines(this.queue, this.timeout);
@@ -236,13 +284,18 @@ export class Fleet {
         now: () => this.clock.now(),
         later: (ms, fn) => void this.queue.at(this.clock.now() + ms, fn),
         summary: (kind, count, ids) =>
-          logger[kind === "auth" || kind === "redirect" ? "error" : "warn"](
+          logger[
+            kind === "auth" || kind === "redirect" || kind === "cors" ||
+              kind === "not_platform"
+              ? "error"
+              : "warn"
+          ](
             "…and {count} more workspace(s) had the same trouble ({kind}) in the last second: {ids} (--verbose shows each)",
             { count, kind, ids },
           ),
       });
     }
-    this.startedAt = options.startedAt ?? this.clock.now();
+    this.startedAt = this.clock.now();
     this.pool = createConnectionPool(
       (fn, ms) => void this.queue.at(this.clock.now() + ms, fn),
     );
@@ -297,6 +350,44 @@ export class Fleet {
       minMs: Math.min(100, this.interval / 10),
       random: this.random,
     });
+  }
+
+  /**
+   * Time between two org-keyed requests (they share the org's fixed
+   * window with everyone of the org), in ms: the fleet's share of the
+   * window, less one, spread evenly, so that no minute holds more.
+   */
+  get orgSpacing(): number {
+    return 60_000 / Math.max(1, this.orgShare * this.orgLimit - 1);
+  }
+
+  /**
+   * Reserves `count` org-keyed requests on the pacer.
+   *
+   * @returns When the first may go, on the clock.
+   */
+  orgReserve(count = 1): number {
+    const at = Math.max(this.clock.now(), this.orgNextAt);
+    this.orgNextAt = at + count * this.orgSpacing;
+    return at;
+  }
+
+  /** An org-keyed answer said the window's size (`X-RateLimit-Limit`). */
+  orgLimitSeen(limit: number | undefined): void {
+    if (limit !== undefined && limit > 0) this.orgLimit = limit;
+  }
+
+  /**
+   * Accepted beats between two scheduled state questions of `ws`: the
+   * option's, stretched for org-keyed workspaces so that their polls take
+   * at most half the fleet's share of the org's window; 0 for none.
+   */
+  pollEvery(ws: Runtime): number {
+    const every = this.statePollEvery;
+    if (every === 0 || ws.orgId === undefined) return every;
+    const beatsPerMinute = this.orgWorkspaces * (60_000 / this.interval);
+    const polls = Math.max(1, (this.orgShare * this.orgLimit) / 2);
+    return Math.max(every, Math.ceil(beatsPerMinute / polls));
   }
 
   /** How often a paused workspace's state is checked. */

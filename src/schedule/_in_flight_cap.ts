@@ -6,6 +6,109 @@
  */
 
 /**
+ * A first-come queue (the one the scheduler's waits share: the in-flight
+ * cap's, the secret writes', the registers'): `push` at the back, `shift`
+ * from the front, each O(1) amortised; its bound is its users' (each
+ * workspace waits in it at most once).
+ *
+ * @example
+ * ```ts
+ * import { Fifo } from "./_in_flight_cap.ts";
+ * const q = new Fifo<string>();
+ * q.push("a");
+ * q.push("b");
+ * q.shift(); // "a"
+ * q.size; // 1
+ * ```
+ */
+export class Fifo<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+
+  /** Items queued. */
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  /**
+   * Queues `item` at the back.
+   *
+   * @param item The item.
+   */
+  push(item: T): void {
+    this.#items.push(item);
+  }
+
+  /**
+   * Takes the front item.
+   *
+   * @returns It, or `undefined` when empty.
+   */
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items.splice(0, this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+
+  /** Drops every item. */
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+}
+
+/** Runs a task when a slot is free; see {@link createLimiter}. */
+export type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
+
+/**
+ * A limiter that runs at most `concurrency` tasks at once, in the order they
+ * were given (on a {@link Fifo}).
+ *
+ * @example
+ * ```ts
+ * import { createLimiter } from "./_in_flight_cap.ts";
+ * const limit = createLimiter(2);
+ * const results = await Promise.all([1, 2, 3].map((n) => limit(async () => n * 2)));
+ * ```
+ *
+ * @param concurrency Tasks at once, at least 1.
+ * @returns The limiter.
+ */
+export function createLimiter(concurrency: number): Limiter {
+  const max = Math.max(1, Math.floor(concurrency));
+  let running = 0;
+  const waiting = new Fifo<() => void>();
+  const release = () => {
+    running--;
+    const next = waiting.shift();
+    if (next) {
+      running++;
+      next();
+    }
+  };
+  return async <T>(task: () => Promise<T>): Promise<T> => {
+    if (running >= max) {
+      await new Promise<void>((resolve) => waiting.push(resolve));
+    } else {
+      running++;
+    }
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
+}
+
+/**
  * A waiter: called when a slot is free for it. It returns `true` when it
  * took the slot (and will {@link InFlightCap.release} it later), `false`
  * when it no longer wants it (its workspace was removed, paused…), in which
@@ -54,8 +157,7 @@ export class InFlightCap {
   /** The cap. */
   readonly max: number;
   #used = 0;
-  #queue: (CapWaiter | undefined)[] = [];
-  #head = 0;
+  #queue = new Fifo<CapWaiter>();
   #pace: CapPace | undefined;
   #tokens = 0;
   #refilledAt = 0;
@@ -83,7 +185,7 @@ export class InFlightCap {
 
   /** Waiters queued now. */
   get waiting(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.size;
   }
 
   /**
@@ -131,8 +233,7 @@ export class InFlightCap {
 
   /** Drops every waiter (on stop). */
   clear(): void {
-    this.#queue = [];
-    this.#head = 0;
+    this.#queue.clear();
   }
 
   /**
@@ -141,11 +242,9 @@ export class InFlightCap {
    * allows one).
    */
   #handOver(): void {
-    while (this.#head < this.#queue.length) {
+    while (this.#queue.size > 0) {
       if (!this.#mayServe()) break;
-      const waiter = this.#queue[this.#head];
-      this.#queue[this.#head++] = undefined;
-      this.#compact();
+      const waiter = this.#queue.shift();
       if (waiter && waiter()) {
         if (this.#pace) this.#tokens--;
         return;
@@ -181,16 +280,6 @@ export class InFlightCap {
     while (this.waiting > 0 && this.#used < this.max && !this.#drainArmed) {
       this.#used++;
       this.#handOver();
-    }
-  }
-
-  #compact(): void {
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
     }
   }
 }

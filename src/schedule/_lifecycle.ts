@@ -15,8 +15,17 @@
  *   register gets it a new one); anything else proves nothing;
  * - a 404 from `/state` is deleted only with `"deleted": true`.
  *
+ * - before every register, the lookup alone: the platform's register is an
+ *   upsert that creates a workspace for an id it does not have (a typo, a
+ *   purged workspace), and answers a paused or removed one 200 with side
+ *   effects; only a workspace the lookup shows live is registered. A 400
+ *   `invalid workspace ID` there is a configuration error (ids are UUIDs).
+ *
  * A question waits in the cap's queue when the cap is full (never dropped),
- * at most one per workspace at a time.
+ * at most one per workspace at a time. A workspace whose requests carry the
+ * org header (`X-Molecule-Org-Id`) first waits its turn on the fleet's org
+ * pacer: those requests share the org's one fixed rate window with every
+ * person of the org using the canvas, and the fleet keeps to its share.
  *
  * @module
  */
@@ -28,7 +37,7 @@ import {
 } from "../platform/workspace_state.ts";
 import { lookupWorkspace } from "../platform/workspace_lookup.ts";
 import { isFinal, moveTo, reconcile, servedState } from "./_life.ts";
-import { noteRateLimited } from "./_rate_limit.ts";
+import { noteRateLimited } from "./_retry.ts";
 import { tokenFor } from "./_token_keeper.ts";
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
 
@@ -38,7 +47,29 @@ export interface Answer {
   platformStatus?: string;
   /** The lookup said the workspace exists (a refused token is revoked). */
   exists?: boolean;
+  /** Only the lookup was asked (it says nothing of the token). */
+  lookup?: boolean;
+  /** Deleted: the lookup's 404 (purged, or an id the platform never had). */
+  notFound?: boolean;
+  /** The lookup's 400 `invalid workspace ID`: the id is malformed. */
+  invalid?: boolean;
+  /** Why nothing could be told, for logs. */
+  reason?: string;
+  /** Not asked: no token to register with (a late or failing token function). */
+  noToken?: boolean;
+  /** Refused by the platform's CORS layer: nothing could be told. */
+  cors?: boolean;
 }
+
+/** The questions that ask the lookup alone. */
+const LOOKUP_ONLY: ReadonlySet<AskWhy> = new Set<AskWhy>([
+  "refused",
+  "register",
+  "minted",
+]);
+
+/** The platform's statuses of a workspace that exists but is not to be served. */
+const ASLEEP = new Set(["paused", "hibernated", "hibernating"]);
 
 /**
  * Asks about `ws`: `/state` (then the lookup if it is refused), or for a
@@ -55,11 +86,19 @@ export function ask(
   why: AskWhy,
 ): Promise<Answer | undefined> {
   const book = ws.ask;
-  if (book.current) return book.current as Promise<Answer | undefined>;
+  const lookupOnly = LOOKUP_ONLY.has(why);
+  if (book.current) {
+    // A lookup under way does not answer for /state: asked after it.
+    if (book.lookupOnly && !lookupOnly) {
+      return book.current.then(() => ask(fleet, ws, why));
+    }
+    return book.current as Promise<Answer | undefined>;
+  }
   if (fleet.stopped || isFinal(ws)) return Promise.resolve(undefined);
   let settle!: (answer: Answer | undefined) => void;
   const current = new Promise<Answer | undefined>((r) => settle = r);
   book.current = current;
+  book.lookupOnly = lookupOnly;
   book.busy = true;
   const end = (answer: Answer | undefined) => {
     book.busy = false;
@@ -87,16 +126,31 @@ export function ask(
       }),
     );
   };
-  if (fleet.cap.tryTake()) run();
+  const take = () => {
+    if (fleet.cap.tryTake()) run();
+    else {
+      fleet.cap.wait(() => {
+        if (fleet.stopped || isFinal(ws)) {
+          end(undefined);
+          return false;
+        }
+        run();
+        return true;
+      });
+    }
+  };
+  if (ws.orgId === undefined) take();
   else {
-    fleet.cap.wait(() => {
-      if (fleet.stopped || isFinal(ws)) {
-        end(undefined);
-        return false;
-      }
-      run();
-      return true;
-    });
+    // The org's window: wait for this question's turn on the pacer (a
+    // stop clears the timer and ends every wait on this answer).
+    const at = fleet.orgReserve();
+    if (at <= fleet.clock.now()) take();
+    else {
+      fleet.queue.at(at, () => {
+        if (fleet.stopped || isFinal(ws)) return end(undefined);
+        take();
+      });
+    }
   }
   return current;
 }
@@ -109,26 +163,43 @@ async function question(
 ): Promise<Answer | undefined> {
   const deadline = fleet.deadlines.join(fleet.clock.now());
   const signal = deadline.controller.signal;
+  const lookupOnly = LOOKUP_ONLY.has(why);
   try {
     const token = await tokenFor(fleet, ws, signal);
+    // No token, no register: its lookup would be for nothing (the token
+    // keeper says once why there is none).
+    if (why === "register" && token.kind !== "ok") {
+      return {
+        kind: "unknown",
+        reason: token.reason,
+        lookup: true,
+        noToken: true,
+      };
+    }
     let kind: WorkspaceStateKind = "unknown";
     let platformStatus: string | undefined;
-    if (why !== "refused") {
-      if (token.kind !== "ok") return { kind: "unknown" };
+    if (!lookupOnly) {
+      if (token.kind !== "ok") return { kind: "unknown", reason: token.reason };
       const state = await fleet.counted(fetchWorkspaceState({
         platformUrl: ws.platformUrl,
         workspaceId: ws.id,
         token: token.token,
         orgId: ws.orgId,
+        origin: fleet.origin,
         timeoutMs: 0,
         signal,
         fetch: fleet.options.fetch,
         init: fleet.pool.init(),
       }));
+      if (ws.orgId !== undefined) fleet.orgLimitSeen(state.rateLimit);
       if (state.status === 429) noteRateLimited(fleet, ws, undefined);
       kind = state.kind;
       platformStatus = state.platformStatus;
-      if (kind !== "auth") return { kind, platformStatus };
+      if (kind !== "auth") {
+        return { kind, platformStatus, reason: state.reason, cors: state.cors };
+      }
+      // A second org-keyed request in this question: its turn too.
+      if (ws.orgId !== undefined) fleet.orgReserve();
     }
     const found = await fleet.counted(lookupWorkspace({
       platformUrl: ws.platformUrl,
@@ -137,24 +208,44 @@ async function question(
       // bucket on this workspace rather than on the address of the fleet.
       token: token.kind === "ok" ? token.token : undefined,
       orgId: ws.orgId,
+      origin: fleet.origin,
       timeoutMs: 0,
       signal,
       fetch: fleet.options.fetch,
       init: fleet.pool.init(),
     }));
+    if (ws.orgId !== undefined) fleet.orgLimitSeen(found.rateLimit);
     if (found.status === 429) noteRateLimited(fleet, ws, undefined);
-    if (found.kind === "deleted") {
-      return { kind: "deleted", platformStatus: found.platformStatus };
-    }
-    if (found.kind === "exists") {
-      return {
-        kind: "auth",
-        platformStatus: found.platformStatus,
-        exists: true,
-      };
+    platformStatus = found.platformStatus;
+    switch (found.kind) {
+      case "deleted":
+        return {
+          kind: "deleted",
+          platformStatus,
+          notFound: found.status === 404,
+          lookup: lookupOnly,
+        };
+      case "invalid":
+        return { kind: "unknown", invalid: true, lookup: lookupOnly };
+      case "exists":
+        if (why === "register" || why === "minted") {
+          return {
+            kind: ASLEEP.has(platformStatus ?? "") ? "paused" : "online",
+            platformStatus,
+            exists: true,
+            lookup: true,
+          };
+        }
+        return { kind: "auth", platformStatus, exists: true };
     }
     // The lookup proves nothing: a refused /state stays a refusal.
-    return { kind: why === "refused" ? "unknown" : kind, platformStatus };
+    return {
+      kind: lookupOnly ? "unknown" : kind,
+      platformStatus,
+      reason: found.reason ?? `HTTP ${found.status}`,
+      lookup: lookupOnly,
+      cors: found.cors,
+    };
   } catch (error) {
     if (fleet.stopped) return undefined;
     throw error;
@@ -172,14 +263,17 @@ export function apply(
 ): void {
   if (isFinal(ws)) return;
   const book = ws.ask;
+  if (answer.invalid) return invalidId(fleet, ws);
   book.lastState = answer.kind;
   switch (answer.kind) {
     case "deleted":
-      deleted(fleet, ws, answer.platformStatus);
+      deleted(fleet, ws, answer.platformStatus, answer.notFound);
       break;
     case "paused":
-      book.tokenAccepted = true;
-      book.authConfirmed = false;
+      if (!answer.lookup) {
+        book.tokenAccepted = true;
+        book.authConfirmed = false;
+      }
       if (ws.life.state !== "paused" && moveTo(fleet, ws, "paused")) {
         logger.warn(
           "workspace {workspaceId} is paused on the platform: heartbeats stop until it is resumed (its state is checked every {seconds} s)",
@@ -192,8 +286,10 @@ export function apply(
       }
       break;
     case "online":
-      book.tokenAccepted = true;
-      book.authConfirmed = false;
+      if (!answer.lookup) {
+        book.tokenAccepted = true;
+        book.authConfirmed = false;
+      }
       resume(fleet, ws);
       break;
     case "auth":
@@ -218,29 +314,75 @@ export function apply(
   });
 }
 
-/** The platform says `ws` was deleted: it is no longer served. */
+/**
+ * The platform says `ws` was deleted (or, never accepted in this run,
+ * that it has no workspace of that id): it is no longer served.
+ */
 export function deleted(
   fleet: Fleet,
   ws: Runtime,
   platformStatus: string | undefined,
+  notFound = false,
 ): void {
   ws.ask.lastState = "deleted";
   if (!moveTo(fleet, ws, "deleted")) return;
-  noteAnswer(ws, undefined, "deleted on the platform");
-  logger.error(
-    "workspace {workspaceId} was deleted on the platform: it is no longer served. " +
-      "Create a new workspace in the canvas and use its id and token.",
-    { workspaceId: ws.id },
-  );
+  // (A heartbeat of an id the platform does not have is let through: its
+  // 200 proves nothing.)
+  const never = !ws.reg.accepted && !ws.ask.tokenAccepted;
+  const source = ws.config.idSource ?? "the workspace id";
+  if (notFound && never) {
+    noteAnswer(
+      ws,
+      undefined,
+      "not found on the platform (deleted, or a wrong id)",
+    );
+    logger.error(
+      "workspace {workspaceId} is not on the platform (GET /workspaces/:id: workspace not found): it was deleted, or the id is wrong (check {source}). " +
+        "Nothing was registered; it is no longer served. A deleted workspace cannot come back: create a new one in the canvas and use its id and token.",
+      { workspaceId: ws.id, source },
+    );
+  } else {
+    noteAnswer(ws, undefined, "deleted on the platform");
+    logger.error(
+      "workspace {workspaceId} was deleted on the platform: it is no longer served. " +
+        "Create a new workspace in the canvas and use its id and token.",
+      { workspaceId: ws.id },
+    );
+  }
   fleet.emit("deleted", {
     workspaceId: ws.id,
     ...(platformStatus ? { platformStatus } : {}),
+    ...(notFound && never ? { notFound: true } : {}),
   });
+}
+
+/**
+ * The platform refuses `ws`'s id as malformed (its ids are UUIDs; any
+ * other id is answered 500 by every register and heartbeat, forever): a
+ * configuration error; it is no longer served.
+ */
+export function invalidId(fleet: Fleet, ws: Runtime): void {
+  if (isFinal(ws)) return;
+  ws.life.rejectedFor = "id";
+  if (!moveTo(fleet, ws, "rejected")) {
+    ws.life.rejectedFor = undefined;
+    return;
+  }
+  const reason = "the platform refuses the id: workspace ids are UUIDs";
+  noteAnswer(ws, 400, reason);
+  logger.error(
+    "workspace id {workspaceId} is refused by the platform (GET /workspaces/:id: 400 invalid workspace ID): " +
+      "workspace ids are UUIDs, such as 3f9c2a4e-8b1d-4c6e-9a7f-1e2d3c4b5a60. Check {source}; this workspace is no longer served.",
+    { workspaceId: ws.id, source: ws.config.idSource ?? "the workspace id" },
+  );
+  fleet.emit("rejected", { workspaceId: ws.id, status: 400, reason: "id" });
 }
 
 function resume(fleet: Fleet, ws: Runtime): void {
   if (ws.life.state !== "paused") return;
   if (!moveTo(fleet, ws, servedState(ws))) return;
+  // Never registered (it was paused when looked up): now it may be.
+  if (!ws.reg.accepted && !ws.reg.gaveUp) fleet.parts.register(ws);
   logger.warn("workspace {workspaceId} was resumed: heartbeats go on", {
     workspaceId: ws.id,
   });

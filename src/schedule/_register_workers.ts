@@ -1,21 +1,29 @@
 /**
  * Register (internal): one queue of registers, drained by at most
  * `registerConcurrency` at once: the fleet's first tries in order, a failed
- * one's retries (within the retry budget; a configuration problem slowly),
- * a register again after a gap longer than the stale window, and one to get
- * a workspace with no live token a new one. The owner of every workspace's
- * `reg` book. Beats never wait on any of it.
+ * one's retries (with backoff, within the retry budget, until one
+ * succeeds), and one to get a workspace with no live token a new one. The
+ * owner of every workspace's `reg` book. Beats never wait on any of it.
  *
- * A 401/403 is the reference's fatal rejection only before anything of the
- * workspace was accepted; the platform's lookup tells a deleted workspace
- * from a bad token then. Once its beats (or `/state`) accepted the token, a
- * refused register is a warning and a slow retry.
+ * The platform's register has side effects a heartbeat has not: it creates
+ * a workspace for an id the platform does not have, forces a degraded one
+ * `online`, broadcasts it, and mints a token for a removed one that can
+ * never work. So every register comes after a lookup that shows the
+ * workspace live (`_lifecycle.ts`), there is no register after a gap
+ * (heartbeats alone bring a workspace back), and a 4xx other than 401 and
+ * 429 (the request is wrong as it is) is not tried again: the beats carry
+ * the agent card, which clears the "register failed" mark a failed register
+ * leaves on the platform.
+ *
+ * A 401 is no verdict alone (the platform's token check turns a database
+ * error into one): the candidates are re-read (`_token_keeper.ts`), and a
+ * workspace never accepted in this run is rejected only when a register a
+ * few seconds later, after a lookup that shows the workspace, is refused
+ * too. Once its beats (or `/state`) accepted the token, a refused register
+ * is a warning and a slow retry.
  *
  * @module
  */
-import { buildAgentCard } from "../platform/agent_card.ts";
-import { processEnv } from "../shared/env.ts";
-import { RegisterAuthError } from "../shared/errors.ts";
 import type { Fleet } from "./_fleet.ts";
 import { isFinal, moveTo, servedState } from "./_life.ts";
 import { ask } from "./_lifecycle.ts";
@@ -24,14 +32,24 @@ import { logger } from "../shared/_logger.ts";
 import { register, type RegisterResult } from "../platform/register.ts";
 import { offerSecret } from "./_secret_writer.ts";
 import { adoptIssuedToken, onTokenRefused, tokenFor } from "./_token_keeper.ts";
+import { retryDelay } from "./_retry.ts";
+import { failureReason } from "./_counters.ts";
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
 
 /**
- * A register refused as it is (400, 409: a configuration problem), or
- * refused for its token after the token was seen to work, is tried again
- * this much later, not at the transient backoff.
+ * A register refused for its token after the token was seen to work, or
+ * refused by the platform's CORS layer, or answered by something that is
+ * not the platform, is tried again this much later, not at the transient
+ * backoff.
  */
 export const REGISTER_SLOW_RETRY_MS = 300_000;
+
+/**
+ * A first register refused for its token is tried again this much later
+ * (after a lookup) before the workspace is rejected: one 401 can be a
+ * database blip on the platform.
+ */
+export const AUTH_CONFIRM_MS = 3_000;
 
 /** What a workspace's first register came to, for the handle's `ready`. */
 export type FirstRegister =
@@ -39,6 +57,7 @@ export type FirstRegister =
   | "rejected"
   | "deleted"
   | "aborted"
+  | "pending"
   | { reason: string };
 
 /**
@@ -55,31 +74,18 @@ export function wantRegister(fleet: Fleet, ws: Runtime): void {
 
 /** Drops every queued register (on stop). */
 export function clearRegisters(fleet: Fleet): void {
-  for (let i = fleet.registerHead; i < fleet.registerQueue.length; i++) {
-    const ws = fleet.registerQueue[i];
+  for (let ws; (ws = fleet.registerQueue.shift());) {
     ws.reg.queued = false;
     first(ws, "aborted");
   }
-  fleet.registerQueue = [];
-  fleet.registerHead = 0;
 }
 
 function pump(fleet: Fleet): void {
   while (
     fleet.registersRunning < fleet.registerConcurrency &&
-    fleet.registerHead < fleet.registerQueue.length
+    fleet.registerQueue.size > 0
   ) {
-    const ws = fleet.registerQueue[fleet.registerHead++];
-    if (fleet.registerHead === fleet.registerQueue.length) {
-      fleet.registerQueue = [];
-      fleet.registerHead = 0;
-    } else if (
-      fleet.registerHead > 1024 &&
-      fleet.registerHead * 2 > fleet.registerQueue.length
-    ) {
-      fleet.registerQueue.splice(0, fleet.registerHead);
-      fleet.registerHead = 0;
-    }
+    const ws = fleet.registerQueue.shift()!;
     ws.reg.queued = false;
     if (fleet.stopped || isFinal(ws)) {
       first(ws, finalOutcome(ws));
@@ -116,7 +122,7 @@ function finalOutcome(ws: Runtime): FirstRegister {
 
 function first(ws: Runtime, outcome: FirstRegister): void {
   const report = ws.reg.first;
-  if (!report) return;
+  if (!report || outcome === "pending") return;
   ws.reg.first = undefined;
   report(typeof outcome === "string" ? outcome : outcome.reason);
 }
@@ -126,9 +132,18 @@ type Attempt =
   | { kind: "auth"; status: number; token: string }
   | { kind: "aborted" };
 
+/**
+ * One register request. It is not aborted by a stop at once: its answer
+ * may carry a token the platform just minted (the old one then no longer
+ * works), so it has until the stop's grace to be read.
+ */
 async function attempt(fleet: Fleet, ws: Runtime): Promise<Attempt> {
-  const deadline = fleet.deadlines.join(fleet.clock.now());
-  const signal = deadline.controller.signal;
+  const own = new AbortController();
+  const timer = fleet.queue.at(
+    fleet.clock.now() + fleet.timeout,
+    () => own.abort(new DOMException("request timed out", "TimeoutError")),
+  );
+  const signal = AbortSignal.any([own.signal, fleet.grace.signal]);
   let held = false;
   let used = "";
   try {
@@ -146,46 +161,133 @@ async function attempt(fleet: Fleet, ws: Runtime): Promise<Attempt> {
       platformUrl: ws.platformUrl,
       workspaceId: ws.id,
       token: token.token,
-      agentCard: ws.config.agentCard ??
-        buildAgentCard(ws.id, fleet.options.env ?? processEnv),
+      origin: fleet.origin,
+      agentCard: ws.card,
       timeoutMs: 0,
       signal,
       fetch: fleet.options.fetch,
       mcpServerPresent: fleet.options.mcpServerPresent,
       init: fleet.pool.init(),
     }));
+    if (result.kind === "auth") {
+      return { kind: "auth", status: result.status!, token: used };
+    }
     return { kind: "answer", result };
   } catch (error) {
     if (fleet.stopped) return { kind: "aborted" };
-    if (error instanceof RegisterAuthError) {
-      return { kind: "auth", status: error.status, token: used };
-    }
     throw error;
   } finally {
-    fleet.deadlines.leave(deadline);
+    fleet.queue.cancel(timer);
     if (held) fleet.cap.release();
   }
 }
 
 /** Whether the platform accepted `ws`'s token in this run (a beat, or `/state`). */
-function tokenWorked(ws: Runtime): boolean {
+function tokenWorkedHere(ws: Runtime): boolean {
   return ws.beats.accepted > 0 || ws.ask.tokenAccepted || ws.reg.accepted;
 }
 
-/** One register of `ws` (and, refused, one with the stored token), and what it changes. */
+/**
+ * Asks the platform, before a register, whether `ws` is there and live.
+ *
+ * @returns `true` to register; else what the attempt came to.
+ */
+async function lookFirst(
+  fleet: Fleet,
+  ws: Runtime,
+): Promise<true | FirstRegister> {
+  const answer = await raceSignal(
+    ask(fleet, ws, "register"),
+    fleet.abort.signal,
+  ).catch(() => undefined);
+  if (fleet.stopped) return "aborted";
+  if (isFinal(ws)) return finalOutcome(ws);
+  if (ws.life.state === "paused") {
+    // Never registered while paused (it would broadcast it online); the
+    // resume registers it.
+    logger.warn(
+      "workspace {workspaceId} is paused on the platform: it is registered once it is resumed",
+      { workspaceId: ws.id },
+    );
+    return { reason: "paused on the platform" };
+  }
+  if (answer?.exists || answer?.kind === "online") return true;
+  // No answer proves anything: beats go on, and the lookup is asked again.
+  const r = ws.reg;
+  r.failures++;
+  if (answer?.cors) {
+    // No retry can help until the platform's side changes: slowly.
+    const reason = answer.reason ?? "refused by the platform's CORS layer";
+    noteAnswer(ws, 403, reason);
+    fleet.troubled("cors", ws, () =>
+      logger.error(
+        "workspace {workspaceId} is not registered: asking the platform whether it exists failed: {reason}{cure}; asked again every {minutes} minutes",
+        {
+          workspaceId: ws.id,
+          reason,
+          cure: cureOf(fleet, ws, "cors"),
+          minutes: REGISTER_SLOW_RETRY_MS / 60_000,
+        },
+      ));
+    fleet.emit("register-failed", {
+      workspaceId: ws.id,
+      kind: "cors",
+      status: 403,
+      reason,
+      retryInMs: REGISTER_SLOW_RETRY_MS,
+    });
+    retryLater(fleet, ws, REGISTER_SLOW_RETRY_MS);
+    return { reason };
+  }
+  const reason = `could not ask the platform whether the workspace exists (${
+    answer?.reason ?? "no answer"
+  })`;
+  const retryInMs = retryDelay(fleet, r.failures, undefined, 0, fleet.interval)
+    .delay;
+  if (!answer?.noToken) {
+    fleet.troubled(
+      "register",
+      ws,
+      () =>
+        logger.warn(
+          "workspace {workspaceId} is not registered yet: {reason}; heartbeats go on, it is asked again in {retryInMs} ms",
+          { workspaceId: ws.id, reason, retryInMs: Math.round(retryInMs) },
+        ),
+    );
+  }
+  fleet.emit("register-failed", {
+    workspaceId: ws.id,
+    kind: "transient",
+    reason,
+    retryInMs,
+  });
+  retryLater(fleet, ws, retryInMs);
+  return { reason };
+}
+
+/** One register of `ws` (after a lookup; refused, one with another candidate token), and what it changes. */
 async function registerOnce(
   fleet: Fleet,
   ws: Runtime,
 ): Promise<FirstRegister> {
+  const looked = await lookFirst(fleet, ws);
+  if (looked !== true) return looked;
   let tried = await attempt(fleet, ws);
-  // A refused configured token: the one the platform issued before, if
-  // stored, is tried at once.
+  // A refused token: another candidate (the store's, a new configured one),
+  // if any, is tried at once.
   if (tried.kind === "auth" && !fleet.stopped && !isFinal(ws)) {
     fleet.counters.registers.refused++;
     if (await onTokenRefused(fleet, ws, tried.token)) {
       tried = await attempt(fleet, ws);
       if (tried.kind === "auth") fleet.counters.registers.refused++;
     }
+  }
+  // An answer read after a stop still hands over a minted token.
+  if (
+    fleet.stopped && tried.kind === "answer" && tried.result.authToken &&
+    !isFinal(ws)
+  ) {
+    adoptIssuedToken(fleet, ws, tried.result.authToken);
   }
   if (tried.kind === "aborted" || fleet.stopped || isFinal(ws)) {
     return "aborted"; // a removed workspace's answer is ignored
@@ -201,9 +303,19 @@ async function registerOnce(
     const again = r.accepted;
     r.accepted = true;
     r.failures = 0;
-    r.lastAcceptedAt = fleet.elapsed();
+    r.refusedAt = undefined;
     noteAnswer(ws, result.status, null);
-    if (result.authToken) adoptIssuedToken(fleet, ws, result.authToken);
+    if (result.authToken) {
+      // A removed workspace is minted a token that never works: it is
+      // used at once (the token it replaces is dead), but stored only once
+      // a lookup shows the workspace is still there.
+      const keep = raceSignal(ask(fleet, ws, "minted"), fleet.abort.signal)
+        .then(
+          () => ws.life.state !== "deleted",
+          () => ws.life.state !== "deleted", // stopped: no lookup said removed
+        );
+      adoptIssuedToken(fleet, ws, result.authToken, keep);
+    }
     logger.info(
       again
         ? "registered workspace {workspaceId} with the platform again"
@@ -227,34 +339,53 @@ async function registerOnce(
   fleet.counters.registers[configuration ? "refused" : "failed"]++;
   let retryInMs: number;
   if (configuration) {
-    // 400, 409: the request is wrong as it is; resending it at once cannot help.
-    retryInMs = REGISTER_SLOW_RETRY_MS;
+    // 400, 409, a 403 with the platform's error: the request is wrong as it
+    // is; resending it cannot help, and each failed register marks the
+    // workspace "register failed" on the platform. Beats go on (they carry
+    // the card, which clears that mark).
+    retryInMs = -1;
+    r.gaveUp = true;
     const message = result.platformMessage ?? result.reason;
     logger.error(
       "register of workspace {workspaceId} was refused with HTTP {status}: {message}. " +
-        "This is a configuration problem (the agent card, the delivery mode, the workspace), not a blip; " +
-        "heartbeats go on, register is retried every {minutes} minutes",
-      {
-        workspaceId: ws.id,
-        status: result.status ?? "(none)",
-        message,
-        minutes: REGISTER_SLOW_RETRY_MS / 60_000,
-      },
+        "This is a configuration problem (the agent card, the delivery mode, the workspace), not a blip: " +
+        "it is not tried again; heartbeats go on (a restart tries register again)",
+      { workspaceId: ws.id, status: result.status ?? "(none)", message },
+    );
+  } else if (
+    result.kind === "cors" || result.kind === "not-platform" ||
+    result.kind === "redirect"
+  ) {
+    // No token and no retry can help until the platform's side changes:
+    // tried again slowly, and recovered without a restart.
+    retryInMs = REGISTER_SLOW_RETRY_MS;
+    fleet.troubled(
+      failureReason(result.kind, result.status, result.reason),
+      ws,
+      () =>
+        logger.error(
+          "register of workspace {workspaceId} failed: {reason}{cure}; register is retried every {minutes} minutes",
+          {
+            workspaceId: ws.id,
+            reason: result.reason,
+            cure: cureOf(fleet, ws, result.kind),
+            minutes: REGISTER_SLOW_RETRY_MS / 60_000,
+          },
+        ),
     );
   } else {
-    const limited = result.status === 429;
-    const retryAfter = Math.min(
-      limited ? fleet.staleWindow / 2 : fleet.interval,
-      result.answer?.retryAfterMs ?? 0,
-    );
-    retryInMs = fleet.budget.spend()
-      ? Math.max(fleet.backoff(r.failures), retryAfter)
-      : Math.max(fleet.interval, retryAfter);
+    retryInMs = retryDelay(
+      fleet,
+      r.failures,
+      result.status,
+      result.answer?.retryAfterMs,
+      fleet.interval,
+    ).delay;
     fleet.troubled(
       "register",
       ws,
       () =>
-        logger[result.kind === "redirect" ? "error" : "warn"](
+        logger.warn(
           "register of workspace {workspaceId} failed ({reason}); heartbeats go on, register is retried in {retryInMs} ms",
           { workspaceId: ws.id, reason: result.reason, retryInMs },
         ),
@@ -265,10 +396,38 @@ async function registerOnce(
     kind: result.kind,
     status: result.status,
     reason: result.reason,
-    retryInMs,
+    retryInMs: Math.max(0, retryInMs),
   });
-  retryLater(fleet, ws, retryInMs);
+  if (retryInMs >= 0) retryLater(fleet, ws, retryInMs);
   return { reason: result.reason };
+}
+
+/**
+ * What to do about a CORS refusal or an answer that is not the platform's,
+ * for the error line (with the `Origin` sent).
+ */
+export function cureOf(fleet: Fleet, ws: Runtime, kind: string): string {
+  if (kind === "cors") {
+    const origin = fleet.origin ?? originOf(ws.platformUrl);
+    return `. The Origin sent is ${
+      origin === "" ? "(none)" : origin
+    }: the platform accepts only http(s):// + the Host header it receives, or an origin in its CORS_ORIGINS. ` +
+      "Cures: have the reverse proxy pass the Host header unchanged (nginx: proxy_set_header Host $host), " +
+      "or add the origin to the platform's CORS_ORIGINS; or send the origin the platform sees with the origin option " +
+      '(--origin, MOLECULE_ORIGIN; "" sends none)';
+  }
+  if (kind === "not-platform") {
+    return `. ${ws.platformUrl} answered; set PLATFORM_URL to the platform's API base URL`;
+  }
+  return "";
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
 }
 
 /** Arms `ws`'s next register try. */
@@ -282,10 +441,11 @@ function retryLater(fleet: Fleet, ws: Runtime, ms: number): void {
 }
 
 /**
- * A register refused for its token (after the stored token, if any, was
+ * A register refused for its token (after every other candidate token was
  * tried). In context: if the token was seen to work, a warning and a slow
- * retry; else the lookup tells deletion from a bad token, and a bad token
- * is the reference's fatal rejection.
+ * retry; else, the first time, a register again a few seconds later (one
+ * 401 can be a blip); refused again, after the lookup that showed the
+ * workspace, the reference's fatal rejection.
  */
 async function refused(
   fleet: Fleet,
@@ -295,13 +455,14 @@ async function refused(
 ): Promise<FirstRegister> {
   const reason = `register refused with HTTP ${status}`;
   noteAnswer(ws, status, reason);
+  const r = ws.reg;
   // Another token came in use meanwhile (issued to a beat's register, or
   // the store's): try it at once.
   if (ws.token.current !== undefined && ws.token.current !== used) {
     retryLater(fleet, ws, 0);
     return { reason };
   }
-  if (tokenWorked(ws)) {
+  if (tokenWorkedHere(ws)) {
     logger.warn(
       "register of workspace {workspaceId} was refused with HTTP {status}, although the platform accepted its token before: " +
         "it keeps being served (heartbeats go on), and register is retried in {minutes} minutes",
@@ -317,25 +478,40 @@ async function refused(
     retryLater(fleet, ws, REGISTER_SLOW_RETRY_MS);
     return { reason };
   }
-  // A refused token, or a deleted workspace? The platform can tell (the
-  // answer is acted on: a deleted one is retired there).
-  const answer = await raceSignal(ask(fleet, ws, "refused"), fleet.abort.signal)
-    .catch(() => undefined);
-  if (ws.life.state === "deleted") return "deleted";
-  if (fleet.stopped || isFinal(ws)) return "aborted";
-  // Accepted meanwhile (a beat went through): not fatal after all.
-  if (tokenWorked(ws)) return await refusedLate(fleet, ws, status, reason);
-  if (!moveTo(fleet, ws, "rejected")) return { reason };
-  logger.error(
-    answer?.exists
-      ? "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists). " +
-        "Regenerate it from the canvas → Tokens tab. This workspace is no longer served."
-      : "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId}. " +
+  const now = fleet.elapsed();
+  if (r.refusedAt === undefined || now - r.refusedAt < AUTH_CONFIRM_MS) {
+    // One refusal is no verdict: again in a few seconds, after a lookup
+    // (the token store and the configured source are read again then).
+    r.refusedAt ??= now;
+    logger.warn(
+      "register of workspace {workspaceId} was refused with HTTP {status}: the token may be invalid; " +
+        "confirming in {seconds} s (one refusal can be a blip on the platform)",
+      { workspaceId: ws.id, status, seconds: AUTH_CONFIRM_MS / 1000 },
+    );
+    retryLater(fleet, ws, r.refusedAt + AUTH_CONFIRM_MS - now);
+    return "pending";
+  }
+  // Refused again, a few seconds on, with the workspace shown to exist
+  // by the lookup just before: the token is refused.
+  if (!tokenWorkedHere(ws)) {
+    ws.life.rejectedFor = "token";
+    if (!moveTo(fleet, ws, "rejected")) {
+      ws.life.rejectedFor = undefined;
+      return { reason };
+    }
+    logger.error(
+      "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
         "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
-    { status, workspaceId: ws.id },
-  );
-  fleet.emit("rejected", { workspaceId: ws.id, status });
-  return "rejected";
+      {
+        status,
+        workspaceId: ws.id,
+        seconds: Math.round((now - r.refusedAt) / 1000),
+      },
+    );
+    fleet.emit("rejected", { workspaceId: ws.id, status, reason: "token" });
+    return "rejected";
+  }
+  return await refusedLate(fleet, ws, status, reason);
 }
 
 function refusedLate(

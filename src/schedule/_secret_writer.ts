@@ -50,16 +50,15 @@ async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
   const signal = fleet.grace.signal;
   try {
     if (!book.loaded) {
-      book.value = await raceSignal(store.load(ws.id), signal).catch(() =>
-        undefined
-      );
+      book.value = await raceSignal(store.load("inbound-secret", ws.id), signal)
+        .catch(() => undefined);
       book.loaded = true;
     }
     while (book.pending !== undefined && book.pending !== book.value) {
       if (ws.life.state === "removed") break;
       const value = book.pending;
       try {
-        await raceSignal(store.save(ws.id, value), signal);
+        await raceSignal(store.save("inbound-secret", ws.id, value), signal);
       } catch (error) {
         if (signal.aborted) break;
         const reason = maskSecrets(

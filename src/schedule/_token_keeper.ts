@@ -1,23 +1,43 @@
 /**
  * The token each workspace sends (internal): the configured one, or the one
- * the platform issued (and the token store kept), and the wait for a token
- * function within a request's deadline. The owner of every workspace's
- * `token` book.
+ * the platform issued (and the secret store kept); the wait for a token
+ * function within a request's deadline; what a refusal changes. The owner
+ * of every workspace's `token` book.
  *
  * Today's platform mints a token in a register answer whenever the
- * workspace has no live one; from then on only that token works. So an
- * issued token replaces the configured one at once and is saved; and when
- * the configured token is refused (a restart with the old one), the stored
- * token is tried before anything is escalated.
+ * workspace has no live instance token; from then on only that token
+ * works, and the one it replaced never works again. And the platform's
+ * token check turns any database error into a 401, so one refusal proves
+ * nothing. So:
+ *
+ * - an issued token replaces the token in use at once, and is saved (the
+ *   save is retried, with backoff, until it succeeds: a restart needs it,
+ *   and the user cannot see it to put it in the configuration);
+ * - a refusal marks the token refused (until it works again) and re-reads
+ *   the candidates: the secret store (another process on the same configs
+ *   dir may have saved a newer one) and the configured source (a token
+ *   file may have been updated). A candidate neither refused since it last
+ *   worked nor replaced by the platform is tried at once; without one, the
+ *   token in use stays (one refusal never swaps a token that worked for
+ *   one the platform replaced), and the refusal counts toward escalation.
  *
  * @module
  */
+import { WRITE_GRACE_MS } from "./_fleet.ts";
 import type { Fleet } from "./_fleet.ts";
 import { logger } from "../shared/_logger.ts";
 import { maskSecrets, rememberSecret } from "../shared/mask.ts";
 import { raceSignal } from "../shared/_race.ts";
 import { isValidToken, resolveToken } from "../shared/token.ts";
 import type { Runtime } from "./_workspace_runtime.ts";
+
+/** Tokens kept in a workspace's refused and replaced lists, at most. */
+const MAX_REMEMBERED = 8;
+
+/** The first wait before an issued token's save is tried again, in ms (doubling up to {@link SAVE_RETRY_MAX_MS}). */
+export const SAVE_RETRY_MS = 1_000;
+/** The longest wait between two tries of an issued token's save, in ms. */
+export const SAVE_RETRY_MAX_MS = 60_000;
 
 /** The token for a request, or why there is none. */
 export type TokenFor =
@@ -64,15 +84,33 @@ export async function tokenFor(
   }
 }
 
+/** The platform accepted `token` for `ws`: it is no longer counted refused. */
+export function tokenWorked(ws: Runtime, token: string): void {
+  const refused = ws.token.refused;
+  if (refused.length === 0) return;
+  const i = refused.indexOf(token);
+  if (i !== -1) refused.splice(i, 1);
+}
+
+function remember(list: string[], token: string): void {
+  if (list.includes(token)) return;
+  list.push(token);
+  if (list.length > MAX_REMEMBERED) list.shift();
+}
+
 /**
  * A register answer carried `auth_token`: `ws` uses it from its next
- * request on, and the token store keeps it. One info line says where
- * (never the token); the `issued-token` event follows the save.
+ * request on, and the secret store keeps it (the token it replaces is
+ * never tried again). The save waits for `keep` (the lookup after a mint:
+ * a token minted for a removed workspace is never stored), and is retried
+ * with backoff until it succeeds, while the token is in use. One info line
+ * says where (never the token); the `issued-token` event follows the save.
  */
 export function adoptIssuedToken(
   fleet: Fleet,
   ws: Runtime,
   token: string,
+  keep: Promise<boolean> = Promise.resolve(true),
 ): void {
   if (!isValidToken(token)) {
     logger.warn(
@@ -82,54 +120,105 @@ export function adoptIssuedToken(
     return;
   }
   rememberSecret(token);
-  if (ws.token.current === token) return;
-  ws.token.current = token;
-  // The platform told us the live token: no stored one is worth a try.
-  ws.token.storeLoad ??= Promise.resolve();
-  const store = fleet.options.tokenStore;
+  const book = ws.token;
+  if (book.current === token) return;
+  const before = book.current ??
+    (typeof ws.config.token === "string" ? ws.config.token : undefined);
+  if (before !== undefined) remember(book.replaced, before);
+  book.current = token;
+  tokenWorked(ws, token);
+  const store = fleet.options.secretStore;
   if (!store) {
     logger.info(
-      "the platform issued a new token for {workspaceId}: it is used from now on, kept in memory only (no token store: a restart needs it in the configuration)",
+      "the platform issued a new token for {workspaceId}: it is used from now on, kept in memory only (no secret store)",
       { workspaceId: ws.id },
     );
     fleet.emit("issued-token", { workspaceId: ws.id });
     return;
   }
-  const storedAt = store.pathFor?.(ws.id);
-  void fleet.track(fleet.writeLimit(async () => {
+  book.unsaved = token;
+  void fleet.track(saveIssued(fleet, ws, token, keep));
+}
+
+/** Saves an issued token until it is saved, replaced, or the run stops (then once more, within the stop's bounds). */
+async function saveIssued(
+  fleet: Fleet,
+  ws: Runtime,
+  token: string,
+  keep: Promise<boolean>,
+): Promise<void> {
+  const store = fleet.options.secretStore!;
+  const storedAt = store.pathFor?.("auth-token", ws.id);
+  const book = ws.token;
+  if (!(await keep)) {
+    if (book.unsaved === token) book.unsaved = undefined;
+    return;
+  }
+  const warned = new Set<string>();
+  for (let attempt = 0;; attempt++) {
+    if (book.current !== token || book.unsaved !== token) return;
+    // After a stop, one last try within the stop's bounds.
+    const last = fleet.stopped;
+    const bound = last
+      ? AbortSignal.timeout(WRITE_GRACE_MS)
+      : fleet.lastCall.signal;
     try {
-      await raceSignal(store.save(ws.id, token), fleet.grace.signal);
+      await raceSignal(
+        fleet.writeLimit(() => store.save("auth-token", ws.id, token)),
+        bound,
+      );
     } catch (error) {
-      if (fleet.grace.signal.aborted) return;
+      if (bound.aborted) return;
       const reason = maskSecrets(
         error instanceof Error ? error.message : String(error),
       );
-      logger.warn(
-        "the platform issued a new token for {workspaceId}: it is used from now on, but storing it failed ({reason}); a restart needs it in the configuration",
-        { workspaceId: ws.id, reason },
-      );
-      fleet.emit("issued-token", { workspaceId: ws.id });
-      return;
+      if (!warned.has(reason)) {
+        warned.add(reason);
+        logger.warn(
+          "the platform issued a new token for {workspaceId}: it is used from now on, but it could not be saved yet ({reason}); " +
+            "the save is retried until it succeeds",
+          { workspaceId: ws.id, reason },
+        );
+        if (warned.size === 1) {
+          fleet.emit("issued-token", { workspaceId: ws.id });
+        }
+      }
+      if (last) return;
+      const ms = Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** attempt) *
+        (0.5 + fleet.random() / 2);
+      await new Promise<void>((resolve) => {
+        const timer = fleet.queue.at(fleet.clock.now() + ms, resolve);
+        fleet.abort.signal.addEventListener("abort", () => {
+          fleet.queue.cancel(timer);
+          resolve();
+        }, { once: true });
+      });
+      continue;
     }
-    logger.info(
-      "the platform issued a new token for {workspaceId}: it is used from now on and stored in {storedAt}",
-      { workspaceId: ws.id, storedAt: storedAt ?? "the token store" },
+    if (book.unsaved === token) book.unsaved = undefined;
+    // Said at the level of the warning it ends, where there was one.
+    logger[warned.size > 0 ? "warn" : "info"](
+      warned.size > 0
+        ? "the token the platform issued for {workspaceId} is saved now, in {storedAt}"
+        : "the platform issued a new token for {workspaceId}: it is used from now on and stored in {storedAt}",
+      { workspaceId: ws.id, storedAt: storedAt ?? "the secret store" },
     );
     fleet.emit("issued-token", {
       workspaceId: ws.id,
       ...(storedAt ? { storedAt } : {}),
     });
-  }));
+    return;
+  }
 }
 
 /**
- * A request of `ws` sent with `used` was refused (401/403). When another
- * token is in use by now (the platform issued one meanwhile, or the store's
- * was put in use for a request beside this one), that one is worth a try at
- * once. With the issued or stored token refused, it is dropped (the
- * configured one is used again: it may have been updated). With the
- * configured one refused, the token store's, if any and not yet tried, is
- * put in use (one load for every request refused meanwhile).
+ * A request of `ws` sent with `used` was refused (401, or 403 with the
+ * platform's error). When another token is in use by now (issued
+ * meanwhile, or picked for a request beside this one), that one is worth a
+ * try at once. Else `used` counts as refused, and the candidates are read
+ * again (the secret store, the configured source; one read for every
+ * request refused meanwhile): the first that is neither refused since it
+ * last worked nor replaced by the platform is put in use.
  *
  * @returns Whether another token is now in use (worth a request at once).
  */
@@ -139,35 +228,65 @@ export async function onTokenRefused(
   used: string,
 ): Promise<boolean> {
   const book = ws.token;
-  if (book.current !== undefined) {
-    if (book.current !== used) return true;
-    book.current = undefined;
-    return false;
-  }
-  const store = fleet.options.tokenStore;
-  if (!store) return false;
-  book.storeLoad ??= loadStored(fleet, ws);
-  await book.storeLoad;
-  return book.current !== undefined && book.current !== used &&
-    !fleet.stopped;
+  if (book.current !== undefined && book.current !== used) return true;
+  remember(book.refused, used);
+  book.reread ??= reread(fleet, ws, used).finally(() => {
+    book.reread = undefined;
+  });
+  const switched = await book.reread;
+  return switched && !fleet.stopped;
 }
 
-async function loadStored(fleet: Fleet, ws: Runtime): Promise<void> {
-  const store = fleet.options.tokenStore!;
-  const stored = await raceSignal(store.load(ws.id), fleet.abort.signal)
-    .catch(() => undefined);
-  if (fleet.stopped || stored === undefined || !isValidToken(stored)) return;
-  if (typeof ws.config.token === "string" && stored === ws.config.token) {
-    return;
+/** Reads the candidates again; whether another token is now in use. */
+async function reread(
+  fleet: Fleet,
+  ws: Runtime,
+  used: string,
+): Promise<boolean> {
+  const book = ws.token;
+  const store = fleet.options.secretStore;
+  const usable = (t: string | undefined): t is string =>
+    t !== undefined && t !== used && isValidToken(t) &&
+    !book.refused.includes(t) && !book.replaced.includes(t);
+  const stored = store
+    ? await raceSignal(
+      fleet.writeLimit(() => store.load("auth-token", ws.id)),
+      fleet.abort.signal,
+    ).catch(() => undefined)
+    : undefined;
+  if (fleet.stopped) return false;
+  const configured = typeof ws.config.token === "string"
+    ? ws.config.token
+    : await resolveToken(
+      ws.config.token,
+      AbortSignal.any([fleet.abort.signal, AbortSignal.timeout(fleet.timeout)]),
+    ).catch(() => undefined);
+  if (fleet.stopped) return false;
+  // Another request switched meanwhile: that one is tried first.
+  if (book.current !== undefined && book.current !== used) return true;
+  if (usable(stored)) {
+    rememberSecret(stored);
+    book.current = stored === configured ? undefined : stored;
+    logger.info(
+      "a token of {workspaceId} was refused: trying the token stored in {storedAt}",
+      {
+        workspaceId: ws.id,
+        storedAt: store?.pathFor?.("auth-token", ws.id) ?? "the secret store",
+      },
+    );
+    return true;
   }
-  if (ws.token.current !== undefined) return; // issued meanwhile: newer
-  rememberSecret(stored);
-  ws.token.current = stored;
-  logger.info(
-    "the configured token of {workspaceId} was refused: trying the token the platform issued before, stored in {storedAt}",
-    {
-      workspaceId: ws.id,
-      storedAt: store.pathFor?.(ws.id) ?? "the token store",
-    },
-  );
+  if (usable(configured)) {
+    book.current = undefined; // the configured source, as it reads now
+    logger.info(
+      "a token of {workspaceId} was refused: trying the configured token ({source})",
+      {
+        workspaceId: ws.id,
+        source: ws.config.tokenSource ??
+          "MOLECULE_WORKSPACE_TOKEN or the token file",
+      },
+    );
+    return true;
+  }
+  return false;
 }

@@ -4,17 +4,10 @@
  *
  * @module
  */
+import type { BeatFailureReason } from "./types.ts";
 
 /** What kind of trouble a log line is about; lines are summarised per kind. */
-export type TroubleKind =
-  | "5xx"
-  | "429"
-  | "4xx"
-  | "timeout"
-  | "network"
-  | "redirect"
-  | "auth"
-  | "register";
+export type TroubleKind = BeatFailureReason | "register";
 
 /** Options of {@link createTroubleLog}. */
 export interface TroubleLogOptions {
@@ -107,18 +100,4 @@ export function createTroubleLog(options: TroubleLogOptions): TroubleLog {
       }
     },
   };
-}
-
-/** The kind of a failed request, for {@link TroubleLog}. */
-export function troubleKind(
-  kind: string,
-  status: number | undefined,
-  reason: string,
-): TroubleKind {
-  if (kind === "auth") return "auth";
-  if (kind === "redirect") return "redirect";
-  if (status === 429) return "429";
-  if (status !== undefined && status >= 500) return "5xx";
-  if (status !== undefined) return "4xx";
-  return /timed out/i.test(reason) ? "timeout" : "network";
 }

@@ -17,9 +17,11 @@
  *
  * @module
  */
+import type { AgentCard } from "../platform/agent_card.ts";
 import type { HeartbeatStats } from "../platform/heartbeat.ts";
+import type { OutcomeKind } from "../platform/outcome.ts";
 import type { WorkspaceStateKind } from "../platform/workspace_state.ts";
-import type { WorkspaceConfig, WorkspaceLifeState } from "./types.ts";
+import type { WorkspaceConfig, WorkspacePhase } from "./types.ts";
 import type { QueuedTimer } from "./_timer_queue.ts";
 
 /**
@@ -36,7 +38,7 @@ import type { QueuedTimer } from "./_timer_queue.ts";
  *
  * The last three are final (a deleted or rejected one can still be removed).
  */
-export type LifeState = WorkspaceLifeState;
+export type LifeState = WorkspacePhase;
 
 /** What the scheduler knows and decides about one workspace. */
 export interface Runtime {
@@ -50,7 +52,13 @@ export interface Runtime {
   readonly anchor: number;
   /** Its accepted beats between two scheduled state questions start here (a fleet's spread). */
   readonly pollPhase: number;
-  life: { state: LifeState };
+  /** Its agent card, built once: sent with its registers and every beat. */
+  readonly card: AgentCard;
+  life: {
+    state: LifeState;
+    /** Why it was rejected: its token, or its id (malformed). */
+    rejectedFor: "token" | "id" | undefined;
+  };
   sched: {
     /** The next beat, armed. */
     timer: QueuedTimer | undefined;
@@ -77,6 +85,12 @@ export interface Runtime {
     lastSuccessWall: number | undefined;
     consecutiveFailures: number;
     authFailures: number;
+    /** Elapsed time of the first refusal of the current run of refusals. */
+    firstRefusedAt: number | undefined;
+    /** The refusal count of the last escalation, in the current run of refusals. */
+    escalatedAt: number | undefined;
+    /** The kind of the last failed beat (a CORS or not-platform episode is logged once as it starts). */
+    lastFailKind: OutcomeKind | undefined;
     /** Accepted beats since the last scheduled state question. */
     sinceState: number;
     /** What went out with its last beat (a `stats` function given). */
@@ -89,9 +103,14 @@ export interface Runtime {
   reg: {
     /** A register has been accepted in this run. */
     accepted: boolean;
-    /** Elapsed time (monotonic plus slept) of the last accepted register. */
-    lastAcceptedAt: number | undefined;
     failures: number;
+    /**
+     * Refused as it is (a 4xx other than 401/429: a configuration problem):
+     * not tried again; its beats go on (they carry the card).
+     */
+    gaveUp: boolean;
+    /** Elapsed time of a first register refused for its token, awaiting its confirmation. */
+    refusedAt: number | undefined;
     queued: boolean;
     running: boolean;
     /** The next retry, armed. */
@@ -104,6 +123,8 @@ export interface Runtime {
     busy: boolean;
     /** Its answer, once acted on, while it is queued or under way. */
     current: Promise<unknown> | undefined;
+    /** The one queued or under way asks the lookup alone (not `/state`). */
+    lookupOnly: boolean;
     lastState: WorkspaceStateKind | undefined;
     /** `/state` accepted the token in this run: the token works. */
     tokenAccepted: boolean;
@@ -123,8 +144,14 @@ export interface Runtime {
   token: {
     /** A token the platform issued (or the store held): used instead of the configured one. */
     current: string | undefined;
-    /** The store's token, asked for once after a refusal (settled when done). */
-    storeLoad: Promise<void> | undefined;
+    /** The candidates' re-read after a refusal, under way (one for every request refused meanwhile). */
+    reread: Promise<boolean> | undefined;
+    /** Tokens refused since they last worked (a few, oldest first). */
+    refused: string[];
+    /** Tokens the platform replaced by minting a new one: never tried again. */
+    replaced: string[];
+    /** An issued token not yet saved (its save is retried until it succeeds). */
+    unsaved: string | undefined;
     /** A late token function was warned about. */
     lateWarned: boolean;
   };
@@ -140,6 +167,7 @@ export function newRuntime(
     platformUrl: string;
     orgId: string | undefined;
     pollPhase: number;
+    card: AgentCard;
   },
 ): Runtime {
   return {
@@ -149,7 +177,8 @@ export function newRuntime(
     orgId: where.orgId,
     anchor: where.anchor,
     pollPhase: where.pollPhase,
-    life: { state: "registering" },
+    card: where.card,
+    life: { state: "registering", rejectedFor: undefined },
     sched: {
       timer: undefined,
       checkTimer: undefined,
@@ -167,6 +196,9 @@ export function newRuntime(
       lastSuccessWall: undefined,
       consecutiveFailures: 0,
       authFailures: 0,
+      firstRefusedAt: undefined,
+      escalatedAt: undefined,
+      lastFailKind: undefined,
       sinceState: where.pollPhase,
       lastStats: undefined,
       rawStats: undefined,
@@ -175,8 +207,9 @@ export function newRuntime(
     },
     reg: {
       accepted: false,
-      lastAcceptedAt: undefined,
       failures: 0,
+      gaveUp: false,
+      refusedAt: undefined,
       queued: false,
       running: false,
       timer: undefined,
@@ -185,6 +218,7 @@ export function newRuntime(
     ask: {
       busy: false,
       current: undefined,
+      lookupOnly: false,
       lastState: undefined,
       tokenAccepted: false,
       authConfirmed: false,
@@ -198,7 +232,14 @@ export function newRuntime(
       badWarned: false,
       failure: undefined,
     },
-    token: { current: undefined, storeLoad: undefined, lateWarned: false },
+    token: {
+      current: undefined,
+      reread: undefined,
+      refused: [],
+      replaced: [],
+      unsaved: undefined,
+      lateWarned: false,
+    },
     last: { status: undefined, error: undefined },
   };
 }

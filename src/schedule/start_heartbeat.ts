@@ -5,25 +5,33 @@
  * the beat (`_beat.ts`), register (`_register_workers.ts`), the lifecycle
  * questions (`_lifecycle.ts`), the inbound secrets and issued tokens
  * (`_secret_writer.ts`, `_token_keeper.ts`) and sleep and wake
- * (`_watchdog.ts`).
+ * (`_life.ts`).
  *
  * @module
  */
 import { beat } from "./_beat.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
-import { Fleet, WRITE_GRACE_MS } from "./_fleet.ts";
+import { Fleet, LAST_CALL_MS, WRITE_GRACE_MS } from "./_fleet.ts";
 import { logger } from "../shared/_logger.ts";
 import { maskSecrets } from "../shared/mask.ts";
 import { ask } from "./_lifecycle.ts";
-import { armFirstBeat, isServed, isUnarmed, moveTo } from "./_life.ts";
+import {
+  armFirstBeat,
+  isServed,
+  isUnarmed,
+  moveTo,
+  startWatchdog,
+} from "./_life.ts";
 import {
   clearRegisters,
   type FirstRegister,
   wantRegister,
 } from "./_register_workers.ts";
 import { burstOffset, phaseOffset } from "./_slots.ts";
-import { startWatchdog } from "./_watchdog.ts";
-import { isValidWorkspaceId } from "../shared/workspace_id.ts";
+
+import { isUuid, isValidWorkspaceId } from "../shared/workspace_id.ts";
+import { buildAgentCard } from "../platform/agent_card.ts";
+import { processEnv } from "../shared/env.ts";
 import { trimBaseUrl } from "../platform/http.ts";
 import { newRuntime, type Runtime } from "./_workspace_runtime.ts";
 import { metricsOf } from "./_counters.ts";
@@ -114,6 +122,7 @@ export class HeartbeatHandle extends EventTarget {
       return;
     }
     options.signal?.addEventListener("abort", this.#onSignal, { once: true });
+    warnNonUuid(options.workspaces.map((w) => w.id));
     this.ready = this.#firstRegisters([...fleet.workspaces]);
     // Beats never wait on register: each workspace beats on its phase from
     // the first interval, whatever its register is doing (a hung register
@@ -131,11 +140,15 @@ export class HeartbeatHandle extends EventTarget {
     const own = config.platformUrl?.trim();
     const every = fleet.statePollEvery;
     const index = this.#added++;
+    // The org id is the fleet platform's: never sent elsewhere.
+    const orgId = own ? undefined : fleet.options.orgId || undefined;
+    if (orgId !== undefined) fleet.orgWorkspaces++;
     return newRuntime(config, {
       anchor,
       platformUrl: trimBaseUrl(own ? own : fleet.options.platformUrl),
-      // The org id is the fleet platform's: never sent elsewhere.
-      orgId: own ? undefined : fleet.options.orgId,
+      orgId,
+      card: config.agentCard ??
+        buildAgentCard(config.id, fleet.options.env ?? processEnv),
       // Workspace i asks its state after (i mod N) + 1 accepted beats, then
       // every N: a fleet's questions spread over N beats.
       pollPhase: every > 0 ? every - 1 - (index % every) : 0,
@@ -210,7 +223,7 @@ export class HeartbeatHandle extends EventTarget {
       uptimeSeconds: Math.floor((now + fleet.sleptMs - fleet.startedAt) / 1000),
       inFlight: fleet.inFlight,
       maxInFlight: fleet.maxInFlight,
-      beatsSkipped: fleet.skipped,
+      beatsSkipped: fleet.counters.beats.skipped,
       retriesDeferred: fleet.budget.deferred,
       workspaces: fleet.workspaces.map((ws) => {
         const b = ws.beats;
@@ -219,6 +232,9 @@ export class HeartbeatHandle extends EventTarget {
           workspaceId: ws.id,
           registered: ws.reg.accepted,
           rejected: state === "rejected",
+          ...(state === "rejected"
+            ? { rejectedFor: ws.life.rejectedFor ?? "token" }
+            : {}),
           deleted: state === "deleted",
           paused: state === "paused",
           state,
@@ -237,6 +253,7 @@ export class HeartbeatHandle extends EventTarget {
             ? undefined
             : maskSecrets(ws.last.error),
           consecutiveFailures: b.consecutiveFailures,
+          ...(b.lastFailKind ? { lastFailure: b.lastFailKind } : {}),
           authFailures: b.authFailures,
           secretStored: ws.secret.stored,
           beatsSkipped: ws.sched.skipped,
@@ -310,6 +327,10 @@ export class HeartbeatHandle extends EventTarget {
       // token functions) or a moment after it (a store's write under way);
       // the bound is a safety net.
       const grace = setTimeout(() => fleet.grace.abort(reason), WRITE_GRACE_MS);
+      const lastCall = setTimeout(
+        () => fleet.lastCall.abort(reason),
+        LAST_CALL_MS,
+      );
       let timer: ReturnType<typeof setTimeout> | undefined;
       const bound = new Promise<boolean>((resolve) => {
         timer = setTimeout(() => resolve(false), STOP_BOUND_MS);
@@ -320,6 +341,9 @@ export class HeartbeatHandle extends EventTarget {
       ]);
       clearTimeout(timer);
       clearTimeout(grace);
+      clearTimeout(lastCall);
+      fleet.grace.abort(reason);
+      fleet.lastCall.abort(reason);
       if (!settled) {
         logger.warn(
           "stop: some work had not settled after {ms} ms; not waiting longer",
@@ -363,6 +387,7 @@ export class HeartbeatHandle extends EventTarget {
     );
     const ws = this.#runtime(config, now + offset);
     fleet.workspaces.push(ws);
+    warnNonUuid([ws.id]);
     armFirstBeat(fleet, ws);
     wantRegister(fleet, ws);
   }
@@ -382,6 +407,7 @@ export class HeartbeatHandle extends EventTarget {
     const ws = fleet.workspaces[i];
     moveTo(fleet, ws, "removed");
     fleet.workspaces.splice(i, 1);
+    if (ws.orgId !== undefined) fleet.orgWorkspaces--;
     return true;
   }
 
@@ -452,6 +478,29 @@ export function startHeartbeat(options: HeartbeatOptions): HeartbeatHandle {
     );
   }
   return new HeartbeatHandle(options);
+}
+
+/**
+ * One warning for ids that are not UUIDs: the platform's ids are (any
+ * other id is answered 500 by every register and heartbeat); the platform
+ * decides (its lookup's 400 `invalid workspace ID` drops the workspace).
+ */
+function warnNonUuid(ids: readonly string[]): void {
+  let count = 0;
+  const named: string[] = [];
+  for (const id of ids) {
+    if (isUuid(id)) continue;
+    if (++count <= 3) named.push(id);
+  }
+  if (count === 0) return;
+  logger.warn(
+    "{count} workspace id(s) are not UUIDs ({ids}{more}): the platform's workspace ids are UUIDs, and it answers any other id with errors; the platform decides",
+    {
+      count,
+      ids: named.join(", "),
+      more: count > named.length ? `, and ${count - named.length} more` : "",
+    },
+  );
 }
 
 function checkWorkspaceId(id: string): void {

@@ -7,12 +7,10 @@
  */
 import type { AgentCard } from "../platform/agent_card.ts";
 import type { Clock } from "../shared/clock.ts";
-import type { EnvReader } from "../shared/env.ts";
 import type { HeartbeatStats } from "../platform/heartbeat.ts";
 import type { FetchLike } from "../platform/http.ts";
 import type { OutcomeKind } from "../platform/outcome.ts";
 import type { SecretStore } from "../storage/secret_store.ts";
-import type { TokenStore } from "../storage/token_store.ts";
 import type { TokenSource } from "../shared/token.ts";
 import type { WorkspaceStateKind } from "../platform/workspace_state.ts";
 
@@ -38,6 +36,12 @@ export interface WorkspaceConfig {
   tokenSource?: string;
   /** Whether that source is re-read when it changes (no restart needed). @default {false} */
   tokenReread?: boolean;
+  /**
+   * Where the id comes from, for the error that says the platform does not
+   * have it or refuses it as malformed (such as `WORKSPACE_ID`, or `entry 3
+   * of MOLECULE_WORKSPACES`). @default {"the workspace id"}
+   */
+  idSource?: string;
 }
 
 /** Options of {@link startHeartbeat}. */
@@ -58,24 +62,24 @@ export interface HeartbeatOptions {
   stats?: (
     workspaceId: string,
   ) => HeartbeatStats | undefined | Promise<HeartbeatStats | undefined>;
-  /** Where inbound secrets are persisted. @default {no persistence} */
-  secretStore?: SecretStore;
   /**
-   * Where tokens the platform issues are kept. A register answer with an
-   * `auth_token` (the platform mints one whenever the workspace has no live
-   * token) switches that workspace to it at once, for every later request;
-   * it is also saved here, so that a restart with the old configured token
-   * recovers: when a configured token is refused, the stored one is tried
-   * before anything is escalated. @default {kept in memory only}
+   * Where the secrets the platform hands over are kept: each workspace's
+   * inbound secret (saved when it changes), and the token the platform
+   * issues. A register answer with an `auth_token` (the platform mints one
+   * whenever the workspace has no live token) switches that workspace to
+   * it at once, for every later request; it is also saved here, so that a
+   * restart with the old configured token recovers: when a configured
+   * token is refused, the stored one is tried before anything is
+   * escalated. @default {none: inbound secrets are not stored, issued tokens kept in memory only}
    */
-  tokenStore?: TokenStore;
+  secretStore?: SecretStore;
   /** Sends `mcp_server_present: true` with each register: an MCP server runs beside the agent. @default {false} */
   mcpServerPresent?: boolean;
   /**
-   * When the last accepted beat (or register) of a workspace is older than
-   * this, in ms, a register goes beside its next beat: the platform's
-   * liveness key expires after its stale window and only a register brings
-   * it back (after an outage, or when the machine woke up).
+   * The platform's stale window, in ms: a workspace silent this long is
+   * OFFLINE on the canvas until its next accepted heartbeat (no register is
+   * needed, and none is sent: a register has side effects a heartbeat has
+   * not). Readiness follows it, and a 429 is waited out at most half of it.
    * @default {STALE_AFTER_MS (180000, the platform's default)}
    */
   staleWindowMs?: number;
@@ -104,15 +108,6 @@ export interface HeartbeatOptions {
    */
   maxInFlight?: number;
   /**
-   * Share of beats that may be retried early after a failure (a retry budget,
-   * as gRPC's and Finagle's): each beat on schedule earns this much of a
-   * retry, plus one retry per interval for the whole fleet; a failed beat (or
-   * register) retries sooner only by spending one, else it waits for its next
-   * slot (or `Retry-After`). During an outage the fleet so sends at most
-   * `1 + retryBudget` times its healthy rate. @default {0.1}
-   */
-  retryBudget?: number;
-  /**
    * Summarise failure lines shared by many workspaces: per kind of trouble
    * (5xx, 429, other 4xx, timeout, network, redirect, auth, register), the
    * first line of each second is logged as it is, the rest of that second as
@@ -130,17 +125,18 @@ export interface HeartbeatOptions {
    * Wall-clock time, epoch ms. A watchdog compares it with `clock` every 2
    * seconds: when the wall clock ran ahead by more than 5 seconds, the
    * machine slept; then every workspace beats at once (a fleet spread over
-   * up to 2 seconds), on fresh connections, and registers again when the
-   * gap passed `staleWindowMs`.
+   * up to 2 seconds), on fresh connections (the first accepted beat brings
+   * a workspace the platform marked offline back).
    * @default {Date.now; with an injected `clock`, that clock's time (no sleep is seen)}
    */
   wallClock?: () => number;
   /** Uniform random numbers in [0, 1), for backoff jitter. @default {Math.random} */
   random?: () => number;
-  /** Where agent-card variables are read. @default {the process environment} */
-  env?: EnvReader;
-  /** Clock time uptime counts from. @default {clock.now() at start} */
-  startedAt?: number;
+  /**
+   * Reads one agent-card variable (`MOLECULE_AGENT_NAME`, …); `undefined`
+   * when unset. @default {the process environment}
+   */
+  env?: (name: string) => string | undefined;
   /**
    * The org id of a multi-tenant platform, sent as `X-Molecule-Org-Id` on
    * its `/workspaces/…` requests (state, lookup), where its tenant guard
@@ -161,6 +157,24 @@ export interface HeartbeatOptions {
    * only then. @default {15 (every 5 minutes at 20 s)}
    */
   statePollEvery?: number;
+  /**
+   * The `Origin` header sent with every request: the platform's CORS layer
+   * refuses (403, empty body) an `Origin` that is neither `http(s)://` + the
+   * `Host` it receives nor in its `CORS_ORIGINS`, and a reverse proxy that
+   * rewrites `Host` makes the platform URL's own origin such an `Origin`.
+   * `""` sends none (passes the CORS layer; a SaaS edge may want one).
+   * @default {each workspace's platform URL's origin}
+   */
+  origin?: string;
+  /**
+   * The share of the org's rate window (its `X-RateLimit-Limit`, else 600 a
+   * minute) that the requests carrying `X-Molecule-Org-Id` (`/state`,
+   * `GET /workspaces/:id`) may use, all workspaces of the fleet together:
+   * that window is shared with every person of the org using the canvas.
+   * State polls stretch and start-up lookups are spread to stay under it.
+   * Between 0 (exclusive) and 1. @default {0.1}
+   */
+  orgRequestShare?: number;
   /** Ask every workspace's state at start, beside its register (as `--once` does). @default {false} */
   checkStateAtStart?: boolean;
   /** While a workspace is paused, ask its state this often, in ms. @default {60000} */
@@ -175,18 +189,28 @@ export interface WorkspaceStatus {
   registered: boolean;
   /** Whether the platform refused its token at register; it is no longer served. */
   rejected: boolean;
+  /**
+   * Why it was rejected: `token` (its token refused at register, confirmed),
+   * `id` (the platform says the id is malformed: ids are UUIDs); absent when
+   * not rejected.
+   */
+  rejectedFor?: "token" | "id";
   /** Whether the platform says it was deleted; it is no longer served. */
   deleted: boolean;
   /** Whether the platform says it is paused; beats wait until it is resumed. */
   paused: boolean;
   /**
-   * Where it is in its life: `registering`, `beating`, `backing-off`,
-   * `paused`, `deleted`, `rejected` (always set by `status()`).
+   * Its phase: `registering`, `beating`, `backing-off`, `paused`,
+   * `deleted`, `rejected` (always set by `status()`). Not what the
+   * platform's `/state` says: that is {@link WorkspaceStatus.lastState}.
    */
-  state?: WorkspaceLifeState;
+  state?: WorkspacePhase;
   /** Its platform base URL (always set by `status()`). */
   platformUrl?: string;
-  /** What the platform's last `/state` answer meant, if it was asked. */
+  /**
+   * What the platform's last `/state` answer meant (see
+   * `fetchWorkspaceState`), if it was asked.
+   */
   lastState: WorkspaceStateKind | undefined;
   /** Beats whose request completed with an answer or an error. */
   beatsSent: number;
@@ -202,6 +226,11 @@ export interface WorkspaceStatus {
   lastError: string | undefined;
   /** Failed beats in a row, of any kind. */
   consecutiveFailures: number;
+  /**
+   * What the last failed beat's answer meant (`transient`, `auth`, `cors`,
+   * `not-platform`, …), while its beats fail; absent once one is accepted.
+   */
+  lastFailure?: OutcomeKind;
   /** 401/403 beats in a row. */
   authFailures: number;
   /** Whether an inbound secret has been stored during this run. */
@@ -217,12 +246,12 @@ export interface WorkspaceStatus {
 }
 
 /**
- * A workspace's state in its life (see `docs/library.md`): `registering`
- * (no register accepted yet; its beats go on), `beating`, `backing-off`
- * (its beats failing), `paused`, and the final `deleted`, `rejected`,
- * `removed`.
+ * Where a workspace is in its life, as the scheduler moves it (see
+ * `docs/library.md`): `registering` (no register accepted yet; its beats
+ * go on), `beating`, `backing-off` (its beats failing), `paused`, and the
+ * final `deleted`, `rejected`, `removed`.
  */
-export type WorkspaceLifeState =
+export type WorkspacePhase =
   | "registering"
   | "beating"
   | "backing-off"
@@ -230,6 +259,7 @@ export type WorkspaceLifeState =
   | "deleted"
   | "rejected"
   | "removed";
+
 
 /** A snapshot of every workspace. */
 export interface HeartbeatStatus {
@@ -261,7 +291,10 @@ export interface HeartbeatStatus {
 export interface ReadyResult {
   /** Ids the platform accepted. */
   registered: string[];
-  /** Ids whose token the platform refused (401/403); they are not served. */
+  /**
+   * Ids the platform refused, confirmed: their token (401), or their id as
+   * malformed (400, see {@link WorkspaceStatus.rejectedFor}); not served.
+   */
   rejected: { workspaceId: string; status: number }[];
   /** Ids whose register failed otherwise; they heartbeat and retry register. */
   failed: { workspaceId: string; reason: string }[];
@@ -278,13 +311,16 @@ export interface HeartbeatEventMap {
   registered: { workspaceId: string; status: number; authToken?: string };
   /**
    * The platform issued a new token for a workspace, now in use for every
-   * later request; `storedAt` says where the token store keeps it (a place,
+   * later request; `storedAt` says where the secret store keeps it (a place,
    * never the token), absent when it is kept in memory only or storing
    * failed.
    */
   "issued-token": { workspaceId: string; storedAt?: string };
-  /** A register was refused for its token; the workspace is dropped. */
-  rejected: { workspaceId: string; status: number };
+  /**
+   * A workspace was dropped: its token was refused at register (`token`,
+   * confirmed), or the platform refuses its id as malformed (`id`).
+   */
+  rejected: { workspaceId: string; status: number; reason?: "token" | "id" };
   /** A register failed otherwise; it is retried in the background. */
   "register-failed": {
     workspaceId: string;
@@ -312,8 +348,11 @@ export interface HeartbeatEventMap {
     kind: WorkspaceStateKind;
     platformStatus?: string;
   };
-  /** The platform says the workspace was deleted; it is no longer served. */
-  deleted: { workspaceId: string; platformStatus?: string };
+  /**
+   * The platform says the workspace was deleted (or, never accepted yet, its
+   * id is not the platform's: `notFound`); it is no longer served.
+   */
+  deleted: { workspaceId: string; platformStatus?: string; notFound?: boolean };
   /** The platform says the workspace is paused; its beats wait. */
   paused: { workspaceId: string };
   /** A paused workspace is live again; its beats resume. */
@@ -332,6 +371,8 @@ export type BeatFailureReason =
   | "http_5xx"
   | "rate_limited"
   | "auth"
+  | "cors"
+  | "not_platform"
   | "redirect";
 
 /**
@@ -342,9 +383,11 @@ export type BeatFailureReason =
  */
 export interface HeartbeatMetrics {
   /**
-   * Beats by outcome: `accepted` (2xx), `refused` (401/403 or another 4xx
-   * but 429), `failed` (5xx, 429, network, timeout, redirect), `skipped`
-   * (not sent: the in-flight cap was full).
+   * Beats by outcome: `accepted` (2xx with the platform's JSON), `refused`
+   * (401, a 403 with the platform's error, or another 4xx but 429),
+   * `failed` (5xx, 429, network, timeout, redirect, the CORS layer's empty
+   * 403, a 2xx that is not the platform's), `skipped` (not sent: the
+   * in-flight cap was full).
    */
   beats: { accepted: number; refused: number; failed: number; skipped: number };
   /** Beats not accepted, by reason. */
@@ -367,7 +410,7 @@ export interface HeartbeatMetrics {
   /** Requests in flight now, every kind. */
   requestsInFlight: number;
   /**
-   * Workspaces by state now (see {@link WorkspaceLifeState}):
+   * Workspaces by phase now (see {@link WorkspacePhase}):
    * `registering` (no register accepted yet), `beating` (registered and
    * served: beating or backing off), `paused`, `deleted`, `rejected` (token
    * refused at register before anything was accepted).

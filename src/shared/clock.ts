@@ -19,7 +19,7 @@ export interface Clock {
  *
  * @example
  * ```ts
- * import { systemClock } from "@molecule/heartbeat";
+ * import { systemClock } from "@molecule/heartbeat/testing";
  * const t0 = systemClock.now();
  * ```
  */

@@ -9,7 +9,7 @@
  *
  * @example An environment from a plain object, for tests
  * ```ts
- * import type { EnvReader } from "@molecule/heartbeat";
+ * import type { EnvReader } from "./env.ts";
  * const env: EnvReader = (name) => ({ WORKSPACE_ID: "ws-1" } as Record<string, string>)[name];
  * ```
  */
@@ -28,7 +28,7 @@ interface ProcessLike {
  *
  * @example
  * ```ts
- * import { processEnv } from "@molecule/heartbeat";
+ * import { processEnv } from "./env.ts";
  * const url = processEnv("PLATFORM_URL");
  * ```
  *
@@ -50,7 +50,7 @@ export function processEnv(name: string): string | undefined {
  *
  * @example
  * ```ts
- * import { envFromRecord } from "@molecule/heartbeat";
+ * import { envFromRecord } from "./env.ts";
  * const env = envFromRecord({ MOLECULE_AGENT_NAME: "scout" });
  * console.log(env("MOLECULE_AGENT_NAME")); // "scout"
  * ```

@@ -32,56 +32,14 @@ export class HeartbeatError extends Error {
 }
 
 /**
- * The platform rejected a workspace's token (HTTP 401 or 403) at register.
- *
- * The token is wrong or revoked; the operator regenerates it in the canvas
- * (Tokens tab). The library never exits the process: the caller decides.
- *
- * @example Exit with the reference's status 3
- * ```ts
- * import { register, RegisterAuthError } from "@molecule/heartbeat";
- * try {
- *   await register({
- *     platformUrl: "http://127.0.0.1:1",
- *     workspaceId: "ws-1",
- *     token: "t",
- *   });
- * } catch (e) {
- *   if (e instanceof RegisterAuthError) console.error(e.message);
- * }
- * ```
- */
-export class RegisterAuthError extends HeartbeatError {
-  /** The HTTP status the platform answered: 401 or 403. */
-  readonly status: number;
-  /** The workspace whose token was rejected. */
-  readonly workspaceId: string;
-
-  /**
-   * Creates the error; the message names the workspace, never the token.
-   *
-   * @param workspaceId The workspace whose token was rejected.
-   * @param status The HTTP status, 401 or 403.
-   */
-  constructor(workspaceId: string, status: number) {
-    super(
-      `register rejected with HTTP ${status}: the token is invalid for workspace ${workspaceId}. ` +
-        "Regenerate it from the canvas → Tokens tab.",
-    );
-    this.name = "RegisterAuthError";
-    this.status = status;
-    this.workspaceId = workspaceId;
-  }
-}
-
-/**
  * A token that cannot be sent as an HTTP header value (empty, too long, or
- * with spaces or control characters); the request is not made. The message
- * never holds the token.
+ * with spaces or control characters); the request is not made (internal:
+ * the endpoints return it as a `rejected` outcome). The message never
+ * holds the token.
  *
  * @example
  * ```ts
- * import { InvalidTokenError } from "@molecule/heartbeat";
+ * import { InvalidTokenError } from "./errors.ts";
  * const error = new InvalidTokenError();
  * console.log(error.name); // "InvalidTokenError"
  * ```
@@ -97,12 +55,12 @@ export class InvalidTokenError extends HeartbeatError {
 }
 
 /**
- * A configuration mistake: a missing or malformed setting. The message names
- * what to set or fix.
+ * A configuration mistake of the command: a missing or malformed setting
+ * (internal). The message names what to set or fix.
  *
  * @example
  * ```ts
- * import { ConfigError } from "@molecule/heartbeat";
+ * import { ConfigError } from "./errors.ts";
  * const e = new ConfigError("PLATFORM_URL is not set", "PLATFORM_URL");
  * console.log(e.setting); // "PLATFORM_URL"
  * ```

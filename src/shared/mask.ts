@@ -83,8 +83,10 @@ function forget(value: string): void {
  * Makes a text safe to echo: control characters become spaces, every
  * remembered token or secret (and every value in `extra`) is replaced by
  * `[redacted]`, and so is the start of one that the text's end cuts off.
- * With `maxLength`, the text is cut after masking, so no cut can leave part
- * of a secret. Text around a secret is kept.
+ * With `tokenLike`, so is every word that {@link looksLikeToken} (for texts
+ * that quote what an operator typed, where an unknown secret may be pasted
+ * into the wrong setting). With `maxLength`, the text is cut after masking,
+ * so no cut can leave part of a secret. Text around a secret is kept.
  *
  * @example
  * ```ts
@@ -98,7 +100,11 @@ function forget(value: string): void {
  */
 export function maskSecrets(
   text: string,
-  options: { extra?: Iterable<string>; maxLength?: number } = {},
+  options: {
+    extra?: Iterable<string>;
+    maxLength?: number;
+    tokenLike?: boolean;
+  } = {},
 ): string {
   let extra: string[] | undefined;
   let extraLongest = 0;
@@ -114,6 +120,9 @@ export function maskSecrets(
     : text.slice(0, options.maxLength + Math.max(longest, extraLongest));
   let safe = window.replace(CONTROL, " ");
   if (byPrefix.size > 0 || extra) safe = scan(safe, extra);
+  if (options.tokenLike) {
+    safe = safe.replace(WORD, (word) => looksLikeToken(word) ? REDACTED : word);
+  }
   return options.maxLength === undefined
     ? safe
     : safe.slice(0, options.maxLength);
@@ -147,4 +156,45 @@ function scan(text: string, extra: string[] | undefined): string {
     i = end - 1;
   }
   return copied === 0 ? text : out + text.slice(copied);
+}
+
+// Runs of the characters tokens are made of (base64url, hex); `/`, `.`, `+`,
+// `=` and the rest split them, so that paths and host names fall apart into
+// short words.
+const WORD = /[A-Za-z0-9_-]{20,}/g;
+const CANONICAL_UUID =
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Whether a word looks like a token or a secret rather than a name: at
+ * least 20 characters of `A-Z a-z 0-9 _ -`, not a UUID (workspace ids are
+ * UUIDs, and are named in messages), and either mixing upper-case,
+ * lower-case and digits (base64), or holding a run of 16 or more letters
+ * and digits without a `-` or `_` that mixes both (hex) or is 32 long.
+ * Names such as `MOLECULE_WORKSPACE_TOKEN_FILE`, `molecule-mcp-3f9c2a4e` or
+ * `lower-case-words-2` do not.
+ *
+ * @example
+ * ```ts
+ * import { looksLikeToken } from "./mask.ts";
+ * looksLikeToken("Qz7xK9mW2pLrVb4nHc8jTy5g"); // true
+ * looksLikeToken("3f9c2a4e8b1d4c6e9a7f1e2d"); // true
+ * looksLikeToken("MOLECULE_WORKSPACE_TOKEN_FILE"); // false
+ * looksLikeToken("3f9c2a4e-8b1d-4c6e-9a7f-1e2d3c4b5a60"); // false
+ * ```
+ *
+ * @param word A word of a text.
+ * @returns Whether to mask it.
+ */
+export function looksLikeToken(word: string): boolean {
+  if (word.length < 20 || !/^[A-Za-z0-9_-]+$/.test(word)) return false;
+  if (CANONICAL_UUID.test(word)) return false;
+  const upper = /[A-Z]/.test(word);
+  const lower = /[a-z]/.test(word);
+  const digit = /[0-9]/.test(word);
+  if (upper && lower && digit) return true;
+  return word.split(/[-_]/).some((run) =>
+    run.length >= 32 ||
+    (run.length >= 16 && /[0-9]/.test(run) && /[A-Za-z]/.test(run))
+  );
 }

@@ -28,7 +28,7 @@ export const MAX_TOKEN_LENGTH = 4096;
  *
  * @example
  * ```ts
- * import { isValidToken } from "@molecule/heartbeat";
+ * import { isValidToken } from "@molecule/heartbeat/platform";
  * isValidToken("abc-123"); // true
  * isValidToken("old\nnew"); // false
  * ```

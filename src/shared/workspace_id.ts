@@ -62,3 +62,24 @@ function hash64(text: string): string {
   }
   return a.toString(16).padStart(8, "0") + b.toString(16).padStart(8, "0");
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Whether a workspace id is a UUID, as the platform's ids are (its
+ * column's type): any other id is answered 500 by every register and
+ * heartbeat, and 400 `invalid workspace ID` by `GET /workspaces/:id`.
+ *
+ * @example
+ * ```ts
+ * import { isUuid } from "./workspace_id.ts";
+ * isUuid("3f9c2a4e-8b1d-4c6e-9a7f-1e2d3c4b5a60"); // true
+ * isUuid("ws-1"); // false
+ * ```
+ *
+ * @param id The id.
+ * @returns Whether it has the shape of a UUID.
+ */
+export function isUuid(id: string): boolean {
+  return UUID.test(id);
+}

@@ -1,18 +1,36 @@
 /**
  * Where the configs dir is: `CONFIGS_DIR`, `/configs`, or
- * `$HOME/.molecule-workspace`.
+ * `$HOME/.molecule-workspace`; and its tidying at start.
  *
  * @module
  */
-import { type EnvReader, processEnv } from "../shared/env.ts";
+import { logger } from "../shared/_logger.ts";
+import { processEnv } from "../shared/env.ts";
+import {
+  type OrphanToken,
+  recoverTemporaryTokens,
+  removeStaleTemporaryFiles,
+} from "./_atomic_file.ts";
 import { defaultFileSystem } from "./default_file_system.ts";
-import type { FileSystem } from "./file_system.ts";
+import {
+  MAX_TOKEN_STORE_FILE_BYTES,
+  SECRET_FILE_NAME,
+  TOKEN_FILE_NAME,
+} from "./file_secret_store.ts";
+import { type FileSystem, WRITE_PROBE_PREFIX } from "./file_system.ts";
 
 /** Options of {@link resolveConfigsDir}. */
 export interface ResolveConfigsDirOptions {
-  /** Where `CONFIGS_DIR` and `HOME` are read. @default {the process environment} */
-  env?: EnvReader;
-  /** File operations. @default {the adapter for this runtime} */
+  /**
+   * Reads one environment variable (`CONFIGS_DIR`, `HOME`); `undefined`
+   * when unset. @default {the process environment}
+   */
+  env?: (name: string) => string | undefined;
+  /**
+   * File operations (internal: the command's and the tests' adapter).
+   * @default {the adapter for this runtime}
+   * @ignore
+   */
   fs?: FileSystem;
   /** The in-container configs dir. @default {"/configs"} */
   containerDir?: string;
@@ -35,9 +53,10 @@ export interface ConfigsDir {
  *
  * @example
  * ```ts
- * import { envFromRecord, resolveConfigsDir } from "@molecule/heartbeat";
+ * import { resolveConfigsDir } from "@molecule/heartbeat";
+ * const configs = await Deno.makeTempDir();
  * const dir = await resolveConfigsDir({
- *   env: envFromRecord({ CONFIGS_DIR: await Deno.makeTempDir() }),
+ *   env: (name) => name === "CONFIGS_DIR" ? configs : undefined,
  * });
  * console.log(dir.path);
  * ```
@@ -73,4 +92,59 @@ export async function resolveConfigsDir(
       problem: error instanceof Error ? error.message : String(error),
     };
   }
+}
+
+/** What {@link tidyConfigsDir} did. */
+export interface ConfigsDirTidy {
+  /** Tokens that interrupted writes left in temporary files: taken or removed. */
+  orphans: OrphanToken[];
+  /** Temporary files of ours older than a minute, removed. */
+  stale: number;
+}
+
+/**
+ * Tidies a configs dir at start: first the tokens that a killed process
+ * left in temporary files are put in place or removed (one warning line
+ * each, see {@link recoverTemporaryTokens}), then every temporary file of
+ * ours older than a minute (`.auth_token*.tmp`,
+ * `.platform_inbound_secret*.tmp`, `.molecule-write-probe-*.tmp`) is
+ * removed, with one info line saying how many. Younger ones are left: a
+ * second process may be writing them. Failures are ignored.
+ *
+ * @example
+ * ```ts
+ * import { tidyConfigsDir } from "./configs_dir.ts";
+ * const dir = await Deno.makeTempDir();
+ * console.log(await tidyConfigsDir(dir)); // { orphans: [], stale: 0 }
+ * ```
+ *
+ * @param dir The configs dir.
+ * @param options File operations.
+ * @returns What was done.
+ */
+export async function tidyConfigsDir(
+  dir: string,
+  options: { fs?: FileSystem } = {},
+): Promise<ConfigsDirTidy> {
+  const fs = options.fs ?? await defaultFileSystem();
+  const clean = dir.replace(/(.)\/+$/, "$1");
+  const orphans = await recoverTemporaryTokens(
+    fs,
+    clean,
+    TOKEN_FILE_NAME,
+    MAX_TOKEN_STORE_FILE_BYTES,
+  );
+  let stale = 0;
+  for (
+    const prefix of [TOKEN_FILE_NAME, SECRET_FILE_NAME, WRITE_PROBE_PREFIX]
+  ) {
+    stale += await removeStaleTemporaryFiles(fs, clean, prefix);
+  }
+  if (stale > 0) {
+    logger.info(
+      "removed {count} temporary file(s) of ours older than a minute from {dir} (left by an interrupted write)",
+      { count: stale, dir: clean },
+    );
+  }
+  return { orphans, stale };
 }

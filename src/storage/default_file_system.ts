@@ -12,7 +12,7 @@ import { createDenoFileSystem, denoFs } from "./file_system_deno.ts";
  *
  * @example
  * ```ts
- * import { defaultFileSystem } from "@molecule/heartbeat";
+ * import { defaultFileSystem } from "./default_file_system.ts";
  * const fs = await defaultFileSystem();
  * ```
  *

@@ -1,112 +1,146 @@
 /**
- * The inbound secret on disk, at `<configs dir>/.platform_inbound_secret`.
+ * Secrets on disk: `<configs dir>/.platform_inbound_secret` and
+ * `<configs dir>/.auth_token`, or one file of each per workspace.
  *
  * @module
  */
 import { AtomicFiles } from "./_atomic_file.ts";
 import type { FileSystem } from "./file_system.ts";
-import type { SecretStore } from "./secret_store.ts";
+import type { SecretKind, SecretStore } from "./secret_store.ts";
 
-/** Most bytes read from a stored secret file. */
+/** Most bytes read from a stored inbound secret file. */
 export const MAX_SECRET_FILE_BYTES = 8 * 1024;
 
-/** The secret file's name in the configs dir. */
+/** Most bytes read from a stored token file. */
+export const MAX_TOKEN_STORE_FILE_BYTES = 16 * 1024;
+
+/** The inbound secret file's name in the configs dir. */
 export const SECRET_FILE_NAME = ".platform_inbound_secret";
+
+/** The token file's name in the configs dir: the one the command falls back to. */
+export const TOKEN_FILE_NAME = ".auth_token";
 
 /** Options of {@link FileSecretStore}. */
 export interface FileSecretStoreOptions {
   /** The configs dir; created (0700) when missing. */
   dir: string;
   /**
-   * One file per workspace, `.platform_inbound_secret.<id>` (a long or odd
-   * id is hashed into a safe name), for several
-   * workspaces in one configs dir; otherwise
-   * every workspace shares `.platform_inbound_secret`, as the reference does.
+   * One file of each kind per workspace, `.platform_inbound_secret.<id>`
+   * and `.auth_token.<id>` (a long or odd id is hashed into a safe name),
+   * for several workspaces in one configs dir; otherwise every workspace
+   * shares `.platform_inbound_secret`, as the reference does, and
+   * `.auth_token`, the file the command reads a single workspace's token
+   * from when no variable names one.
    * @default {false}
    */
   perWorkspace?: boolean;
-  /** File operations. @default {the adapter for this runtime} */
+  /**
+   * File operations (internal: the command's and the tests' adapter).
+   * @default {the adapter for this runtime}
+   * @ignore
+   */
   fs?: FileSystem;
 }
 
 /**
- * Keeps inbound secrets in files of mode 0600: each write creates a
- * temporary file with mode 0600, writes it and renames it over the target,
- * so no reader ever sees a partial or world-readable file. The directory is
- * created (0700) on every write if missing, so a configs dir that could not
- * be created at start is used once it can be.
+ * Keeps secrets in files of mode 0600: each write creates a temporary file
+ * with mode 0600, writes and flushes it, renames it over the target and
+ * flushes the directory, so no reader ever sees a partial or world-readable
+ * file. The directory is created (0700) on every write if missing, so a
+ * configs dir that could not be created at start is used once it can be.
+ * Before the first read or write of a kind, temporary files of it older
+ * than a minute (a crash between write and rename) are removed; and a
+ * token that a killed process left in a temporary file is first put in
+ * place (when the token file is missing or older) or removed, with a
+ * warning line either way. Files are written with `Deno.writeTextFile` on
+ * Deno, with `node:fs` elsewhere.
  *
  * @example
  * ```ts
  * import { FileSecretStore } from "@molecule/heartbeat";
  * const dir = await Deno.makeTempDir();
  * const store = new FileSecretStore({ dir });
- * await store.save("ws-1", "s3cr3t");
+ * await store.save("inbound-secret", "ws-1", "s3cr3t");
+ * await store.save("auth-token", "ws-1", "issued-token-value");
  * console.log(await Deno.readTextFile(`${dir}/.platform_inbound_secret`)); // "s3cr3t"
+ * console.log(store.pathFor("auth-token", "ws-1")); // `${dir}/.auth_token`
  * ```
  */
 export class FileSecretStore implements SecretStore {
   /** The configs dir. */
   readonly dir: string;
-  /** Whether each workspace has a file of its own. */
+  /** Whether each workspace has files of its own. */
   readonly perWorkspace: boolean;
-  #files: AtomicFiles;
+  #files: Record<SecretKind, AtomicFiles>;
 
   /**
-   * Creates the store; nothing is touched on disk until a save.
+   * Creates the store; nothing is touched on disk until a load or save.
    *
    * @param options Where, and how.
    */
   constructor(options: FileSecretStoreOptions) {
-    this.#files = new AtomicFiles({
-      ...options,
-      name: SECRET_FILE_NAME,
-      maxBytes: MAX_SECRET_FILE_BYTES,
-      what: "secret",
-    });
-    this.dir = this.#files.dir;
-    this.perWorkspace = this.#files.perWorkspace;
+    const where = {
+      dir: options.dir,
+      perWorkspace: options.perWorkspace,
+      fs: options.fs,
+    };
+    this.#files = {
+      "inbound-secret": new AtomicFiles({
+        ...where,
+        name: SECRET_FILE_NAME,
+        maxBytes: MAX_SECRET_FILE_BYTES,
+        what: "secret",
+      }),
+      "auth-token": new AtomicFiles({
+        ...where,
+        name: TOKEN_FILE_NAME,
+        maxBytes: MAX_TOKEN_STORE_FILE_BYTES,
+        what: "token",
+        recoverOrphans: true,
+      }),
+    };
+    this.dir = this.#files["auth-token"].dir;
+    this.perWorkspace = this.#files["auth-token"].perWorkspace;
   }
 
   /**
-   * The file a workspace's secret is kept in.
+   * The file a workspace's value of a kind is kept in.
    *
+   * @param kind What it holds.
    * @param workspaceId The workspace.
    * @returns The path.
    */
-  pathFor(workspaceId: string): string {
-    return this.#files.pathFor(workspaceId);
+  pathFor(kind: SecretKind, workspaceId: string): string {
+    return this.#of(kind).pathFor(workspaceId);
   }
 
   /**
-   * Reads a workspace's secret file.
+   * Reads a workspace's file of a kind.
    *
+   * @param kind What is asked for.
    * @param workspaceId The workspace.
-   * @returns The stored secret, trimmed, or `undefined`.
+   * @returns The stored value, trimmed, or `undefined`.
    */
-  load(workspaceId: string): Promise<string | undefined> {
-    return this.#files.load(workspaceId);
+  load(kind: SecretKind, workspaceId: string): Promise<string | undefined> {
+    return this.#of(kind).load(workspaceId);
   }
 
   /**
-   * Writes a workspace's secret atomically, with mode 0600.
+   * Writes a workspace's value atomically, with mode 0600.
    *
+   * @param kind What it is.
    * @param workspaceId The workspace.
-   * @param secret The secret; never empty.
+   * @param value The value; never empty.
    */
-  save(workspaceId: string, secret: string): Promise<void> {
-    return this.#files.save(workspaceId, secret);
+  save(kind: SecretKind, workspaceId: string, value: string): Promise<void> {
+    return this.#of(kind).save(workspaceId, value);
   }
 
-  /**
-   * Removes temporary files this store left behind (a crash between write
-   * and rename): `.platform_inbound_secret*.tmp` older than a minute, so
-   * that another process writing now is not disturbed. Runs once, before
-   * the first load or save; failures are ignored.
-   *
-   * @returns How many were removed.
-   */
-  removeStaleTemporaryFiles(): Promise<number> {
-    return this.#files.removeStale();
+  #of(kind: SecretKind): AtomicFiles {
+    const files = Object.hasOwn(this.#files, kind)
+      ? this.#files[kind]
+      : undefined;
+    if (!files) throw new TypeError(`not a kind of secret: ${String(kind)}`);
+    return files;
   }
 }

@@ -51,6 +51,13 @@ export function notRegular(path: string): FileReadError {
   );
 }
 
+/**
+ * The start of the name of the empty file an adapter's `isWritableDir` may
+ * create and remove at once (`<prefix><uuid>.tmp`): one that a crash left
+ * is removed as any stale temporary file of ours.
+ */
+export const WRITE_PROBE_PREFIX = ".molecule-write-probe-";
+
 /** File operations, one adapter per runtime. */
 export interface FileSystem {
   /**

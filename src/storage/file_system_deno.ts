@@ -3,7 +3,12 @@
  *
  * @module
  */
-import { type FileSystem, notRegular, tooLarge } from "./file_system.ts";
+import {
+  type FileSystem,
+  notRegular,
+  tooLarge,
+  WRITE_PROBE_PREFIX,
+} from "./file_system.ts";
 
 interface DenoFile {
   read(p: Uint8Array): Promise<number | null>;
@@ -58,7 +63,7 @@ export function denoFs(): DenoFsLike | undefined {
  *
  * @example
  * ```ts
- * import { createDenoFileSystem } from "@molecule/heartbeat";
+ * import { createDenoFileSystem } from "./file_system_deno.ts";
  * const fs = createDenoFileSystem();
  * console.log(await fs.readText("/nonexistent")); // undefined
  * ```
@@ -148,7 +153,7 @@ export function createDenoFileSystem(): FileSystem {
     async isWritableDir(path) {
       try {
         if (!(await deno.stat(path)).isDirectory) return false;
-        const probe = `${path}/.molecule-write-probe-${crypto.randomUUID()}`;
+        const probe = `${path}/${WRITE_PROBE_PREFIX}${crypto.randomUUID()}.tmp`;
         await deno.writeTextFile(probe, "", { mode: 0o600, createNew: true });
         await deno.remove(probe);
         return true;

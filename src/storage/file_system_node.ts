@@ -1,5 +1,6 @@
 /**
- * The `node:fs` adapter (Node, Bun, and Deno's Node compatibility).
+ * The `node:fs` adapter (Node, Bun, and Deno's Node compatibility), which
+ * `defaultFileSystem()` loads off Deno (internal).
  *
  * @module
  */
@@ -16,7 +17,7 @@ function isNotFound(e: unknown): boolean {
  *
  * @example
  * ```ts
- * import { createNodeFileSystem } from "@molecule/heartbeat/node";
+ * import { createNodeFileSystem } from "./file_system_node.ts";
  * const fs = createNodeFileSystem();
  * console.log(await fs.readText("/nonexistent")); // undefined
  * ```

@@ -45,7 +45,7 @@ export interface WatchedFile<T> {
  *
  * @example A token that follows its file
  * ```ts
- * import { watchFile } from "@molecule/heartbeat";
+ * import { watchFile } from "./watched_file.ts";
  * const path = await Deno.makeTempFile();
  * await Deno.writeTextFile(path, "token-1\n");
  * const token = await watchFile(path, (text) => text.trim());
@@ -123,7 +123,8 @@ export async function watchFile<T>(
  *
  * @example
  * ```ts
- * import { fileToken, startHeartbeat } from "@molecule/heartbeat";
+ * import { startHeartbeat } from "@molecule/heartbeat";
+ * import { fileToken } from "./watched_file.ts";
  * const path = await Deno.makeTempFile();
  * await Deno.writeTextFile(path, "token-1\n");
  * const token = await fileToken(path);
@@ -136,7 +137,7 @@ export async function watchFile<T>(
  *
  * @param path The token file.
  * @param options File operations and timing.
- * @returns A token function for {@link WorkspaceConfig.token}.
+ * @returns A token function for a workspace's `token`.
  * @throws {Error} When the file cannot be read or is empty.
  */
 export async function fileToken(

@@ -9,7 +9,9 @@
  * that creates a workspace for an unknown id, the register-failure marker
  * that degrades a workspace, its tenant guard and fixed-window rate
  * limiter, the Redis liveness key, and fault injection (401 blips of the
- * token check included). Runs on Node and on Deno.
+ * token check included). Runs on Node and on Deno. Beside it, the
+ * {@link Clock} that `startHeartbeat`'s `clock` option takes (a fake one
+ * drives a schedule without waiting), and {@link systemClock}, the real one.
  *
  * @example Test an agent against a failing platform
  * ```ts
@@ -33,3 +35,4 @@ export type {
   PlatformEmulatorOptions,
   RequestRecord,
 } from "./types.ts";
+export { type Clock, systemClock } from "../shared/clock.ts";

@@ -1,4 +1,4 @@
-import type { Clock } from "../../mod.ts";
+import type { Clock } from "../../src/testing/mod.ts";
 
 interface Timer {
   id: number;

@@ -1,4 +1,4 @@
-import type { FetchLike } from "../../mod.ts";
+import type { FetchLike } from "../../src/platform/mod.ts";
 
 /** One request the fake fetch saw. */
 export interface SeenRequest {
