@@ -198,7 +198,10 @@ const WARN_EVERY_MS = 60_000;
  * Requests a minute the fleet sends when healthy: a beat per interval per
  * workspace, plus the scheduled state questions.
  */
-export function requestsPerMinute(fleet: RetryFleet, workspaces: number): number {
+export function requestsPerMinute(
+  fleet: RetryFleet,
+  workspaces: number,
+): number {
   const beats = workspaces * (60_000 / fleet.interval);
   const polls = fleet.statePollEvery > 0 ? beats / fleet.statePollEvery : 0;
   return Math.ceil(beats + polls);

@@ -260,7 +260,6 @@ export type WorkspacePhase =
   | "rejected"
   | "removed";
 
-
 /** A snapshot of every workspace. */
 export interface HeartbeatStatus {
   /** Whether the heartbeat has been stopped. */
