@@ -64,13 +64,15 @@ async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
         const reason = maskSecrets(
           error instanceof Error ? error.message : String(error),
         );
-        // Once per workspace until the reason changes, not on every beat.
+        // Once per workspace until the reason changes, not on every beat;
+        // a fleet failing together (a full disk): one line and a summary.
         if (book.failure !== reason) {
           book.failure = reason;
-          logger.warn(
-            "could not store the inbound secret of {workspaceId}: {reason}; the next answer that carries it retries",
-            { workspaceId: ws.id, reason },
-          );
+          fleet.troubled("secret", ws, () =>
+            logger.warn(
+              "could not store the inbound secret of {workspaceId}: {reason}; the next answer that carries it retries",
+              { workspaceId: ws.id, reason },
+            ));
         }
         fleet.emit("secret-failed", { workspaceId: ws.id, reason });
         break;

@@ -7,7 +7,7 @@
 import type { BeatFailureReason } from "./types.ts";
 
 /** What kind of trouble a log line is about; lines are summarised per kind. */
-export type TroubleKind = BeatFailureReason | "register";
+export type TroubleKind = BeatFailureReason | "register" | "secret";
 
 /** Options of {@link createTroubleLog}. */
 export interface TroubleLogOptions {
@@ -31,6 +31,8 @@ export interface TroubleLog {
    * counted into the window's summary.
    */
   report(kind: TroubleKind, workspaceId: string, line: () => void): void;
+  /** Writes the summaries of the windows still open (on stop: nothing is lost). */
+  flush(): void;
 }
 
 interface Window {
@@ -77,6 +79,9 @@ export function createTroubleLog(options: TroubleLogOptions): TroubleLog {
     options.summary(kind, window.distinct.size, ids);
   };
   return {
+    flush() {
+      for (const kind of [...open.keys()]) close(kind);
+    },
     report(kind, workspaceId, line) {
       const window = open.get(kind);
       if (!window) {

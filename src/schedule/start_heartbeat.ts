@@ -318,6 +318,7 @@ export class HeartbeatHandle extends EventTarget {
     fleet.stopped = true;
     fleet.abort.abort(reason);
     fleet.deadlines.abortAll(reason);
+    fleet.trouble?.flush(); // its open windows' summaries, before the timers go
     fleet.queue.clear();
     fleet.cap.clear();
     clearRegisters(fleet);
