@@ -62,8 +62,12 @@ const withReference = python !== undefined && haveReference;
 
 type SubjectName =
   | "deno-bare"
+  | "deno-floor"
+  | "deno-floor-logtape"
   | "deno-wrapper"
   | "node-bare"
+  | "node-floor"
+  | "node-floor-logtape"
   | "node-wrapper"
   | "python-bare"
   | "reference";
@@ -81,6 +85,7 @@ interface Subject {
 const emu = await startEmulatorProcess();
 const MOD = here("../mod.ts");
 const IDLE_SCRIPT = here("./idle_script.ts");
+const FLOOR_SCRIPT = here("./floor_script.ts");
 const TOKEN = "bench-beside-token-0123456789";
 // `deno run` as a user's: its modules compiled once, in Deno's cache.
 const DENO_DIR = denoDir();
@@ -114,6 +119,29 @@ const subjects: Subject[] = ([
       spawn(denoBin, ["run", IDLE_SCRIPT], { env: quietEnv(dir), stdio }),
   },
   {
+    name: "deno-floor",
+    label:
+      "Deno, the runtime's part of any wrapper (bench/floor_script.ts: spawn, relay, a request every 20 s, a file, signals)",
+    agent: false,
+    baseline: "deno-bare",
+    start: (id, dir) =>
+      spawn(denoBin, ["run", "-A", FLOOR_SCRIPT], {
+        env: agentEnv(id, dir),
+        stdio,
+      }),
+  },
+  {
+    name: "deno-floor-logtape",
+    label: "Deno, the same and LogTape (npm) loaded and configured",
+    agent: false,
+    baseline: "deno-bare",
+    start: (id, dir) =>
+      spawn(denoBin, ["run", "-A", FLOOR_SCRIPT, "--logtape"], {
+        env: agentEnv(id, dir),
+        stdio,
+      }),
+  },
+  {
     name: "deno-wrapper",
     label: "ours on Deno (`deno run -A mod.ts -- sleep 600`)",
     agent: true,
@@ -130,6 +158,25 @@ const subjects: Subject[] = ([
     agent: false,
     start: (_id, dir) =>
       spawn(nodeBin, [IDLE_SCRIPT], { env: quietEnv(dir), stdio }),
+  },
+  {
+    name: "node-floor",
+    label: "Node, the runtime's part of any wrapper (the same script)",
+    agent: false,
+    baseline: "node-bare",
+    start: (id, dir) =>
+      spawn(nodeBin, [FLOOR_SCRIPT], { env: agentEnv(id, dir), stdio }),
+  },
+  {
+    name: "node-floor-logtape",
+    label: "Node, the same and LogTape loaded and configured",
+    agent: false,
+    baseline: "node-bare",
+    start: (id, dir) =>
+      spawn(nodeBin, [FLOOR_SCRIPT, "--logtape"], {
+        env: agentEnv(id, dir),
+        stdio,
+      }),
   },
   {
     name: "node-wrapper",
@@ -157,7 +204,8 @@ const subjects: Subject[] = ([
   ...(withReference
     ? [{
       name: "reference" as const,
-      label: `the reference (Python ${pythonVersion}: register, a heartbeat thread)`,
+      label:
+        `the reference (Python ${pythonVersion}: register, a heartbeat thread)`,
       agent: true,
       baseline: "python-bare" as const,
       start: (id: string, dir: string) => {
@@ -294,7 +342,9 @@ for (const s of subjects) {
   const c = cold[s.name];
   rows.push(
     `| ${s.label} | ${i && !i.exited ? fmt(i.rssMb) : "exited"} | ${
-      i && base && base.rssMb > 0 ? `${(i.rssMb / base.rssMb).toFixed(2)}×` : "–"
+      i && base && base.rssMb > 0
+        ? `${(i.rssMb / base.rssMb).toFixed(2)}×`
+        : "–"
     } | ${i ? fmt(i.peakRssMb) : "–"} | ${i ? fmt(i.cpuMsInIdle, 0) : "–"} | ${
       c ? fmt(median(c.firstRequestMs), 0) : "–"
     } | ${c ? fmt(median(c.firstRegisterMs), 0) : "–"} |`,

@@ -12,7 +12,8 @@
  *    `--demo -- sh -c 'exit 7'` 7 within a second of the child, a missing
  *    command 127, a rejected token 3 (against the platform emulator), a
  *    server command without `--` 2 with the hint (the installed command of
- *    step 4 too);
+ *    step 4 too); and once with exactly the README's narrow permission line
+ *    (no `-A`), `--once` against the emulator;
  * 3. a Deno program importing `jsr:@molecule/heartbeat` and
  *    `jsr:@molecule/heartbeat/testing` (directly, and after `deno add`):
  *    heartbeats against the emulator, a secret stored through the file store;
@@ -45,6 +46,8 @@ const VERSION: string = config.version;
 const JSR = `jsr:${PKG}`;
 const TOKEN = "release-check-token";
 const STEP_TIMEOUT_MS = 240_000;
+/** The workspace of step 2c, a UUID as the platform's are. */
+const PERMISSION_WS = "7d2e9c1a-4b3f-4e5d-9a8b-1c2d3e4f5a6b";
 
 /** The install commands the README shows, each run by a step below. */
 const README_COMMANDS = {
@@ -203,6 +206,47 @@ try {
   await step(
     `2b. ${README_COMMANDS.run}: exit codes with stdin held open`,
     () => exitCodeRows(["deno", "run", "-A", JSR]),
+  );
+
+  await step(
+    "2c. the README's narrow permission line, exactly (no -A): --once against the emulator",
+    async () => {
+      const readme = await Deno.readTextFile(join(root, "README.md"));
+      const block = readme.match(
+        /<!-- permissions:begin -->[\s\S]*?```sh\n([\s\S]*?)```/,
+      );
+      expect(block, "README.md has no <!-- permissions:begin --> sh block");
+      const line = block[1].replace(/\\\n/g, " ").trim().split(/\s+/);
+      expect(
+        line[0] === "deno" && line.at(-1) === JSR,
+        `the permission line does not run ${JSR}: ${line.join(" ")}`,
+      );
+      await using platform = await startPlatformEmulator({
+        workspaces: { [PERMISSION_WS]: "release-token-narrow" },
+      });
+      const configs = await emptyDir("narrow-configs");
+      // The README's placeholders, for this machine: nothing else changes.
+      const args = line.slice(1).map((word) =>
+        word.replaceAll(
+          "your-tenant.molecule.example:443",
+          new URL(platform.url).host,
+        ).replaceAll("$HOME/.molecule-workspace", configs)
+      );
+      await ok(bin("deno"), [...args, "--once"], {
+        cwd: await emptyDir("narrow"),
+        env: {
+          PLATFORM_URL: platform.url,
+          WORKSPACE_ID: PERMISSION_WS,
+          MOLECULE_WORKSPACE_TOKEN: "release-token-narrow",
+          CONFIGS_DIR: configs,
+        },
+      });
+      expect(
+        platform.requestsTo("heartbeat", PERMISSION_WS).length >= 1,
+        "no heartbeat reached the emulator",
+      );
+      return args.filter((a) => a.startsWith("--allow-")).join(" ");
+    },
   );
 
   await step("3. a Deno program importing the package from JSR", async () => {

@@ -29,8 +29,8 @@ export async function configsDirSetting(
   if (!configs.path.startsWith("/")) {
     warnings.push(
       `HOME is not set and /configs is not writable: the inbound secret goes to ${
-        `${workingDir().replace(/\/$/, "")}/${configs.path}`
-      } (set CONFIGS_DIR to choose)`,
+        workingDir().replace(/\/$/, "")
+      }/${configs.path} (set CONFIGS_DIR to choose)`,
     );
   }
   const dirInfo = await fs.stat(configs.path).catch(() => undefined);

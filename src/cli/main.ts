@@ -38,12 +38,8 @@ import {
   rememberStoredSecrets,
 } from "./known_secrets.ts";
 import { configureLogging, printError } from "./logging.ts";
-import {
-  commandArgs,
-  environment,
-  exitProcess,
-  writeStdout,
-} from "./host.ts";
+import { commandArgs, environment, exitProcess, writeStdout } from "./host.ts";
+import { permissionErrorMessage, requirePermission } from "./permissions.ts";
 import { processAdapter } from "./process_adapter.ts";
 import { followShare, shardSetting, shareOf, waitForShare } from "./shard.ts";
 import {
@@ -117,6 +113,14 @@ export async function main(context: CliContext = {}): Promise<number> {
       stdout(`molecule-heartbeat ${VERSION}\n`);
       return EXIT.ok;
     }
+    // Deno: every permission the run needs is asked before anything starts
+    // (docs/cli.md has the narrow line); the settings come first.
+    if (context.env === undefined) {
+      requirePermission(
+        { name: "env" },
+        "to read PLATFORM_URL, WORKSPACE_ID and its other settings from the environment",
+      );
+    }
     const logSet = logSettings(flags, env);
     format = logSet.format;
     const command = commandLine.command;
@@ -182,6 +186,12 @@ export async function main(context: CliContext = {}): Promise<number> {
         if (error) throw error;
       }
       configsDir = await configsDirSetting(flags, env, fs, warnings);
+      for (const name of ["read", "write"] as const) {
+        requirePermission(
+          { name, path: configsDir },
+          `to keep the inbound secret and issued tokens in the configs dir ${configsDir}`,
+        );
+      }
       // Before a token is read from it: a token a killed process left in a
       // temporary file is put in place (or removed), stale ones go.
       await tidyConfigsDir(configsDir, { fs });
@@ -201,6 +211,12 @@ export async function main(context: CliContext = {}): Promise<number> {
       platformShown = defaultUrl ?? summarizeIds([
         ...new Set(workspaces.map((w) => w.platformUrl!)),
       ]);
+      for (const url of new Set(workspaces.map((w) => w.platformUrl))) {
+        requirePermission(
+          { name: "net", host: hostAndPort(url ?? platformUrl) },
+          `to reach the platform at ${url ?? platformUrl}`,
+        );
+      }
       if (defaultUrl === undefined && orgId !== undefined) {
         warnings.push(
           "the org id (--org-id, MOLECULE_ORG_ID or MOLECULE_ORGANIZATION_ID) is not sent: it goes only to PLATFORM_URL, and every workspace here has its own platform_url",
@@ -292,6 +308,10 @@ export async function main(context: CliContext = {}): Promise<number> {
     // Wrapper mode: the child starts before register and beats, never after.
     let wrapped: Wrapped | undefined;
     if (command && tracker && wrapper) {
+      requirePermission(
+        { name: "run", command: command[0] },
+        `to start ${command[0]}`,
+      );
       const { childEnvironment, createMcpStreamTap, startWrapped } =
         await wrapper;
       try {
@@ -405,6 +425,12 @@ export async function main(context: CliContext = {}): Promise<number> {
       printError(error.message, format);
       return EXIT.config;
     }
+    // Deno refused something the checks above could not foresee.
+    const denied = permissionErrorMessage(error);
+    if (denied !== undefined) {
+      printError(denied, format);
+      return EXIT.config;
+    }
     throw error;
   } finally {
     // Everything settles well within the 2 s a supervisor allows; never wait longer.
@@ -445,14 +471,9 @@ export async function runAsMain(context: CliContext = {}): Promise<never> {
  */
 function healthBindFix(error: unknown): { fix: string; name: string } {
   const code = String((error as { code?: unknown } | undefined)?.code ?? "");
-  const name = error instanceof Error ? error.name : "";
   const text = error instanceof Error ? error.message : String(error);
-  if (name === "NotCapable" || /Requires net access/.test(text)) {
-    return {
-      fix: "allow network access (deno run -A, or --allow-net)",
-      name: "--health-port",
-    };
-  }
+  const denied = permissionErrorMessage(error);
+  if (denied !== undefined) return { fix: denied, name: "--health-port" };
   if (
     code === "EADDRINUSE" || code === "EACCES" ||
     /in use|permission denied/i.test(text)
@@ -464,6 +485,16 @@ function healthBindFix(error: unknown): { fix: string; name: string } {
       "set --health-host (MOLECULE_HEALTH_HOST) to an address of this machine, such as 127.0.0.1 or 0.0.0.0",
     name: "--health-host",
   };
+}
+
+/**
+ * A URL's host and port, the port spelled out (Deno grants network access
+ * per host and port: `--allow-net=example.com:443`).
+ */
+function hostAndPort(url: string): string {
+  const u = new URL(url);
+  const port = u.port || (u.protocol === "https:" ? "443" : "80");
+  return `${u.hostname}:${port}`;
 }
 
 /**
