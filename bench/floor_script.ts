@@ -40,15 +40,18 @@ const nodeProcess = (globalThis as unknown as {
     stderr: unknown;
   };
 }).process;
-const env = (name: string) =>
-  deno ? deno.env.get(name) : nodeProcess.env[name];
+const env = (name: string) => deno ? deno.env.get(name) : nodeProcess.env[name];
 const args = deno ? deno.args : nodeProcess.argv.slice(2);
 
 if (args.includes("--logtape")) {
   const { configure, getLogger } = await import("@logtape/logtape");
   await configure({
     sinks: { stderr: () => {} },
-    loggers: [{ category: ["floor"], lowestLevel: "warning", sinks: ["stderr"] }],
+    loggers: [{
+      category: ["floor"],
+      lowestLevel: "warning",
+      sinks: ["stderr"],
+    }],
   });
   getLogger(["floor"]).info("started");
 }
