@@ -58,9 +58,9 @@ interface Window {
  *   later: (_ms, fn) => queueMicrotask(fn),
  *   summary: (kind, count, ids) => lines.push(`${count} more ${kind}: ${ids}`),
  * });
- * for (const id of ["a", "b", "c"]) log.report("5xx", id, () => lines.push(`${id} failed`));
+ * for (const id of ["a", "b", "c"]) log.report("http_5xx", id, () => lines.push(`${id} failed`));
  * await Promise.resolve();
- * console.log(lines); // ["a failed", "2 more 5xx: b, c"]
+ * console.log(lines); // ["a failed", "2 more http_5xx: b, c"]
  * ```
  *
  * @param options Clock, timer and where the summary goes.
