@@ -1,10 +1,15 @@
 // Beside one MCP server: the footprint of the wrapper serving one workspace
-// at 20 s, against the same runtime running a script that only waits
-// (bench/idle_script.ts, loaded the same way) and against the Python
-// reference (register, then one heartbeat thread), all in one run.
+// at 20 s (`deno run -A mod.ts -- sleep 600`, `node mod.ts -- sleep 600`),
+// against the same runtime running a script that only waits
+// (bench/idle_script.ts, loaded the same way), against the runtime's part of
+// any wrapper (bench/floor_script.ts, without and with LogTape), and against
+// the Python reference (register, then one heartbeat thread), all in one run.
+// `deno run` uses Deno's cache as a user has it (DENO_DIR), not an empty one.
 //
 //   node bench/beside_mcp.ts [out.json] [--idle 20] [--cold 5]
-//     [--subjects deno-bare,deno-wrapper,node-bare,node-wrapper,python-bare,reference]
+//     [--subjects deno-bare,deno-floor,deno-floor-logtape,deno-wrapper,
+//                 node-bare,node-floor,node-floor-logtape,node-wrapper,
+//                 python-bare,reference]
 //
 // Two phases, against the emulator in a process of its own on loopback:
 //
