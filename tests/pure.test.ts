@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { buildAgentCard } from "../src/platform/mod.ts";
 import { buildHeartbeatBody } from "../src/platform/heartbeat.ts";
 import { envFromRecord } from "../src/shared/env.ts";
-import { parseRetryAfter } from "../src/platform/_retry_after.ts";
+import { parseRetryAfter } from "../src/platform/http.ts";
 import { abortedByCaller, maskForLog } from "../src/platform/http.ts";
 import { classifyAnswer } from "../src/platform/outcome.ts";
 import { authFailureLevel } from "../src/schedule/_beat.ts";

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { MAX_BODY_BYTES } from "../shared/constants.ts";
+import { concatBytes } from "../shared/_bytes.ts";
+import { MAX_BODY_BYTES, REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
 import { InvalidTokenError } from "../shared/errors.ts";
 import {
   isRememberedSecret,
@@ -17,7 +18,6 @@ import {
   resolveToken,
   type TokenSource,
 } from "../shared/token.ts";
-import { parseRetryAfter } from "./_retry_after.ts";
 
 /** The `fetch` function the library calls; inject one in tests. */
 export type FetchLike = (
@@ -54,10 +54,10 @@ export interface PlatformAnswer {
   location: string | undefined;
 }
 
-/** Options of {@link postJson}. */
-export interface PostJsonOptions {
-  /** The platform base URL, no trailing slash; its origin is sent as `Origin`. */
-  baseUrl: string;
+/** What every endpoint call takes besides its own fields. */
+export interface EndpointOptions {
+  /** The platform base URL (a trailing `/` is removed); its origin is sent as `Origin`. */
+  platformUrl: string;
   /**
    * The `Origin` header to send instead of the base URL's origin; `""`
    * sends none. The platform's CORS layer refuses (403, empty body) an
@@ -65,21 +65,17 @@ export interface PostJsonOptions {
    * @default {the base URL's origin}
    */
   origin?: string;
-  /** The path, such as `/registry/heartbeat`. */
-  path: string;
   /**
    * The bearer token, or a function asked for it (waited for only as long
    * as `signal` and `timeoutMs` allow); no `Authorization` when absent.
    */
-  token: TokenSource | undefined;
-  /** The JSON body. */
-  body: unknown;
+  token?: TokenSource;
   /**
    * Time limit of the request, in ms; 0 sets no timer of its own, for a
    * caller whose `signal` already carries a deadline (an
-   * `AbortSignal.timeout`, shared by several requests).
+   * `AbortSignal.timeout`, shared by several requests). @default {10000}
    */
-  timeoutMs: number;
+  timeoutMs?: number;
   /**
    * Aborts the request. Aborted with a `TimeoutError`, it counts as a
    * timeout, as `AbortSignal.timeout` does.
@@ -101,10 +97,12 @@ export interface PostJsonOptions {
   init?: Record<string, unknown>;
 }
 
-/** Options of {@link requestJson}: those of {@link postJson}, any method. */
-export interface RequestJsonOptions extends Omit<PostJsonOptions, "body"> {
+/** Options of {@link requestJson}. */
+export interface RequestJsonOptions extends EndpointOptions {
   /** The method. */
   method: "GET" | "POST";
+  /** The path, such as `/registry/heartbeat`. */
+  path: string;
   /** The JSON body (POST only). */
   body?: unknown;
 }
@@ -133,9 +131,15 @@ const decoder = new TextDecoder();
  * @returns The answer.
  */
 export function postJson(
-  options: PostJsonOptions,
+  options: Omit<RequestJsonOptions, "method" | "platformUrl"> & {
+    baseUrl: string;
+  },
 ): Promise<PlatformAnswer> {
-  return requestJson({ ...options, method: "POST" });
+  return requestJson({
+    ...options,
+    platformUrl: options.baseUrl,
+    method: "POST",
+  });
 }
 
 /**
@@ -149,7 +153,7 @@ export function postJson(
  * import { requestJson } from "./http.ts";
  * const answer = await requestJson({
  *   method: "GET",
- *   baseUrl: "http://127.0.0.1:8080",
+ *   platformUrl: "http://127.0.0.1:8080",
  *   path: "/workspaces/ws-1/state",
  *   token: "t",
  *   timeoutMs: 10_000,
@@ -162,16 +166,17 @@ export function postJson(
 export async function requestJson(
   options: RequestJsonOptions,
 ): Promise<PlatformAnswer> {
-  const signal = options.timeoutMs <= 0
+  const baseUrl = trimBaseUrl(options.platformUrl);
+  const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
+  const signal = timeoutMs <= 0
     ? options.signal
     : options.signal
-    ? AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)])
-    : AbortSignal.timeout(options.timeoutMs);
-  const fetchFn = options.fetch ?? globalThis.fetch;
+    ? AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)])
+    : AbortSignal.timeout(timeoutMs);
   const token = typeof options.token === "string" || options.token === undefined
     ? options.token
     : await resolveToken(options.token, signal);
-  const origin = options.origin ?? originOf(options.baseUrl);
+  const origin = options.origin ?? originOf(baseUrl);
   const headers: Record<string, string> = origin === ""
     ? {}
     : { "Origin": origin };
@@ -199,7 +204,10 @@ export async function requestJson(
   };
   // (Not a spread in the literal: a plain literal is what every beat builds.)
   if (options.init) Object.assign(init, options.init);
-  const request = fetchFn(options.baseUrl + options.path, init);
+  const request = (options.fetch ?? globalThis.fetch)(
+    baseUrl + options.path,
+    init,
+  );
   // An injected fetch is raced against the signal too: one that ignores its
   // signal (some polyfills do) must not hold a beat, or a stop, forever.
   // The runtime's own honours it (and the race costs a listener a request).
@@ -208,13 +216,11 @@ export async function requestJson(
     : await raceSignal(request, signal);
   const { bytes, oversized } = await readCapped(response, MAX_BODY_BYTES);
   const text = bytes ? decoder.decode(bytes) : "";
-  let json: unknown = undefined;
-  if (text !== "") {
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+  let json: unknown;
+  try {
+    json = text === "" ? undefined : JSON.parse(text);
+  } catch {
+    // not JSON
   }
   const status = response.status;
   const plain = status >= 200 && status < 300;
@@ -230,6 +236,7 @@ export async function requestJson(
   if (status === 429) {
     retryAfterMs = rateLimitWait(response, json, retryAfterMs);
   }
+  const location = plain ? null : response.headers.get("location");
   return {
     status,
     json,
@@ -245,14 +252,14 @@ export async function requestJson(
     ...(plain && !isRecord(json)
       ? { contentType: response.headers.get("content-type") ?? "" }
       : {}),
-    location: plain
+    location: location === null
       ? undefined
-      : maskLocation(response.headers.get("location")),
+      : maskSecrets(location, { maxLength: 300 }),
   };
 }
 
 /** The least a 429 is waited out, in ms: `Retry-After` is truncated and can be 0 while the window is still full. */
-export const RATE_LIMIT_MIN_WAIT_MS = 1_000;
+const RATE_LIMIT_MIN_WAIT_MS = 1_000;
 
 /**
  * How long a 429 asks to wait, in ms: the longest of `Retry-After`, the
@@ -278,10 +285,32 @@ function rateLimitWait(
   return Math.max(RATE_LIMIT_MIN_WAIT_MS, ms);
 }
 
-function maskLocation(location: string | null): string | undefined {
-  return location === null
-    ? undefined
-    : maskSecrets(location, { maxLength: 300 });
+/**
+ * Parses a `Retry-After` header: delay-seconds or an HTTP date.
+ *
+ * @example
+ * ```ts
+ * import { parseRetryAfter } from "./http.ts";
+ * parseRetryAfter("5"); // 5000
+ * parseRetryAfter("soon"); // undefined
+ * ```
+ *
+ * @param value The header's value, or `null` when absent.
+ * @param now The current time as epoch milliseconds. @default {Date.now()}
+ * @returns Milliseconds to wait (never negative), or `undefined` when absent
+ * or unreadable.
+ */
+export function parseRetryAfter(
+  value: string | null | undefined,
+  now: number = Date.now(),
+): number | undefined {
+  if (value == null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  if (!/[a-z]/i.test(text)) return undefined;
+  const date = Date.parse(text);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - now);
 }
 
 /** The last base URL's origin: the same few base URLs are used on every beat. */
@@ -336,14 +365,10 @@ async function readCapped(
   } finally {
     reader.releaseLock();
   }
-  if (chunks.length === 1) return { bytes: chunks[0], oversized: false };
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return { bytes, oversized: false };
+  return {
+    bytes: chunks.length === 1 ? chunks[0] : concatBytes(chunks, total),
+    oversized: false,
+  };
 }
 
 /**
@@ -394,4 +419,42 @@ export function maskForLog(text: string, secret: string): string {
  */
 export function trimBaseUrl(url: string): string {
   return url.replace(/\/+$/, "");
+}
+
+/**
+ * One endpoint's request (see {@link requestJson}): the answer, or the
+ * network error or timeout as `{ error }`; only an abort through `signal`
+ * rejects, with the signal's reason.
+ *
+ * @example
+ * ```ts
+ * import { callEndpoint } from "./http.ts";
+ * const got = await callEndpoint(
+ *   { platformUrl: "http://127.0.0.1:9/", token: "t" },
+ *   "GET",
+ *   "/workspaces/ws-1",
+ * );
+ * console.log("error" in got); // true: nothing listens there
+ * ```
+ *
+ * @param options Where, with what, and how long to wait.
+ * @param method The method.
+ * @param path The path, such as `/registry/heartbeat`.
+ * @param body The JSON body of a POST.
+ * @returns The answer, or what failed.
+ */
+export async function callEndpoint(
+  options: EndpointOptions,
+  method: "GET" | "POST",
+  path: string,
+  body?: unknown,
+): Promise<{ answer: PlatformAnswer } | { error: unknown }> {
+  try {
+    return {
+      answer: await requestJson({ ...options, method, path, body }),
+    };
+  } catch (error) {
+    if (abortedByCaller(options.signal)) throw options.signal!.reason;
+    return { error };
+  }
 }

@@ -29,8 +29,12 @@ export {
   type RegisterOptions,
   type RegisterResult,
 } from "./register.ts";
-export { sendHeartbeat, type SendHeartbeatOptions } from "./send_heartbeat.ts";
-export type { HeartbeatResult, HeartbeatStats } from "./heartbeat.ts";
+export {
+  type HeartbeatResult,
+  type HeartbeatStats,
+  sendHeartbeat,
+  type SendHeartbeatOptions,
+} from "./heartbeat.ts";
 export {
   fetchWorkspaceState,
   type FetchWorkspaceStateOptions,

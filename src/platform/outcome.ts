@@ -165,3 +165,59 @@ function withTlsHint(reason: string): string {
   return `${reason} (the platform's TLS certificate is not trusted here: for a private CA, ` +
     "pass its PEM file with DENO_CERT=/path/ca.pem or --cert on Deno, or NODE_EXTRA_CA_CERTS=/path/ca.pem on Node)";
 }
+
+/**
+ * The origin (scheme, host, port) of a base URL that may carry a path; the
+ * text itself when it is no URL.
+ *
+ * @example
+ * ```ts
+ * import { originOf } from "./outcome.ts";
+ * originOf("https://molecule.example/api"); // "https://molecule.example"
+ * ```
+ *
+ * @param url The base URL.
+ * @returns Its origin.
+ */
+export function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * What to do about a `cors` or `not-platform` outcome, for its error line
+ * (naming the `Origin` sent); `""` for any other kind.
+ *
+ * @example
+ * ```ts
+ * import { cureOf } from "./outcome.ts";
+ * cureOf("not-platform", "https://example.com"); // ". https://example.com answered; set PLATFORM_URL …"
+ * ```
+ *
+ * @param kind The outcome's kind.
+ * @param platformUrl The platform base URL the request went to.
+ * @param origin The `Origin` option (`""`: none sent); `undefined`: the platform URL's origin.
+ * @returns The cure, starting with `. `, or `""`.
+ */
+export function cureOf(
+  kind: OutcomeKind,
+  platformUrl: string,
+  origin?: string,
+): string {
+  if (kind === "cors") {
+    origin ??= originOf(platformUrl);
+    return `. The Origin sent is ${
+      origin === "" ? "(none)" : origin
+    }: the platform accepts only http(s):// + the Host header it receives, or an origin in its CORS_ORIGINS. ` +
+      "Cures: have the reverse proxy pass the Host header unchanged (nginx: proxy_set_header Host $host), " +
+      "or add the origin to the platform's CORS_ORIGINS; or send the origin the platform sees with the origin option " +
+      '(--origin, MOLECULE_ORIGIN; "" sends none)';
+  }
+  if (kind === "not-platform") {
+    return `. ${platformUrl} answered; set PLATFORM_URL to the platform's API base URL`;
+  }
+  return "";
+}

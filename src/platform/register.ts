@@ -4,13 +4,7 @@
  * @module
  */
 import { type AgentCard, buildAgentCard } from "./agent_card.ts";
-import { REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
-import {
-  abortedByCaller,
-  type FetchLike,
-  postJson,
-  trimBaseUrl,
-} from "./http.ts";
+import { callEndpoint, type FetchLike } from "./http.ts";
 import { isRecord } from "../shared/_json.ts";
 import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
 import { maskSecrets } from "../shared/mask.ts";
@@ -96,31 +90,16 @@ export interface RegisterResult extends Outcome {
 export async function register(
   options: RegisterOptions,
 ): Promise<RegisterResult> {
-  const baseUrl = trimBaseUrl(options.platformUrl);
-  let outcome: Outcome;
-  try {
-    const answer = await postJson({
-      baseUrl,
-      path: "/registry/register",
-      token: options.token,
-      origin: options.origin,
-      body: {
-        id: options.workspaceId,
-        url: "",
-        agent_card: options.agentCard ?? buildAgentCard(options.workspaceId),
-        delivery_mode: "poll",
-        ...(options.mcpServerPresent ? { mcp_server_present: true } : {}),
-      },
-      timeoutMs: options.timeoutMs ?? REQUEST_TIMEOUT_MS,
-      signal: options.signal,
-      fetch: options.fetch,
-      init: options.init,
-    });
-    outcome = classifyAnswer(answer);
-  } catch (error) {
-    if (abortedByCaller(options.signal)) throw options.signal!.reason;
-    outcome = classifyError(error);
-  }
+  const got = await callEndpoint(options, "POST", "/registry/register", {
+    id: options.workspaceId,
+    url: "",
+    agent_card: options.agentCard ?? buildAgentCard(options.workspaceId),
+    delivery_mode: "poll",
+    ...(options.mcpServerPresent ? { mcp_server_present: true } : {}),
+  });
+  let outcome = "error" in got
+    ? classifyError(got.error)
+    : classifyAnswer(got.answer);
   // A 403 with the platform's error at register (`kind: "platform"`
   // refused) is the request, not the token: a configuration problem.
   if (outcome.kind === "auth" && outcome.status === 403) {

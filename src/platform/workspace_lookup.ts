@@ -7,7 +7,7 @@
  */
 import type { TokenSource } from "../shared/token.ts";
 import type { FetchLike } from "./http.ts";
-import { CORS_REASON, getWorkspace } from "./_workspace_get.ts";
+import { getWorkspace } from "./workspace_state.ts";
 
 /**
  * What the lookup says:
@@ -95,27 +95,18 @@ export interface LookupWorkspaceOptions {
 export async function lookupWorkspace(
   options: LookupWorkspaceOptions,
 ): Promise<WorkspaceLookup> {
-  const got = await getWorkspace({ ...options, suffix: "" });
-  if ("reason" in got) return { kind: "unknown", reason: got.reason };
-  const { base, json } = got;
-  const { status, platformStatus } = base;
-  if (status === 403 && typeof json.error !== "string") {
-    return { kind: "unknown", ...base, cors: true, reason: CORS_REASON };
-  }
-  if (status === 410) return { kind: "deleted", ...base };
-  if (status === 400 && json.error === "invalid workspace ID") {
-    return { kind: "invalid", ...base };
-  }
-  // The platform's own 404 says so in JSON ({"error":"workspace not found"});
-  // its tenant guard answers a wrong org id with a bare 404, and a firewall
-  // with a page of its own: those prove nothing.
-  if (status === 404 && typeof json.error === "string") {
-    return { kind: "deleted", ...base };
-  }
-  if (status >= 200 && status < 300) {
-    // A soft-deleted row some platforms still serve with 200.
-    if (platformStatus === "removed") return { kind: "deleted", ...base };
-    return { kind: "exists", ...base };
-  }
-  return { kind: "unknown", ...base, reason: `HTTP ${status}` };
+  return await getWorkspace(options, "", (status, json, platformStatus) => {
+    if (status === 410) return "deleted";
+    if (status === 400 && json.error === "invalid workspace ID") {
+      return "invalid";
+    }
+    // The platform's own 404 says so in JSON ({"error":"workspace not found"});
+    // its tenant guard answers a wrong org id with a bare 404, and a firewall
+    // with a page of its own: those prove nothing.
+    if (status === 404 && typeof json.error === "string") return "deleted";
+    if (status >= 200 && status < 300) {
+      // A soft-deleted row some platforms still serve with 200.
+      return platformStatus === "removed" ? "deleted" : "exists";
+    }
+  });
 }

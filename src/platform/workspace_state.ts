@@ -4,9 +4,10 @@
  *
  * @module
  */
+import { isRecord } from "../shared/_json.ts";
 import type { TokenSource } from "../shared/token.ts";
-import type { FetchLike } from "./http.ts";
-import { CORS_REASON, getWorkspace } from "./_workspace_get.ts";
+import { callEndpoint, type EndpointOptions, type FetchLike } from "./http.ts";
+import { classifyError } from "./outcome.ts";
 
 /**
  * What the platform says of a workspace:
@@ -94,25 +95,86 @@ export interface FetchWorkspaceStateOptions {
 export async function fetchWorkspaceState(
   options: FetchWorkspaceStateOptions,
 ): Promise<WorkspaceState> {
-  const got = await getWorkspace({ ...options, suffix: "/state" });
-  if ("reason" in got) return { kind: "unknown", reason: got.reason };
-  const { base, json } = got;
-  const { status, platformStatus } = base;
+  return await getWorkspace(
+    options,
+    "/state",
+    (status, json, platformStatus) => {
+      if (status === 401 || status === 403) return "auth";
+      if (
+        json.deleted === true &&
+        (status === 404 || status === 200 || status === 410)
+      ) {
+        return "deleted";
+      }
+      if (status >= 200 && status < 300) {
+        if (json.paused === true) return "paused";
+        if (json.deleted === false || json.paused === false || platformStatus) {
+          return "online";
+        }
+      }
+    },
+  );
+}
+
+/** Why a 403 with an empty body proves nothing of the workspace or its token. */
+const CORS_REASON =
+  "HTTP 403 with an empty body: the platform's CORS layer refused the Origin sent (a reverse proxy that rewrites Host, or an Origin not in its CORS_ORIGINS); not the token";
+
+/**
+ * GETs the workspace's path (`suffix` after `/workspaces/:id`) and reads
+ * the answer (internal: the part the lifecycle calls share): `kindOf` names what a status and the JSON object (`{}` when
+ * none) mean; `unknown`, with a reason, after a network error or a timeout,
+ * when the platform's CORS layer refused it (`cors`), or when `kindOf`
+ * names nothing. `platformStatus` is the body's `status` (64 characters at
+ * most). Never throws for an answer or a network error; only an abort
+ * through `signal` rejects.
+ *
+ * @example
+ * ```ts
+ * import { getWorkspace } from "./workspace_state.ts";
+ * const got = await getWorkspace(
+ *   { platformUrl: "http://127.0.0.1:9", workspaceId: "ws-1" },
+ *   "/state",
+ *   (status) => status === 200 ? "online" : undefined,
+ * );
+ * console.log(got.kind); // "unknown": nothing listens there
+ * ```
+ *
+ * @param options Where, which workspace, and how long to wait.
+ * @param suffix The path after `/workspaces/:id`, such as `/state`; `""` for the workspace itself.
+ * @param kindOf What an answer means.
+ * @returns What the platform says.
+ */
+export async function getWorkspace<K extends string>(
+  options: EndpointOptions & { workspaceId: string },
+  suffix: string,
+  kindOf: (
+    status: number,
+    json: Record<string, unknown>,
+    platformStatus: string | undefined,
+  ) => K | undefined,
+): Promise<Omit<WorkspaceState, "kind"> & { kind: K | "unknown" }> {
+  const got = await callEndpoint(
+    options,
+    "GET",
+    `/workspaces/${encodeURIComponent(options.workspaceId)}${suffix}`,
+  );
+  if ("error" in got) {
+    return { kind: "unknown", reason: classifyError(got.error).reason };
+  }
+  const { status, rateLimit } = got.answer;
+  const json = isRecord(got.answer.json) ? got.answer.json : {};
+  const platformStatus = typeof json.status === "string"
+    ? json.status.slice(0, 64)
+    : undefined;
+  const base: Omit<WorkspaceState, "kind"> = { status };
+  if (platformStatus !== undefined) base.platformStatus = platformStatus;
+  if (rateLimit !== undefined) base.rateLimit = rateLimit;
   if (status === 403 && typeof json.error !== "string") {
     return { kind: "unknown", ...base, cors: true, reason: CORS_REASON };
   }
-  if (status === 401 || status === 403) return { kind: "auth", ...base };
-  if (
-    json.deleted === true &&
-    (status === 404 || status === 200 || status === 410)
-  ) {
-    return { kind: "deleted", ...base };
-  }
-  if (status >= 200 && status < 300) {
-    if (json.paused === true) return { kind: "paused", ...base };
-    if (json.deleted === false || json.paused === false || platformStatus) {
-      return { kind: "online", ...base };
-    }
-  }
-  return { kind: "unknown", ...base, reason: `HTTP ${status}` };
+  const kind = kindOf(status, json, platformStatus);
+  return kind
+    ? { kind, ...base }
+    : { kind: "unknown", ...base, reason: `HTTP ${status}` };
 }

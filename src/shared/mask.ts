@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isUuid } from "./workspace_id.ts";
 
 /** Values shorter than this are no credential; masking them would garble text. */
 export const MIN_MASKED_LENGTH = 6;
@@ -162,8 +163,6 @@ function scan(text: string, extra: string[] | undefined): string {
 // `=` and the rest split them, so that paths and host names fall apart into
 // short words.
 const WORD = /[A-Za-z0-9_-]{20,}/g;
-const CANONICAL_UUID =
-  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Whether a word looks like a token or a secret rather than a name: at
@@ -188,7 +187,7 @@ const CANONICAL_UUID =
  */
 export function looksLikeToken(word: string): boolean {
   if (word.length < 20 || !/^[A-Za-z0-9_-]+$/.test(word)) return false;
-  if (CANONICAL_UUID.test(word)) return false;
+  if (isUuid(word)) return false;
   const upper = /[A-Z]/.test(word);
   const lower = /[a-z]/.test(word);
   const digit = /[0-9]/.test(word);

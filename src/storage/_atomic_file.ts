@@ -8,12 +8,10 @@
 import { logger } from "../shared/_logger.ts";
 import { HeartbeatError } from "../shared/errors.ts";
 import { isValidToken } from "../shared/token.ts";
-import { workspaceFileName } from "../shared/workspace_id.ts";
-import { defaultFileSystem } from "./default_file_system.ts";
 import type { FileSystem } from "./file_system.ts";
 
 /** Temporary files of ours older than this are left-overs of a crash. */
-export const STALE_TEMP_MS = 60_000;
+const STALE_TEMP_MS = 60_000;
 
 /** A temporary file of {@link writeFileAtomic}: `<target>.<uuid>.tmp`. */
 const TEMP_SUFFIX =
@@ -123,7 +121,7 @@ export async function writeFileAtomic(
     await fs.remove(tmp).catch(() => {});
     throw new FileWriteError(target, error, tmp);
   }
-  await fs.syncDir?.(dir); // the rename itself survives a crash
+  await fs.syncDir(dir); // the rename itself survives a crash
 }
 
 /**
@@ -149,7 +147,6 @@ export async function removeStaleTemporaryFiles(
   dir: string,
   prefix: string,
 ): Promise<number> {
-  if (!fs.list) return 0;
   let removed = 0;
   try {
     for (const name of await fs.list(dir)) {
@@ -208,7 +205,6 @@ export async function recoverTemporaryTokens(
   prefix: string,
   maxBytes = 16 * 1024,
 ): Promise<OrphanToken[]> {
-  if (!fs.list) return [];
   let names: string[];
   try {
     names = await fs.list(dir);
@@ -233,7 +229,7 @@ export async function recoverTemporaryTokens(
     try {
       if (take) {
         await fs.rename(temp, target);
-        await fs.syncDir?.(dir);
+        await fs.syncDir(dir);
       } else await fs.remove(temp);
     } catch {
       continue;
@@ -252,108 +248,4 @@ export async function recoverTemporaryTokens(
     }
   }
   return done;
-}
-
-/** Options of {@link AtomicFiles}. */
-export interface AtomicFilesOptions {
-  /** The dir the files live in; created (0700) when missing. */
-  dir: string;
-  /** The file's name (every workspace's, or the prefix of each one's). */
-  name: string;
-  /** `<name>.<id>` for each workspace, or `<name>` for all. @default {false} */
-  perWorkspace?: boolean;
-  /** Most bytes a file may hold to be read. */
-  maxBytes: number;
-  /** What a file holds, for the empty-value error ("secret", "token"). */
-  what: string;
-  /** File operations. @default {the adapter for this runtime} */
-  fs?: FileSystem;
-  /**
-   * Before the first read or write, take or remove the tokens interrupted
-   * writes left in temporary files ({@link recoverTemporaryTokens}).
-   * @default {false}
-   */
-  recoverOrphans?: boolean;
-}
-
-/**
- * A small file per workspace (or one for all) in a dir: read bounded and
- * trimmed, written with {@link writeFileAtomic}, stale temporary files of
- * ours removed once before the first read or write (and, for tokens, the
- * ones an interrupted write left taken or removed first). What
- * `FileSecretStore` is made of: one per kind of secret.
- */
-export class AtomicFiles {
-  /** The dir, without a trailing `/`. */
-  readonly dir: string;
-  /** Whether each workspace has a file of its own. */
-  readonly perWorkspace: boolean;
-  #name: string;
-  #maxBytes: number;
-  #what: string;
-  #fs: Promise<FileSystem>;
-  #tidied: Promise<void> | undefined;
-  #recoverOrphans: boolean;
-
-  /** @param options Where, which name, how much. */
-  constructor(options: AtomicFilesOptions) {
-    this.dir = options.dir.replace(/(.)\/+$/, "$1");
-    this.perWorkspace = options.perWorkspace ?? false;
-    this.#name = options.name;
-    this.#maxBytes = options.maxBytes;
-    this.#what = options.what;
-    this.#recoverOrphans = options.recoverOrphans ?? false;
-    this.#fs = options.fs ? Promise.resolve(options.fs) : defaultFileSystem();
-  }
-
-  /** The file a workspace's value is kept in. */
-  pathFor(workspaceId: string): string {
-    const name = this.perWorkspace
-      ? `${this.#name}.${workspaceFileName(workspaceId)}`
-      : this.#name;
-    return `${this.dir}/${name}`;
-  }
-
-  /** A workspace's value, trimmed; `undefined` when there is none. */
-  async load(workspaceId: string): Promise<string | undefined> {
-    await this.#tidy();
-    const text = await (await this.#fs).readText(this.pathFor(workspaceId), {
-      maxBytes: this.#maxBytes,
-    });
-    const value = text?.trim();
-    return value ? value : undefined;
-  }
-
-  /** Writes a workspace's value atomically, with mode 0600. */
-  async save(workspaceId: string, value: string): Promise<void> {
-    if (value === "") {
-      throw new TypeError(`an empty ${this.#what} is never written`);
-    }
-    const fs = await this.#fs;
-    await this.#tidy();
-    await writeFileAtomic(fs, this.dir, this.pathFor(workspaceId), value);
-  }
-
-  /** Removes stale temporary files of ours; see {@link removeStaleTemporaryFiles}. */
-  async removeStale(): Promise<number> {
-    return await removeStaleTemporaryFiles(
-      await this.#fs,
-      this.dir,
-      this.#name,
-    );
-  }
-
-  #tidy(): Promise<void> {
-    return this.#tidied ??= (async () => {
-      if (this.#recoverOrphans) {
-        await recoverTemporaryTokens(
-          await this.#fs,
-          this.dir,
-          this.#name,
-          this.#maxBytes,
-        );
-      }
-      await this.removeStale();
-    })();
-  }
 }

@@ -70,22 +70,20 @@ export async function resolveConfigsDir(
   const env = options.env ?? processEnv;
   const fs = options.fs ?? await defaultFileSystem();
   const explicit = (env("CONFIGS_DIR") ?? "").trim();
-  let path: string;
-  if (explicit) path = explicit;
-  else if (await fs.isWritableDir(options.containerDir ?? "/configs")) {
-    return { path: options.containerDir ?? "/configs" };
-  } else {
-    const home = (env("HOME") ?? env("USERPROFILE") ?? "").trim();
-    path = home
-      ? `${home.replace(/\/+$/, "")}/.molecule-workspace`
-      : ".molecule-workspace";
+  const container = options.containerDir ?? "/configs";
+  if (!explicit && await fs.isWritableDir(container)) {
+    return { path: container };
   }
+  const home = explicit ? "" : (env("HOME") ?? env("USERPROFILE") ?? "").trim();
+  const path = explicit ||
+    (home
+      ? `${home.replace(/\/+$/, "")}/.molecule-workspace`
+      : ".molecule-workspace");
   try {
     await fs.mkdirp(path, 0o700);
-    if (!(await fs.isWritableDir(path))) {
-      return { path, problem: "the directory is not writable" };
-    }
-    return { path };
+    return await fs.isWritableDir(path)
+      ? { path }
+      : { path, problem: "the directory is not writable" };
   } catch (error) {
     return {
       path,

@@ -4,7 +4,13 @@
  *
  * @module
  */
-import { AtomicFiles } from "./_atomic_file.ts";
+import { workspaceFileName } from "../shared/workspace_id.ts";
+import {
+  recoverTemporaryTokens,
+  removeStaleTemporaryFiles,
+  writeFileAtomic,
+} from "./_atomic_file.ts";
+import { defaultFileSystem } from "./default_file_system.ts";
 import type { FileSystem } from "./file_system.ts";
 import type { SecretKind, SecretStore } from "./secret_store.ts";
 
@@ -67,11 +73,12 @@ export interface FileSecretStoreOptions {
  * ```
  */
 export class FileSecretStore implements SecretStore {
-  /** The configs dir. */
+  /** The configs dir, without a trailing `/`. */
   readonly dir: string;
   /** Whether each workspace has files of its own. */
   readonly perWorkspace: boolean;
-  #files: Record<SecretKind, AtomicFiles>;
+  #fs: Promise<FileSystem>;
+  #tidied: Partial<Record<SecretKind, Promise<void>>> = {};
 
   /**
    * Creates the store; nothing is touched on disk until a load or save.
@@ -79,28 +86,9 @@ export class FileSecretStore implements SecretStore {
    * @param options Where, and how.
    */
   constructor(options: FileSecretStoreOptions) {
-    const where = {
-      dir: options.dir,
-      perWorkspace: options.perWorkspace,
-      fs: options.fs,
-    };
-    this.#files = {
-      "inbound-secret": new AtomicFiles({
-        ...where,
-        name: SECRET_FILE_NAME,
-        maxBytes: MAX_SECRET_FILE_BYTES,
-        what: "secret",
-      }),
-      "auth-token": new AtomicFiles({
-        ...where,
-        name: TOKEN_FILE_NAME,
-        maxBytes: MAX_TOKEN_STORE_FILE_BYTES,
-        what: "token",
-        recoverOrphans: true,
-      }),
-    };
-    this.dir = this.#files["auth-token"].dir;
-    this.perWorkspace = this.#files["auth-token"].perWorkspace;
+    this.dir = options.dir.replace(/(.)\/+$/, "$1");
+    this.perWorkspace = options.perWorkspace ?? false;
+    this.#fs = options.fs ? Promise.resolve(options.fs) : defaultFileSystem();
   }
 
   /**
@@ -111,7 +99,10 @@ export class FileSecretStore implements SecretStore {
    * @returns The path.
    */
   pathFor(kind: SecretKind, workspaceId: string): string {
-    return this.#of(kind).pathFor(workspaceId);
+    const { name } = kindOf(kind);
+    return this.perWorkspace
+      ? `${this.dir}/${name}.${workspaceFileName(workspaceId)}`
+      : `${this.dir}/${name}`;
   }
 
   /**
@@ -121,8 +112,15 @@ export class FileSecretStore implements SecretStore {
    * @param workspaceId The workspace.
    * @returns The stored value, trimmed, or `undefined`.
    */
-  load(kind: SecretKind, workspaceId: string): Promise<string | undefined> {
-    return this.#of(kind).load(workspaceId);
+  async load(
+    kind: SecretKind,
+    workspaceId: string,
+  ): Promise<string | undefined> {
+    const fs = await this.#tidy(kind);
+    const text = await fs.readText(this.pathFor(kind, workspaceId), {
+      maxBytes: kindOf(kind).maxBytes,
+    });
+    return text?.trim() || undefined;
   }
 
   /**
@@ -132,15 +130,56 @@ export class FileSecretStore implements SecretStore {
    * @param workspaceId The workspace.
    * @param value The value; never empty.
    */
-  save(kind: SecretKind, workspaceId: string, value: string): Promise<void> {
-    return this.#of(kind).save(workspaceId, value);
+  async save(
+    kind: SecretKind,
+    workspaceId: string,
+    value: string,
+  ): Promise<void> {
+    if (value === "") {
+      throw new TypeError(`an empty ${kindOf(kind).what} is never written`);
+    }
+    const fs = await this.#tidy(kind);
+    await writeFileAtomic(fs, this.dir, this.pathFor(kind, workspaceId), value);
   }
 
-  #of(kind: SecretKind): AtomicFiles {
-    const files = Object.hasOwn(this.#files, kind)
-      ? this.#files[kind]
-      : undefined;
-    if (!files) throw new TypeError(`not a kind of secret: ${String(kind)}`);
-    return files;
+  /**
+   * Once before the first read or write of a kind: the tokens interrupted
+   * writes left in temporary files taken or removed, then stale temporary
+   * files of ours removed.
+   */
+  async #tidy(kind: SecretKind): Promise<FileSystem> {
+    const { name, maxBytes } = kindOf(kind);
+    const fs = await this.#fs;
+    await (this.#tidied[kind] ??= (async () => {
+      if (kind === "auth-token") {
+        await recoverTemporaryTokens(fs, this.dir, name, maxBytes);
+      }
+      await removeStaleTemporaryFiles(fs, this.dir, name);
+    })());
+    return fs;
   }
+}
+
+/** Each kind's file: its name, the most bytes read, what it holds. */
+const KINDS: Record<
+  SecretKind,
+  { name: string; maxBytes: number; what: string }
+> = {
+  "inbound-secret": {
+    name: SECRET_FILE_NAME,
+    maxBytes: MAX_SECRET_FILE_BYTES,
+    what: "secret",
+  },
+  "auth-token": {
+    name: TOKEN_FILE_NAME,
+    maxBytes: MAX_TOKEN_STORE_FILE_BYTES,
+    what: "token",
+  },
+};
+
+function kindOf(kind: SecretKind) {
+  if (!Object.hasOwn(KINDS, kind)) {
+    throw new TypeError(`not a kind of secret: ${String(kind)}`);
+  }
+  return KINDS[kind];
 }

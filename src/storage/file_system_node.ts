@@ -6,11 +6,7 @@
  */
 import { constants } from "node:fs";
 import * as fs from "node:fs/promises";
-import { type FileSystem, notRegular, tooLarge } from "./file_system.ts";
-
-function isNotFound(e: unknown): boolean {
-  return (e as { code?: string })?.code === "ENOENT";
-}
+import { type FileSystem, fileSystemOf } from "./file_system.ts";
 
 /**
  * The `node:fs/promises` adapter.
@@ -25,94 +21,35 @@ function isNotFound(e: unknown): boolean {
  * @returns The adapter.
  */
 export function createNodeFileSystem(): FileSystem {
-  return {
-    async readText(path, options = {}) {
-      const max = options.maxBytes;
-      try {
-        if (max === undefined) return await fs.readFile(path, "utf8");
-        // stat before open: opening a FIFO would wait for a writer.
-        const info = await fs.stat(path);
-        if (!info.isFile()) throw notRegular(path);
-        if (info.size > max) throw tooLarge(path, max);
-        const handle = await fs.open(path, "r");
-        try {
-          const buffer = new Uint8Array(max + 1);
-          let size = 0;
-          while (size <= max) {
-            const { bytesRead } = await handle.read(
-              buffer,
-              size,
-              buffer.length - size,
-              null,
-            );
-            if (bytesRead === 0) break;
-            size += bytesRead;
-          }
-          if (size > max) throw tooLarge(path, max);
-          return new TextDecoder().decode(buffer.subarray(0, size));
-        } finally {
-          await handle.close();
-        }
-      } catch (e) {
-        if (isNotFound(e)) return undefined;
-        throw e;
-      }
+  return fileSystemOf({
+    readFile: (path) => fs.readFile(path, "utf8"),
+    async stat(path) {
+      const info = await fs.stat(path);
+      return {
+        isFile: info.isFile(),
+        isDirectory: info.isDirectory(),
+        mode: info.mode,
+        mtimeMs: info.mtimeMs,
+        size: info.size,
+      };
     },
-    async mkdirp(path, mode) {
-      await fs.mkdir(path, { recursive: true, mode });
+    async open(path) {
+      const handle = await fs.open(path, "r");
+      return {
+        read: async (into) =>
+          (await handle.read(into, 0, into.length, null)).bytesRead,
+        sync: () => handle.sync(),
+        close: () => handle.close(),
+      };
     },
-    async writeNew(path, data, mode) {
-      const handle = await fs.open(path, "wx", mode);
-      try {
-        await handle.writeFile(data, "utf8");
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    },
-    async syncDir(path) {
-      try {
-        const dir = await fs.open(path, "r");
-        try {
-          await dir.sync();
-        } finally {
-          await dir.close();
-        }
-      } catch {
-        // best effort: not every file system syncs directories
-      }
-    },
-    async list(path) {
-      try {
-        return await fs.readdir(path);
-      } catch (e) {
-        if (isNotFound(e)) return [];
-        throw e;
-      }
-    },
+    writeNew: (path, data, mode) =>
+      fs.writeFile(path, data, { encoding: "utf8", mode, flag: "wx" }),
+    mkdirp: async (path, mode) =>
+      void await fs.mkdir(path, { recursive: true, mode }),
+    readdir: (path) => fs.readdir(path),
     rename: (from, to) => fs.rename(from, to),
     remove: (path) => fs.rm(path, { force: true }),
-    async isWritableDir(path) {
-      try {
-        if (!(await fs.stat(path)).isDirectory()) return false;
-        await fs.access(path, constants.W_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    async stat(path) {
-      try {
-        const info = await fs.stat(path);
-        return {
-          mode: info.mode & 0o777,
-          mtimeMs: info.mtimeMs,
-          size: info.size,
-        };
-      } catch (e) {
-        if (isNotFound(e)) return undefined;
-        throw e;
-      }
-    },
-  };
+    checkWritable: (path) => fs.access(path, constants.W_OK),
+    notFound: (e) => (e as { code?: string })?.code === "ENOENT",
+  });
 }

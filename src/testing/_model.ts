@@ -5,45 +5,27 @@
  *
  * @module
  */
+import { isRecord } from "../shared/_json.ts";
 import type { EmulatedWorkspace } from "./types.ts";
 
-/** A workspace as the emulator keeps it. */
-export interface Row {
-  id: string;
-  /** The first token it was given, or the first minted. */
-  token: string;
+/**
+ * A workspace as the emulator keeps it: what callers see of it (see
+ * `EmulatedWorkspace`), its tokens as a set, and what only the platform
+ * knows.
+ */
+export interface Row
+  extends Omit<EmulatedWorkspace, "liveTokens" | "status" | "livenessKey"> {
   live: Set<string>;
   /** Tokens taken by revoke/revokeAll, given back by restore. */
   revokedTokens: string[];
   /** The stand-in token a rotation made live (the agent does not know it). */
   rotated: string | undefined;
-  minted: string[];
-  revoked: boolean;
   status: "online" | "degraded" | "awaiting_agent" | "never-seen";
-  registers: number;
-  heartbeats: number;
-  agentCard: unknown;
-  deliveryMode: string | undefined;
   url: string;
-  mcpServerPresent: boolean | undefined;
-  lastHeartbeat: Record<string, unknown> | undefined;
-  lastHeartbeatAt: number | undefined;
-  secret: string | undefined;
-  paused: boolean;
   /** Resumed and not yet heard from. */
   provisioning: boolean;
-  /** Soft: the row is kept, `removed`. Hard: purged; the row stands for none. */
-  deleted: "hard" | "soft" | undefined;
-  deletedAt: string | null | undefined;
   /** When the liveness key expires; undefined when there is none. */
   keyExpiresAt: number | undefined;
-  livenessExpiries: number;
-  registersAfterGap: number;
-  /** The register-failure marker (`last_register_failure_at`). */
-  failedRegisterAt: number | undefined;
-  /** The canvas banner while degraded. */
-  banner: string | undefined;
-  generation: number;
 }
 
 /** How long the register-failure marker degrades a workspace, in ms. */
@@ -129,7 +111,7 @@ export class Model {
       keyExpiresAt: undefined,
       livenessExpiries: 0,
       registersAfterGap: 0,
-      failedRegisterAt: undefined,
+      lastRegisterFailureAt: undefined,
       banner: undefined,
       generation: 1,
     };
@@ -181,7 +163,7 @@ export class Model {
   register(row: Row, body: Record<string, unknown>): string | undefined {
     this.#expire(row);
     row.registers++;
-    row.failedRegisterAt = undefined;
+    row.lastRegisterFailureAt = undefined;
     if (!row.deleted && !row.paused) {
       const card = JSON.stringify(body.agent_card);
       if (
@@ -216,7 +198,7 @@ export class Model {
 
   /** A register answered non-200 after its bearer was accepted: the marker. */
   registerFailed(row: Row): void {
-    row.failedRegisterAt = this.#o.now();
+    row.lastRegisterFailureAt = this.#o.now();
   }
 
   /**
@@ -241,9 +223,9 @@ export class Model {
       row.keyExpiresAt = now + this.#o.staleAfterMs;
     }
     const card = body.agent_card;
-    if (typeof card === "object" && card !== null && !Array.isArray(card)) {
+    if (isRecord(card)) {
       if (row.agentCard === undefined) row.agentCard = card;
-      row.failedRegisterAt = undefined;
+      row.lastRegisterFailureAt = undefined;
     }
     if (row.paused) return;
     // The update's inline CASE: provisioning (a resumed or new workspace)
@@ -259,8 +241,8 @@ export class Model {
     const sample = typeof body.sample_error === "string"
       ? body.sample_error
       : "";
-    const failedRecently = row.failedRegisterAt !== undefined &&
-      now - row.failedRegisterAt < FAILED_REGISTER_HOLD_MS;
+    const failedRecently = row.lastRegisterFailureAt !== undefined &&
+      now - row.lastRegisterFailureAt < FAILED_REGISTER_HOLD_MS;
     if (from === "online") {
       row.status = "online";
       row.banner = undefined;
@@ -354,30 +336,22 @@ export class Model {
   /** A copy for callers. */
   view(row: Row): EmulatedWorkspace {
     const status = this.status(row);
+    const {
+      live,
+      revokedTokens: _revoked,
+      rotated: _rotated,
+      url: _url,
+      provisioning: _provisioning,
+      keyExpiresAt,
+      ...shown
+    } = row;
     return {
-      id: row.id,
-      token: row.token,
-      liveTokens: [...row.live],
+      ...shown,
+      liveTokens: [...live],
       minted: [...row.minted],
       status,
-      revoked: row.revoked,
-      registers: row.registers,
-      heartbeats: row.heartbeats,
-      agentCard: row.agentCard,
-      deliveryMode: row.deliveryMode,
-      mcpServerPresent: row.mcpServerPresent,
-      lastHeartbeat: row.lastHeartbeat,
-      lastHeartbeatAt: row.lastHeartbeatAt,
-      lastRegisterFailureAt: row.failedRegisterAt,
       banner: status === "degraded" ? row.banner : undefined,
-      secret: row.secret,
-      paused: row.paused,
-      deleted: row.deleted,
-      deletedAt: row.deletedAt,
-      livenessKey: row.keyExpiresAt !== undefined,
-      livenessExpiries: row.livenessExpiries,
-      registersAfterGap: row.registersAfterGap,
-      generation: row.generation,
+      livenessKey: keyExpiresAt !== undefined,
     };
   }
 }

@@ -5,7 +5,9 @@
  *
  * @module
  */
+import { isRecord } from "../shared/_json.ts";
 import type { BlipCheck, Model, Row } from "./_model.ts";
+import type { EmulatedPath } from "./types.ts";
 
 /** An answer: status, JSON body (or a string), extra headers. */
 export interface Answer {
@@ -16,7 +18,6 @@ export interface Answer {
 
 /** What a route gets of a request, and tells of its auth. */
 export interface RouteRequest {
-  method: string;
   workspaceId: string | undefined;
   bearer: string | undefined;
   /** The parsed JSON object body, when it was one. */
@@ -97,19 +98,15 @@ function unknownExisting(
  * with no live token, or no row, is let through), then the upsert. Every
  * non-200 answer after the token check stamps the register-failure marker.
  */
-export function registerRoute(
+function registerRoute(
   model: Model,
   r: RouteRequest,
   options: RouteOptions,
 ): Answer {
-  if (r.method !== "POST") {
-    return { status: 405, body: { error: "method not allowed" } };
-  }
   const body = r.body;
   if (
     !body || typeof body.id !== "string" || body.id === "" ||
-    typeof body.agent_card !== "object" || body.agent_card === null ||
-    Array.isArray(body.agent_card)
+    !isRecord(body.agent_card)
   ) return { status: 400, body: INVALID };
   if (
     body.delivery_mode !== undefined && body.delivery_mode !== "push" &&
@@ -184,14 +181,11 @@ function typedHeartbeat(body: Record<string, unknown>): boolean {
  * no live token or no row), then the update, which skips removed rows and
  * touches nothing when there is no row.
  */
-export function heartbeatRoute(
+function heartbeatRoute(
   model: Model,
   r: RouteRequest,
   options: RouteOptions,
 ): Answer {
-  if (r.method !== "POST") {
-    return { status: 405, body: { error: "method not allowed" } };
-  }
   const body = r.body;
   if (
     !body || typeof body.workspace_id !== "string" || body.workspace_id === ""
@@ -230,14 +224,11 @@ export function heartbeatRoute(
  * workspace bearer is 401 (the admin token gets the handler's 404, or 500
  * `query failed` for a non-UUID).
  */
-export function stateRoute(
+function stateRoute(
   model: Model,
   r: RouteRequest,
   options: RouteOptions,
 ): Answer {
-  if (r.method !== "GET") {
-    return { status: 405, body: { error: "method not allowed" } };
-  }
   const id = r.workspaceId ?? "";
   const admin = options.adminToken !== undefined &&
     r.bearer === options.adminToken;
@@ -249,11 +240,10 @@ export function stateRoute(
     const kept = model.rows.get(id);
     if (!kept) return { status: 404, body: { error: "workspace not found" } };
     if (kept.deleted) {
+      const soft = kept.deleted === "soft" ? { status: "removed" } : {};
       return {
         status: 404,
-        body: kept.deleted === "soft"
-          ? { workspace_id: kept.id, status: "removed", deleted: true }
-          : { workspace_id: kept.id, deleted: true },
+        body: { workspace_id: kept.id, ...soft, deleted: true },
       };
     }
     row = kept;
@@ -266,16 +256,11 @@ export function stateRoute(
     if (auth !== "ok") return refusal(auth);
   }
   r.authorized = true;
-  const status = model.status(row!);
   return {
     status: 200,
     body: {
       workspace_id: row!.id,
-      status: row!.provisioning
-        ? "provisioning"
-        : status === "never-seen"
-        ? "awaiting_agent"
-        : status,
+      status: shownStatus(model, row!),
       paused: row!.paused,
       deleted: false,
     },
@@ -288,14 +273,11 @@ export function stateRoute(
  * `null`; `?include_removed=true` answers 200 instead), else 200 with the
  * workspace.
  */
-export function workspaceRoute(
+function workspaceRoute(
   model: Model,
   r: RouteRequest,
   options: RouteOptions,
 ): Answer {
-  if (r.method !== "GET") {
-    return { status: 405, body: { error: "method not allowed" } };
-  }
   const id = r.workspaceId ?? "";
   if (options.uuidIds && !isUuid(id)) {
     return { status: 400, body: { error: "invalid workspace ID" } };
@@ -330,25 +312,41 @@ export function workspaceRoute(
       },
     };
   }
-  const status = model.status(row);
   return {
     status: 200,
     body: {
       id: row.id,
       name: row.id,
-      status: row.provisioning
-        ? "provisioning"
-        : status === "never-seen"
-        ? "awaiting_agent"
-        : status,
+      status: shownStatus(model, row),
       delivery_mode: row.deliveryMode ?? "push",
       agent_card: row.agentCard ?? null,
     },
   };
 }
 
+/** The `status` the platform's answers show. */
+function shownStatus(model: Model, row: Row): string {
+  const status = model.status(row);
+  if (row.provisioning) return "provisioning";
+  return status === "never-seen" ? "awaiting_agent" : status;
+}
+
+/**
+ * The platform's routes, by endpoint: the method each takes (any other is
+ * 405) and its answer.
+ */
+export const ROUTES: Record<
+  EmulatedPath,
+  { method: string; answer: typeof registerRoute }
+> = {
+  register: { method: "POST", answer: registerRoute },
+  heartbeat: { method: "POST", answer: heartbeatRoute },
+  state: { method: "GET", answer: stateRoute },
+  workspace: { method: "GET", answer: workspaceRoute },
+};
+
 /** Paths the tenant guard lets through without the org header (exact matches). */
-export const TENANT_ALLOWLIST: ReadonlySet<string> = new Set([
+const TENANT_ALLOWLIST: ReadonlySet<string> = new Set([
   "/health",
   "/buildinfo",
   "/metrics",

@@ -10,21 +10,20 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from "node:http";
+import { once } from "node:events";
 import type { Socket } from "node:net";
 import { Buffer } from "node:buffer";
+import { isRecord } from "../shared/_json.ts";
 import { STALE_AFTER_MS } from "../shared/constants.ts";
 import { Model, type Row } from "./_model.ts";
 import { createRateLimiter } from "./_rate_limiter.ts";
 import {
   type Answer,
-  heartbeatRoute,
   isUuid,
-  registerRoute,
   type RouteOptions,
   type RouteRequest,
-  stateRoute,
+  ROUTES,
   tenantGuard,
-  workspaceRoute,
 } from "./_routes.ts";
 import type {
   EmulatedPath,
@@ -35,15 +34,7 @@ import type {
   RequestRecord,
 } from "./types.ts";
 
-export type {
-  EmulatedPath,
-  EmulatedWorkspace,
-  Fault,
-  FaultScope,
-  PlatformEmulator,
-  PlatformEmulatorOptions,
-  RequestRecord,
-} from "./types.ts";
+export type { Fault, PlatformEmulator } from "./types.ts";
 
 interface ActiveFault {
   fault: Fault;
@@ -54,14 +45,6 @@ interface ActiveFault {
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
-/** The endpoints the emulator plays. */
-const ENDPOINTS: ReadonlySet<string> = new Set<EmulatedPath>([
-  "register",
-  "heartbeat",
-  "state",
-  "workspace",
-]);
-
 /** The platform's `CORS_ORIGINS` default. */
 const DEFAULT_CORS_ORIGINS = ["http://localhost:3000", "http://localhost:3001"];
 
@@ -69,21 +52,18 @@ const DEFAULT_CORS_ORIGINS = ["http://localhost:3000", "http://localhost:3001"];
 function route(
   pathname: string,
 ): { path: string; id: string | undefined } {
-  if (pathname === "/registry/register") {
-    return { path: "register", id: undefined };
-  }
-  if (pathname === "/registry/heartbeat") {
-    return { path: "heartbeat", id: undefined };
-  }
-  const m = /^\/workspaces\/([^/]+)(\/state)?$/.exec(pathname);
+  const m =
+    /^\/(?:registry\/(register|heartbeat)|workspaces\/([^/]+)(\/state)?)$/
+      .exec(pathname);
   if (!m) return { path: pathname, id: undefined };
+  if (m[1]) return { path: m[1], id: undefined };
   let id: string | undefined;
   try {
-    id = decodeURIComponent(m[1]);
+    id = decodeURIComponent(m[2]);
   } catch {
     id = undefined;
   }
-  return { path: m[2] ? "state" : "workspace", id };
+  return { path: m[3] ? "state" : "workspace", id };
 }
 
 /**
@@ -203,17 +183,14 @@ export async function startPlatformEmulator(
     return undefined;
   };
 
-  const server = createServer(
-    { keepAliveTimeout: 120_000 } as Parameters<typeof createServer>[0],
-    (req, res) => {
-      handle(req, res).catch(() => {
-        if (!res.headersSent) {
-          res.writeHead(500, { "content-type": "application/json" });
-          res.end('{"error":"emulator error"}');
-        }
-      });
-    },
-  );
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) {
+        res.writeHead(500, { "content-type": "application/json" });
+        res.end('{"error":"emulator error"}');
+      }
+    });
+  });
   server.keepAliveTimeout = 120_000;
   server.on("connection", (socket: Socket) => {
     connections++;
@@ -226,18 +203,13 @@ export async function startPlatformEmulator(
     const [pathname, query = ""] = (req.url ?? "/").split(/\?(.*)/s);
     const { path, id: pathId } = route(pathname);
     const raw = await readBody(req);
-    let json: unknown = undefined;
-    if (raw !== undefined && raw !== "") {
-      try {
-        json = JSON.parse(raw);
-      } catch {
-        json = undefined;
-      }
+    let json: unknown;
+    try {
+      json = raw ? JSON.parse(raw) : undefined;
+    } catch {
+      // not JSON
     }
-    const obj =
-      typeof json === "object" && json !== null && !Array.isArray(json)
-        ? json as Record<string, unknown>
-        : undefined;
+    const obj = isRecord(json) ? json : undefined;
     const idField = path === "register"
       ? obj?.id
       : path === "heartbeat"
@@ -392,12 +364,14 @@ export async function startPlatformEmulator(
     if (raw === undefined) {
       return send({ status: 413, body: { error: "request body too large" } });
     }
+    const endpoint = Object.hasOwn(ROUTES, path)
+      ? ROUTES[path as EmulatedPath]
+      : undefined;
     if (
       workspaceId && acceptUnknown && bearer && !model.rows.has(workspaceId) &&
-      ENDPOINTS.has(path) && (!uuidIds || isUuid(workspaceId))
+      endpoint && (!uuidIds || isUuid(workspaceId))
     ) model.set(workspaceId, bearer); // a workspace that was there all along
     const request: RouteRequest = {
-      method: req.method ?? "",
       workspaceId,
       bearer,
       body: obj,
@@ -411,34 +385,17 @@ export async function startPlatformEmulator(
       },
       authorized: false,
     };
-    let answer: Answer;
-    switch (path) {
-      case "register":
-        answer = registerRoute(model, request, routeOptions);
-        break;
-      case "heartbeat":
-        answer = heartbeatRoute(model, request, routeOptions);
-        break;
-      case "state":
-        answer = stateRoute(model, request, routeOptions);
-        break;
-      case "workspace":
-        answer = workspaceRoute(model, request, routeOptions);
-        break;
-      default:
-        answer = { status: 404, body: { error: "not found" } };
-    }
+    const answer: Answer = !endpoint
+      ? { status: 404, body: { error: "not found" } }
+      : req.method !== endpoint.method
+      ? { status: 405, body: { error: "method not allowed" } }
+      : endpoint.answer(model, request, routeOptions);
     rec.authorized = request.authorized;
     return send(answer);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, options.hostname ?? "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
+  server.listen(options.port ?? 0, options.hostname ?? "127.0.0.1");
+  await once(server, "listening");
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : 0;
   const host = options.hostname ?? "127.0.0.1";
@@ -494,9 +451,7 @@ export async function startPlatformEmulator(
     resume: (id) => withRow(id, (row) => model.resume(row)),
     remove: (id, how = "hard", removedAt) =>
       withRow(id, (row) => model.remove(row, how, removedAt)),
-    setWorkspace(id, token) {
-      model.set(id, token);
-    },
+    setWorkspace: (id, token) => void model.set(id, token),
     setSecret: (id, secret) => withRow(id, (row) => row.secret = secret),
     liveTokens(id) {
       const row = model.rows.get(id);
@@ -540,21 +495,14 @@ async function sendHuge(res: ServerResponse, bytes: number): Promise<void> {
   res.end();
 }
 
-function readBody(req: IncomingMessage): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_REQUEST_BYTES) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on(
-      "end",
-      () =>
-        resolve(tooLarge ? undefined : Buffer.concat(chunks).toString("utf8")),
-    );
-    req.on("error", reject);
-  });
+async function readBody(req: IncomingMessage): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size <= MAX_REQUEST_BYTES) chunks.push(chunk);
+  }
+  return size > MAX_REQUEST_BYTES
+    ? undefined
+    : Buffer.concat(chunks).toString("utf8");
 }
