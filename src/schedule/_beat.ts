@@ -16,13 +16,15 @@ import {
 } from "../shared/constants.ts";
 import { failureReason, observeBeatDuration } from "./_counters.ts";
 import type { BeatNext, Fleet } from "./_fleet.ts";
+import type { BeatFailureReason } from "./types.ts";
 import {
   buildHeartbeatBody,
   type HeartbeatResult,
   type HeartbeatStats,
   postHeartbeat,
 } from "../platform/heartbeat.ts";
-import { afterBeatState, isServed, moveTo } from "./_life.ts";
+import { isServed, moveTo, servedState } from "./_life.ts";
+import { cureOf } from "../platform/outcome.ts";
 import { logger } from "../shared/_logger.ts";
 import { raceSignal } from "../shared/_race.ts";
 import { noteRateLimited, retryDelay } from "./_retry.ts";
@@ -34,7 +36,6 @@ import {
   tokenFor,
   tokenWorked,
 } from "./_token_keeper.ts";
-import { cureOf } from "./_register_workers.ts";
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
 
 /**
@@ -87,22 +88,15 @@ export async function beat(
         } = body;
         b.lastStats = figures;
       }
-      sent = true;
       result = await fleet.counted(postHeartbeat({
-        platformUrl: ws.platformUrl,
+        ...fleet.wire(ws),
         token: token.token,
-        origin: fleet.origin,
         body,
-        timeoutMs: 0,
         signal: deadline.controller.signal,
-        fetch: fleet.options.fetch,
-        init: fleet.pool.init(),
       }));
       // A token that cannot be sent is refused before fetch (rejected, no
       // status): no request went out, so the beat is not counted as sent.
-      if (result.kind === "rejected" && result.status === undefined) {
-        sent = false;
-      }
+      sent = result.kind !== "rejected" || result.status !== undefined;
       // A refused token: the one the platform issued before, if stored, is
       // tried at once, before anything is escalated.
       if (result.kind === "auth") {
@@ -125,21 +119,26 @@ export async function beat(
  * the platform's side changes, and the workspace recovers without a restart
  * once it does.
  */
-export const BEAT_SLOW_RETRY_MS = 120_000;
+const BEAT_SLOW_RETRY_MS = 120_000;
 
 /**
- * A refusal is confirmed (the "revoked" error) only after refusals in a
- * row over at least this long, in ms, and the lookup showing the workspace:
- * the platform's token check turns a database error into a 401.
+ * A refusal is confirmed (the "revoked" error, a first register's
+ * rejection) only after refusals in a row over at least this long, in ms,
+ * and the lookup showing the workspace: the platform's token check turns a
+ * database error into a 401.
  */
 export const AUTH_CONFIRM_MS = 3_000;
 
-function countFailure(fleet: Fleet, result: HeartbeatResult): void {
+/** Counts a failed beat; its reason label (what `beatFailures` counts it under). */
+function countFailure(
+  fleet: Fleet,
+  result: HeartbeatResult,
+): BeatFailureReason {
   const refused = result.kind === "auth" || result.kind === "rejected";
   fleet.counters.beats[refused ? "refused" : "failed"]++;
-  fleet.counters.beatFailures[
-    failureReason(result.kind, result.status, result.reason)
-  ]++;
+  const label = failureReason(result.kind, result.status, result.reason);
+  fleet.counters.beatFailures[label]++;
+  return label;
 }
 
 function onAnswer(
@@ -194,7 +193,7 @@ function onAnswer(
       latencyMs: now - sentAt,
     });
     offerSecret(fleet, ws, result.inboundSecret);
-    moveTo(fleet, ws, afterBeatState(ws, true));
+    moveTo(fleet, ws, servedState(ws));
     // Now and then the state: a deleted workspace's beats are accepted too.
     // (Org-keyed polls stretch with the fleet, and are jittered.)
     const every = fleet.pollEvery(ws);
@@ -208,7 +207,7 @@ function onAnswer(
   }
 
   b.consecutiveFailures++;
-  countFailure(fleet, result);
+  const label = countFailure(fleet, result);
   const episode = b.lastFailKind !== result.kind;
   b.lastFailKind = result.kind;
   if (result.kind === "auth") {
@@ -256,15 +255,11 @@ function onAnswer(
       next = now + decided.delay;
       retry = decided.early;
       const retryInMs = Math.round(next - now);
-      fleet.troubled(
-        failureReason(result.kind, result.status, result.reason),
-        ws,
-        () =>
-          logger.warn(
-            "heartbeat of {workspaceId} failed: {reason}; retrying in {retryInMs} ms",
-            { workspaceId: ws.id, reason: result.reason, retryInMs },
-          ),
-      );
+      fleet.troubled(label, ws, () =>
+        logger.warn(
+          "heartbeat of {workspaceId} failed: {reason}; retrying in {retryInMs} ms",
+          { workspaceId: ws.id, reason: result.reason, retryInMs },
+        ));
     }
   } else if (result.kind === "cors" || result.kind === "not-platform") {
     // Said once as the trouble starts (the cure is on the platform's side,
@@ -273,26 +268,22 @@ function onAnswer(
     const slow = Math.min(BEAT_SLOW_RETRY_MS, 6 * fleet.interval);
     if (result.kind === "cors") next = Math.max(next, now + slow);
     if (episode) {
-      fleet.troubled(
-        failureReason(result.kind, result.status, result.reason),
-        ws,
-        () =>
-          logger.error(
-            "heartbeat of {workspaceId} failed: {reason}{cure}; tried again every {seconds} s until it is accepted (said once)",
-            {
-              workspaceId: ws.id,
-              reason: result.reason,
-              cure: cureOf(fleet, ws, result.kind),
-              seconds: Math.round(
-                (result.kind === "cors" ? slow : fleet.interval) / 1000,
-              ),
-            },
-          ),
-      );
+      fleet.troubled(label, ws, () =>
+        logger.error(
+          "heartbeat of {workspaceId} failed: {reason}{cure}; tried again every {seconds} s until it is accepted (said once)",
+          {
+            workspaceId: ws.id,
+            reason: result.reason,
+            cure: cureOf(result.kind, ws.platformUrl, fleet.origin),
+            seconds: Math.round(
+              (result.kind === "cors" ? slow : fleet.interval) / 1000,
+            ),
+          },
+        ));
     }
   } else {
     fleet.troubled(
-      failureReason(result.kind, result.status, result.reason),
+      label,
       ws,
       () =>
         logger[result.kind === "redirect" ? "error" : "warn"](
@@ -309,7 +300,7 @@ function onAnswer(
     consecutiveFailures: b.consecutiveFailures,
     nextInMs: next - now,
   });
-  moveTo(fleet, ws, afterBeatState(ws, false));
+  moveTo(fleet, ws, servedState(ws));
   return { due: next, retry };
 }
 
@@ -325,8 +316,7 @@ async function liveStats(
   ws: Runtime,
   signal: AbortSignal,
 ): Promise<HeartbeatStats | undefined> {
-  const fn = fleet.options.stats;
-  if (!fn) return undefined;
+  const fn = fleet.options.stats!;
   const b = ws.beats;
   try {
     const stats = await raceSignal(

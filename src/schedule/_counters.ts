@@ -57,15 +57,7 @@ export function newCounters(): Counters {
 }
 
 /** What `metrics()` reports of now, beside the counters. */
-export type Gauges = Pick<
-  HeartbeatMetrics,
-  | "requestsInFlight"
-  | "workspaces"
-  | "oldestAcceptedBeatAgeSeconds"
-  | "retryBudgetTokens"
-  | "unarmed"
-  | "stopped"
->;
+export type Gauges = Omit<HeartbeatMetrics, keyof Counters | "beatDuration">;
 
 /** The figures `metrics()` reports: copies of the counters, and the gauges. */
 export function metricsOf(c: Counters, gauges: Gauges): HeartbeatMetrics {

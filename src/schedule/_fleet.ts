@@ -39,8 +39,7 @@ import {
   type Limiter,
 } from "./_in_flight_cap.ts";
 import { logger } from "../shared/_logger.ts";
-import { SharedDeadlines } from "./_timer_queue.ts";
-import { TimerQueue } from "./_timer_queue.ts";
+import { SharedDeadlines, TimerQueue } from "./_timer_queue.ts";
 import {
   createTroubleLog,
   type TroubleKind,
@@ -62,7 +61,7 @@ export const SECRET_WRITE_CONCURRENCY = 8;
 export const WRITE_GRACE_MS = 1_000;
 
 /** The default of `statePollEvery`: every 15 accepted beats (5 minutes at 20 s). */
-export const STATE_POLL_EVERY = 15;
+const STATE_POLL_EVERY = 15;
 
 /**
  * Share of beats that may be retried early after a failure (a retry
@@ -72,16 +71,16 @@ export const STATE_POLL_EVERY = 15;
  * its next slot (or `Retry-After`). During an outage the fleet so sends at
  * most 1.1 times its healthy rate.
  */
-export const RETRY_BUDGET = 0.1;
+const RETRY_BUDGET = 0.1;
 
 /** How long after stop an issued token's last save may take, in ms (within stop's own bound). */
 export const LAST_CALL_MS = 1_800;
 
 /** The default of `orgRequestShare`: a tenth of the org's rate window. */
-export const ORG_REQUEST_SHARE = 0.1;
+const ORG_REQUEST_SHARE = 0.1;
 
 /** The platform's default rate window (`RATE_LIMIT`), requests a minute, until an answer says its own. */
-export const ORG_RATE_LIMIT = 600;
+const ORG_RATE_LIMIT = 600;
 
 /** Emits one of the handle's events. */
 export type Emit = <K extends keyof HeartbeatEventMap>(
@@ -136,8 +135,6 @@ export class Fleet {
   readonly clock: Clock;
   /** Wall-clock time, epoch ms. */
   readonly wall: () => number;
-  /** Whether the wall clock is independent of the monotonic one (a watchdog can compare them). */
-  readonly wallIndependent: boolean;
   readonly random: () => number;
   readonly queue: TimerQueue;
   /** Aborted by stop: every request under way ends. */
@@ -206,16 +203,11 @@ export class Fleet {
   /** Workspaces added in the current burst, and when it began (`addWorkspace`'s spread). */
   burst = { count: 0, at: -Infinity };
   /** Workspaces refused with 429 in the current interval, and the last warning (`_rate_limit.ts`). */
-  rateLimited: {
-    since: number;
-    warnedAt: number;
-    ids: Set<string>;
-    limit: number | undefined;
-  } = {
+  rateLimited = {
     since: -Infinity,
     warnedAt: -Infinity,
-    ids: new Set(),
-    limit: undefined,
+    ids: new Set<string>(),
+    limit: undefined as number | undefined,
   };
   readonly #pending = new Set<Promise<unknown>>();
 
@@ -237,8 +229,6 @@ export class Fleet {
     const offset = Date.now() - clock.now();
     this.wall = options.wallClock ??
       (options.clock ? () => clock.now() + offset : Date.now);
-    this.wallIndependent = options.wallClock !== undefined ||
-      options.clock === undefined;
     this.random = options.random ?? Math.random;
     this.origin = options.origin;
     const share = options.orgRequestShare ?? ORG_REQUEST_SHARE;
@@ -301,11 +291,6 @@ export class Fleet {
     );
   }
 
-  /** The cap on requests in flight. */
-  get maxInFlight(): number {
-    return this.cap.max;
-  }
-
   /** Monotonic time plus the time the machine slept: what a gap on the platform's side is measured in. */
   elapsed(): number {
     return this.clock.now() + this.sleptMs;
@@ -362,13 +347,13 @@ export class Fleet {
   }
 
   /**
-   * Reserves `count` org-keyed requests on the pacer.
+   * Takes the next turn of an org-keyed request on the pacer.
    *
-   * @returns When the first may go, on the clock.
+   * @returns When it may go, on the clock.
    */
-  orgReserve(count = 1): number {
+  orgReserve(): number {
     const at = Math.max(this.clock.now(), this.orgNextAt);
-    this.orgNextAt = at + count * this.orgSpacing;
+    this.orgNextAt = at + this.orgSpacing;
     return at;
   }
 
@@ -395,14 +380,12 @@ export class Fleet {
     return this.options.pausedCheckMs ?? 60_000;
   }
 
-  /** The request options every call of `ws` shares. */
-  wire(ws: Runtime): {
-    platformUrl: string;
-    fetch: HeartbeatOptions["fetch"];
-    init: Record<string, unknown> | undefined;
-  } {
+  /** The request options every call of `ws` shares (its deadline is the caller's signal). */
+  wire(ws: Runtime) {
     return {
       platformUrl: ws.platformUrl,
+      origin: this.origin,
+      timeoutMs: 0,
       fetch: this.options.fetch,
       init: this.pool.init(),
     };

@@ -135,7 +135,7 @@ export interface CapPace {
  * to be due at the same instant. The queue holds at most one entry per
  * workspace and kind (its owner dedupes), so it is bounded by the fleet.
  *
- * With a `pace`, the queue is served no faster than that (a token bucket of
+ * The queue is served no faster than its `pace` (a token bucket of
  * `burst`): a queue that grew while the platform hung drains at a steady
  * rate when it answers again, instead of one request per freed slot at
  * once. Hung requests time out together, so thousands of slots came free
@@ -146,7 +146,12 @@ export interface CapPace {
  * @example
  * ```ts
  * import { InFlightCap } from "./_in_flight_cap.ts";
- * const cap = new InFlightCap(1);
+ * const cap = new InFlightCap(1, {
+ *   perMs: () => 1,
+ *   burst: 1,
+ *   now: () => performance.now(),
+ *   later: (ms, fn) => void setTimeout(fn, ms),
+ * });
  * cap.tryTake(); // true
  * cap.tryTake(); // false: full
  * cap.wait(() => (console.log("my turn"), true));
@@ -158,34 +163,27 @@ export class InFlightCap {
   readonly max: number;
   #used = 0;
   #queue = new Fifo<CapWaiter>();
-  #pace: CapPace | undefined;
-  #tokens = 0;
-  #refilledAt = 0;
+  #pace: CapPace;
+  #tokens: number;
+  #refilledAt: number;
   #drainArmed = false;
 
   /**
    * Creates the cap.
    *
    * @param max Requests in flight at most, at least 1.
-   * @param pace How fast the queue may be served. @default {as fast as slots free}
+   * @param pace How fast the queue may be served.
    */
-  constructor(max: number, pace?: CapPace) {
+  constructor(max: number, pace: CapPace) {
     this.max = Math.max(1, Math.floor(max));
     this.#pace = pace;
-    if (pace) {
-      this.#tokens = Math.max(1, pace.burst);
-      this.#refilledAt = pace.now();
-    }
+    this.#tokens = Math.max(1, pace.burst);
+    this.#refilledAt = pace.now();
   }
 
   /** Slots taken now. */
   get used(): number {
     return this.#used;
-  }
-
-  /** Waiters queued now. */
-  get waiting(): number {
-    return this.#queue.size;
   }
 
   /**
@@ -194,7 +192,7 @@ export class InFlightCap {
    * @returns Whether a slot was taken.
    */
   tryTake(): boolean {
-    if (this.#used >= this.max || this.waiting > 0) return false;
+    if (this.#used >= this.max || this.#queue.size > 0) return false;
     this.#used++;
     return true;
   }
@@ -246,7 +244,7 @@ export class InFlightCap {
       if (!this.#mayServe()) break;
       const waiter = this.#queue.shift();
       if (waiter && waiter()) {
-        if (this.#pace) this.#tokens--;
+        this.#tokens--;
         return;
       }
     }
@@ -256,7 +254,6 @@ export class InFlightCap {
   /** Whether the pace allows serving a waiter now; if not, a drain is armed. */
   #mayServe(): boolean {
     const pace = this.#pace;
-    if (!pace) return true;
     const now = pace.now();
     const perMs = Math.max(1e-9, pace.perMs());
     this.#tokens = Math.min(
@@ -277,7 +274,9 @@ export class InFlightCap {
     this.#drainArmed = false;
     // Each turn serves a waiter (or drops one that gave up), or the pace
     // arms the next drain and the loop ends.
-    while (this.waiting > 0 && this.#used < this.max && !this.#drainArmed) {
+    while (
+      this.#queue.size > 0 && this.#used < this.max && !this.#drainArmed
+    ) {
       this.#used++;
       this.#handOver();
     }

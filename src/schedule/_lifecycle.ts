@@ -99,9 +99,7 @@ export function ask(
   const current = new Promise<Answer | undefined>((r) => settle = r);
   book.current = current;
   book.lookupOnly = lookupOnly;
-  book.busy = true;
   const end = (answer: Answer | undefined) => {
-    book.busy = false;
     book.current = undefined;
     settle(answer);
   };
@@ -126,32 +124,23 @@ export function ask(
       }),
     );
   };
-  const take = () => {
-    if (fleet.cap.tryTake()) run();
-    else {
-      fleet.cap.wait(() => {
-        if (fleet.stopped || isFinal(ws)) {
-          end(undefined);
-          return false;
-        }
-        run();
-        return true;
-      });
-    }
+  // With a slot under the cap: run; `false` when no longer wanted.
+  const go = () => {
+    const wanted = !fleet.stopped && !isFinal(ws);
+    if (wanted) run();
+    else end(undefined);
+    return wanted;
   };
-  if (ws.orgId === undefined) take();
-  else {
-    // The org's window: wait for this question's turn on the pacer (a
-    // stop clears the timer and ends every wait on this answer).
-    const at = fleet.orgReserve();
-    if (at <= fleet.clock.now()) take();
-    else {
-      fleet.queue.at(at, () => {
-        if (fleet.stopped || isFinal(ws)) return end(undefined);
-        take();
-      });
-    }
-  }
+  const take = () => {
+    if (fleet.stopped || isFinal(ws)) end(undefined);
+    else if (fleet.cap.tryTake()) run();
+    else fleet.cap.wait(go);
+  };
+  // The org's window: an org-keyed question waits for its turn on the
+  // pacer (a stop clears the timer and ends every wait on this answer).
+  const at = ws.orgId === undefined ? -Infinity : fleet.orgReserve();
+  if (at <= fleet.clock.now()) take();
+  else fleet.queue.at(at, take);
   return current;
 }
 
@@ -181,15 +170,11 @@ async function question(
     if (!lookupOnly) {
       if (token.kind !== "ok") return { kind: "unknown", reason: token.reason };
       const state = await fleet.counted(fetchWorkspaceState({
-        platformUrl: ws.platformUrl,
+        ...fleet.wire(ws),
         workspaceId: ws.id,
         token: token.token,
         orgId: ws.orgId,
-        origin: fleet.origin,
-        timeoutMs: 0,
         signal,
-        fetch: fleet.options.fetch,
-        init: fleet.pool.init(),
       }));
       if (ws.orgId !== undefined) fleet.orgLimitSeen(state.rateLimit);
       if (state.status === 429) noteRateLimited(fleet, ws, undefined);
@@ -198,21 +183,17 @@ async function question(
       if (kind !== "auth") {
         return { kind, platformStatus, reason: state.reason, cors: state.cors };
       }
-      // A second org-keyed request in this question: its turn too.
+      // The lookup is an org-keyed request too: it takes its own turn.
       if (ws.orgId !== undefined) fleet.orgReserve();
     }
     const found = await fleet.counted(lookupWorkspace({
-      platformUrl: ws.platformUrl,
+      ...fleet.wire(ws),
       workspaceId: ws.id,
       // Not needed, but without the org header it keys the rate limiter's
       // bucket on this workspace rather than on the address of the fleet.
       token: token.kind === "ok" ? token.token : undefined,
       orgId: ws.orgId,
-      origin: fleet.origin,
-      timeoutMs: 0,
       signal,
-      fetch: fleet.options.fetch,
-      init: fleet.pool.init(),
     }));
     if (ws.orgId !== undefined) fleet.orgLimitSeen(found.rateLimit);
     if (found.status === 429) noteRateLimited(fleet, ws, undefined);
@@ -255,7 +236,7 @@ async function question(
 }
 
 /** Acts on an answer, then emits the `state` event. */
-export function apply(
+function apply(
   fleet: Fleet,
   ws: Runtime,
   answer: Answer,
@@ -265,15 +246,17 @@ export function apply(
   const book = ws.ask;
   if (answer.invalid) return invalidId(fleet, ws);
   book.lastState = answer.kind;
+  if (
+    !answer.lookup && (answer.kind === "paused" || answer.kind === "online")
+  ) {
+    book.tokenAccepted = true;
+    book.authConfirmed = false;
+  }
   switch (answer.kind) {
     case "deleted":
       deleted(fleet, ws, answer.platformStatus, answer.notFound);
       break;
     case "paused":
-      if (!answer.lookup) {
-        book.tokenAccepted = true;
-        book.authConfirmed = false;
-      }
       if (ws.life.state !== "paused" && moveTo(fleet, ws, "paused")) {
         logger.warn(
           "workspace {workspaceId} is paused on the platform: heartbeats stop until it is resumed (its state is checked every {seconds} s)",
@@ -286,10 +269,6 @@ export function apply(
       }
       break;
     case "online":
-      if (!answer.lookup) {
-        book.tokenAccepted = true;
-        book.authConfirmed = false;
-      }
       resume(fleet, ws);
       break;
     case "auth":
@@ -304,8 +283,6 @@ export function apply(
         }
       }
       break;
-    case "unknown":
-      break;
   }
   fleet.emit("state", {
     workspaceId: ws.id,
@@ -318,13 +295,12 @@ export function apply(
  * The platform says `ws` was deleted (or, never accepted in this run,
  * that it has no workspace of that id): it is no longer served.
  */
-export function deleted(
+function deleted(
   fleet: Fleet,
   ws: Runtime,
   platformStatus: string | undefined,
   notFound = false,
 ): void {
-  ws.ask.lastState = "deleted";
   if (!moveTo(fleet, ws, "deleted")) return;
   // (A heartbeat of an id the platform does not have is let through: its
   // 200 proves nothing.)
@@ -361,8 +337,7 @@ export function deleted(
  * other id is answered 500 by every register and heartbeat, forever): a
  * configuration error; it is no longer served.
  */
-export function invalidId(fleet: Fleet, ws: Runtime): void {
-  if (isFinal(ws)) return;
+function invalidId(fleet: Fleet, ws: Runtime): void {
   ws.life.rejectedFor = "id";
   if (!moveTo(fleet, ws, "rejected")) {
     ws.life.rejectedFor = undefined;

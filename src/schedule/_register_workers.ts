@@ -30,10 +30,13 @@ import { ask } from "./_lifecycle.ts";
 import { raceSignal } from "../shared/_race.ts";
 import { logger } from "../shared/_logger.ts";
 import { register, type RegisterResult } from "../platform/register.ts";
+import { cureOf } from "../platform/outcome.ts";
+import type { HeartbeatEventMap } from "./types.ts";
 import { offerSecret } from "./_secret_writer.ts";
 import { adoptIssuedToken, onTokenRefused, tokenFor } from "./_token_keeper.ts";
 import { retryDelay } from "./_retry.ts";
 import { failureReason } from "./_counters.ts";
+import { AUTH_CONFIRM_MS } from "./_beat.ts";
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
 
 /**
@@ -43,13 +46,6 @@ import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
  * backoff.
  */
 export const REGISTER_SLOW_RETRY_MS = 300_000;
-
-/**
- * A first register refused for its token is tried again this much later
- * (after a lookup) before the workspace is rejected: one 401 can be a
- * database blip on the platform.
- */
-export const AUTH_CONFIRM_MS = 3_000;
 
 /** What a workspace's first register came to, for the handle's `ready`. */
 export type FirstRegister =
@@ -99,10 +95,7 @@ function pump(fleet: Fleet): void {
         (error) => {
           logger.error(
             "internal error in a register of {workspaceId}: {error}",
-            {
-              workspaceId: ws.id,
-              error,
-            },
+            { workspaceId: ws.id, error },
           );
           first(ws, { reason: String(error) });
         },
@@ -127,17 +120,16 @@ function first(ws: Runtime, outcome: FirstRegister): void {
   report(typeof outcome === "string" ? outcome : outcome.reason);
 }
 
-type Attempt =
-  | { kind: "answer"; result: RegisterResult }
-  | { kind: "auth"; status: number; token: string }
-  | { kind: "aborted" };
-
 /**
- * One register request. It is not aborted by a stop at once: its answer
- * may carry a token the platform just minted (the old one then no longer
- * works), so it has until the stop's grace to be read.
+ * One register request, and the token it went with; `undefined` when
+ * stopped. It is not aborted by a stop at once: its answer may carry a
+ * token the platform just minted (the old one then no longer works), so it
+ * has until the stop's grace to be read.
  */
-async function attempt(fleet: Fleet, ws: Runtime): Promise<Attempt> {
+async function attempt(
+  fleet: Fleet,
+  ws: Runtime,
+): Promise<{ result: RegisterResult; used: string } | undefined> {
   const own = new AbortController();
   const timer = fleet.queue.at(
     fleet.clock.now() + fleet.timeout,
@@ -145,36 +137,24 @@ async function attempt(fleet: Fleet, ws: Runtime): Promise<Attempt> {
   );
   const signal = AbortSignal.any([own.signal, fleet.grace.signal]);
   let held = false;
-  let used = "";
   try {
     const token = await tokenFor(fleet, ws, signal);
     if (token.kind !== "ok") {
-      return {
-        kind: "answer",
-        result: { kind: "transient", reason: token.reason },
-      };
+      return { result: { kind: "transient", reason: token.reason }, used: "" };
     }
     fleet.cap.hold(); // registers count against the cap, beside it
     held = true;
-    used = token.token;
     const result = await fleet.counted(register({
-      platformUrl: ws.platformUrl,
+      ...fleet.wire(ws),
       workspaceId: ws.id,
       token: token.token,
-      origin: fleet.origin,
       agentCard: ws.card,
-      timeoutMs: 0,
       signal,
-      fetch: fleet.options.fetch,
       mcpServerPresent: fleet.options.mcpServerPresent,
-      init: fleet.pool.init(),
     }));
-    if (result.kind === "auth") {
-      return { kind: "auth", status: result.status!, token: used };
-    }
-    return { kind: "answer", result };
+    return { result, used: token.token };
   } catch (error) {
-    if (fleet.stopped) return { kind: "aborted" };
+    if (fleet.stopped) return undefined;
     throw error;
   } finally {
     fleet.queue.cancel(timer);
@@ -182,9 +162,20 @@ async function attempt(fleet: Fleet, ws: Runtime): Promise<Attempt> {
   }
 }
 
-/** Whether the platform accepted `ws`'s token in this run (a beat, or `/state`). */
-function tokenWorkedHere(ws: Runtime): boolean {
-  return ws.beats.accepted > 0 || ws.ask.tokenAccepted || ws.reg.accepted;
+/** Emits `register-failed` and arms the next try (none when `retryInMs` is negative). */
+function failed(
+  fleet: Fleet,
+  ws: Runtime,
+  detail: Omit<HeartbeatEventMap["register-failed"], "workspaceId">,
+): { reason: string } {
+  const retryInMs = detail.retryInMs;
+  fleet.emit("register-failed", {
+    workspaceId: ws.id,
+    ...detail,
+    retryInMs: Math.max(0, retryInMs),
+  });
+  if (retryInMs >= 0) retryLater(fleet, ws, retryInMs);
+  return { reason: detail.reason };
 }
 
 /**
@@ -213,8 +204,7 @@ async function lookFirst(
   }
   if (answer?.exists || answer?.kind === "online") return true;
   // No answer proves anything: beats go on, and the lookup is asked again.
-  const r = ws.reg;
-  r.failures++;
+  ws.reg.failures++;
   if (answer?.cors) {
     // No retry can help until the platform's side changes: slowly.
     const reason = answer.reason ?? "refused by the platform's CORS layer";
@@ -225,25 +215,22 @@ async function lookFirst(
         {
           workspaceId: ws.id,
           reason,
-          cure: cureOf(fleet, ws, "cors"),
+          cure: cureOf("cors", ws.platformUrl, fleet.origin),
           minutes: REGISTER_SLOW_RETRY_MS / 60_000,
         },
       ));
-    fleet.emit("register-failed", {
-      workspaceId: ws.id,
+    return failed(fleet, ws, {
       kind: "cors",
       status: 403,
       reason,
       retryInMs: REGISTER_SLOW_RETRY_MS,
     });
-    retryLater(fleet, ws, REGISTER_SLOW_RETRY_MS);
-    return { reason };
   }
   const reason = `could not ask the platform whether the workspace exists (${
     answer?.reason ?? "no answer"
   })`;
-  const retryInMs = retryDelay(fleet, r.failures, undefined, 0, fleet.interval)
-    .delay;
+  const retryInMs =
+    retryDelay(fleet, ws.reg.failures, undefined, 0, fleet.interval).delay;
   if (!answer?.noToken) {
     fleet.troubled(
       "register",
@@ -255,14 +242,7 @@ async function lookFirst(
         ),
     );
   }
-  fleet.emit("register-failed", {
-    workspaceId: ws.id,
-    kind: "transient",
-    reason,
-    retryInMs,
-  });
-  retryLater(fleet, ws, retryInMs);
-  return { reason };
+  return failed(fleet, ws, { kind: "transient", reason, retryInMs });
 }
 
 /** One register of `ws` (after a lookup; refused, one with another candidate token), and what it changes. */
@@ -275,28 +255,25 @@ async function registerOnce(
   let tried = await attempt(fleet, ws);
   // A refused token: another candidate (the store's, a new configured one),
   // if any, is tried at once.
-  if (tried.kind === "auth" && !fleet.stopped && !isFinal(ws)) {
+  if (tried?.result.kind === "auth" && !fleet.stopped && !isFinal(ws)) {
     fleet.counters.registers.refused++;
-    if (await onTokenRefused(fleet, ws, tried.token)) {
+    if (await onTokenRefused(fleet, ws, tried.used)) {
       tried = await attempt(fleet, ws);
-      if (tried.kind === "auth") fleet.counters.registers.refused++;
+      if (tried?.result.kind === "auth") fleet.counters.registers.refused++;
     }
   }
+  const result = tried?.result;
   // An answer read after a stop still hands over a minted token.
-  if (
-    fleet.stopped && tried.kind === "answer" && tried.result.authToken &&
-    !isFinal(ws)
-  ) {
-    adoptIssuedToken(fleet, ws, tried.result.authToken);
+  if (fleet.stopped && result?.authToken && !isFinal(ws)) {
+    adoptIssuedToken(fleet, ws, result.authToken);
   }
-  if (tried.kind === "aborted" || fleet.stopped || isFinal(ws)) {
+  if (!tried || !result || fleet.stopped || isFinal(ws)) {
     return "aborted"; // a removed workspace's answer is ignored
   }
   const r = ws.reg;
-  if (tried.kind === "auth") {
-    return await refused(fleet, ws, tried.status, tried.token);
+  if (result.kind === "auth") {
+    return refused(fleet, ws, result.status!, tried.used);
   }
-  const result = tried.result;
   if (result.kind === "ok") {
     fleet.counters.registers.accepted++;
     fleet.budget.accepted();
@@ -308,12 +285,11 @@ async function registerOnce(
     if (result.authToken) {
       // A removed workspace is minted a token that never works: it is
       // used at once (the token it replaces is dead), but stored only once
-      // a lookup shows the workspace is still there.
+      // a lookup shows the workspace is still there (stopped: no lookup
+      // said removed).
+      const kept = () => ws.life.state !== "deleted";
       const keep = raceSignal(ask(fleet, ws, "minted"), fleet.abort.signal)
-        .then(
-          () => ws.life.state !== "deleted",
-          () => ws.life.state !== "deleted", // stopped: no lookup said removed
-        );
+        .then(kept, kept);
       adoptIssuedToken(fleet, ws, result.authToken, keep);
     }
     logger.info(
@@ -335,40 +311,42 @@ async function registerOnce(
   }
   r.failures++;
   noteAnswer(ws, result.status, result.reason);
-  const configuration = result.kind === "rejected";
-  fleet.counters.registers[configuration ? "refused" : "failed"]++;
+  const { kind, status, reason } = result;
+  fleet.counters.registers[kind === "rejected" ? "refused" : "failed"]++;
   let retryInMs: number;
-  if (configuration) {
+  if (kind === "rejected") {
     // 400, 409, a 403 with the platform's error: the request is wrong as it
     // is; resending it cannot help, and each failed register marks the
     // workspace "register failed" on the platform. Beats go on (they carry
     // the card, which clears that mark).
     retryInMs = -1;
     r.gaveUp = true;
-    const message = result.platformMessage ?? result.reason;
     logger.error(
       "register of workspace {workspaceId} was refused with HTTP {status}: {message}. " +
         "This is a configuration problem (the agent card, the delivery mode, the workspace), not a blip: " +
         "it is not tried again; heartbeats go on (a restart tries register again)",
-      { workspaceId: ws.id, status: result.status ?? "(none)", message },
+      {
+        workspaceId: ws.id,
+        status: status ?? "(none)",
+        message: result.platformMessage ?? reason,
+      },
     );
   } else if (
-    result.kind === "cors" || result.kind === "not-platform" ||
-    result.kind === "redirect"
+    kind === "cors" || kind === "not-platform" || kind === "redirect"
   ) {
     // No token and no retry can help until the platform's side changes:
     // tried again slowly, and recovered without a restart.
     retryInMs = REGISTER_SLOW_RETRY_MS;
     fleet.troubled(
-      failureReason(result.kind, result.status, result.reason),
+      failureReason(kind, status, reason),
       ws,
       () =>
         logger.error(
           "register of workspace {workspaceId} failed: {reason}{cure}; register is retried every {minutes} minutes",
           {
             workspaceId: ws.id,
-            reason: result.reason,
-            cure: cureOf(fleet, ws, result.kind),
+            reason,
+            cure: cureOf(kind, ws.platformUrl, fleet.origin),
             minutes: REGISTER_SLOW_RETRY_MS / 60_000,
           },
         ),
@@ -377,7 +355,7 @@ async function registerOnce(
     retryInMs = retryDelay(
       fleet,
       r.failures,
-      result.status,
+      status,
       result.answer?.retryAfterMs,
       fleet.interval,
     ).delay;
@@ -387,47 +365,11 @@ async function registerOnce(
       () =>
         logger.warn(
           "register of workspace {workspaceId} failed ({reason}); heartbeats go on, register is retried in {retryInMs} ms",
-          { workspaceId: ws.id, reason: result.reason, retryInMs },
+          { workspaceId: ws.id, reason, retryInMs },
         ),
     );
   }
-  fleet.emit("register-failed", {
-    workspaceId: ws.id,
-    kind: result.kind,
-    status: result.status,
-    reason: result.reason,
-    retryInMs: Math.max(0, retryInMs),
-  });
-  if (retryInMs >= 0) retryLater(fleet, ws, retryInMs);
-  return { reason: result.reason };
-}
-
-/**
- * What to do about a CORS refusal or an answer that is not the platform's,
- * for the error line (with the `Origin` sent).
- */
-export function cureOf(fleet: Fleet, ws: Runtime, kind: string): string {
-  if (kind === "cors") {
-    const origin = fleet.origin ?? originOf(ws.platformUrl);
-    return `. The Origin sent is ${
-      origin === "" ? "(none)" : origin
-    }: the platform accepts only http(s):// + the Host header it receives, or an origin in its CORS_ORIGINS. ` +
-      "Cures: have the reverse proxy pass the Host header unchanged (nginx: proxy_set_header Host $host), " +
-      "or add the origin to the platform's CORS_ORIGINS; or send the origin the platform sees with the origin option " +
-      '(--origin, MOLECULE_ORIGIN; "" sends none)';
-  }
-  if (kind === "not-platform") {
-    return `. ${ws.platformUrl} answered; set PLATFORM_URL to the platform's API base URL`;
-  }
-  return "";
-}
-
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return url;
-  }
+  return failed(fleet, ws, { kind, status, reason, retryInMs });
 }
 
 /** Arms `ws`'s next register try. */
@@ -447,12 +389,12 @@ function retryLater(fleet: Fleet, ws: Runtime, ms: number): void {
  * 401 can be a blip); refused again, after the lookup that showed the
  * workspace, the reference's fatal rejection.
  */
-async function refused(
+function refused(
   fleet: Fleet,
   ws: Runtime,
   status: number,
   used: string,
-): Promise<FirstRegister> {
+): FirstRegister {
   const reason = `register refused with HTTP ${status}`;
   noteAnswer(ws, status, reason);
   const r = ws.reg;
@@ -462,21 +404,19 @@ async function refused(
     retryLater(fleet, ws, 0);
     return { reason };
   }
-  if (tokenWorkedHere(ws)) {
+  // The platform accepted the token in this run (a beat, or /state).
+  if (ws.beats.accepted > 0 || ws.ask.tokenAccepted || r.accepted) {
     logger.warn(
       "register of workspace {workspaceId} was refused with HTTP {status}, although the platform accepted its token before: " +
         "it keeps being served (heartbeats go on), and register is retried in {minutes} minutes",
       { workspaceId: ws.id, status, minutes: REGISTER_SLOW_RETRY_MS / 60_000 },
     );
-    fleet.emit("register-failed", {
-      workspaceId: ws.id,
+    return failed(fleet, ws, {
       kind: "auth",
       status,
       reason,
       retryInMs: REGISTER_SLOW_RETRY_MS,
     });
-    retryLater(fleet, ws, REGISTER_SLOW_RETRY_MS);
-    return { reason };
   }
   const now = fleet.elapsed();
   if (r.refusedAt === undefined || now - r.refusedAt < AUTH_CONFIRM_MS) {
@@ -493,37 +433,20 @@ async function refused(
   }
   // Refused again, a few seconds on, with the workspace shown to exist
   // by the lookup just before: the token is refused.
-  if (!tokenWorkedHere(ws)) {
-    ws.life.rejectedFor = "token";
-    if (!moveTo(fleet, ws, "rejected")) {
-      ws.life.rejectedFor = undefined;
-      return { reason };
-    }
-    logger.error(
-      "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
-        "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
-      {
-        status,
-        workspaceId: ws.id,
-        seconds: Math.round((now - r.refusedAt) / 1000),
-      },
-    );
-    fleet.emit("rejected", { workspaceId: ws.id, status, reason: "token" });
-    return "rejected";
+  ws.life.rejectedFor = "token";
+  if (!moveTo(fleet, ws, "rejected")) {
+    ws.life.rejectedFor = undefined;
+    return { reason };
   }
-  return await refusedLate(fleet, ws, status, reason);
-}
-
-function refusedLate(
-  fleet: Fleet,
-  ws: Runtime,
-  status: number,
-  reason: string,
-): Promise<FirstRegister> {
-  retryLater(fleet, ws, REGISTER_SLOW_RETRY_MS);
-  logger.warn(
-    "register of workspace {workspaceId} was refused with HTTP {status}, but its heartbeats are accepted: it keeps being served, register is retried in {minutes} minutes",
-    { workspaceId: ws.id, status, minutes: REGISTER_SLOW_RETRY_MS / 60_000 },
+  logger.error(
+    "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
+      "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
+    {
+      status,
+      workspaceId: ws.id,
+      seconds: Math.round((now - r.refusedAt) / 1000),
+    },
   );
-  return Promise.resolve({ reason });
+  fleet.emit("rejected", { workspaceId: ws.id, status, reason: "token" });
+  return "rejected";
 }

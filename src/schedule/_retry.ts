@@ -107,8 +107,8 @@ export function backoffDelay(
 
 /** Options of {@link RetryBudget}. */
 export interface RetryBudgetOptions {
-  /** Retries earned per accepted request. @default {0.1} */
-  ratio?: number;
+  /** Retries earned per accepted request. */
+  ratio: number;
   /** Requests on schedule per interval (the fleet size): they earn one retry per interval between them, accepted or not. */
   perInterval: number;
 }
@@ -141,7 +141,7 @@ export class RetryBudget {
    * @param options The share of retries and the requests per interval.
    */
   constructor(options: RetryBudgetOptions) {
-    const ratio = Math.max(0, options.ratio ?? 0.1);
+    const ratio = Math.max(0, options.ratio);
     const perInterval = Math.max(1, options.perInterval);
     this.#ratio = ratio;
     this.#floor = 1 / perInterval;
@@ -182,10 +182,7 @@ export class RetryBudget {
    * @returns Whether the retry may go early.
    */
   spend(): boolean {
-    if (this.#tokens >= 1) {
-      this.#tokens--;
-      return true;
-    }
+    if (this.trySpend()) return true;
     this.deferred++;
     return false;
   }
@@ -193,19 +190,6 @@ export class RetryBudget {
 
 /** One fleet warning about rate limits at most this often, in ms. */
 const WARN_EVERY_MS = 60_000;
-
-/**
- * Requests a minute the fleet sends when healthy: a beat per interval per
- * workspace, plus the scheduled state questions.
- */
-export function requestsPerMinute(
-  fleet: RetryFleet,
-  workspaces: number,
-): number {
-  const beats = workspaces * (60_000 / fleet.interval);
-  const polls = fleet.statePollEvery > 0 ? beats / fleet.statePollEvery : 0;
-  return Math.ceil(beats + polls);
-}
 
 /** A request of `ws` was refused with 429; `limit` is the platform's `X-RateLimit-Limit`. */
 export function noteRateLimited(
@@ -223,8 +207,12 @@ export function noteRateLimited(
   if (limit !== undefined) book.limit = limit;
   if (book.ids.size < 2 || now - book.warnedAt < WARN_EVERY_MS) return;
   book.warnedAt = now;
+  // Requests a minute the fleet sends when healthy: a beat per interval per
+  // workspace, plus the scheduled state questions.
   const n = fleet.workspaces.length;
-  const need = requestsPerMinute(fleet, n);
+  const beats = n * (60_000 / fleet.interval);
+  const polls = fleet.statePollEvery > 0 ? beats / fleet.statePollEvery : 0;
+  const need = Math.ceil(beats + polls);
   const allows = book.limit === undefined
     ? "the platform did not say its limit (no X-RateLimit-Limit)"
     : `the platform allows ${book.limit} a minute per bucket`;

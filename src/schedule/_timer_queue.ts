@@ -39,6 +39,8 @@ export class TimerQueue {
   #armedFor = Infinity;
   #firing = false;
   #onError: (error: unknown) => void;
+  /** The underlying timer's callback: one closure for every arm. */
+  #fireNow = () => this.#fire();
 
   /**
    * Creates an empty queue.
@@ -118,7 +120,7 @@ export class TimerQueue {
     this.#disarm();
     this.#armedFor = first.due;
     const delay = Math.max(0, first.due - this.#clock.now());
-    this.#handle = this.#clock.setTimeout(() => this.#fire(), delay);
+    this.#handle = this.#clock.setTimeout(this.#fireNow, delay);
   }
 
   #fire(): void {

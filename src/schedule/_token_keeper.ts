@@ -35,9 +35,9 @@ import type { Runtime } from "./_workspace_runtime.ts";
 const MAX_REMEMBERED = 8;
 
 /** The first wait before an issued token's save is tried again, in ms (doubling up to {@link SAVE_RETRY_MAX_MS}). */
-export const SAVE_RETRY_MS = 1_000;
+const SAVE_RETRY_MS = 1_000;
 /** The longest wait between two tries of an issued token's save, in ms. */
-export const SAVE_RETRY_MAX_MS = 60_000;
+const SAVE_RETRY_MAX_MS = 60_000;
 
 /** The token for a request, or why there is none. */
 export type TokenFor =
@@ -186,13 +186,13 @@ async function saveIssued(
       if (last) return;
       const ms = Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** attempt) *
         (0.5 + fleet.random() / 2);
-      await new Promise<void>((resolve) => {
-        const timer = fleet.queue.at(fleet.clock.now() + ms, resolve);
-        fleet.abort.signal.addEventListener("abort", () => {
-          fleet.queue.cancel(timer);
-          resolve();
-        }, { once: true });
-      });
+      // The wait ends early at a stop (its timer goes with the queue).
+      await raceSignal(
+        new Promise<void>((resolve) =>
+          fleet.queue.at(fleet.clock.now() + ms, resolve)
+        ),
+        fleet.abort.signal,
+      ).catch(() => {});
       continue;
     }
     if (book.unsaved === token) book.unsaved = undefined;

@@ -17,11 +17,12 @@ export interface TroubleLogOptions {
   later: (ms: number, fn: () => void) => void;
   /** Writes the summary line. */
   summary: (kind: TroubleKind, count: number, ids: string) => void;
-  /** How long a window is, in ms. @default {1000} */
-  windowMs?: number;
-  /** Ids named in a summary at most. @default {5} */
-  maxIds?: number;
 }
+
+/** How long a window is, in ms. */
+const WINDOW_MS = 1000;
+/** Ids named in a summary at most. */
+const MAX_IDS = 5;
 
 /** See {@link createTroubleLog}. */
 export interface TroubleLog {
@@ -67,8 +68,6 @@ interface Window {
  * @returns The trouble log.
  */
 export function createTroubleLog(options: TroubleLogOptions): TroubleLog {
-  const windowMs = options.windowMs ?? 1000;
-  const maxIds = options.maxIds ?? 5;
   const open = new Map<TroubleKind, Window>();
   const close = (kind: TroubleKind) => {
     const window = open.get(kind);
@@ -91,7 +90,7 @@ export function createTroubleLog(options: TroubleLogOptions): TroubleLog {
           ids: [],
           distinct: new Set(),
         });
-        options.later(windowMs, () => close(kind));
+        options.later(WINDOW_MS, () => close(kind));
         line();
         return;
       }
@@ -101,7 +100,7 @@ export function createTroubleLog(options: TroubleLogOptions): TroubleLog {
       window.count++;
       if (!window.distinct.has(workspaceId)) {
         window.distinct.add(workspaceId);
-        if (window.ids.length < maxIds) window.ids.push(workspaceId);
+        if (window.ids.length < MAX_IDS) window.ids.push(workspaceId);
       }
     },
   };

@@ -11,7 +11,12 @@
  */
 import { beat } from "./_beat.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
-import { Fleet, LAST_CALL_MS, WRITE_GRACE_MS } from "./_fleet.ts";
+import {
+  Fleet,
+  LAST_CALL_MS,
+  MAX_GROUPS_PER_SECOND,
+  WRITE_GRACE_MS,
+} from "./_fleet.ts";
 import { logger } from "../shared/_logger.ts";
 import { maskSecrets } from "../shared/mask.ts";
 import { ask } from "./_lifecycle.ts";
@@ -35,7 +40,6 @@ import { processEnv } from "../shared/env.ts";
 import { trimBaseUrl } from "../platform/http.ts";
 import { newRuntime, type Runtime } from "./_workspace_runtime.ts";
 import { metricsOf } from "./_counters.ts";
-import { MAX_GROUPS_PER_SECOND } from "./_fleet.ts";
 import type {
   HeartbeatEventMap,
   HeartbeatMetrics,
@@ -112,12 +116,7 @@ export class HeartbeatHandle extends EventTarget {
       );
     });
     if (options.signal?.aborted) {
-      this.ready = Promise.resolve({
-        registered: [],
-        rejected: [],
-        failed: [],
-        deleted: [],
-      });
+      this.ready = this.#firstRegisters([]);
       void this.stop();
       return;
     }
@@ -212,7 +211,6 @@ export class HeartbeatHandle extends EventTarget {
    */
   status(): HeartbeatStatus {
     const fleet = this.#fleet;
-    const now = fleet.clock.now();
     const elapsed = fleet.elapsed();
     return {
       stopped: this.#stopping !== undefined,
@@ -220,9 +218,9 @@ export class HeartbeatHandle extends EventTarget {
       timeoutMs: fleet.timeout,
       registerConcurrency: fleet.registerConcurrency,
       staleWindowMs: fleet.staleWindow,
-      uptimeSeconds: Math.floor((now + fleet.sleptMs - fleet.startedAt) / 1000),
+      uptimeSeconds: Math.floor((elapsed - fleet.startedAt) / 1000),
       inFlight: fleet.inFlight,
-      maxInFlight: fleet.maxInFlight,
+      maxInFlight: fleet.cap.max,
       beatsSkipped: fleet.counters.beats.skipped,
       retriesDeferred: fleet.budget.deferred,
       workspaces: fleet.workspaces.map((ws) => {
@@ -285,11 +283,10 @@ export class HeartbeatHandle extends EventTarget {
     let unarmed = 0;
     for (const ws of fleet.workspaces) {
       const state = ws.life.state;
-      if (state === "beating" || state === "backing-off") workspaces.beating++;
-      else if (state === "registering") workspaces.registering++;
-      else if (state === "paused") workspaces.paused++;
-      else if (state === "deleted") workspaces.deleted++;
-      else if (state === "rejected") workspaces.rejected++;
+      // (A removed workspace has left the list.)
+      if (state !== "removed") {
+        workspaces[state === "backing-off" ? "beating" : state]++;
+      }
       if (!isServed(ws)) continue;
       const since = elapsed - (ws.beats.lastSuccessAt ?? fleet.startedAt);
       if (since > oldest) oldest = since;
