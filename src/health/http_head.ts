@@ -69,8 +69,8 @@ const HEADER = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/;
 /**
  * Parses a whole head (what {@link findHeadEnd} delimited), decoding it
  * once. Empty lines before the request line are skipped (RFC 9112 §2.2);
- * a folded header line, a header without a colon, or a target that is not
- * a path is 400.
+ * a folded header line, a header without a colon, a target that is not a
+ * path, or a `Content-Length` that is not a number is 400.
  *
  * @example
  * ```ts
@@ -102,6 +102,9 @@ export function parseHead(bytes: Uint8Array): RequestHead | BadHead {
       before === undefined ? header[2] : `${before}, ${header[2]}`,
     );
   }
+  // Request bodies are not read; a length that is not one is 400.
+  const length = headers.get("content-length");
+  if (length !== undefined && !/^\d+$/.test(length)) return { error: 400 };
   return {
     method: start[1],
     target: start[2],

@@ -54,21 +54,17 @@ export function startLoopLagMonitor(
   const at = new Float64Array(slots).fill(-Infinity);
   const late = new Float64Array(slots);
   let next = 0;
-  let due = now() + intervalMs;
+  let due = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let stopped = false;
-
-  const tick = () => {
-    const t = now();
-    at[next] = t;
-    late[next] = Math.max(0, t - due);
-    next = (next + 1) % slots;
-    arm();
-  };
   const arm = () => {
-    if (stopped) return;
     due = now() + intervalMs;
-    timer = setTimeout(tick, intervalMs);
+    timer = setTimeout(() => {
+      const t = now();
+      at[next] = t;
+      late[next] = Math.max(0, t - due);
+      next = (next + 1) % slots;
+      arm();
+    }, intervalMs);
     unrefTimer(timer);
   };
   arm();
@@ -82,20 +78,13 @@ export function startLoopLagMonitor(
       }
       return max;
     },
-    stop() {
-      stopped = true;
-      clearTimeout(timer);
-    },
+    stop: () => clearTimeout(timer),
   };
 }
 
 /** Lets a timer not keep the process alive, on Node (`unref`) and Deno (`Deno.unrefTimer`). */
 function unrefTimer(timer: unknown): void {
-  if (typeof timer === "object" && timer !== null && "unref" in timer) {
-    (timer as { unref(): void }).unref();
-    return;
-  }
-  const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } })
-    .Deno;
-  if (typeof timer === "number") deno?.unrefTimer?.(timer);
+  if (typeof timer !== "number") return (timer as { unref(): void }).unref();
+  (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno
+    ?.unrefTimer(timer);
 }

@@ -8,8 +8,8 @@
  * @module
  */
 import { VERSION } from "../shared/version.ts";
-import type { BeatFailureReason, HeartbeatMetrics } from "../schedule/types.ts";
-import type { ConnectionFigures } from "./connections.ts";
+import type { HeartbeatMetrics } from "../schedule/types.ts";
+import { CLOSED_REASONS, type ConnectionFigures } from "./http_server.ts";
 import type { ProcessFigures } from "./process_metrics.ts";
 import {
   histogramSamples,
@@ -23,7 +23,7 @@ export interface MetricsInput {
   /** The heartbeat's figures (`HeartbeatHandle.metrics()`). */
   metrics: HeartbeatMetrics;
   /** Tool calls ended and under way, in wrapper mode; absent otherwise. */
-  mcp?: { ok: number; error: number; active: number };
+  mcp?: { ok: number; error: number; active: number } | undefined;
   /** Log lines dropped because stderr was not read fast enough. */
   logLinesDropped: number;
   /** The event loop's lag, in seconds. */
@@ -38,23 +38,10 @@ export interface MetricsInput {
    * The shard of a sharded workspaces list this process serves (`--shard`
    * of `--total-shards`): written as `shard_info`. @default {not sharded: no `shard_info`}
    */
-  shard?: { index: number; total: number };
+  shard?: { index: number; total: number } | undefined;
 }
 
 const PREFIX = "molecule_heartbeat_";
-
-/** Beat failure reasons, each written from the start. */
-export const BEAT_FAILURE_REASONS: readonly BeatFailureReason[] = [
-  "timeout",
-  "network",
-  "http_4xx",
-  "http_5xx",
-  "rate_limited",
-  "auth",
-  "redirect",
-  "cors",
-  "not_platform",
-];
 
 /**
  * The metric families for a scrape, in the text exposition format.
@@ -85,6 +72,7 @@ export const BEAT_FAILURE_REASONS: readonly BeatFailureReason[] = [
  */
 export function renderMetrics(input: MetricsInput): string {
   const m = input.metrics;
+  const d = m.beatDuration;
   const families: MetricFamily[] = [
     gauge(
       "build_info",
@@ -101,33 +89,23 @@ export function renderMetrics(input: MetricsInput): string {
     counter(
       "beats_total",
       "Heartbeats by outcome: accepted (2xx with the platform's JSON), refused (401, a 403 with the platform's error, or another 4xx but 429), failed (5xx, 429, network, timeout, redirect, the CORS layer's empty 403, a 2xx that is not the platform's), skipped (a grid slot missed: the in-flight cap was full; the beat waits for the next free slot).",
-      labelled("outcome", m.beats, [
-        "accepted",
-        "refused",
-        "failed",
-        "skipped",
-      ]),
+      labelled("outcome", m.beats),
     ),
     counter(
       "beat_failures_total",
       "Heartbeats not accepted, by reason.",
-      labelled("reason", m.beatFailures, BEAT_FAILURE_REASONS),
+      labelled("reason", m.beatFailures),
     ),
     {
       name: `${PREFIX}beat_duration_seconds`,
       help: "Time from sending a heartbeat to its outcome.",
       type: "histogram",
-      samples: histogramSamples(
-        m.beatDuration.bounds,
-        m.beatDuration.counts,
-        m.beatDuration.sum,
-        m.beatDuration.count,
-      ),
+      samples: histogramSamples(d.bounds, d.counts, d.sum, d.count),
     },
     counter(
       "registers_total",
       "Registers by outcome: accepted, refused (401/403, 400, 409), failed (transient).",
-      labelled("outcome", m.registers, ["accepted", "refused", "failed"]),
+      labelled("outcome", m.registers),
     ),
     counter(
       "auth_escalations_total",
@@ -140,13 +118,7 @@ export function renderMetrics(input: MetricsInput): string {
     gauge(
       "workspaces",
       "Workspaces by state: registering (no register accepted yet), beating, paused, deleted, rejected (token refused at register).",
-      labelled("state", m.workspaces, [
-        "beating",
-        "registering",
-        "paused",
-        "deleted",
-        "rejected",
-      ]),
+      labelled("state", m.workspaces),
     ),
     gauge(
       "oldest_accepted_beat_age_seconds",
@@ -207,13 +179,7 @@ export function renderMetrics(input: MetricsInput): string {
     counter(
       "health_connections_closed_total",
       "Health connections closed by the server before an answer, by reason: over_cap (a new one refused: at the cap, every open one was being answered), evicted (at the cap, the one that had waited longest for its request head, in the place of a new one), head_timeout, head_too_large, exchange_timeout.",
-      labelled("reason", c.closed, [
-        "over_cap",
-        "evicted",
-        "head_timeout",
-        "head_too_large",
-        "exchange_timeout",
-      ]),
+      labelled("reason", c.closed, CLOSED_REASONS),
     ),
   );
   const p = input.process;
@@ -257,11 +223,11 @@ function gauge(name: string, help: string, samples: Sample[]): MetricFamily {
   return { name: PREFIX + name, help, type: "gauge", samples };
 }
 
-/** One sample per known label value, 0 where the figures lack it. */
-function labelled<K extends string>(
+/** One sample per label value (each one known: 0 where the figures lack it). */
+function labelled(
   label: string,
-  values: Partial<Record<K, number>>,
-  keys: readonly K[],
+  values: Partial<Record<string, number>>,
+  keys: readonly string[] = Object.keys(values),
 ): Sample[] {
   return keys.map((key) => ({
     labels: { [label]: key },

@@ -99,8 +99,6 @@ export interface ReadinessOptions {
   nameIds: boolean;
   /** Whether to list every workspace that is not ready. @default {false} */
   verbose?: boolean;
-  /** Ids named at most in each reason. @default {3} */
-  maxNamed?: number;
 }
 
 /** Readiness: the verdict, how many are served, and with `verbose` the list. */
@@ -140,11 +138,11 @@ export function readiness(
   },
   options: ReadinessOptions,
 ): ReadinessResult {
-  const maxNamed = options.maxNamed ?? 3;
   const list = options.verbose && options.nameIds;
   const notReady: NotReady[] = [];
-  const never = { count: 0, ids: [] as string[] };
-  const stale = { count: 0, ids: [] as string[] };
+  // The ids of those never accepted, and of those accepted too long ago.
+  const never: string[] = [];
+  const stale: string[] = [];
   // Causes a probe's reader can act on (the platform's side, or PLATFORM_URL).
   let cors = 0;
   let notPlatform = 0;
@@ -156,9 +154,7 @@ export function readiness(
     if (since !== undefined && since <= options.staleWindowMs) continue;
     if (ws.lastFailure === "cors") cors++;
     else if (ws.lastFailure === "not-platform") notPlatform++;
-    const group = since === undefined ? never : stale;
-    group.count++;
-    if (group.ids.length < maxNamed) group.ids.push(ws.workspaceId);
+    (since === undefined ? never : stale).push(ws.workspaceId);
     if (list) {
       notReady.push({
         workspaceId: ws.workspaceId,
@@ -169,23 +165,24 @@ export function readiness(
       });
     }
   }
-  const named = (group: { count: number; ids: string[] }) => {
+  // Three ids named at most in each reason.
+  const named = (ids: string[]) => {
     if (!options.nameIds) return "";
-    const more = group.count - group.ids.length;
-    return `: ${group.ids.join(", ")}${more > 0 ? ` and ${more} more` : ""}`;
+    const more = ids.length > 3 ? ` and ${ids.length - 3} more` : "";
+    return `: ${ids.slice(0, 3).join(", ")}${more}`;
   };
   const reasons: string[] = [];
   if (status.stopped) reasons.push("stopping");
-  if (never.count > 0) {
+  if (never.length > 0) {
     reasons.push(
-      `${never.count} of ${served} served workspace(s) have no accepted heartbeat yet${
+      `${never.length} of ${served} served workspace(s) have no accepted heartbeat yet${
         named(never)
       }`,
     );
   }
-  if (stale.count > 0) {
+  if (stale.length > 0) {
     reasons.push(
-      `${stale.count} of ${served} served workspace(s) have had no accepted heartbeat for over ${
+      `${stale.length} of ${served} served workspace(s) have had no accepted heartbeat for over ${
         Math.round(options.staleWindowMs / 1000)
       } s${named(stale)}`,
     );

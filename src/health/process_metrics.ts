@@ -23,13 +23,8 @@ export interface ProcessFigures {
 }
 
 // Computed once: the process started this long before the module loaded.
-const startTimeSeconds = (() => {
-  try {
-    return Math.round((Date.now() / 1000 - process.uptime()) * 1000) / 1000;
-  } catch {
-    return undefined;
-  }
-})();
+const startTimeSeconds =
+  Math.round((Date.now() / 1000 - process.uptime()) * 1000) / 1000;
 
 /**
  * Reads the process's figures. Never throws: what cannot be read is left
@@ -46,38 +41,21 @@ const startTimeSeconds = (() => {
  * @returns The figures.
  */
 export async function processFigures(): Promise<ProcessFigures> {
-  const figures: ProcessFigures = {};
+  const cpu = process.cpuUsage();
+  const figures: ProcessFigures = {
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    residentMemoryBytes: process.memoryUsage.rss(),
+    startTimeSeconds,
+  };
+  if (process.platform !== "linux" || !mayReadProc()) return figures;
   try {
-    const cpu = process.cpuUsage();
-    figures.cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    // One entry is the descriptor of the directory being read.
+    figures.openFds = Math.max(0, (await readdir("/proc/self/fd")).length - 1);
+    const limits = await readFile("/proc/self/limits", "utf8");
+    const match = /^Max open files\s+(\d+)/m.exec(limits);
+    if (match) figures.maxFds = Number(match[1]);
   } catch {
     // not told
-  }
-  try {
-    figures.residentMemoryBytes = process.memoryUsage.rss();
-  } catch {
-    // not told
-  }
-  if (startTimeSeconds !== undefined) {
-    figures.startTimeSeconds = startTimeSeconds;
-  }
-  if (process.platform === "linux" && mayReadProc()) {
-    try {
-      // One entry is the descriptor of the directory being read.
-      figures.openFds = Math.max(
-        0,
-        (await readdir("/proc/self/fd")).length - 1,
-      );
-    } catch {
-      // not told
-    }
-    try {
-      const limits = await readFile("/proc/self/limits", "utf8");
-      const match = /^Max open files\s+(\d+)/m.exec(limits);
-      if (match) figures.maxFds = Number(match[1]);
-    } catch {
-      // not told
-    }
   }
   return figures;
 }
@@ -86,16 +64,12 @@ export async function processFigures(): Promise<ProcessFigures> {
 function mayReadProc(): boolean {
   const deno = (globalThis as {
     Deno?: {
-      permissions?: {
-        querySync?(d: { name: "read"; path: string }): { state: string };
+      permissions: {
+        querySync(d: { name: "read"; path: string }): { state: string };
       };
     };
   }).Deno;
-  if (!deno) return true;
-  try {
-    return deno.permissions?.querySync?.({ name: "read", path: "/proc/self" })
-      .state === "granted";
-  } catch {
-    return false;
-  }
+  return !deno ||
+    deno.permissions.querySync({ name: "read", path: "/proc/self" }).state ===
+      "granted";
 }

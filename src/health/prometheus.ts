@@ -34,7 +34,6 @@ export interface MetricFamily {
 }
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /**
  * Renders metric families as a text exposition (every line ends with `\n`).
@@ -54,7 +53,7 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
  *
  * @param families The families, each name once.
  * @returns The exposition.
- * @throws {TypeError} For a metric or label name the format does not allow.
+ * @throws {TypeError} For a metric name the format does not allow.
  */
 export function renderExposition(families: readonly MetricFamily[]): string {
   let out = "";
@@ -62,7 +61,7 @@ export function renderExposition(families: readonly MetricFamily[]): string {
     if (!METRIC_NAME.test(family.name)) {
       throw new TypeError(`not a Prometheus metric name: ${family.name}`);
     }
-    out += `# HELP ${family.name} ${escapeHelp(family.help)}\n`;
+    out += `# HELP ${family.name} ${escape(family.help, /[\\\n]/g)}\n`;
     out += `# TYPE ${family.name} ${family.type}\n`;
     for (const sample of family.samples) {
       out += `${family.name}${sample.suffix ?? ""}${
@@ -99,48 +98,33 @@ export function histogramSamples(
   sum: number,
   count: number,
 ): Sample[] {
-  const samples: Sample[] = [];
   let cumulative = 0;
-  for (let i = 0; i < bounds.length; i++) {
-    cumulative += counts[i] ?? 0;
-    samples.push({
+  return [
+    ...bounds.map((bound, i) => ({
       suffix: "_bucket",
-      labels: { le: formatValue(bounds[i]) },
-      value: cumulative,
-    });
-  }
-  samples.push({ suffix: "_bucket", labels: { le: "+Inf" }, value: count });
-  samples.push({ suffix: "_sum", value: sum });
-  samples.push({ suffix: "_count", value: count });
-  return samples;
+      labels: { le: formatValue(bound) },
+      value: cumulative += counts[i] ?? 0,
+    })),
+    { suffix: "_bucket", labels: { le: "+Inf" }, value: count },
+    { suffix: "_sum", value: sum },
+    { suffix: "_count", value: count },
+  ];
 }
 
 /** A sample value as the format writes it: `+Inf`, `-Inf`, `NaN` or a number. */
 function formatValue(value: number): string {
-  if (Number.isNaN(value)) return "NaN";
-  if (value === Infinity) return "+Inf";
-  if (value === -Infinity) return "-Inf";
-  return String(value);
+  if (Math.abs(value) !== Infinity) return String(value); // NaN too
+  return value > 0 ? "+Inf" : "-Inf";
 }
 
-function renderLabels(labels: Readonly<Record<string, string>> | undefined) {
-  if (!labels) return "";
-  const parts: string[] = [];
-  for (const [name, value] of Object.entries(labels)) {
-    if (!LABEL_NAME.test(name) || name.startsWith("__")) {
-      throw new TypeError(`not a Prometheus label name: ${name}`);
-    }
-    parts.push(`${name}="${escapeLabelValue(value)}"`);
-  }
+function renderLabels(labels: Readonly<Record<string, string>> = {}): string {
+  const parts = Object.entries(labels).map(([name, value]) =>
+    `${name}="${escape(value, /[\\"\n]/g)}"`
+  );
   return parts.length > 0 ? `{${parts.join(",")}}` : "";
 }
 
-/** Label values escape `\`, `"` and line feeds. */
-function escapeLabelValue(value: string): string {
-  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
-}
-
-/** Help texts escape `\` and line feeds. */
-function escapeHelp(text: string): string {
-  return text.replace(/[\\\n]/g, (c) => c === "\n" ? "\\n" : "\\\\");
+/** Escapes what `pattern` finds: `\` and line feeds, and in label values `"`. */
+function escape(text: string, pattern: RegExp): string {
+  return text.replace(pattern, (c) => c === "\n" ? "\\n" : `\\${c}`);
 }

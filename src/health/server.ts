@@ -4,19 +4,51 @@
  *
  * @module
  */
+import process from "node:process";
+import type { McpTracker } from "../mcp/tracker.ts";
+import type { HeartbeatMetrics, HeartbeatStatus } from "../schedule/types.ts";
 import { STALE_AFTER_MS } from "../shared/constants.ts";
 import { rememberSecret } from "../shared/mask.ts";
-import { isLoopbackHost } from "./exposure.ts";
+import { bearerMatches, isLoopbackHost } from "./exposure.ts";
+import {
+  COMMON,
+  type Conn,
+  type ConnectionLimits,
+  createHttpServer,
+  type HealthAnswer,
+  type HealthRequest,
+  type HttpServer,
+  json,
+  type Listener,
+} from "./http_server.ts";
 import { startLoopLagMonitor } from "./loop_lag.ts";
-import { createRoutes, type HealthSource } from "./routes.ts";
-import { type DenoNet, type RuntimeServer, serveDeno } from "./server_deno.ts";
+import { renderMetrics } from "./metrics.ts";
+import { liveness, readiness } from "./probes.ts";
+import { processFigures } from "./process_metrics.ts";
+import { EXPOSITION_CONTENT_TYPE } from "./prometheus.ts";
 import { createStatusCache } from "./status_body.ts";
-
-export type { HealthSource } from "./routes.ts";
 export { offLoopbackWarning } from "./exposure.ts";
 
+/** What the health server reads: the heartbeat, and in the command the wrapper's tracker and log writer. */
+export interface HealthSource {
+  /** A status snapshot (`HeartbeatHandle.status`). */
+  status(): HeartbeatStatus;
+  /** The fleet's figures (`HeartbeatHandle.metrics`). */
+  metrics(): HeartbeatMetrics;
+  /** The MCP tracker, in wrapper mode: its tool calls go to `/metrics`. */
+  mcp?: Pick<McpTracker, "totals" | "active">;
+  /** Log lines dropped so far (the log writer's `dropped`). @default {0} */
+  logLinesDropped?(): number;
+  /**
+   * The shard of a sharded workspaces list served (`--shard` of
+   * `--total-shards`): in `/metrics` as `shard_info`, in `/status` as
+   * `shard`. @default {not sharded}
+   */
+  shard?: { index: number; total: number };
+}
+
 /** Options of {@link startHealthServer}. */
-export interface HealthServerOptions {
+export interface HealthServerOptions extends ConnectionLimits {
   /** The port; 0 picks a free one. */
   port: number;
   /** The address to bind, such as `127.0.0.1` or `0.0.0.0`. */
@@ -35,17 +67,14 @@ export interface HealthServerOptions {
   exposed?: boolean;
   /** How long a workspace stays ready after an accepted beat, in ms. @default {STALE_AFTER_MS} */
   staleWindowMs?: number;
-  /** Health connections open at once at most. @default {64} */
-  maxConnections?: number;
-  /** Time a client has to send its request head, in ms. @default {2000} */
-  headTimeoutMs?: number;
-  /** Time for a whole exchange, head read and answer written, in ms. @default {10000} */
-  exchangeTimeoutMs?: number;
-  /** Time a kept-alive connection may idle between requests, in ms. @default {5000} */
-  keepAliveTimeoutMs?: number;
   /** The event loop's lag above which `/healthz` fails, in ms. @default {5000} */
   maxLoopLagMs?: number;
 }
+
+const encoder = new TextEncoder();
+const PATHS = "/healthz, /readyz, /metrics or /status";
+/** `/status` answers written at once at most; past it, 503. */
+const MAX_STATUS_WRITERS = 8;
 
 /** A running health server. */
 export interface HealthServer {
@@ -58,23 +87,28 @@ export interface HealthServer {
 }
 
 /**
- * Serves the health endpoints of a heartbeat:
+ * Serves the health endpoints of a heartbeat (GET, and HEAD answered as
+ * GET without the body; other methods are 405 with `Allow`):
  *
- * - `GET /healthz`, liveness: 200 while the process works (not stopping,
- *   every served workspace has a beat armed or in flight, the event loop
- *   on time); never 503 because of the platform or a workspace.
- * - `GET /readyz`, readiness: 200 while every served workspace had a beat
+ * - `/healthz`, liveness: 200 `{"status":"ok"}` while the process works
+ *   (not stopping, every served workspace has a beat armed or in flight,
+ *   the event loop on time); never 503 because of the platform or a
+ *   workspace. Else 503 with the reasons.
+ * - `/readyz`, readiness: 200 while every served workspace had a beat
  *   accepted within the stale window, else 503 with the reasons
  *   (`?verbose` lists the workspaces).
- * - `GET /metrics`: Prometheus text exposition 0.0.4.
- * - `GET /status`: the JSON snapshot, one workspace per line, cached for a
- *   second.
+ * - `/metrics`: Prometheus text exposition 0.0.4.
+ * - `/status`: the JSON snapshot, one workspace per line, cached for a
+ *   second (and shared with `/readyz`), at most 8 answers written at once
+ *   (else 503). With a token set it needs `Authorization: Bearer <token>`
+ *   (401 otherwise).
  *
  * Off loopback, `/status` needs the token (404 without one) and `/readyz`
  * names no ids without it. Connections are capped (64), a head must come
  * within 2 s and fit 8 KiB (else 431), an exchange ends within 10 s.
- * Accept errors (descriptors run out, EMFILE) never stop it. On Deno it is
- * a small HTTP/1.1 server over `Deno.listen`; on Node, `node:http`.
+ * Accept errors (descriptors run out, EMFILE) never stop it. It is a small
+ * HTTP/1.1 server of its own (`http_server.ts`), over `Deno.listen` on
+ * Deno and `node:net` on Node.
  *
  * @example
  * ```ts
@@ -100,55 +134,190 @@ export async function startHealthServer(
   source: HealthSource,
   options: HealthServerOptions,
 ): Promise<HealthServer> {
-  const limits = {
-    maxConnections: options.maxConnections ?? 64,
-    headTimeoutMs: options.headTimeoutMs ?? 2_000,
-    exchangeTimeoutMs: options.exchangeTimeoutMs ?? 10_000,
-    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 5_000,
-    maxRequestsPerConnection: 100,
-  };
   const exposed = options.exposed ?? !isLoopbackHost(options.host);
+  const staleWindowMs = options.staleWindowMs ?? STALE_AFTER_MS;
+  const maxLoopLagMs = options.maxLoopLagMs ?? 5_000;
   // Masked wherever it would be echoed, as every token is.
   if (options.token !== undefined) rememberSecret(options.token);
   const lag = startLoopLagMonitor();
-  let server: RuntimeServer | undefined;
-  const route = createRoutes({
-    source,
-    statusCache: createStatusCache(
-      () => source.status(),
-      source.shard ? { shard: source.shard } : {},
-    ),
-    exposed,
-    ...(options.token !== undefined ? { token: options.token } : {}),
-    staleWindowMs: options.staleWindowMs ?? STALE_AFTER_MS,
-    maxLoopLagMs: options.maxLoopLagMs ?? 5_000,
-    loopLagMs: () => lag.lagMs(),
-    connections: () => server?.pool.figures() ?? { open: 0, closed: {} },
+  const statusCache = createStatusCache(() => source.status(), {
+    shard: source.shard,
   });
-  const at = { port: options.port, host: options.host, ...limits };
+  let statusWriters = 0;
+  const runtime = runtimeName();
+
+  const answer = async (request: HealthRequest): Promise<HealthAnswer> => {
+    const [path, ...query] = request.target.split("?");
+    const params = new URLSearchParams(query.join("?"));
+    const known = ["/healthz", "/readyz", "/metrics", "/status"];
+    if (!known.includes(path)) {
+      return json(404, { error: `not found: try ${PATHS}` });
+    }
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return json(405, { error: "use GET or HEAD" }, { allow: "GET, HEAD" });
+    }
+    const verbose = params.has("verbose") &&
+      !/^(0|false|no)$/i.test(params.get("verbose") ?? "");
+    const authorized = bearerMatches(
+      request.headers.get("authorization"),
+      options.token,
+    );
+
+    if (path === "/healthz") {
+      const m = source.metrics();
+      const loopLagMs = lag.lagMs();
+      const r = liveness(m, { loopLagMs, maxLoopLagMs });
+      const checks = verbose
+        ? {
+          stopping: m.stopped,
+          unarmedWorkspaces: m.unarmed,
+          eventLoopLagMs: Math.round(loopLagMs),
+          maxEventLoopLagMs: maxLoopLagMs,
+        }
+        : undefined; // left out
+      return r.ok
+        ? json(200, { status: "ok", checks })
+        : json(503, { status: "unhealthy", reasons: r.reasons, checks });
+    }
+
+    if (path === "/readyz") {
+      const r = readiness(statusCache.snapshot(), {
+        staleWindowMs,
+        nameIds: !exposed || authorized,
+        verbose,
+      });
+      return r.ok
+        ? json(200, { status: "ready", served: r.served })
+        : json(503, {
+          status: "not ready",
+          served: r.served,
+          reasons: r.reasons,
+          notReady: r.notReady, // left out when undefined
+        });
+    }
+
+    if (path === "/metrics") {
+      const tracker = source.mcp;
+      const text = renderMetrics({
+        metrics: source.metrics(),
+        mcp: tracker && { ...tracker.totals(), active: tracker.active },
+        logLinesDropped: source.logLinesDropped?.() ?? 0,
+        loopLagSeconds: lag.lagMs() / 1000,
+        connections: http.figures(),
+        process: await processFigures(),
+        runtime,
+        shard: source.shard,
+      });
+      return {
+        status: 200,
+        headers: { "content-type": EXPOSITION_CONTENT_TYPE, ...COMMON },
+        parts: [encoder.encode(text)],
+      };
+    }
+
+    // /status: every workspace id, tool names and error texts.
+    if (options.token !== undefined && !authorized) {
+      return json(401, {
+        error: "/status needs Authorization: Bearer $MOLECULE_HEALTH_TOKEN",
+      }, { "www-authenticate": 'Bearer realm="molecule-heartbeat"' });
+    }
+    if (exposed && options.token === undefined) {
+      return json(404, {
+        error:
+          "not found: off loopback, /status is served only with MOLECULE_HEALTH_TOKEN set",
+      });
+    }
+    const { parts } = await statusCache.body();
+    if (statusWriters >= MAX_STATUS_WRITERS) {
+      return json(503, { error: "busy: too many /status answers at once" }, {
+        "retry-after": "1",
+      });
+    }
+    statusWriters++;
+    return {
+      status: 200,
+      headers: { "content-type": "application/json", ...COMMON },
+      parts,
+      done: () => void statusWriters--,
+    };
+  };
+
+  const http = createHttpServer(answer, options);
+  let listener: Listener;
   try {
     const deno = (globalThis as { Deno?: DenoNet }).Deno;
-    if (deno?.listen) {
-      server = serveDeno(deno, route, at);
-    } else {
-      const { serveNode } = await import("./server_node.ts");
-      server = await serveNode(route, at);
-    }
+    listener = deno?.listen
+      ? listenDeno(deno, http, options)
+      : await (await import("./server_node.ts")).listenNode(http, options);
   } catch (error) {
     lag.stop();
     throw error;
   }
-  const running = server;
   return {
-    url: baseUrl(options.host, running.port),
+    url: `http://${
+      options.host.includes(":") ? `[${options.host}]` : options.host
+    }:${listener.port}`,
     exposed,
     async close() {
       lag.stop();
-      await running.close();
+      const stopped = listener.close();
+      await http.close();
+      await stopped;
     },
   };
 }
 
-function baseUrl(host: string, port: number): string {
-  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+/** The part of `Deno` the server uses. */
+interface DenoNet {
+  /** Binds a TCP listener. */
+  listen(options: { port: number; hostname: string }): {
+    addr: { port: number };
+    accept(): Promise<Conn>;
+    close(): void;
+  };
+}
+
+/**
+ * Listens with `Deno.listen` (Deno's `node:http` stops accepting for good
+ * after EMFILE, and `Deno.serve` throws it at the top level): an accept
+ * error never stops it.
+ */
+function listenDeno(
+  deno: DenoNet,
+  http: HttpServer,
+  at: { port: number; host: string },
+): Listener {
+  const listener = deno.listen({ port: at.port, hostname: at.host });
+  let closed = false;
+  const loop = (async () => {
+    let backoff = 10;
+    while (!closed) {
+      try {
+        const conn = await listener.accept();
+        backoff = 10;
+        await http.take(conn);
+      } catch {
+        if (closed) return;
+        // Out of descriptors (EMFILE) or the like: wait for some to be freed.
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(1_000, backoff * 2);
+      }
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    close() {
+      if (!closed) listener.close();
+      closed = true;
+      return loop;
+    },
+  };
+}
+
+/** The runtime's name and version, for `build_info`. */
+function runtimeName(): { name: string; version: string } {
+  const versions = process.versions as Record<string, string | undefined>;
+  if (versions.deno) return { name: "deno", version: versions.deno };
+  if (versions.bun) return { name: "bun", version: versions.bun };
+  return { name: "node", version: versions.node ?? "unknown" };
 }

@@ -11,8 +11,6 @@ import type { HeartbeatStatus } from "../schedule/types.ts";
 
 /** Options of {@link createStatusCache}. */
 export interface StatusCacheOptions {
-  /** How long a snapshot is served, in ms. @default {1000} */
-  ttlMs?: number;
   /** Workspaces written per turn of the event loop. @default {500} */
   sliceSize?: number;
   /** Milliseconds on a monotonic clock. @default {performance.now} */
@@ -22,7 +20,7 @@ export interface StatusCacheOptions {
    * fleet's fields as `"shard": {"index": N, "total": M}`.
    * @default {not sharded: no "shard" field}
    */
-  shard?: { index: number; total: number };
+  shard?: { index: number; total: number } | undefined;
 }
 
 /** The body of `/status`: its parts in order, and their total length. */
@@ -33,9 +31,9 @@ export interface StatusBody {
   length: number;
 }
 
-/** A status snapshot and its JSON, each made at most once per `ttlMs`. */
+/** A status snapshot and its JSON, each made at most once a second. */
 export interface StatusCache {
-  /** The snapshot, taken again once it is `ttlMs` old. */
+  /** The snapshot, taken again once it is a second old. */
   snapshot(): HeartbeatStatus;
   /** The snapshot's JSON, one workspace per line, written in parts. */
   body(): Promise<StatusBody>;
@@ -59,14 +57,13 @@ const encoder = new TextEncoder();
  * ```
  *
  * @param status Takes a snapshot (`HeartbeatHandle.status`).
- * @param options Lifetime, slice size, clock and shard.
+ * @param options Slice size, clock and shard.
  * @returns The cache.
  */
 export function createStatusCache(
   status: () => HeartbeatStatus,
   options: StatusCacheOptions = {},
 ): StatusCache {
-  const ttlMs = options.ttlMs ?? 1_000;
   const sliceSize = Math.max(1, options.sliceSize ?? 500);
   const now = options.now ?? (() => performance.now());
   let entry:
@@ -75,7 +72,7 @@ export function createStatusCache(
 
   const current = () => {
     const t = now();
-    if (!entry || t - entry.at >= ttlMs) {
+    if (!entry || t - entry.at >= 1_000) {
       entry = { at: t, snapshot: status() };
     }
     return entry;
@@ -101,11 +98,11 @@ async function writeInParts(
   shard: StatusCacheOptions["shard"],
 ): Promise<StatusBody> {
   const { workspaces, ...fleet } = snapshot;
-  const head = JSON.stringify(
-    shard
-      ? { ...fleet, shard: { index: shard.index, total: shard.total } }
-      : fleet,
-  );
+  // Not sharded: `shard` undefined, left out.
+  const head = JSON.stringify({
+    ...fleet,
+    shard: shard && { index: shard.index, total: shard.total },
+  });
   const parts = [
     encoder.encode(
       `${head.slice(0, -1)}${head.length > 2 ? "," : ""}"workspaces":[\n`,
@@ -113,15 +110,10 @@ async function writeInParts(
   ];
   for (let i = 0; i < workspaces.length; i += sliceSize) {
     if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-    let text = "";
-    const end = Math.min(workspaces.length, i + sliceSize);
-    for (let j = i; j < end; j++) {
-      text += (j > 0 ? ",\n" : "") + JSON.stringify(workspaces[j]);
-    }
-    parts.push(encoder.encode(text));
+    const slice = workspaces.slice(i, i + sliceSize);
+    const text = slice.map((w) => JSON.stringify(w)).join(",\n");
+    parts.push(encoder.encode((i > 0 ? ",\n" : "") + text));
   }
   parts.push(encoder.encode("\n]}\n"));
-  let length = 0;
-  for (const part of parts) length += part.length;
-  return { parts, length };
+  return { parts, length: parts.reduce((n, p) => n + p.length, 0) };
 }

@@ -39,113 +39,84 @@ const TAIL_BYTES = 256;
 
 /**
  * Splits a byte stream into lines, keeping at most `max` bytes of a line
- * (then only its first {@link HEAD_BYTES} and last {@link TAIL_BYTES}).
+ * (then only its first {@link HEAD_BYTES} and last {@link TAIL_BYTES}). A
+ * line that is not `wanted` as it begins is skipped, not held.
  */
-class LineSplitter {
-  #parts: Uint8Array[] = [];
-  #size = 0;
-  #huge = false;
-  #head: Uint8Array = new Uint8Array(0);
-  #tail: Uint8Array = new Uint8Array(0);
-  #max: number;
-  #onLine: (line: Uint8Array) => void;
-  #onHuge: (head: Uint8Array, tail: Uint8Array) => void;
-  #wanted: () => boolean;
-  // Inside a line that was not wanted when it began: skipped, not held.
-  #skipping = false;
-  #atLineStart = true;
-
-  constructor(
-    max: number,
-    onLine: (line: Uint8Array) => void,
-    onHuge: (head: Uint8Array, tail: Uint8Array) => void,
-    wanted: () => boolean = () => true,
-  ) {
-    this.#max = max;
-    this.#onLine = onLine;
-    this.#onHuge = onHuge;
-    this.#wanted = wanted;
-  }
-
-  push(chunk: Uint8Array): void {
-    let start = 0;
-    while (start < chunk.length) {
-      if (this.#atLineStart) {
-        this.#atLineStart = false;
-        this.#skipping = !this.#wanted();
-      }
-      const nl = chunk.indexOf(NEWLINE, start);
-      const end = nl === -1 ? chunk.length : nl;
-      if (end > start && !this.#skipping) {
-        this.#add(chunk.subarray(start, end));
-      }
-      if (nl === -1) return;
-      if (this.#skipping) this.#skipping = false;
-      else this.#flush();
-      this.#atLineStart = true;
-      start = nl + 1;
-    }
-  }
-
-  end(): void {
-    if (!this.#skipping && (this.#size > 0 || this.#huge)) this.#flush();
-    this.#skipping = false;
-    this.#atLineStart = true;
-  }
-
-  #add(part: Uint8Array): void {
-    if (!this.#huge && this.#size + part.length <= this.#max) {
+function lineSplitter(
+  max: number,
+  onLine: (line: Uint8Array) => void,
+  onHuge: (head: Uint8Array, tail: Uint8Array) => void,
+  wanted: () => boolean = () => true,
+): { push(chunk: Uint8Array): void; end(): void } {
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  // Set once the line is over `max`: its first and last bytes.
+  let huge: { head: Uint8Array; tail: Uint8Array } | undefined;
+  // Whether the line under way is skipped, decided as it begins
+  // (`undefined` between lines).
+  let skipping: boolean | undefined;
+  const add = (part: Uint8Array) => {
+    if (!huge && size + part.length <= max) {
       // A copy: the relay may hand the chunk on and its owner reuse it.
-      this.#parts.push(part.slice());
-      this.#size += part.length;
+      parts.push(part.slice());
+      size += part.length;
       return;
     }
-    if (!this.#huge) {
-      this.#huge = true;
-      this.#head = firstBytes([...this.#parts, part], HEAD_BYTES);
-      this.#tail = lastBytes(this.#parts, TAIL_BYTES);
-      this.#parts = [];
-      this.#size = 0;
+    if (!huge) {
+      huge = {
+        head: firstBytes([...parts, part], HEAD_BYTES),
+        tail: lastBytes(parts, TAIL_BYTES),
+      };
+      parts = [];
+      size = 0;
     }
-    this.#tail = lastBytes([this.#tail, part], TAIL_BYTES);
-  }
-
-  #flush(): void {
-    if (this.#huge) {
-      const head = this.#head;
-      const tail = this.#tail;
-      this.#huge = false;
-      this.#head = new Uint8Array(0);
-      this.#tail = new Uint8Array(0);
-      this.#onHuge(head, tail);
-      return;
-    }
-    const parts = this.#parts;
-    const size = this.#size;
-    this.#parts = [];
-    this.#size = 0;
-    if (size === 0) return;
-    this.#onLine(parts.length === 1 ? parts[0] : concatBytes(parts, size));
-  }
+    huge.tail = lastBytes([huge.tail, part], TAIL_BYTES);
+  };
+  /** A line ended: handed on. */
+  const lineEnd = () => {
+    const line = huge ??
+      (parts.length === 1 ? parts[0] : concatBytes(parts, size));
+    parts = [];
+    size = 0;
+    huge = undefined;
+    skipping = undefined; // a skipped line holds nothing
+    if ("head" in line) onHuge(line.head, line.tail);
+    else if (line.length > 0) onLine(line);
+  };
+  return {
+    push(chunk) {
+      let start = 0;
+      while (start < chunk.length) {
+        skipping ??= !wanted();
+        const nl = chunk.indexOf(NEWLINE, start);
+        const end = nl === -1 ? chunk.length : nl;
+        if (end > start && !skipping) add(chunk.subarray(start, end));
+        if (nl === -1) return;
+        lineEnd();
+        start = nl + 1;
+      }
+    },
+    end: lineEnd,
+  };
 }
 
+/** The first `n` bytes of parts in a row. */
 function firstBytes(parts: Uint8Array[], n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let size = 0;
-  for (const p of parts) {
-    if (size >= n) break;
-    const take = p.subarray(0, n - size);
-    out.set(take, size);
-    size += take.length;
-  }
-  return out.slice(0, size);
+  return concatBytes(parts.map((p) => p.subarray(0, n))).slice(0, n);
 }
 
+/** The last `n` bytes of parts in a row. */
 function lastBytes(parts: Uint8Array[], n: number): Uint8Array {
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const all = concatBytes(parts, size);
-  return all.slice(Math.max(0, all.length - n));
+  return concatBytes(parts.map((p) => p.subarray(-n))).slice(-n);
+}
+
+/** A JSON text's value; `undefined` when it is not JSON. */
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A JSON string. */
@@ -181,23 +152,14 @@ function leadingMembers(
   const members = new Map<string, unknown>();
   const lead = LEADING.exec(head)?.[0] ?? "";
   for (const m of lead.matchAll(MEMBER)) {
-    try {
-      members.set(m[1], JSON.parse(m[2]));
-    } catch {
-      // not a scalar after all: ignored
-    }
+    // Not a scalar after all: ignored.
+    const value = parse(m[2]);
+    if (value !== undefined) members.set(m[1], value);
   }
-  const rest = head.slice(lead.length);
-  let name: string | undefined;
-  const named = PARAMS_NAME.exec(rest);
-  if (named && named.index < 16) {
-    try {
-      name = JSON.parse(named[1]);
-    } catch {
-      // a name cut off by the head's end: none
-    }
-  }
-  return { members, name };
+  // A name cut off by the head's end: none.
+  const named = PARAMS_NAME.exec(head.slice(lead.length));
+  const name = named && named.index < 16 ? parse(named[1]) : undefined;
+  return { members, name: name as string | undefined };
 }
 
 /** The id of a huge line: among its leading members, or its last member. */
@@ -205,12 +167,7 @@ function hugeLineId(head: string, tail: string): unknown {
   const { members } = leadingMembers(head);
   if (members.has("id")) return members.get("id");
   const match = TRAILING_ID.exec(tail);
-  if (!match) return undefined;
-  try {
-    return JSON.parse(match[1]);
-  } catch {
-    return undefined;
-  }
+  return match ? parse(match[1]) : undefined;
 }
 
 const decoder = new TextDecoder();
@@ -249,25 +206,13 @@ export function createMcpStreamTap(
   options: McpStreamTapOptions = {},
 ): McpStreamTap {
   const max = options.maxLineBytes ?? 1024 * 1024;
-  const parse = (line: Uint8Array): unknown => {
-    try {
-      return JSON.parse(decoder.decode(line));
-    } catch {
-      return undefined;
-    }
-  };
-  const client = new LineSplitter(max, (line) => {
+  const client = lineSplitter(max, (line) => {
     const text = decoder.decode(line);
     if (
       !text.includes("tools/call") && !text.includes("notifications/cancelled")
     ) return;
-    let message: unknown;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;
-    }
-    tracker.fromClient(message);
+    const message = parse(text);
+    if (message !== undefined) tracker.fromClient(message);
   }, (head) => {
     // A huge request: its arguments are not read, its call is still counted.
     const { members, name } = leadingMembers(decoder.decode(head));
@@ -279,9 +224,9 @@ export function createMcpStreamTap(
       params: { name: name ?? "" },
     });
   });
-  const server = new LineSplitter(max, (line) => {
+  const server = lineSplitter(max, (line) => {
     if (tracker.active === 0) return;
-    const message = parse(line);
+    const message = parse(decoder.decode(line));
     if (message !== undefined) tracker.fromServer(message);
   }, (head, tail) => {
     if (tracker.active === 0) return;

@@ -100,12 +100,6 @@ export interface McpTracker {
 const MAX_TEXT = 200;
 const BUCKETS = 10;
 
-interface Bucket {
-  index: number;
-  total: number;
-  errors: number;
-}
-
 function idKey(id: unknown): string | undefined {
   if (typeof id === "number" && Number.isFinite(id)) return `n${id}`;
   if (typeof id === "string") return `s${id}`;
@@ -176,7 +170,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   // Insertion order is start order: the first entry is the longest-running.
   const active = new Map<string, { name: string; since: number }>();
   // One slot more than the window, so the current bucket never evicts one still inside it.
-  const buckets: Bucket[] = Array.from(
+  const buckets = Array.from(
     { length: BUCKETS + 1 },
     () => ({ index: -1, total: 0, errors: 0 }),
   );
@@ -209,12 +203,10 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     }
     const silent = t - Math.max(lastOutput, busySince ?? -Infinity);
     if (silent > wedgedAfterMs) {
-      const calls = active.size === 1
-        ? "1 tool call"
-        : `${active.size} tool calls`;
+      const [s, waits] = active.size === 1 ? ["", "waits"] : ["s", "wait"];
       return `the MCP server has written nothing for ${
         Math.floor(silent / 1000)
-      } s while ${calls} wait${active.size === 1 ? "s" : ""}`;
+      } s while ${active.size} tool call${s} ${waits}`;
     }
     return undefined;
   };
@@ -244,20 +236,20 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   };
 
   /** Removes a call; notes when nothing is pending any more. */
-  const drop = (key: string): boolean => {
-    if (!active.delete(key)) return false;
+  const drop = (key: string | undefined): boolean => {
+    if (key === undefined || !active.delete(key)) return false;
     if (active.size === 0) idleSince = now();
     return true;
   };
 
-  const ended = (key: string, error: string | undefined) => {
+  /** A call under way answered. */
+  const ended = (key: string | undefined, answer: Record<string, unknown>) => {
     if (!drop(key)) return;
+    const error = failure(answer);
     const index = bucketIndex();
     const bucket = buckets[index % buckets.length];
     if (bucket.index !== index) {
-      bucket.index = index;
-      bucket.total = 0;
-      bucket.errors = 0;
+      Object.assign(bucket, { index, total: 0, errors: 0 });
     }
     bucket.total++;
     totals[error === undefined ? "ok" : "error"]++;
@@ -289,15 +281,10 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
         }
       } else if (message.method === "notifications/cancelled") {
         const params = message.params;
-        const key = isObject(params) ? idKey(params.requestId) : undefined;
-        if (key !== undefined) drop(key);
+        drop(isObject(params) ? idKey(params.requestId) : undefined);
       }
-      return;
-    }
-    if ("method" in message) return; // the server's own requests and notifications
-    const key = idKey(message.id);
-    if (key === undefined || !active.has(key)) return;
-    ended(key, failure(message));
+      // Not the server's own requests and notifications:
+    } else if (!("method" in message)) ended(idKey(message.id), message);
   };
 
   /** The server wrote: silence is measured from now on. */
@@ -308,9 +295,8 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
 
   const feed = (message: unknown, fromClient: boolean) => {
     if (!fromClient) output();
-    if (Array.isArray(message)) {
-      for (const m of message) one(m, fromClient);
-    } else one(message, fromClient);
+    // A batch, or one message.
+    for (const m of [message].flat()) one(m, fromClient);
     recheck();
   };
 
@@ -329,8 +315,7 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
       return active.size;
     },
     forget: (id) => {
-      const key = idKey(id);
-      if (key !== undefined) drop(key);
+      drop(idKey(id));
       recheck();
     },
     totals: () => ({ ...totals }),
