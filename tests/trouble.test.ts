@@ -6,8 +6,7 @@ import assert from "node:assert/strict";
 import process from "node:process";
 import { type SecretKind, startHeartbeat } from "../mod.ts";
 import { parseFlags } from "../src/cli/flags.ts";
-import { openFileLimit } from "../src/cli/limits.ts";
-import { maxInFlightSetting } from "../src/cli/settings.ts";
+import { maxInFlightSetting, openFileLimit } from "../src/cli/settings.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { FakeClock } from "./helpers/fake_clock.ts";
 import { fakeFetch } from "./helpers/fake_fetch.ts";
@@ -291,7 +290,7 @@ test("the revoked-token error names where the token came from and whether a rest
 test("health server: after descriptors ran out, /healthz answers again as soon as they are free", async () => {
   const { spawn } = await import("node:child_process");
   const net = await import("node:net");
-  const { runtimeArgs } = await import("./helpers/runtime.ts");
+  const { passedEnv, runtimeArgs } = await import("./helpers/runtime.ts");
   const cli = new URL("../cli.ts", import.meta.url).pathname;
   await using platform = await startPlatformEmulator({ uuidIds: false });
   const [cmd, args] = runtimeArgs(cli, [
@@ -304,7 +303,7 @@ test("health server: after descriptors ran out, /healthz answers again as soon a
   const quoted = [cmd, ...args].map((a) => `'${a}'`).join(" ");
   const child = spawn("sh", ["-c", `ulimit -n 100; exec ${quoted}`], {
     env: {
-      PATH: process.env.PATH ?? "",
+      ...passedEnv(),
       HOME: process.env.HOME ?? "/tmp",
       PLATFORM_URL: platform.url,
       WORKSPACE_ID: "ws-1",

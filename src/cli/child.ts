@@ -4,15 +4,6 @@
  *
  * @module
  */
-import { signalNumber } from "./host.ts";
-
-/** How a child ended. */
-export interface ChildExit {
-  /** Its exit code, or `null` when a signal killed it. */
-  code: number | null;
-  /** The signal that killed it, such as `"SIGTERM"`, or `null`. */
-  signal: string | null;
-}
 
 /**
  * A running child with piped stdio, leading a process group of its own (so
@@ -28,8 +19,12 @@ export interface Child {
   readonly stdout: ReadableStream<Uint8Array>;
   /** Its standard error. */
   readonly stderr: ReadableStream<Uint8Array>;
-  /** Settles when it has exited (not waiting for its pipes to close). */
-  readonly exited: Promise<ChildExit>;
+  /**
+   * Settles with its exit code once it has exited (not waiting for its
+   * pipes to close): its own code, or 128 + N when signal N killed it, as a
+   * shell reports it.
+   */
+  readonly exited: Promise<number>;
   /**
    * Sends a signal to its whole process group (what it started, too); a
    * group already gone is no error.
@@ -41,15 +36,14 @@ export interface Child {
 export interface ProcessAdapter {
   /**
    * Starts `command` with `args`, every stdio stream piped, as the leader
-   * of a new process group and session; with `env`, that is its whole
-   * environment (else ours, unchanged).
+   * of a new process group and session; `env` is its whole environment.
    *
    * @throws {SpawnError} When the command cannot be found or run.
    */
   spawn(
     command: string,
     args: string[],
-    env?: Record<string, string>,
+    env: Record<string, string>,
   ): Promise<Child>;
   /** This process's standard input. */
   stdin(): ReadableStream<Uint8Array>;
@@ -102,12 +96,19 @@ export function spawnError(command: string, code: string | undefined): Error {
 }
 
 /**
- * The exit code a shell reports for a child: its own code, or 128 + N when
- * signal N killed it.
+ * A writable over a stdio descriptor that never closes it: each chunk is
+ * written whole, in as many calls of `write` (bytes written, off the event
+ * loop) as it takes.
  */
-export function exitCodeOf(exit: ChildExit): number {
-  if (exit.signal) {
-    return 128 + signalNumber(exit.signal);
-  }
-  return exit.code ?? 1;
+export function fdWritable(
+  write: (chunk: Uint8Array) => Promise<number>,
+): WritableStream<Uint8Array> {
+  return new WritableStream({
+    async write(chunk) {
+      let offset = 0;
+      while (offset < chunk.length) {
+        offset += await write(chunk.subarray(offset));
+      }
+    },
+  });
 }

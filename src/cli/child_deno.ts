@@ -3,7 +3,12 @@
  *
  * @module
  */
-import { type Child, type ProcessAdapter, spawnError } from "./child.ts";
+import {
+  type Child,
+  fdWritable,
+  type ProcessAdapter,
+  spawnError,
+} from "./child.ts";
 import { signalGroup } from "./process_group.ts";
 
 /** The part of `Deno.ChildProcess` the adapter uses (the test helpers too). */
@@ -26,23 +31,6 @@ interface DenoLike {
   stderr: { write(p: Uint8Array): Promise<number> };
 }
 
-/**
- * A writable over Deno's stdout or stderr that never closes the descriptor
- * (Deno writes stdio off the event loop).
- */
-function fdStream(
-  file: { write(p: Uint8Array): Promise<number> },
-): WritableStream<Uint8Array> {
-  return new WritableStream({
-    async write(chunk) {
-      let offset = 0;
-      while (offset < chunk.length) {
-        offset += await file.write(chunk.subarray(offset));
-      }
-    },
-  });
-}
-
 /** The adapter. */
 export function denoProcessAdapter(): ProcessAdapter {
   const deno = (globalThis as unknown as { Deno: DenoLike }).Deno;
@@ -52,8 +40,9 @@ export function denoProcessAdapter(): ProcessAdapter {
       try {
         child = new deno.Command(command, {
           args,
-          // The whole environment, when given: nothing of ours beyond it.
-          ...(env ? { env, clearEnv: true } : {}),
+          // The whole environment: nothing of ours beyond it.
+          env,
+          clearEnv: true,
           stdin: "piped",
           stdout: "piped",
           stderr: "piped",
@@ -73,10 +62,8 @@ export function denoProcessAdapter(): ProcessAdapter {
         stdin: child.stdin,
         stdout: child.stdout,
         stderr: child.stderr,
-        exited: child.status.then((s) => ({
-          code: s.signal ? null : s.code,
-          signal: s.signal,
-        })),
+        // Deno's code is 128 + N when signal N killed it.
+        exited: child.status.then((s) => s.code),
         kill(signal) {
           if (signalGroup(child.pid, signal)) return;
           try {
@@ -89,7 +76,7 @@ export function denoProcessAdapter(): ProcessAdapter {
       return Promise.resolve(wrapped);
     },
     stdin: () => deno.stdin.readable,
-    stdout: () => fdStream(deno.stdout),
-    stderr: () => fdStream(deno.stderr),
+    stdout: () => fdWritable((chunk) => deno.stdout.write(chunk)),
+    stderr: () => fdWritable((chunk) => deno.stderr.write(chunk)),
   };
 }

@@ -10,7 +10,13 @@ import { fstatSync, write } from "node:fs";
 import { Socket } from "node:net";
 import process from "node:process";
 import { Readable, Writable } from "node:stream";
-import { type Child, type ProcessAdapter, spawnError } from "./child.ts";
+import { constants } from "node:os";
+import {
+  type Child,
+  fdWritable,
+  type ProcessAdapter,
+  spawnError,
+} from "./child.ts";
 import { signalGroup } from "./process_group.ts";
 
 function writeFd(fd: number, chunk: Uint8Array): Promise<number> {
@@ -26,32 +32,22 @@ function writeFd(fd: number, chunk: Uint8Array): Promise<number> {
   );
 }
 
-/** A writable over a descriptor that is never closed by it. */
-function fdStream(fd: number): WritableStream<Uint8Array> {
-  return new WritableStream({
-    async write(chunk) {
-      let offset = 0;
-      while (offset < chunk.length) {
-        offset += await writeFd(fd, chunk.subarray(offset));
-      }
-    },
-  });
-}
-
 /**
  * Our stdout as a non-blocking libuv stream when it is a pipe or a socket (as
  * under an MCP client): a write costs no thread-pool hop, and a reader that
  * stalls backs up into `drain` instead of blocking. Files and terminals keep
- * {@link fdStream}. Nothing else writes to fd 1 in wrapper mode.
+ * a writable over `fs.write`. Nothing else writes to fd 1 in wrapper mode.
  */
 function stdoutStream(): WritableStream<Uint8Array> {
   let info;
   try {
     info = fstatSync(1);
   } catch {
-    return fdStream(1);
+    return fdWritable((chunk) => writeFd(1, chunk));
   }
-  if (!info.isFIFO() && !info.isSocket()) return fdStream(1);
+  if (!info.isFIFO() && !info.isSocket()) {
+    return fdWritable((chunk) => writeFd(1, chunk));
+  }
   const socket = new Socket({ fd: 1, readable: false, writable: true });
   let failure: Error | undefined;
   let closed = false;
@@ -98,12 +94,12 @@ export function nodeProcessAdapter(): ProcessAdapter {
     spawn(command, args, env) {
       return new Promise((resolve, reject) => {
         // detached: the child calls setsid() before exec, so it leads a new
-        // session and process group (its pid is the group id). `env`, when
-        // given, is its whole environment.
+        // session and process group (its pid is the group id). `env` is
+        // its whole environment.
         const child = spawn(command, args, {
           stdio: ["pipe", "pipe", "pipe"],
           detached: true,
-          ...(env ? { env } : {}),
+          env,
         });
         child.once("error", (error: NodeJS.ErrnoException) => {
           reject(spawnError(command, error.code));
@@ -113,14 +109,15 @@ export function nodeProcessAdapter(): ProcessAdapter {
           // closed its stdin): the relay sees them through the streams.
           child.on("error", () => {});
           child.stdin!.on("error", () => {});
-          const exited = new Promise<{
-            code: number | null;
-            signal: string | null;
-          }>((done) => {
+          const exitCode = (code: number | null, signal: string | null) =>
+            signal
+              ? 128 + (constants.signals[signal as NodeJS.Signals] ?? 0)
+              : code ?? 1;
+          const exited = new Promise<number>((done) => {
             if (child.exitCode !== null || child.signalCode !== null) {
-              return done({ code: child.exitCode, signal: child.signalCode });
+              return done(exitCode(child.exitCode, child.signalCode));
             }
-            child.once("exit", (code, signal) => done({ code, signal }));
+            child.once("exit", (code, signal) => done(exitCode(code, signal)));
           });
           const wrapped: Child = {
             pid: child.pid!,
@@ -148,6 +145,6 @@ export function nodeProcessAdapter(): ProcessAdapter {
     stdin: () =>
       Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>,
     stdout: stdoutStream,
-    stderr: () => fdStream(2),
+    stderr: () => fdWritable((chunk) => writeFd(2, chunk)),
   };
 }

@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
 import type { WorkspaceStatus } from "../schedule/types.ts";
 
 /** Exit codes of the command. */
@@ -32,16 +31,12 @@ export const EXIT = {
  * });
  * ```
  *
- * @param workspaces Every workspace's status (`hb.status().workspaces`),
- *   or the heartbeat handle.
+ * @param all Every workspace's status (`hb.status().workspaces`).
  * @returns The exit code, or `undefined`.
  */
 export function goneCode(
-  workspaces: HeartbeatHandle | readonly WorkspaceStatus[],
+  all: readonly WorkspaceStatus[],
 ): number | undefined {
-  const all = "status" in workspaces
-    ? workspaces.status().workspaces
-    : workspaces;
   if (!all.every((w) => w.rejected || w.deleted)) return undefined;
   if (all.every((w) => w.deleted)) return EXIT.deleted;
   if (all.some((w) => w.rejected && !w.deleted && w.rejectedFor !== "id")) {

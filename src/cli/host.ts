@@ -12,7 +12,6 @@
 interface DenoHost {
   args: string[];
   ppid: number;
-  build: { os: string };
   exit(code: number): never;
   cwd(): string;
   env: { toObject(): Record<string, string> };
@@ -29,7 +28,6 @@ interface DenoHost {
 interface NodeHost {
   argv: string[];
   ppid: number;
-  platform: string;
   env: Record<string, string | undefined>;
   exit(code: number): never;
   cwd(): string;
@@ -88,12 +86,10 @@ export function exitProcess(code: number): never {
  * made from it). On Deno this needs `--allow-env` for every variable.
  */
 export function environment(): Record<string, string> {
-  if (deno) return deno.env.toObject();
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(node().env)) {
-    if (value !== undefined) env[name] = value;
-  }
-  return env;
+  // Node's values are all strings.
+  return deno
+    ? deno.env.toObject()
+    : { ...node().env } as Record<string, string>;
 }
 
 /** The working directory. */
@@ -150,89 +146,26 @@ export function onExit(handler: () => void): () => void {
   return () => void process.off("exit", handler);
 }
 
-/** Whether `/proc` may hold this process's view of the system (Linux). */
-export function isLinux(): boolean {
-  return deno ? deno.build.os === "linux" : node().platform === "linux";
+/** `node:fs`'s synchronous reads, without importing it (off Deno). */
+function nodeFs() {
+  const fs = node().getBuiltinModule?.("node:fs") as {
+    readFileSync(path: string, encoding: string): string;
+    readdirSync(path: string): string[];
+  } | undefined;
+  if (!fs) throw new Error("node:fs is not available");
+  return fs;
 }
 
 /** Reads a small text file synchronously (a `/proc` file). */
 export function readTextSync(path: string): string {
-  if (deno) return deno.readTextFileSync(path);
-  const fs = node().getBuiltinModule?.("node:fs") as
-    | { readFileSync(path: string, encoding: string): string }
-    | undefined;
-  if (!fs) throw new Error("node:fs is not available");
-  return fs.readFileSync(path, "latin1");
+  return deno
+    ? deno.readTextFileSync(path)
+    : nodeFs().readFileSync(path, "latin1");
 }
 
 /** The names in a directory, read synchronously (`/proc`). */
 export function readDirNamesSync(path: string): string[] {
-  if (deno) return [...deno.readDirSync(path)].map((entry) => entry.name);
-  const fs = node().getBuiltinModule?.("node:fs") as
-    | { readdirSync(path: string): string[] }
-    | undefined;
-  if (!fs) throw new Error("node:fs is not available");
-  return fs.readdirSync(path);
-}
-
-/**
- * Signal numbers, for the exit code a shell reports (128 + N). Linux's;
- * macOS and the BSDs number a few differently.
- */
-const LINUX_SIGNALS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGSTKFLT: 16,
-  SIGCHLD: 17,
-  SIGCONT: 18,
-  SIGSTOP: 19,
-  SIGTSTP: 20,
-  SIGTTIN: 21,
-  SIGTTOU: 22,
-  SIGURG: 23,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-  SIGVTALRM: 26,
-  SIGPROF: 27,
-  SIGWINCH: 28,
-  SIGIO: 29,
-  SIGPWR: 30,
-  SIGSYS: 31,
-};
-const BSD_SIGNALS: Record<string, number> = {
-  ...LINUX_SIGNALS,
-  SIGBUS: 10,
-  SIGUSR1: 30,
-  SIGSEGV: 11,
-  SIGUSR2: 31,
-  SIGSYS: 12,
-  SIGURG: 16,
-  SIGSTOP: 17,
-  SIGTSTP: 18,
-  SIGCONT: 19,
-  SIGCHLD: 20,
-  SIGIO: 23,
-  SIGINFO: 29,
-};
-
-/** The number of signal `name` on this system; 0 when unknown. */
-export function signalNumber(name: string): number {
-  const os = deno ? deno.build.os : node().platform;
-  const table = os === "darwin" || os.endsWith("bsd")
-    ? BSD_SIGNALS
-    : LINUX_SIGNALS;
-  return table[name] ?? 0;
+  return deno
+    ? [...deno.readDirSync(path)].map((entry) => entry.name)
+    : nodeFs().readdirSync(path);
 }

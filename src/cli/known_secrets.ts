@@ -64,15 +64,6 @@ export function rememberEnvironmentSecrets(env: EnvReader): string[] {
   return values;
 }
 
-/** Stored secret and token files: `.platform_inbound_secret[.<id>]`, `.auth_token[.<id>]`. */
-const STORED = new RegExp(
-  `^(${escape(SECRET_FILE_NAME)}|${escape(TOKEN_FILE_NAME)})(\\..+)?$`,
-);
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
 /** Files read at once at start. */
 const READ_CONCURRENCY = 32;
 
@@ -102,7 +93,15 @@ export async function rememberStoredSecrets(
   if (!fs.list) return [];
   const names = await fs.list(dir).catch(() => [] as string[]);
   const paths = names
-    .filter((name) => STORED.test(name) && !name.endsWith(".tmp"))
+    // `.platform_inbound_secret[.<id>]`, `.auth_token[.<id>]`; not a
+    // temporary file.
+    .filter((name) =>
+      !name.endsWith(".tmp") &&
+      [SECRET_FILE_NAME, TOKEN_FILE_NAME].some((base) =>
+        name === base ||
+        (name.startsWith(`${base}.`) && name.length > base.length + 1)
+      )
+    )
     .map((name) => `${dir.replace(/(.)\/+$/, "$1")}/${name}`);
   const values: string[] = [];
   let next = 0;

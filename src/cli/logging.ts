@@ -8,12 +8,6 @@ import { configure, type LogRecord } from "@logtape/logtape";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import { maskSecrets } from "../shared/mask.ts";
 import { writeStderrText } from "./host.ts";
-import type { LogSettings } from "./settings.ts";
-
-/** Writes one line to stderr. */
-export function writeStderr(line: string): void {
-  writeStderrText(line.endsWith("\n") ? line : `${line}\n`);
-}
 
 function render(value: unknown): string {
   if (value instanceof Error) return value.message;
@@ -25,13 +19,6 @@ function render(value: unknown): string {
   }
 }
 
-/** A record's message with its values filled in. */
-export function messageText(record: LogRecord): string {
-  return record.message.map((part, i) =>
-    i % 2 === 0 ? String(part) : render(part)
-  ).join("");
-}
-
 const LEVELS: Record<string, string> = {
   trace: "TRACE",
   debug: "DEBUG",
@@ -41,15 +28,9 @@ const LEVELS: Record<string, string> = {
   fatal: "FATAL",
 };
 
-/** One line of text: time, level, message. */
-export function textLine(record: LogRecord): string {
-  return `${new Date(record.timestamp).toISOString()} ${
-    LEVELS[record.level] ?? record.level
-  } ${messageText(record)}`;
-}
-
-function maskedObject(value: object, mask: (text: string) => string): unknown {
-  const text = mask(render(value));
+/** An object property, masked as text, and parsed back when it still parses. */
+function maskedObject(value: object): unknown {
+  const text = maskSecrets(render(value));
   try {
     return JSON.parse(text);
   } catch {
@@ -58,64 +39,59 @@ function maskedObject(value: object, mask: (text: string) => string): unknown {
 }
 
 /**
- * One JSON object: time, level, category, message, then the record's
- * properties, each string masked before it is escaped into JSON.
- */
-export function jsonLine(
-  record: LogRecord,
-  mask: (text: string) => string = (text) => text,
-): string {
-  const props: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(record.properties)) {
-    const value = v instanceof Error ? v.message : v;
-    props[k] = typeof value === "string"
-      ? mask(value)
-      : typeof value === "object" && value !== null
-      ? maskedObject(value, mask)
-      : value;
-  }
-  return JSON.stringify({
-    ...props,
-    time: new Date(record.timestamp).toISOString(),
-    level: record.level,
-    category: record.category.join("."),
-    message: mask(messageText(record)),
-  });
-}
-
-/**
- * A record as the command writes it: the last stop of every log line, where
- * no remembered token or secret passes.
+ * A record as the command writes it, the last stop of every log line, where
+ * no remembered token or secret passes: text (time, level, message), or one
+ * JSON object (time, level, category, message, then the record's
+ * properties, each string masked before it is escaped into JSON).
  */
 export function formatLine(
   record: LogRecord,
   format: "text" | "json",
 ): string {
-  return format === "json"
-    ? jsonLine(record, maskSecrets)
-    : maskSecrets(textLine(record));
+  const time = new Date(record.timestamp).toISOString();
+  const message = record.message.map((part, i) =>
+    i % 2 === 0 ? String(part) : render(part)
+  ).join("");
+  if (format === "text") {
+    return maskSecrets(
+      `${time} ${LEVELS[record.level] ?? record.level} ${message}`,
+    );
+  }
+  const props: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record.properties)) {
+    const value = v instanceof Error ? v.message : v;
+    props[k] = typeof value === "string"
+      ? maskSecrets(value)
+      : typeof value === "object" && value !== null
+      ? maskedObject(value)
+      : value;
+  }
+  return JSON.stringify({
+    ...props,
+    time,
+    level: record.level,
+    category: record.category.join("."),
+    message: maskSecrets(message),
+  });
 }
 
 /**
- * Sends the library's (and the command's) records to stderr: warnings and
- * errors, or from info up when verbose (debug too with `debug`).
+ * Sends the library's (and the command's) records to `write`: warnings and
+ * errors, or from info up when verbose.
  */
 export async function configureLogging(
-  settings: LogSettings & { debug?: boolean },
-  write: (line: string) => void = writeStderr,
+  settings: { format: "text" | "json"; verbose: boolean },
+  write: (line: string) => void,
 ): Promise<void> {
-  const format = (record: LogRecord) => formatLine(record, settings.format);
   await configure({
     reset: true,
-    sinks: { stderr: (record: LogRecord) => write(format(record)) },
+    sinks: {
+      stderr: (record: LogRecord) => write(formatLine(record, settings.format)),
+    },
     loggers: [
       {
         category: [...LOG_CATEGORY],
-        lowestLevel: settings.debug
-          ? "debug"
-          : settings.verbose
-          ? "info"
-          : "warning",
+        lowestLevel: settings.verbose ? "info" : "warning",
         sinks: ["stderr"],
       },
       {
@@ -138,14 +114,16 @@ export function printError(
   format: "text" | "json" = "text",
 ): void {
   message = maskSecrets(message, { tokenLike: true });
-  if (format === "json") {
-    writeStderr(JSON.stringify({
-      time: new Date().toISOString(),
-      level: "error",
-      category: LOG_CATEGORY.join("."),
-      message,
-    }));
-  } else {
-    writeStderr(`molecule-heartbeat: error: ${message}`);
-  }
+  writeStderrText(
+    format === "json"
+      ? `${
+        JSON.stringify({
+          time: new Date().toISOString(),
+          level: "error",
+          category: LOG_CATEGORY.join("."),
+          message,
+        })
+      }\n`
+      : `molecule-heartbeat: error: ${message}\n`,
+  );
 }

@@ -10,7 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import { processEnv } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
-import { maskSecrets, rememberSecret } from "../shared/mask.ts";
+import { maskSecrets } from "../shared/mask.ts";
 import { VERSION } from "../shared/version.ts";
 import type { McpTracker } from "../mcp/tracker.ts";
 import {
@@ -28,10 +28,8 @@ import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
 import { SpawnError } from "./child.ts";
 import { passTokenSetting } from "./child_env.ts";
-import { configsDirSetting } from "./configs.ts";
 import { EXIT } from "./exit_codes.ts";
-import { parseFlags, read, splitCommandLine } from "./flags.ts";
-import { followWorkspacesFile, summarizeIds } from "./follow_workspaces.ts";
+import { parseFlags, read, setting, splitCommandLine } from "./flags.ts";
 import type { HealthServer } from "../health/server.ts";
 import {
   rememberEnvironmentSecrets,
@@ -40,19 +38,25 @@ import {
 import { configureLogging, printError } from "./logging.ts";
 import { commandArgs, environment, exitProcess, writeStdout } from "./host.ts";
 import { permissionErrorMessage, requirePermission } from "./permissions.ts";
-import { processAdapter } from "./process_adapter.ts";
-import { followShare, shardSetting, shareOf, waitForShare } from "./shard.ts";
 import {
+  followShare,
+  followWorkspacesFile,
+  shardSetting,
+  shareOf,
+  summarizeIds,
+  waitForShare,
+} from "./shard.ts";
+import {
+  configsDirSetting,
   earlyLogFormat,
   healthSetting,
-  logSettings,
   maxInFlightSetting,
   originSetting,
   platformUrlIfSet,
-  setting,
 } from "./settings.ts";
 import {
   noListWithoutUrl,
+  type WorkspacesFileChanges,
   workspacesSetting,
   workspacesSource,
 } from "./workspaces.ts";
@@ -121,7 +125,10 @@ export async function main(context: CliContext = {}): Promise<number> {
         "to read PLATFORM_URL, WORKSPACE_ID and its other settings from the environment",
       );
     }
-    const logSet = logSettings(flags, env);
+    const logSet = {
+      format: read(flags, env, "logFormat") ?? "text",
+      verbose: read(flags, env, "verbose") ?? false,
+    };
     format = logSet.format;
     const command = commandLine.command;
     if (command && flags.once) {
@@ -144,7 +151,10 @@ export async function main(context: CliContext = {}): Promise<number> {
     const shard = shardSetting(flags, env, command !== undefined);
     // Logs go through a bounded queue written off the event loop: a reader
     // of our stderr that stalls or goes away never stops the heartbeat.
-    const adapter = await processAdapter();
+    // Neither runtime loads the other's adapter.
+    const adapter = "Deno" in globalThis
+      ? (await import("./child_deno.ts")).denoProcessAdapter()
+      : (await import("./child_node.ts")).nodeProcessAdapter();
     const { createLogWriter } = await import("./log_writer.ts");
     const logWriter = createLogWriter(adapter.stderr());
     flushLogs = (ms) => logWriter.flush(ms);
@@ -154,23 +164,18 @@ export async function main(context: CliContext = {}): Promise<number> {
     );
 
     const warnings: string[] = [];
-    const demo = flags.demo;
     const intervalMs = read(flags, env, "interval", warnings) ??
-      (demo ? 2_000 : undefined);
+      (flags.demo ? 2_000 : undefined);
     const health = healthSetting(flags, env);
     const fs = await defaultFileSystem();
 
     // A watched workspaces file adds and removes workspaces as it changes.
-    const fileChanges: {
-      listener?: (workspaces: WorkspaceConfig[]) => void;
-      watched?: boolean;
-      poll?: () => Promise<unknown>;
-    } = {};
+    const fileChanges: WorkspacesFileChanges = {};
     let platformUrl: string;
     let platformShown: string;
     let workspaces: WorkspaceConfig[];
     let configsDir: string;
-    if (demo) {
+    if (flags.demo) {
       const { startDemo } = await import("./demo.ts");
       const started = await startDemo(setting(flags.configsDir), intervalMs!);
       cleanups.push(...started.cleanups);
@@ -236,19 +241,18 @@ export async function main(context: CliContext = {}): Promise<number> {
     }
     // Every secret known at start is known to masking before the first
     // request: stored inbound secrets and issued tokens of the configs dir
-    // (the platform may quote one in an error body), the health token.
+    // (the platform may quote one in an error body); the health token, as
+    // the environment's, is known already.
     const storedSecrets = await rememberStoredSecrets(fs, configsDir);
-    if (health?.token) rememberSecret(health.token);
 
     // Wrapper mode's tracker, made first: /metrics reads its tool calls.
     const startTokens = command
       ? await tokensAtStart(workspaces)
       : new Map<string, string>();
     // What only one kind of run needs is loaded by that run alone.
-    const wrapper = command ? import("./wrapper_parts.ts") : undefined;
-    const plain = command ? undefined : import("./run.ts");
+    const wrapper = command ? await import("./wrapper_parts.ts") : undefined;
     const tracker: McpTracker | undefined = wrapper
-      ? (await wrapper).createMcpTracker({
+      ? wrapper.createMcpTracker({
         // A tool's error text may quote the environment.
         mask: (text) => maskSecrets(text, { extra: startTokens.values() }),
         wedgedAfterMs,
@@ -312,8 +316,7 @@ export async function main(context: CliContext = {}): Promise<number> {
         { name: "run", command: command[0] },
         `to start ${command[0]}`,
       );
-      const { childEnvironment, createMcpStreamTap, startWrapped } =
-        await wrapper;
+      const { childEnvironment, createMcpStreamTap, startWrapped } = wrapper;
       try {
         // The server's environment is ours without our secrets.
         const childEnv = childEnvironment(environment(), {
@@ -321,7 +324,6 @@ export async function main(context: CliContext = {}): Promise<number> {
             ...startTokens.values(),
             ...envSecrets,
             ...storedSecrets,
-            ...(health?.token ? [health.token] : []),
           ],
           ...(passToken
             ? { passToken: startTokens.get(workspaces[0].id) }
@@ -387,36 +389,27 @@ export async function main(context: CliContext = {}): Promise<number> {
     fileChanges.listener = shard
       ? followShare(hb, shard, fileChanges)
       : (next) => followWorkspacesFile(hb, next);
-    const startFields = {
-      version: VERSION,
-      count: workspaces.length,
-      seconds: hb.status().intervalMs / 1000,
-      platformUrl: platformShown,
-    };
-    if (shard) {
-      log.info(
-        "molecule-heartbeat {version}: shard {shard} of {totalShards} (numbered from 0), {count} of the list's {listed} workspace(s), every {seconds} s, platform {platformUrl}",
-        {
-          ...startFields,
-          shard: shard.index,
-          totalShards: shard.total,
-          listed,
-        },
-      );
-    } else {
-      log.info(
-        "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
-        startFields,
-      );
-    }
+    log.info(
+      shard
+        ? "molecule-heartbeat {version}: shard {shard} of {totalShards} (numbered from 0), {count} of the list's {listed} workspace(s), every {seconds} s, platform {platformUrl}"
+        : "molecule-heartbeat {version}: {count} workspace(s), every {seconds} s, platform {platformUrl}",
+      {
+        version: VERSION,
+        count: workspaces.length,
+        seconds: hb.status().intervalMs / 1000,
+        platformUrl: platformShown,
+        ...(shard
+          ? { shard: shard.index, totalShards: shard.total, listed }
+          : {}),
+      },
+    );
 
     const code = wrapped && wrapper
-      ? await (await wrapper).runWrapped(hb, wrapped, context.signal)
-      : await (await plain!).runUntilDone(hb, {
+      ? await wrapper.runWrapped(hb, wrapped, context.signal)
+      : await (await import("./run.ts")).runUntilDone(hb, {
         once: flags.once,
-        demo,
+        demo: flags.demo,
         signal: context.signal,
-        ids: workspaces.map((w) => w.id),
       });
     stopSignal.abort();
     return code;
@@ -526,18 +519,17 @@ function startingStatus(
 
 /**
  * Every workspace's token at start, by id (a token function asked once);
- * an invalid or failing one is left out.
+ * a failing one is left out.
  */
 async function tokensAtStart(
   workspaces: WorkspaceConfig[],
 ): Promise<Map<string, string>> {
   const tokens = new Map<string, string>();
-  for (const ws of workspaces) {
-    const token = typeof ws.token === "string"
-      ? ws.token
-      : await Promise.resolve().then(() => (ws.token as () => string)())
-        .catch(() => "");
-    if (token) tokens.set(ws.id, token);
+  for (const { id, token } of workspaces) {
+    const value = await Promise.resolve().then(() =>
+      typeof token === "string" ? token : token()
+    ).catch(() => "");
+    if (value) tokens.set(id, value);
   }
   return tokens;
 }

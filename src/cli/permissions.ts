@@ -24,26 +24,6 @@ interface DenoPermissions {
   };
 }
 
-/** The flag that grants `permission`, unscoped. */
-function flagOf(permission: Permission): string {
-  return `--allow-${permission.name}`;
-}
-
-/** What the flag grants, scoped, such as `--allow-net=host:443`. */
-function scopedFlag(permission: Permission): string | undefined {
-  switch (permission.name) {
-    case "net":
-      return `--allow-net=${permission.host}`;
-    case "read":
-    case "write":
-      return `--allow-${permission.name}=${permission.path}`;
-    case "run":
-      return `--allow-run=${permission.command}`;
-    default:
-      return undefined;
-  }
-}
-
 /**
  * The one line for a permission the run lacks: the flag to add, what for,
  * and the way out.
@@ -98,9 +78,17 @@ export function requirePermission(
     return; // a descriptor this Deno does not know: let the run say
   }
   if (state === "granted") return;
-  const flag = flagOf(permission);
+  const flag = `--allow-${permission.name}`;
+  // Scoped, such as `--allow-net=host:443`: what the run needs at least.
+  const scope = "host" in permission
+    ? permission.host
+    : "path" in permission
+    ? permission.path
+    : "command" in permission
+    ? permission.command
+    : undefined;
   throw new ConfigError(
-    permissionMessage(flag, why, scopedFlag(permission)),
+    permissionMessage(flag, why, scope && `${flag}=${scope}`),
     flag,
   );
 }

@@ -51,11 +51,18 @@ export function runUntilDone(
     once: boolean;
     demo: boolean;
     signal?: AbortSignal;
-    ids: string[];
+    /** The ids served (not read: a caller may pass them). */
+    ids?: string[];
   },
 ): Promise<number> {
   return new Promise<number>((resolve) => {
-    const firstBeat = new Map<string, { ok: boolean; reason: string }>();
+    // Each workspace's first beat: "" accepted, else why it failed.
+    const firstBeat = new Map<string, string>();
+    const beaten = (workspaceId: string, failure: string) => {
+      if (firstBeat.has(workspaceId)) return;
+      firstBeat.set(workspaceId, failure);
+      checkOnce();
+    };
     let registersDone = false;
     // Why each first register failed, for --once's last word (a workspace's
     // lastError is whatever failed last, often its beat).
@@ -144,7 +151,7 @@ export function runUntilDone(
         )
       ) return;
       const failed = live.filter((w) =>
-        w.paused || !firstBeat.get(w.workspaceId)!.ok || !w.registered
+        w.paused || firstBeat.get(w.workspaceId) || !w.registered
       );
       const rejected = status.length - live.length;
       if (failed.length === 0 && rejected === 0) {
@@ -155,7 +162,6 @@ export function runUntilDone(
         return finish(EXIT.ok);
       }
       for (const w of failed) {
-        const beat = firstBeat.get(w.workspaceId);
         log.error(
           "--once: workspace {workspaceId} was not accepted: {reason}",
           {
@@ -167,7 +173,7 @@ export function runUntilDone(
                 registerFailures.get(w.workspaceId) ?? w.lastError ??
                   "no answer"
               })`
-              : beat?.reason ?? "no answer",
+              : firstBeat.get(w.workspaceId),
           },
         );
       }
@@ -176,7 +182,7 @@ export function runUntilDone(
     };
 
     const onGone = () => {
-      const code = goneCode(hb);
+      const code = goneCode(hb.status().workspaces);
       if (code !== undefined) {
         if (hb.status().workspaces.length > 1) {
           log.error(
@@ -207,20 +213,11 @@ export function runUntilDone(
             },
           );
         }
-        if (!firstBeat.has(d.workspaceId)) {
-          firstBeat.set(d.workspaceId, { ok: true, reason: "" });
-          checkOnce();
-        }
+        beaten(d.workspaceId, "");
       });
       hb.addEventListener("failure", (event) => {
         const d = detail<"failure">(event);
-        if (!firstBeat.has(d.workspaceId)) {
-          firstBeat.set(d.workspaceId, {
-            ok: false,
-            reason: `heartbeat failed: ${d.reason}`,
-          });
-          checkOnce();
-        }
+        beaten(d.workspaceId, `heartbeat failed: ${d.reason}`);
       });
     }
     if (options.demo) {

@@ -9,9 +9,9 @@
 import type { EnvReader } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
 import { type CliFlags, lookup, read, setting } from "./flags.ts";
-import { openFileLimit } from "./limits.ts";
-
-export { setting };
+import { resolveConfigsDir } from "../storage/configs_dir.ts";
+import type { FileSystem } from "../storage/file_system.ts";
+import { readTextSync, workingDir } from "./host.ts";
 
 /**
  * The cap on requests in flight: `--max-in-flight` or
@@ -33,25 +33,6 @@ export function maxInFlightSetting(
   return Math.max(16, Math.min(1024, Math.floor((limit - 128) / 2)));
 }
 
-/** Log output settings, known before anything else so errors use them. */
-export interface LogSettings {
-  format: "text" | "json";
-  verbose: boolean;
-}
-
-/**
- * Reads `--log-format`/`MOLECULE_LOG_FORMAT` (default text) and
- * `--verbose`/`MOLECULE_MCP_VERBOSE`.
- *
- * @throws {ConfigError} For a format other than text or json.
- */
-export function logSettings(flags: CliFlags, env: EnvReader): LogSettings {
-  return {
-    format: read(flags, env, "logFormat") ?? "text",
-    verbose: read(flags, env, "verbose") ?? false,
-  };
-}
-
 /**
  * The log format for an error met before the flags are read (a flag that
  * does not parse): `--log-format json` or `--log-format=json` among our own
@@ -62,7 +43,7 @@ export function earlyLogFormat(
   args: string[],
   env: EnvReader,
 ): "text" | "json" {
-  // As logSettings reads it: the flag's last value that is set, else the
+  // As main reads it: the flag's last value that is set, else the
   // variable's (a blank value counts as unset).
   let raw = setting(env("MOLECULE_LOG_FORMAT"));
   for (let i = 0; i < args.length && args[i] !== "--"; i++) {
@@ -202,4 +183,59 @@ export function healthSetting(
   const host = read(flags, env, "healthHost") ?? "127.0.0.1";
   const token = read(flags, env, "healthToken");
   return { port, host, ...(token !== undefined ? { token } : {}) };
+}
+
+/**
+ * The soft limit on open files (`RLIMIT_NOFILE`), from `/proc/self/limits`
+ * where there is one (Linux); `undefined` elsewhere.
+ */
+export function openFileLimit(
+  read: () => string = () => readTextSync("/proc/self/limits"),
+): number | undefined {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(read());
+    if (!match) return undefined;
+    return match[1] === "unlimited" ? Infinity : Number(match[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Resolves the configs dir; a dir that is relative (no HOME), writable by
+ * others, or cannot be created is a warning, never an error: heartbeats go
+ * on, and the inbound secret is stored once it can be.
+ */
+export async function configsDirSetting(
+  flags: CliFlags,
+  env: EnvReader,
+  fs: FileSystem,
+  warnings: string[],
+): Promise<string> {
+  const configsEnv: EnvReader = setting(flags.configsDir) === undefined
+    ? env
+    : (name) => name === "CONFIGS_DIR" ? flags.configsDir : env(name);
+  const configs = await resolveConfigsDir({ env: configsEnv, fs });
+  if (!configs.path.startsWith("/")) {
+    warnings.push(
+      `HOME is not set and /configs is not writable: the inbound secret goes to ${
+        workingDir().replace(/\/$/, "")
+      }/${configs.path} (set CONFIGS_DIR to choose)`,
+    );
+  }
+  const dirInfo = await fs.stat(configs.path).catch(() => undefined);
+  if (dirInfo && (dirInfo.mode & 0o022) !== 0) {
+    warnings.push(
+      `the configs dir ${configs.path} is writable by other users (mode ${
+        dirInfo.mode.toString(8).padStart(4, "0")
+      }): they could replace the inbound secret; chmod 700 it`,
+    );
+  }
+  if (configs.problem) {
+    warnings.push(
+      `the configs dir ${configs.path} cannot be created or written (${configs.problem}); ` +
+        "heartbeats go on, and the inbound secret is stored once it can be",
+    );
+  }
+  return configs.path;
 }

@@ -5,7 +5,8 @@
  * (Lamping and Veach, 2014) over the id's FNV-1a 64-bit hash. Every
  * process of the M computes the same split from the same list, with no
  * coordination; going from M to M + 1 shards moves about 1/(M + 1) of the
- * workspaces, each to the new shard.
+ * workspaces, each to the new shard. Also how a watched workspaces file's
+ * changes reach the running heartbeat, sharded or not.
  *
  * @module
  */
@@ -16,9 +17,8 @@ import { ConfigError } from "../shared/errors.ts";
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
 import type { WorkspaceConfig } from "../schedule/types.ts";
 import { type CliFlags, lookup, read } from "./flags.ts";
-import { followWorkspacesFile } from "./follow_workspaces.ts";
 import { onSignal } from "./host.ts";
-import { workspacesSource } from "./workspaces.ts";
+import { type WorkspacesFileChanges, workspacesSource } from "./workspaces.ts";
 
 const log = getLogger([...LOG_CATEGORY, "cli"]);
 
@@ -27,16 +27,6 @@ const log = getLogger([...LOG_CATEGORY, "cli"]);
  * it, in ms (a served workspace's token lookups look at it otherwise).
  */
 export const EMPTY_SHARE_POLL_MS = 1_000;
-
-/** The watched workspaces file's hooks, as `workspacesSetting` fills them. */
-export interface WorkspacesFileChanges {
-  /** Hears every new version of the file (every entry as a workspace). */
-  listener?: (workspaces: WorkspaceConfig[]) => void;
-  /** Whether the workspaces come from a watched file. */
-  watched?: boolean;
-  /** Looks at the file now; a change reaches `listener`. */
-  poll?: () => Promise<unknown>;
-}
 
 /** Which shard of a workspaces list this process serves. */
 export interface Shard {
@@ -352,4 +342,35 @@ export function followShare(
       EMPTY_SHARE_POLL_MS,
     );
   };
+}
+
+/** Serves the entries a workspaces file now lists, and only those. */
+export function followWorkspacesFile(
+  hb: HeartbeatHandle,
+  next: WorkspaceConfig[],
+): void {
+  const served = new Set(hb.status().workspaces.map((w) => w.workspaceId));
+  const listed = new Set(next.map((w) => w.id));
+  const added = next.filter((w) => !served.has(w.id));
+  const removed = [...served].filter((id) => !listed.has(id));
+  for (const ws of added) hb.addWorkspace(ws);
+  for (const id of removed) hb.removeWorkspace(id);
+  if (added.length > 0) {
+    log.warn("workspaces file: now serving {count} more: {ids}", {
+      count: added.length,
+      ids: summarizeIds(added.map((w) => w.id)),
+    });
+  }
+  if (removed.length > 0) {
+    log.warn("workspaces file: no longer serving {count}: {ids}", {
+      count: removed.length,
+      ids: summarizeIds(removed),
+    });
+  }
+}
+
+/** A few ids, and how many more: a log line a fleet can afford. */
+export function summarizeIds(ids: string[]): string {
+  const shown = ids.slice(0, 5).join(", ");
+  return ids.length > 5 ? `${shown} and ${ids.length - 5} more` : shown;
 }

@@ -192,6 +192,20 @@ export function parseWorkspacesJson(
   });
 }
 
+/**
+ * A watched workspaces file's hooks, as {@link workspacesSetting} fills
+ * them: set `listener` to hear of every new version of it (every entry as a
+ * workspace), to add and remove workspaces; `watched` is set when the
+ * workspaces come from such a file (they may grow from one to several).
+ * `poll` looks at the file now (it is otherwise looked at when a token is
+ * read from it, at most once a second): for a shard that serves none of it.
+ */
+export interface WorkspacesFileChanges {
+  listener?: (workspaces: WorkspaceConfig[]) => void;
+  watched?: boolean;
+  poll?: () => Promise<unknown>;
+}
+
 /** Everything needed to find the workspaces and their tokens. */
 export interface WorkspaceSources {
   flags: CliFlags;
@@ -203,23 +217,13 @@ export interface WorkspaceSources {
   /**
    * Set when `PLATFORM_URL` (or `--platform-url`) is not: then only a
    * workspaces list whose every entry has its own `platform_url` can be
-   * served, and anything else is the error naming `PLATFORM_URL`.
+   * served (the caller refuses any other source first, with
+   * {@link noListWithoutUrl}).
    * @default {false}
    */
   noPlatformUrl?: boolean;
-  /**
-   * With a workspaces file: set `listener` to hear of every new version of
-   * it (every entry as a workspace), to add and remove workspaces;
-   * `watched` is set when the workspaces come from such a file (they may
-   * grow from one to several). `poll` looks at the file now (it is
-   * otherwise looked at when a token is read from it, at most once a
-   * second): for a shard that serves none of it.
-   */
-  changes?: {
-    listener?: (workspaces: WorkspaceConfig[]) => void;
-    watched?: boolean;
-    poll?: () => Promise<unknown>;
-  };
+  /** With a workspaces file: its hooks, filled in. */
+  changes?: WorkspacesFileChanges;
 }
 
 /**
@@ -247,11 +251,13 @@ function fileEntry(
   };
 }
 
-/** Where the workspaces come from, by precedence; see {@link workspacesSource}. */
+/**
+ * Where the workspaces come from: a file's path, the JSON list, or one id
+ * (`value`), and the flag or variable that set it (`where`); see
+ * {@link workspacesSource}.
+ */
 export type WorkspacesSource =
-  | { kind: "file"; path: string; where: string }
-  | { kind: "json"; json: string }
-  | { kind: "id"; id: string; where: string }
+  | { kind: "file" | "json" | "id"; value: string; where: string }
   | { kind: "none" };
 
 /**
@@ -264,22 +270,17 @@ export function workspacesSource(
   flags: CliFlags,
   env: EnvReader,
 ): WorkspacesSource {
-  const flagFile = setting(flags.workspacesFile);
-  if (flagFile !== undefined) {
-    return { kind: "file", path: flagFile, where: "--workspaces-file" };
+  const sources = [
+    ["file", flags.workspacesFile, "--workspaces-file"],
+    ["id", flags.workspaceId, "--workspace-id"],
+    ["file", env("MOLECULE_WORKSPACES_FILE"), "MOLECULE_WORKSPACES_FILE"],
+    ["json", env("MOLECULE_WORKSPACES"), "MOLECULE_WORKSPACES"],
+    ["id", env("WORKSPACE_ID"), "WORKSPACE_ID"],
+  ] as const;
+  for (const [kind, raw, where] of sources) {
+    const value = setting(raw);
+    if (value !== undefined) return { kind, value, where };
   }
-  const flagId = setting(flags.workspaceId);
-  if (flagId !== undefined) {
-    return { kind: "id", id: flagId, where: "--workspace-id" };
-  }
-  const envFile = setting(env("MOLECULE_WORKSPACES_FILE"));
-  if (envFile !== undefined) {
-    return { kind: "file", path: envFile, where: "MOLECULE_WORKSPACES_FILE" };
-  }
-  const json = setting(env("MOLECULE_WORKSPACES"));
-  if (json !== undefined) return { kind: "json", json };
-  const id = setting(env("WORKSPACE_ID"));
-  if (id !== undefined) return { kind: "id", id, where: "WORKSPACE_ID" };
   return { kind: "none" };
 }
 
@@ -296,11 +297,11 @@ export async function workspacesSetting(
 ): Promise<WorkspaceConfig[]> {
   const source = workspacesSource(src.flags, src.env);
   if (source.kind === "file") {
-    return await workspacesFromFile(source.path, source.where, src);
+    return await workspacesFromFile(source.value, source.where, src);
   }
   if (source.kind === "json") {
     return parseWorkspacesJson(
-      source.json,
+      source.value,
       "MOLECULE_WORKSPACES",
       src.warnings,
       src.noPlatformUrl,
@@ -310,15 +311,11 @@ export async function workspacesSetting(
       tokenSource: "MOLECULE_WORKSPACES",
     }));
   }
-  const noUrl = src.noPlatformUrl
-    ? noListWithoutUrl(source, src.env)
-    : undefined;
-  if (noUrl) throw noUrl;
   if (source.kind === "id") {
     return [{
-      id: checkedId(source.id, source.where),
+      id: checkedId(source.value, source.where),
       idSource: source.where,
-      ...await singleToken(source.id, src),
+      ...await singleToken(source.value, src),
     }];
   }
   throw new ConfigError(
@@ -377,16 +374,9 @@ async function singleToken(
   id: string,
   src: WorkspaceSources,
 ): Promise<TokenWithSource> {
-  const tokenFile = setting(src.flags.tokenFile);
-  if (tokenFile !== undefined) {
-    return {
-      token: await tokenFromFile(tokenFile, "--token-file", src),
-      tokenSource: `the token file ${tokenFile}`,
-      tokenReread: true,
-    };
-  }
+  const flagFile = setting(src.flags.tokenFile);
   const fromEnv = setting(src.env("MOLECULE_WORKSPACE_TOKEN"));
-  if (fromEnv !== undefined) {
+  if (flagFile === undefined && fromEnv !== undefined) {
     if (!isValidToken(fromEnv)) {
       throw new ConfigError(
         `MOLECULE_WORKSPACE_TOKEN cannot be sent as it is: ${TOKEN_RULE}. ${TOKENS_HINT}`,
@@ -399,38 +389,35 @@ async function singleToken(
   // The Python runtime's order: the variable, then a file it names (no
   // fall-back past a file that is missing, unreadable, empty or malformed).
   const envFile = setting(src.env("MOLECULE_WORKSPACE_TOKEN_FILE"));
-  if (envFile !== undefined) {
-    return {
-      token: await tokenFromFile(envFile, "MOLECULE_WORKSPACE_TOKEN_FILE", src),
-      tokenSource: `the token file ${envFile} (MOLECULE_WORKSPACE_TOKEN_FILE)`,
-      tokenReread: true,
-    };
-  }
   const fallback = `${src.configsDir}/.auth_token`;
-  if ((await src.fs.stat(fallback).catch(() => undefined)) === undefined) {
+  const [path, where, source] = flagFile !== undefined
+    ? [flagFile, "--token-file", `the token file ${flagFile}`]
+    : envFile !== undefined
+    ? [
+      envFile,
+      "MOLECULE_WORKSPACE_TOKEN_FILE",
+      `the token file ${envFile} (MOLECULE_WORKSPACE_TOKEN_FILE)`,
+    ]
+    : [fallback, fallback, `the token file ${fallback}`];
+  if (
+    where === fallback &&
+    (await src.fs.stat(fallback).catch(() => undefined)) === undefined
+  ) {
     throw new ConfigError(
       `no token for workspace ${id}: set MOLECULE_WORKSPACE_TOKEN (or MOLECULE_WORKSPACE_TOKEN_FILE to a file holding it), or put the token in ${fallback}, or pass --token-file. ${TOKENS_HINT}`,
       "MOLECULE_WORKSPACE_TOKEN",
     );
   }
-  return {
-    token: await tokenFromFile(fallback, fallback, src),
-    tokenSource: `the token file ${fallback}`,
-    tokenReread: true,
-  };
-}
-
-async function tokenFromFile(
-  path: string,
-  where: string,
-  src: WorkspaceSources,
-) {
   await warnIfShared(path, where, src);
   try {
-    return await fileToken(path, {
-      fs: src.fs,
-      maxBytes: MAX_TOKEN_FILE_BYTES,
-    });
+    return {
+      token: await fileToken(path, {
+        fs: src.fs,
+        maxBytes: MAX_TOKEN_FILE_BYTES,
+      }),
+      tokenSource: source,
+      tokenReread: true,
+    };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(

@@ -4,15 +4,18 @@
  * its stdout and stderr back byte for byte, and forwards signals to the
  * group, with a grace period before SIGKILL. When the child ends, whatever it
  * left running in its group is stopped the same way: nothing we started
- * outlives us.
+ * outlives us. A rejected token or a deleted workspace stops the child, and
+ * the child's end ends the run.
  *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
 import type { McpStreamTap } from "../mcp/stream_tap.ts";
 import { LOG_CATEGORY } from "../shared/constants.ts";
-import { type Child, exitCodeOf, type ProcessAdapter } from "./child.ts";
-import { onExit, parentPid } from "./host.ts";
+import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
+import type { Child, ProcessAdapter } from "./child.ts";
+import { EXIT, goneCode } from "./exit_codes.ts";
+import { onExit, onSignal, parentPid } from "./host.ts";
 import { liveGroupMembers, signalGroup } from "./process_group.ts";
 
 const log = getLogger([...LOG_CATEGORY, "cli"]);
@@ -25,11 +28,8 @@ export interface WrapOptions {
   command: string;
   /** Its arguments. */
   args: string[];
-  /**
-   * Its whole environment (see `child_env.ts`: ours without our secrets).
-   * @default {ours, unchanged}
-   */
-  env?: Record<string, string>;
+  /** Its whole environment (see `child_env.ts`: ours without our secrets). */
+  env: Record<string, string>;
   /**
    * Time from the first signal sent to the child's group (forwarded, or
    * ours when the heartbeat stops it or the child left processes behind) to
@@ -37,9 +37,7 @@ export interface WrapOptions {
    */
   killAfterMs?: number;
   /** Sees the bytes in both directions (never changes them). */
-  tap?: McpStreamTap;
-  /** How long to wait for the child's output after it exited, in ms. @default {2000} */
-  drainMs?: number;
+  tap: McpStreamTap;
 }
 
 /** A running wrapped child; see {@link startWrapped}. */
@@ -103,8 +101,8 @@ async function pump(
 /**
  * Starts `command` and relays: our stdin to its stdin (EOF included), its
  * stdout to our stdout and its stderr to our stderr, nothing added, removed
- * or held back beyond one chunk. The child gets `env` (our environment when
- * not given). If this process dies, the child's stdin closes and it sees EOF.
+ * or held back beyond one chunk. The child gets `env`, nothing more. If
+ * this process dies, the child's stdin closes and it sees EOF.
  *
  * @throws {SpawnError} When the command cannot be found (127) or run (126).
  */
@@ -116,7 +114,6 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     options.env,
   );
   const killAfterMs = options.killAfterMs ?? 10_000;
-  const drainMs = options.drainMs ?? 2_000;
 
   const group = child.pid;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
@@ -139,9 +136,9 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
   const parent = parentPid();
   let parentWatch: ReturnType<typeof setInterval> | undefined;
   void pump(adapter.stdin(), child.stdin, {
-    onChunk: tap && ((chunk) => tap.client(chunk)),
+    onChunk: (chunk) => tap.client(chunk),
     onEnd: () => {
-      tap?.clientEnd();
+      tap.clientEnd();
       // A client that died cannot stop it: when our stdin closed and we
       // were orphaned too, the server is stopped as the client would have.
       parentWatch ??= setInterval(() => {
@@ -160,10 +157,10 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
   });
   const output = Promise.all([
     pump(child.stdout, adapter.stdout(), {
-      onChunk: tap && ((chunk) => tap.server(chunk)),
-      onEnd: tap && (() => tap.serverEnd()),
+      onChunk: (chunk) => tap.server(chunk),
+      onEnd: () => tap.serverEnd(),
       // Closed to flush: what the client has not read yet still reaches it
-      // before we exit (within drainMs).
+      // before we exit (within DRAIN_MS).
       close: true,
     }),
     pump(child.stderr, adapter.stderr()),
@@ -177,7 +174,7 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     }
   });
 
-  const done = child.exited.then(async (exit) => {
+  const done = child.exited.then(async (code) => {
     // The child is gone. What it started is in its group: a launcher that
     // died (or exited) leaves its server running, holding our pipes, and
     // maybe ignoring SIGTERM and stdin's EOF.
@@ -206,10 +203,10 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       output,
-      new Promise((resolve) => timer = setTimeout(resolve, drainMs)),
+      new Promise((resolve) => timer = setTimeout(resolve, DRAIN_MS)),
     ]);
     clearTimeout(timer);
-    return exitCodeOf(exit);
+    return code;
   });
 
   return {
@@ -222,6 +219,9 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
     },
   };
 }
+
+/** How long to wait for the child's output after it exited, in ms. */
+const DRAIN_MS = 2_000;
 
 /** How often, once stdin closed, whether our parent (the client) is gone. */
 const PARENT_CHECK_MS = 1_000;
@@ -243,5 +243,53 @@ async function groupGone(group: number, killed: () => boolean) {
     }
     await new Promise((resolve) => setTimeout(resolve, wait));
     wait = Math.min(100, wait * 2);
+  }
+}
+
+/**
+ * Runs until the wrapped child ends, and resolves with the exit code: the
+ * child's, or 3/4/2 when the heartbeat stopped it (token rejected, workspace
+ * deleted, workspace id refused as malformed).
+ */
+export async function runWrapped(
+  hb: HeartbeatHandle,
+  wrapped: Wrapped,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  let gone: number | undefined;
+  const forward = (name: string) => () => {
+    log.info("{signal}: forwarding it to the child's process group", {
+      signal: name,
+    });
+    wrapped.terminate(name);
+  };
+  const offSignals = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(
+    (name) => onSignal(name, forward(name)),
+  );
+  const onAbort = () => wrapped.terminate("SIGTERM");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  const onGone = () => {
+    const code = goneCode(hb.status().workspaces);
+    if (code === undefined || gone !== undefined) return;
+    gone = code;
+    log.error(
+      code === EXIT.deleted
+        ? "the workspace was deleted on the platform: stopping the child"
+        : code === EXIT.auth
+        ? "the token was rejected: stopping the child"
+        : "the platform refuses the workspace id as malformed (its ids are UUIDs): stopping the child",
+    );
+    wrapped.terminate("SIGTERM");
+  };
+  hb.addEventListener("rejected", onGone);
+  hb.addEventListener("deleted", onGone);
+  try {
+    const code = await wrapped.done;
+    log.info("the child exited (exit code {code})", { code });
+    return gone ?? code;
+  } finally {
+    for (const off of offSignals) off();
+    signal?.removeEventListener("abort", onAbort);
   }
 }

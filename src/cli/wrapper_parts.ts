@@ -9,5 +9,4 @@
 export { createMcpTracker } from "../mcp/tracker.ts";
 export { createMcpStreamTap } from "../mcp/stream_tap.ts";
 export { childEnvironment } from "./child_env.ts";
-export { startWrapped } from "./wrap.ts";
-export { runWrapped } from "./run_wrapped.ts";
+export { runWrapped, startWrapped } from "./wrap.ts";
