@@ -9,6 +9,7 @@
 //   node bench/beside_mcp.ts [out.json] [--idle 20] [--cold 5]
 //     [--subjects deno-bare,deno-floor,deno-floor-logtape,deno-wrapper,
 //                 node-bare,node-floor,node-floor-logtape,node-wrapper,
+//                 node-bare-cached,node-wrapper-cached,
 //                 python-bare,reference]
 //
 // Two phases, against the emulator in a process of its own on loopback:
@@ -20,6 +21,10 @@
 // 2. side by side: every subject started at once; when every agent has
 //    registered, `--idle` seconds of idle, then each one's RSS (VmRSS), peak
 //    RSS (VmHWM) and the CPU it used in the idle window, from /proc.
+//
+// The `-cached` Node subjects run with NODE_COMPILE_CACHE (Node's own compile
+// cache, a directory warmed by the first start): the types of a module are
+// stripped once, not at every start.
 //
 // A benchmark, not a test: it prints a table and writes JSON, never fails on a number.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -74,6 +79,8 @@ type SubjectName =
   | "node-floor"
   | "node-floor-logtape"
   | "node-wrapper"
+  | "node-bare-cached"
+  | "node-wrapper-cached"
   | "python-bare"
   | "reference";
 
@@ -102,6 +109,12 @@ const agentEnv = (id: string, configsDir: string) => ({
   WORKSPACE_ID: id,
   MOLECULE_WORKSPACE_TOKEN: TOKEN,
   CONFIGS_DIR: configsDir,
+});
+// Node's compile cache, one directory for the run, warmed by the first start.
+const NODE_CACHE = await mkdtemp(join(tmpdir(), "molecule-beside-node-cache-"));
+const cached = (env: Record<string, string>) => ({
+  ...env,
+  NODE_COMPILE_CACHE: NODE_CACHE,
 });
 const quietEnv = (dir: string) => ({
   PATH: process.env.PATH ?? "",
@@ -194,6 +207,24 @@ const subjects: Subject[] = ([
         stdio,
       }),
   },
+  {
+    name: "node-bare-cached",
+    label: "Node, a .ts script that only waits, with NODE_COMPILE_CACHE",
+    agent: false,
+    start: (_id, dir) =>
+      spawn(nodeBin, [IDLE_SCRIPT], { env: cached(quietEnv(dir)), stdio }),
+  },
+  {
+    name: "node-wrapper-cached",
+    label: "ours on Node with NODE_COMPILE_CACHE",
+    agent: true,
+    baseline: "node-bare-cached",
+    start: (id, dir) =>
+      spawn(nodeBin, [MOD, "--", "sleep", "600"], {
+        env: cached(agentEnv(id, dir)),
+        stdio,
+      }),
+  },
   ...(python
     ? [{
       name: "python-bare" as const,
@@ -283,6 +314,17 @@ for (const subject of subjects.filter((s) => s.agent && coldRuns > 0)) {
   cold[subject.name] = times;
 }
 
+// Node's compile cache warm for both cached subjects (a start of each),
+// whether or not phase 1 ran: a cold cache would strip types as a plain run.
+for (const subject of subjects.filter((s) => s.name.endsWith("-cached"))) {
+  const dir = await mkdtemp(join(tmpdir(), "molecule-beside-warm-"));
+  const child = subject.start(`warm-${subject.name}`, dir);
+  child.stderr!.resume();
+  await sleep(3_000);
+  await stop(child);
+  await rm(dir, { recursive: true, force: true });
+}
+
 // ---- phase 2: side by side, idle ----
 console.error(`side by side: every subject at once, then ${idleS} s idle...`);
 await emu.call("reset 20000");
@@ -335,6 +377,7 @@ await Promise.all(running.map(async (r) => {
   await rm(r.dir, { recursive: true, force: true });
 }));
 await emu.close();
+await rm(NODE_CACHE, { recursive: true, force: true });
 
 // ---- the table ----
 const rows = [

@@ -11,7 +11,7 @@ import {
   startPiped,
   startScript,
 } from "./helpers/runtime.ts";
-import { sleep, waitFor } from "./helpers/wait.ts";
+import { inParallel, sleep, waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
@@ -115,21 +115,23 @@ test("every way in exits with the command's code, our stdin held open (mod.ts as
       3,
     ],
   ];
-  for (const entry of [MOD, CLI]) {
-    for (const [what, args, env, code] of rows) {
-      const [cmd, argv] = runtimeArgs(entry, args);
-      // stdin is never closed, as an MCP client holds it open: the run must
-      // end without waiting for it (the timeout kills it, and fails the row).
-      const run = startPiped(cmd, argv, { env, timeoutMs: 20_000 });
-      const done = await run.done;
-      assert.equal(
-        done.code,
-        code,
-        `${entry.split("/").pop()}: ${what}: ${done.stderr}`,
-      );
-      assert.ok(noStackTrace(done.stderr), done.stderr);
-    }
-  }
+  const runs = [MOD, CLI].flatMap((entry) =>
+    rows.map(([what, args, env, code]) => ({ entry, what, args, env, code }))
+  );
+  // Side by side, four at a time: most rows wait (a refusal is confirmed 3 s on).
+  await inParallel(runs, 4, async ({ entry, what, args, env, code }) => {
+    const [cmd, argv] = runtimeArgs(entry, args);
+    // stdin is never closed, as an MCP client holds it open: the run must
+    // end without waiting for it (the timeout kills it, and fails the row).
+    const run = startPiped(cmd, argv, { env, timeoutMs: 20_000 });
+    const done = await run.done;
+    assert.equal(
+      done.code,
+      code,
+      `${entry.split("/").pop()}: ${what}: ${done.stderr}`,
+    );
+    assert.ok(noStackTrace(done.stderr), done.stderr);
+  });
 });
 
 test("--version prints the version from deno.json", async () => {
@@ -319,14 +321,14 @@ test("configuration errors exit 2 with what to set in the first line, never a st
       /MOLECULE_HEALTH_PORT must be a port number/,
     ],
   ];
-  for (const [name, args, env, pattern] of cases) {
+  await inParallel(cases, 4, async ([name, args, env, pattern]) => {
     const r = await cli(args, env);
     assert.equal(r.code, 2, `${name}: exit ${r.code}\n${r.stderr}`);
     assert.equal(r.stdout, "", `${name}: stdout`);
     const first = r.stderr.split("\n")[0];
     assert.match(first, pattern, `${name}: ${r.stderr}`);
     assert.ok(noStackTrace(r.stderr), `${name}: ${r.stderr}`);
-  }
+  });
 });
 
 test("--once registers and beats once per workspace with the agent card from the environment, stdout empty", async () => {

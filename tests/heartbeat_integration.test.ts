@@ -470,11 +470,13 @@ test("many workspaces in one process share few connections and spread their beat
     ),
     intervalMs: 1000,
   });
+  // Beats do not wait for registers (8 at a time, each after a lookup).
   await waitFor(
     () =>
       new Set(platform.requestsTo("heartbeat").map((r) => r.workspaceId))
-        .size === n,
-    10_000,
+          .size === n && platform.requestsTo("register").length >= n,
+    20_000,
+    "every workspace beaten and registered",
   );
   await hb.stop();
   assert.equal(platform.requestsTo("register").length, n);

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import process from "node:process";
 import { createLogWriter } from "../src/cli/log_writer.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
-import { runtimeArgs } from "./helpers/runtime.ts";
+import { passedEnv, runtimeArgs } from "./helpers/runtime.ts";
 import { sleep, waitFor } from "./helpers/wait.ts";
 
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
@@ -69,7 +69,7 @@ test("command: when nobody reads our stderr, beats go on", async () => {
   // stderr is a pipe that is never read: it fills within a second.
   const child = spawn(cmd, args, {
     env: {
-      PATH: process.env.PATH ?? "",
+      ...passedEnv(),
       HOME: process.env.HOME ?? "/tmp",
       PLATFORM_URL: platform.url,
       MOLECULE_WORKSPACES: fleet(40),
@@ -98,7 +98,7 @@ test("command: when our stderr is closed, logging ends and the run goes on to it
   const [cmd, args] = runtimeArgs(MOD, ["--once", "--verbose"]);
   const child = spawn(cmd, args, {
     env: {
-      PATH: process.env.PATH ?? "",
+      ...passedEnv(),
       HOME: process.env.HOME ?? "/tmp",
       PLATFORM_URL: platform.url,
       MOLECULE_WORKSPACES: fleet(3),

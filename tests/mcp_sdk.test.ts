@@ -15,7 +15,7 @@ import {
   type PlatformEmulator,
   startPlatformEmulator,
 } from "../src/testing/emulator.ts";
-import { nodeBin, runtimeArgs } from "./helpers/runtime.ts";
+import { nodeBin, passedEnv, runtimeArgs } from "./helpers/runtime.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";
 
@@ -41,7 +41,7 @@ async function connect(
     command,
     args,
     env: {
-      PATH: process.env.PATH ?? "",
+      ...passedEnv(),
       HOME: process.env.HOME ?? "/tmp",
       ...(options.wrapped
         ? {

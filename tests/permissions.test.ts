@@ -16,7 +16,7 @@ import {
   requirePermission,
 } from "../src/cli/permissions.ts";
 import { ConfigError } from "../src/shared/errors.ts";
-import type { Finished } from "./helpers/runtime.ts";
+import { type Finished, passedEnv } from "./helpers/runtime.ts";
 import { scratch } from "./helpers/scratch.ts";
 
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
@@ -62,7 +62,7 @@ function denoRun(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["run", ...flags, MOD, ...args], {
       env: {
-        PATH: process.env.PATH ?? "",
+        ...passedEnv(),
         HOME: process.env.HOME ?? "/tmp",
         ...(process.env.DENO_DIR ? { DENO_DIR: process.env.DENO_DIR } : {}),
         NO_COLOR: "1",

@@ -526,7 +526,13 @@ test("wrapper mode sends mcp_server_present: true; a workspace the lookup shows 
     mcpServerPresent: true,
   });
   try {
-    await waitFor(() => hb.status().workspaces[1].paused, 5_000, "paused");
+    await waitFor(
+      () =>
+        hb.status().workspaces[1].paused &&
+        platform.requestsTo("register", "ws").length > 0,
+      5_000,
+      "one paused, the other registered",
+    );
     assert.equal(platform.workspace("ws")!.mcpServerPresent, true);
     assert.equal(
       (platform.requestsTo("register", "ws")[0].body as Record<string, unknown>)

@@ -5,6 +5,7 @@
 // looks like a token or equals a known secret; every secret stored in the
 // configs dir is known to masking before the first request.
 import { test } from "node:test";
+import { inParallel } from "./helpers/wait.ts";
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -328,8 +329,13 @@ test("command (mod.ts): a token pasted into WORKSPACE_ID, PLATFORM_URL or anothe
       "Correct.Horse.Battery9",
     ],
   ];
-  for (const [what, args, env, pattern, secret] of cases) {
-    for (const format of ["text", "json"]) {
+  const runs = cases.flatMap((c) =>
+    ["text", "json"].map((format) => [c, format] as const)
+  );
+  await inParallel(
+    runs,
+    4,
+    async ([[what, args, env, pattern, secret], format]) => {
       const r = await runScript(MOD, {
         args: [...args, "--log-format", format],
         env,
@@ -340,8 +346,8 @@ test("command (mod.ts): a token pasted into WORKSPACE_ID, PLATFORM_URL or anothe
       assert.match(line, pattern, what);
       assert.match(line, /\[redacted\]/, what);
       assertNoPiece(r.stderr, secret, `${what} (${format})`);
-    }
-  }
+    },
+  );
   // What is not a secret is still shown, so the line says what to fix.
   const plain = await runScript(MOD, {
     env: { ...base, WORKSPACE_ID: "My_Workspace" },

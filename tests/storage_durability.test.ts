@@ -268,7 +268,7 @@ test("command (mod.ts): 50 workspaces whose secret files cannot be written: a wa
     env: {
       PLATFORM_URL: platform.url,
       CONFIGS_DIR: dir.path,
-      MOLECULE_HEARTBEAT_INTERVAL: "0.1",
+      MOLECULE_HEARTBEAT_INTERVAL: "0.25",
       MOLECULE_WORKSPACES: JSON.stringify(
         ids.map((id) => ({ id, token: tokens[id] })),
       ),
@@ -276,11 +276,16 @@ test("command (mod.ts): 50 workspaces whose secret files cannot be written: a wa
     timeoutMs: 30_000,
   });
   try {
-    // Every workspace's secret refused on at least 5 beats.
+    // Every workspace registered (the secret comes with the register's
+    // answer) and beaten at least 5 times: its secret refused on each.
     await waitFor(
-      () => ids.every((id) => platform.requestsTo("heartbeat", id).length >= 5),
+      () =>
+        ids.every((id) =>
+          platform.requestsTo("register", id).length >= 1 &&
+          platform.requestsTo("heartbeat", id).length >= 5
+        ),
       20_000,
-      "5 beats of every workspace",
+      "every workspace registered and beaten 5 times",
     );
   } finally {
     run.kill("SIGTERM");

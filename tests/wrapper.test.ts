@@ -13,9 +13,14 @@ import {
   type PlatformEmulator,
   startPlatformEmulator,
 } from "../src/testing/emulator.ts";
-import { nodeBin, runtimeArgs, startPiped } from "./helpers/runtime.ts";
+import {
+  nodeBin,
+  passedEnv,
+  runtimeArgs,
+  startPiped,
+} from "./helpers/runtime.ts";
 import { groupOf, pidsIn, running } from "./helpers/processes.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { inParallel, waitFor } from "./helpers/wait.ts";
 import { scratch } from "./helpers/scratch.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
@@ -265,7 +270,7 @@ test("wrapper: usage and start errors, one line each, no stack trace", async () 
       /unexpected argument "ws-1" before --: our flags go before --/,
     ],
   ];
-  for (const [flags, code, message] of cases) {
+  await inParallel(cases, 4, async ([flags, code, message]) => {
     const [cmd, args] = runtimeArgs(MOD, flags);
     // stdin held open: every one of these exits without waiting for it.
     const run = startPiped(cmd, args, { env });
@@ -276,7 +281,7 @@ test("wrapper: usage and start errors, one line each, no stack trace", async () 
     assert.equal(errors.length, 1, done.stderr);
     assert.ok(!/^\s+at /m.test(done.stderr), done.stderr);
     assert.equal(done.stdout, "", "nothing on stdout");
-  }
+  });
 });
 
 test("wrapper: --demo -- COMMAND runs the child against the in-process emulator, and exits with it while our stdin is open", async () => {
@@ -439,7 +444,7 @@ test("wrapper: a client that dies (our stdin closed, our parent gone) does not l
   const client = spawn(nodeBin(), [CLIENT, marker, cmd, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
     env: {
-      PATH: process.env.PATH ?? "",
+      ...passedEnv(),
       HOME: process.env.HOME ?? "/tmp",
       PLATFORM_URL: platform.url,
       WORKSPACE_ID: WS,

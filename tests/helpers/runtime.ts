@@ -1,7 +1,21 @@
 import { spawn } from "node:child_process";
+import { resolve } from "node:path";
 import process from "node:process";
 import { concatBytes } from "../../src/shared/_bytes.ts";
 import type { DenoChildProcess } from "../../src/cli/child_deno.ts";
+
+/**
+ * What every spawned process gets from the test run's environment: `PATH`,
+ * and Node's compile cache when the run sets one (`deno task test:node`
+ * does: each `node mod.ts` then skips type stripping after its first start).
+ */
+export function passedEnv(): Record<string, string> {
+  const cache = process.env.NODE_COMPILE_CACHE;
+  return {
+    PATH: process.env.PATH ?? "",
+    ...(cache ? { NODE_COMPILE_CACHE: resolve(cache) } : {}),
+  };
+}
 
 /** The command that runs a TypeScript file on the runtime running the tests. */
 export function runtimeArgs(
@@ -40,7 +54,7 @@ export function runScript(
     const child = spawn(cmd, args, {
       cwd: options.cwd,
       env: {
-        PATH: process.env.PATH ?? "",
+        ...passedEnv(),
         ...(options.noHome ? {} : { HOME: process.env.HOME ?? "/tmp" }),
         ...options.env,
       },
@@ -130,7 +144,7 @@ export function startPiped(
   } = {},
 ): Piped {
   const env = {
-    PATH: process.env.PATH ?? "",
+    ...passedEnv(),
     HOME: process.env.HOME ?? "/tmp",
     ...options.env,
   };
