@@ -12,53 +12,35 @@
  * - elsewhere (or before the first request on Node): nothing; the dead
  *   connection costs one timeout, as before.
  *
- * Before the first {@link ConnectionPool.renew}, requests use the runtime's
+ * Before the first `renew`, requests use the runtime's
  * default pool (nothing is added to them). The previous pool is closed a
  * grace period after a renew, once its requests are done.
  *
  * @module
  */
 
-/** Fresh connection pools, as the runtime allows; see the module doc. */
-export interface ConnectionPool {
-  /** What to add to a request's `RequestInit`, or `undefined` for the default pool. */
-  init(): Record<string, unknown> | undefined;
-  /**
-   * Starts a new pool: every later request opens new connections.
-   *
-   * @returns Whether this runtime could (on an unknown runtime, `false`).
-   */
-  renew(graceMs: number): boolean;
-  /** Closes the pools this made (on stop). */
-  close(): void;
-}
-
 interface Closable {
   close(): unknown;
 }
 
-type PoolFactory = () => { init: Record<string, unknown>; pool: Closable };
-
-function runtimeFactory(): PoolFactory | undefined {
+/** A new pool of the runtime's (`init` for a request, `pool` to close it); `undefined` where it has no way. */
+function newPool():
+  | { init: Record<string, unknown>; pool: Closable }
+  | undefined {
   const deno = (globalThis as {
     Deno?: { createHttpClient?: (options: object) => Closable };
   }).Deno;
   if (typeof deno?.createHttpClient === "function") {
-    const create = deno.createHttpClient;
-    return () => {
-      const client = create({});
-      return { init: { client }, pool: client };
-    };
+    const client = deno.createHttpClient({});
+    return { init: { client }, pool: client };
   }
   const dispatcher = (globalThis as Record<symbol, unknown>)[
     Symbol.for("undici.globalDispatcher.1")
   ] as { constructor?: new () => Closable } | undefined;
   const Agent = dispatcher?.constructor;
   if (typeof Agent === "function" && Agent.name === "Agent") {
-    return () => {
-      const agent = new Agent();
-      return { init: { dispatcher: agent }, pool: agent };
-    };
+    const agent = new Agent();
+    return { init: { dispatcher: agent }, pool: agent };
   }
   return undefined;
 }
@@ -76,14 +58,14 @@ function runtimeFactory(): PoolFactory | undefined {
  * ```
  *
  * @param setTimer Runs `fn` after `ms` (the previous pool's close; the
- * scheduler's timer queue, cleared on stop, when {@link ConnectionPool.close}
+ * scheduler's timer queue, cleared on stop, when `close`
  * closes what is left).
  * @returns The pool.
  */
 export function createConnectionPool(
   setTimer: (fn: () => void, ms: number) => void,
-): ConnectionPool {
-  let current: { init: Record<string, unknown>; pool: Closable } | undefined;
+) {
+  let current: ReturnType<typeof newPool>;
   const closing = new Set<Closable>();
   const closeOne = (pool: Closable) => {
     closing.delete(pool);
@@ -95,19 +77,26 @@ export function createConnectionPool(
     }
   };
   return {
-    init: () => current?.init,
-    renew(graceMs) {
-      const factory = runtimeFactory();
-      if (!factory) return false;
+    /** What to add to a request's `RequestInit`, or `undefined` for the default pool. */
+    init: (): Record<string, unknown> | undefined => current?.init,
+    /**
+     * Starts a new pool: every later request opens new connections.
+     *
+     * @returns Whether this runtime could (on an unknown runtime, `false`).
+     */
+    renew(graceMs: number): boolean {
+      const next = newPool();
+      if (!next) return false;
       const previous = current;
-      current = factory();
+      current = next;
       if (previous) {
         closing.add(previous.pool);
         setTimer(() => closeOne(previous.pool), graceMs);
       }
       return true;
     },
-    close() {
+    /** Closes the pools this made (on stop). */
+    close(): void {
       for (const pool of [...closing]) closeOne(pool);
       if (current) closeOne(current.pool);
       current = undefined;

@@ -6,7 +6,11 @@
  * @module
  */
 import type { AgentCard } from "./agent_card.ts";
-import { callEndpoint, type EndpointOptions, type FetchLike } from "./http.ts";
+import {
+  callEndpoint,
+  type EndpointOptions,
+  type FetchWorkspaceStateOptions,
+} from "./http.ts";
 import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
 import { isRecord } from "../shared/_json.ts";
 import type { TokenSource } from "../shared/token.ts";
@@ -152,13 +156,8 @@ export async function postHeartbeat(
 }
 
 /** Options of {@link sendHeartbeat}. */
-export interface SendHeartbeatOptions {
-  /** The platform base URL; a trailing `/` is removed. */
-  platformUrl: string;
-  /** The workspace id. */
-  workspaceId: string;
-  /** The workspace token. */
-  token: TokenSource;
+export interface SendHeartbeatOptions
+  extends Omit<FetchWorkspaceStateOptions, "orgId"> {
   /** Live figures; a missing or malformed field is sent as its zero. @default {the reference's zeros} */
   stats?: HeartbeatStats;
   /** Seconds since the agent started (rounded down). @default {0} */
@@ -169,25 +168,6 @@ export interface SendHeartbeatOptions {
    * register-failure marker. @default {none sent}
    */
   agentCard?: AgentCard;
-  /**
-   * The `Origin` header to send; `""` sends none.
-   * @default {the platform URL's origin}
-   */
-  origin?: string;
-  /**
-   * Time limit, in ms; 0 sets no timer of its own, for a `signal` that
-   * carries the deadline. @default {10000}
-   */
-  timeoutMs?: number;
-  /** Aborts the request; aborted with a `TimeoutError`, it counts as a timeout. */
-  signal?: AbortSignal;
-  /** The fetch to call. @default {globalThis.fetch} */
-  fetch?: FetchLike;
-  /**
-   * More `RequestInit` fields for the runtime's fetch (a fresh connection
-   * pool's `client` or `dispatcher`). @default {none}
-   */
-  init?: Record<string, unknown>;
 }
 
 /**

@@ -54,10 +54,20 @@ export interface PlatformAnswer {
   location: string | undefined;
 }
 
-/** What every endpoint call takes besides its own fields. */
-export interface EndpointOptions {
+/**
+ * Options of `fetchWorkspaceState`; `register`, `sendHeartbeat` and
+ * `lookupWorkspace` take these fields too.
+ */
+export interface FetchWorkspaceStateOptions {
   /** The platform base URL (a trailing `/` is removed); its origin is sent as `Origin`. */
   platformUrl: string;
+  /** The workspace id. */
+  workspaceId: string;
+  /**
+   * The workspace token, or a function asked for it (waited for only as
+   * long as `signal` and `timeoutMs` allow).
+   */
+  token: TokenSource;
   /**
    * The `Origin` header to send instead of the base URL's origin; `""`
    * sends none. The platform's CORS layer refuses (403, empty body) an
@@ -65,11 +75,6 @@ export interface EndpointOptions {
    * @default {the base URL's origin}
    */
   origin?: string;
-  /**
-   * The bearer token, or a function asked for it (waited for only as long
-   * as `signal` and `timeoutMs` allow); no `Authorization` when absent.
-   */
-  token?: TokenSource;
   /**
    * Time limit of the request, in ms; 0 sets no timer of its own, for a
    * caller whose `signal` already carries a deadline (an
@@ -84,10 +89,11 @@ export interface EndpointOptions {
   /** The fetch to call. @default {globalThis.fetch} */
   fetch?: FetchLike;
   /**
-   * Sent as `X-Molecule-Org-Id` on requests outside `/registry/*` (the
-   * platform's tenant guard lets the registry calls through without it,
-   * and its rate limiter keys on it first: on registry calls it would put
-   * every workspace of the org into one bucket). @default {not sent}
+   * Sent as `X-Molecule-Org-Id` on requests outside `/registry/*` (a
+   * multi-tenant platform's tenant guard wants it; it lets the registry
+   * calls through without it, and its rate limiter keys on it first: on
+   * registry calls it would put every workspace of the org into one
+   * bucket). @default {not sent}
    */
   orgId?: string;
   /**
@@ -97,15 +103,10 @@ export interface EndpointOptions {
   init?: Record<string, unknown>;
 }
 
-/** Options of {@link requestJson}. */
-export interface RequestJsonOptions extends EndpointOptions {
-  /** The method. */
-  method: "GET" | "POST";
-  /** The path, such as `/registry/heartbeat`. */
-  path: string;
-  /** The JSON body (POST only). */
-  body?: unknown;
-}
+/** What every endpoint call takes besides its own fields (internal); no `Authorization` without a token. */
+export type EndpointOptions =
+  & Omit<FetchWorkspaceStateOptions, "workspaceId" | "token">
+  & Partial<Pick<FetchWorkspaceStateOptions, "token">>;
 
 const decoder = new TextDecoder();
 
@@ -131,15 +132,14 @@ const decoder = new TextDecoder();
  * @returns The answer.
  */
 export function postJson(
-  options: Omit<RequestJsonOptions, "method" | "platformUrl"> & {
+  options: Omit<EndpointOptions, "platformUrl"> & {
     baseUrl: string;
+    path: string;
+    body: unknown;
   },
 ): Promise<PlatformAnswer> {
-  return requestJson({
-    ...options,
-    platformUrl: options.baseUrl,
-    method: "POST",
-  });
+  const { baseUrl, path, body, ...rest } = options;
+  return requestJson({ ...rest, platformUrl: baseUrl }, "POST", path, body);
 }
 
 /**
@@ -147,24 +147,12 @@ export function postJson(
  * given, `Origin`, with a body `Content-Type`; `X-Molecule-Org-Id` when
  * `orgId` is given and the path is outside `/registry/*`), read as
  * {@link postJson} reads it.
- *
- * @example
- * ```ts
- * import { requestJson } from "./http.ts";
- * const answer = await requestJson({
- *   method: "GET",
- *   platformUrl: "http://127.0.0.1:8080",
- *   path: "/workspaces/ws-1/state",
- *   token: "t",
- *   timeoutMs: 10_000,
- * }).catch(() => undefined);
- * ```
- *
- * @param options What to send, where, and how long to wait.
- * @returns The answer.
  */
-export async function requestJson(
-  options: RequestJsonOptions,
+async function requestJson(
+  options: EndpointOptions,
+  method: "GET" | "POST",
+  path: string,
+  body?: unknown,
 ): Promise<PlatformAnswer> {
   const baseUrl = trimBaseUrl(options.platformUrl);
   const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
@@ -191,21 +179,21 @@ export async function requestJson(
     }
     headers["Authorization"] = `Bearer ${token}`;
   }
-  if (options.method === "POST") headers["Content-Type"] = "application/json";
-  if (options.orgId && !options.path.startsWith("/registry/")) {
+  if (method === "POST") headers["Content-Type"] = "application/json";
+  if (options.orgId && !path.startsWith("/registry/")) {
     headers["X-Molecule-Org-Id"] = options.orgId;
   }
   const init: RequestInit = {
-    method: options.method,
+    method: method,
     headers,
-    body: options.method === "POST" ? JSON.stringify(options.body) : undefined,
+    body: method === "POST" ? JSON.stringify(body) : undefined,
     redirect: "manual",
     signal,
   };
   // (Not a spread in the literal: a plain literal is what every beat builds.)
   if (options.init) Object.assign(init, options.init);
   const request = (options.fetch ?? globalThis.fetch)(
-    baseUrl + options.path,
+    baseUrl + path,
     init,
   );
   // An injected fetch is raced against the signal too: one that ignores its
@@ -227,7 +215,7 @@ export async function requestJson(
   let snippet: string | undefined;
   // A refusal's limit, and a GET's (the org-keyed calls, whose window the
   // fleet keeps a share of); a header lookup on every beat would add up.
-  const limit = plain && options.method !== "GET"
+  const limit = plain && method !== "GET"
     ? NaN
     : Number(response.headers.get("x-ratelimit-limit") ?? NaN);
   let retryAfterMs = plain
@@ -316,8 +304,20 @@ export function parseRetryAfter(
 /** The last base URL's origin: the same few base URLs are used on every beat. */
 let lastOrigin: { baseUrl: string; origin: string } | undefined;
 
-/** The origin (scheme, host, port) of a base URL that may carry a path. */
-function originOf(baseUrl: string): string {
+/**
+ * The origin (scheme, host, port) of a base URL that may carry a path; the
+ * text itself when it is no URL.
+ *
+ * @example
+ * ```ts
+ * import { originOf } from "./http.ts";
+ * originOf("https://molecule.example/api"); // "https://molecule.example"
+ * ```
+ *
+ * @param baseUrl The base URL.
+ * @returns Its origin.
+ */
+export function originOf(baseUrl: string): string {
   if (lastOrigin?.baseUrl === baseUrl) return lastOrigin.origin;
   let origin: string;
   try {
@@ -422,7 +422,7 @@ export function trimBaseUrl(url: string): string {
 }
 
 /**
- * One endpoint's request (see {@link requestJson}): the answer, or the
+ * One endpoint's request (see {@link postJson}): the answer, or the
  * network error or timeout as `{ error }`; only an abort through `signal`
  * rejects, with the signal's reason.
  *
@@ -451,7 +451,7 @@ export async function callEndpoint(
 ): Promise<{ answer: PlatformAnswer } | { error: unknown }> {
   try {
     return {
-      answer: await requestJson({ ...options, method, path, body }),
+      answer: await requestJson(options, method, path, body),
     };
   } catch (error) {
     if (abortedByCaller(options.signal)) throw options.signal!.reason;

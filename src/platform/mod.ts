@@ -37,7 +37,6 @@ export {
 } from "./heartbeat.ts";
 export {
   fetchWorkspaceState,
-  type FetchWorkspaceStateOptions,
   type WorkspaceState,
   type WorkspaceStateKind,
 } from "./workspace_state.ts";
@@ -48,7 +47,7 @@ export {
   type WorkspaceLookupKind,
 } from "./workspace_lookup.ts";
 export type { Outcome, OutcomeKind } from "./outcome.ts";
-export type { FetchLike } from "./http.ts";
+export type { FetchLike, FetchWorkspaceStateOptions } from "./http.ts";
 export {
   type AgentCard,
   type AgentSkill,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { PlatformAnswer } from "./http.ts";
+import { originOf, type PlatformAnswer } from "./http.ts";
 import { isRecord } from "../shared/_json.ts";
 import { maskSecrets } from "../shared/mask.ts";
 
@@ -164,27 +164,6 @@ function withTlsHint(reason: string): string {
   if (!UNTRUSTED_CERTIFICATE.test(reason)) return reason;
   return `${reason} (the platform's TLS certificate is not trusted here: for a private CA, ` +
     "pass its PEM file with DENO_CERT=/path/ca.pem or --cert on Deno, or NODE_EXTRA_CA_CERTS=/path/ca.pem on Node)";
-}
-
-/**
- * The origin (scheme, host, port) of a base URL that may carry a path; the
- * text itself when it is no URL.
- *
- * @example
- * ```ts
- * import { originOf } from "./outcome.ts";
- * originOf("https://molecule.example/api"); // "https://molecule.example"
- * ```
- *
- * @param url The base URL.
- * @returns Its origin.
- */
-export function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return url;
-  }
 }
 
 /**

@@ -4,43 +4,18 @@
  * @module
  */
 import { type AgentCard, buildAgentCard } from "./agent_card.ts";
-import { callEndpoint, type FetchLike } from "./http.ts";
+import { callEndpoint, type FetchWorkspaceStateOptions } from "./http.ts";
 import { isRecord } from "../shared/_json.ts";
 import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
 import { maskSecrets } from "../shared/mask.ts";
-import type { TokenSource } from "../shared/token.ts";
 
 /** Options of {@link register}. */
-export interface RegisterOptions {
-  /** The platform base URL; a trailing `/` is removed. */
-  platformUrl: string;
-  /** The workspace id. */
-  workspaceId: string;
-  /** The workspace token. */
-  token: TokenSource;
-  /**
-   * The `Origin` header to send; `""` sends none.
-   * @default {the platform URL's origin}
-   */
-  origin?: string;
+export interface RegisterOptions
+  extends Omit<FetchWorkspaceStateOptions, "orgId"> {
   /** The card to send. @default {buildAgentCard(workspaceId)} */
   agentCard?: AgentCard;
-  /**
-   * Time limit, in ms; 0 sets no timer of its own, for a `signal` that
-   * carries the deadline. @default {10000}
-   */
-  timeoutMs?: number;
-  /** Aborts the request; aborted with a `TimeoutError`, it counts as a timeout. */
-  signal?: AbortSignal;
-  /** The fetch to call. @default {globalThis.fetch} */
-  fetch?: FetchLike;
   /** Sends `mcp_server_present: true`: an MCP server runs beside the agent. @default {false} */
   mcpServerPresent?: boolean;
-  /**
-   * More `RequestInit` fields for the runtime's fetch (a fresh connection
-   * pool's `client` or `dispatcher`). @default {none}
-   */
-  init?: Record<string, unknown>;
 }
 
 /**

@@ -6,8 +6,8 @@
  * @module
  */
 import type { TokenSource } from "../shared/token.ts";
-import type { FetchLike } from "./http.ts";
-import { getWorkspace } from "./workspace_state.ts";
+import type { FetchWorkspaceStateOptions } from "./http.ts";
+import { getWorkspace, type WorkspaceState } from "./workspace_state.ts";
 
 /**
  * What the lookup says:
@@ -25,52 +25,20 @@ import { getWorkspace } from "./workspace_state.ts";
 export type WorkspaceLookupKind = "exists" | "deleted" | "invalid" | "unknown";
 
 /** The result of {@link lookupWorkspace}. */
-export interface WorkspaceLookup {
+export interface WorkspaceLookup extends Omit<WorkspaceState, "kind"> {
   /** What it means. */
   kind: WorkspaceLookupKind;
-  /** The HTTP status, absent after a network error or timeout. */
-  status?: number;
-  /** The workspace's `status` on the platform (`online`, `removed`, …), when given. */
-  platformStatus?: string;
-  /** Why the answer is `unknown`, for logs. */
-  reason?: string;
-  /** The platform's `X-RateLimit-Limit` (requests a minute in the window this call counted in), when sent. */
-  rateLimit?: number;
-  /**
-   * Refused by the platform's CORS layer (403 with an empty body, or not
-   * the platform's JSON): the `Origin` sent is not the one the platform
-   * sees; says nothing of the workspace or the token (`kind` is `unknown`).
-   */
-  cors?: boolean;
 }
 
 /** Options of {@link lookupWorkspace}. */
-export interface LookupWorkspaceOptions {
-  /** The platform base URL; a trailing `/` is removed. */
-  platformUrl: string;
-  /** The workspace id. */
-  workspaceId: string;
+export interface LookupWorkspaceOptions
+  extends Omit<FetchWorkspaceStateOptions, "token"> {
   /**
    * A bearer to send, though the lookup needs none: without `orgId` the
    * platform's rate limiter keys on it, each workspace in its own bucket
    * (else every lookup of the process shares the client IP's). @default {none}
    */
   token?: TokenSource;
-  /** Sent as `X-Molecule-Org-Id` (a multi-tenant platform's tenant guard wants it). @default {not sent} */
-  orgId?: string;
-  /**
-   * The `Origin` header to send; `""` sends none.
-   * @default {the platform URL's origin}
-   */
-  origin?: string;
-  /** Time limit, in ms; 0 for none of its own. @default {10000} */
-  timeoutMs?: number;
-  /** Aborts the request. */
-  signal?: AbortSignal;
-  /** The fetch to call. @default {globalThis.fetch} */
-  fetch?: FetchLike;
-  /** More `RequestInit` fields for the runtime's fetch. @default {none} */
-  init?: Record<string, unknown>;
 }
 
 /**

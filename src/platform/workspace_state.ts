@@ -5,8 +5,11 @@
  * @module
  */
 import { isRecord } from "../shared/_json.ts";
-import type { TokenSource } from "../shared/token.ts";
-import { callEndpoint, type EndpointOptions, type FetchLike } from "./http.ts";
+import {
+  callEndpoint,
+  type EndpointOptions,
+  type FetchWorkspaceStateOptions,
+} from "./http.ts";
 import { classifyError } from "./outcome.ts";
 
 /**
@@ -43,34 +46,6 @@ export interface WorkspaceState {
    * sees; says nothing of the workspace or the token (`kind` is `unknown`).
    */
   cors?: boolean;
-}
-
-/** Options of {@link fetchWorkspaceState}. */
-export interface FetchWorkspaceStateOptions {
-  /** The platform base URL; a trailing `/` is removed. */
-  platformUrl: string;
-  /** The workspace id. */
-  workspaceId: string;
-  /** The workspace token. */
-  token: TokenSource;
-  /**
-   * The `Origin` header to send; `""` sends none.
-   * @default {the platform URL's origin}
-   */
-  origin?: string;
-  /** Sent as `X-Molecule-Org-Id` (a multi-tenant platform's tenant guard wants it here). @default {not sent} */
-  orgId?: string;
-  /** Time limit, in ms; 0 for none of its own. @default {10000} */
-  timeoutMs?: number;
-  /** Aborts the request. */
-  signal?: AbortSignal;
-  /** The fetch to call. @default {globalThis.fetch} */
-  fetch?: FetchLike;
-  /**
-   * More `RequestInit` fields for the runtime's fetch (a fresh connection
-   * pool's `client` or `dispatcher`). @default {none}
-   */
-  init?: Record<string, unknown>;
 }
 
 /**

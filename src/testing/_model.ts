@@ -120,36 +120,24 @@ export class Model {
   }
 
   /**
-   * The registry calls' auth (`requireWorkspaceToken`): a workspace with no
-   * live token is let through whatever the bearer; otherwise the bearer must
-   * be one of its live tokens, checked against the database (`blip` says
-   * whether a database blip turns the check into "invalid"), and no token
-   * of a removed workspace is ever valid.
-   */
-  registryAuth(
-    row: Row,
-    bearer: string | undefined,
-    blip?: BlipCheck,
-  ): "ok" | "missing" | "invalid" {
-    if (row.live.size === 0) return "ok";
-    if (bearer === undefined) return "missing";
-    if (blip?.()) return "invalid";
-    return !row.deleted && row.live.has(bearer) ? "ok" : "invalid";
-  }
-
-  /**
-   * `/state`'s strict auth: a bearer that is a live token of a workspace
+   * The token check. The registry calls' (`requireWorkspaceToken`): a
+   * workspace with no live token is let through whatever the bearer;
+   * otherwise the bearer must be one of its live tokens, checked against
+   * the database (`blip` says whether a database blip turns the check into
+   * "invalid"), and no token of a removed workspace is ever valid.
+   * `/state`'s (`strict`): a bearer that is a live token of a workspace
    * that is not removed (or the admin token, checked by the caller).
    */
-  strictAuth(
+  auth(
     row: Row | undefined,
     bearer: string | undefined,
     blip?: BlipCheck,
+    strict = false,
   ): "ok" | "missing" | "invalid" {
+    if (!strict && row?.live.size === 0) return "ok";
     if (bearer === undefined) return "missing";
     if (blip?.()) return "invalid";
-    if (!row || row.deleted) return "invalid";
-    return row.live.has(bearer) ? "ok" : "invalid";
+    return row && !row.deleted && row.live.has(bearer) ? "ok" : "invalid";
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import { isRecord } from "../shared/_json.ts";
 import type { BlipCheck, Model, Row } from "./_model.ts";
-import type { EmulatedPath } from "./types.ts";
+import type { EmulatedPath, PlatformEmulatorOptions } from "./types.ts";
 
 /** An answer: status, JSON body (or a string), extra headers. */
 export interface Answer {
@@ -37,22 +37,12 @@ export interface RouteRequest {
   authorized: boolean;
 }
 
-/** Route settings. */
-export interface RouteOptions {
-  strictTypes: boolean;
-  adminToken: string | undefined;
-  /** Ids must be UUIDs (the platform's column type). */
-  uuidIds: boolean;
-  /**
-   * Any id exists: one the emulator never knew (not even as purged) is a
-   * workspace whose token the request did not present.
-   */
-  acceptUnknown: boolean;
-}
-
-const INVALID = { error: "invalid request body" };
-const MISSING_TOKEN = { error: "missing workspace auth token" };
-const INVALID_TOKEN = { error: "invalid workspace auth token" };
+/** Route settings: the emulator's options, defaults applied. */
+export type RouteOptions =
+  & Required<
+    Pick<PlatformEmulatorOptions, "strictTypes" | "uuidIds" | "acceptUnknown">
+  >
+  & Pick<PlatformEmulatorOptions, "adminToken">;
 
 const UUID =
   /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
@@ -63,11 +53,14 @@ export function isUuid(id: string): boolean {
   return UUID.test(bare);
 }
 
+/** The platform's JSON error answer, `{"error": message}`. */
+export function error(status: number, message: string): Answer {
+  return { status, body: { error: message } };
+}
+
+/** The token check's 401. */
 function refusal(auth: "missing" | "invalid"): Answer {
-  return {
-    status: 401,
-    body: auth === "missing" ? MISSING_TOKEN : INVALID_TOKEN,
-  };
+  return error(401, `${auth} workspace auth token`);
 }
 
 function withSecret(
@@ -81,16 +74,34 @@ function withSecret(
     : { ...answer, platform_inbound_secret: secret };
 }
 
-/** An id the emulator never knew, in `acceptUnknown` mode: a workspace it cannot authenticate. */
-function unknownExisting(
+/**
+ * The registry calls' checks after validation (`undefined` lets the
+ * request on): a non-UUID id fails the token check open, then every query
+ * of the handler fails (`failure`, a 500; the marker's UPDATE too); then
+ * the token check: a workspace with no live token, or no row, is let
+ * through, but in `acceptUnknown` mode an id the emulator never knew is a
+ * workspace whose token the request did not present.
+ */
+function registryCheck(
   model: Model,
   r: RouteRequest,
   options: RouteOptions,
+  id: string,
+  failure: string,
 ): Answer | undefined {
-  if (!options.acceptUnknown || model.rows.has(r.workspaceId ?? "")) {
-    return undefined;
+  if (options.uuidIds && !isUuid(id)) {
+    r.authorized = true;
+    return error(500, failure);
   }
-  return refusal(r.bearer === undefined ? "missing" : "invalid");
+  const auth = r.row
+    ? model.auth(r.row, r.bearer, r.blip)
+    : !options.acceptUnknown || model.rows.has(id)
+    ? "ok"
+    : r.bearer === undefined
+    ? "missing"
+    : "invalid";
+  r.authorized = auth === "ok";
+  if (auth !== "ok") return refusal(auth);
 }
 
 /**
@@ -107,51 +118,30 @@ function registerRoute(
   if (
     !body || typeof body.id !== "string" || body.id === "" ||
     !isRecord(body.agent_card)
-  ) return { status: 400, body: INVALID };
+  ) return error(400, "invalid request body");
   if (
     body.delivery_mode !== undefined && body.delivery_mode !== "push" &&
     body.delivery_mode !== "poll"
   ) {
-    return {
-      status: 400,
-      body: { error: "delivery_mode must be 'push' or 'poll'" },
-    };
+    return error(400, "delivery_mode must be 'push' or 'poll'");
   }
   const id = body.id;
-  if (options.uuidIds && !isUuid(id)) {
-    // The token check fails open on the database error a non-UUID causes;
-    // then every query of the handler fails (the marker's UPDATE too).
-    r.authorized = true;
-    return { status: 500, body: { error: "registration failed" } };
-  }
+  const refused = registryCheck(model, r, options, id, "registration failed");
+  if (refused) return refused;
   let row = r.row;
-  if (row) {
-    const auth = model.registryAuth(row, r.bearer, r.blip);
-    if (auth !== "ok") return refusal(auth);
-  } else {
-    const unknown = unknownExisting(model, r, options);
-    if (unknown) return unknown;
-  }
-  r.authorized = true;
   const failed = (answer: Answer): Answer => {
     if (row) model.registerFailed(row);
     return answer;
   };
   if (body.kind === "platform") {
-    return failed({
-      status: 403,
-      body: {
-        error:
-          "kind='platform' may only be assigned by the platform-agent install path",
-      },
-    });
+    return failed(error(
+      403,
+      "kind='platform' may only be assigned by the platform-agent install path",
+    ));
   }
   const mode = body.delivery_mode ?? row?.deliveryMode ?? "push";
   if (mode === "push" && (typeof body.url !== "string" || body.url === "")) {
-    return failed({
-      status: 400,
-      body: { error: "url is required for push-mode workspaces" },
-    });
+    return failed(error(400, "url is required for push-mode workspaces"));
   }
   row ??= model.insert(id); // the upsert's INSERT: a ghost workspace
   const minted = model.register(row, body);
@@ -188,28 +178,15 @@ function heartbeatRoute(
 ): Answer {
   const body = r.body;
   if (
-    !body || typeof body.workspace_id !== "string" || body.workspace_id === ""
-  ) {
-    return { status: 400, body: INVALID };
-  }
-  if (options.strictTypes && !typedHeartbeat(body)) {
-    return { status: 400, body: INVALID };
-  }
-  if (options.uuidIds && !isUuid(body.workspace_id)) {
-    r.authorized = true; // the token check fails open; the UPDATE fails
-    return { status: 500, body: { error: "failed to update" } };
-  }
+    !body || typeof body.workspace_id !== "string" ||
+    body.workspace_id === "" || (options.strictTypes && !typedHeartbeat(body))
+  ) return error(400, "invalid request body");
+  const id = body.workspace_id;
+  const refused = registryCheck(model, r, options, id, "failed to update");
+  if (refused) return refused;
   const row = r.row;
-  if (!row) {
-    const unknown = unknownExisting(model, r, options);
-    if (unknown) return unknown;
-    // No row, so no live token: let through; the update touches no row.
-    r.authorized = true;
-    return { status: 200, body: { status: "ok", generation: 0 } };
-  }
-  const auth = model.registryAuth(row, r.bearer, r.blip);
-  if (auth !== "ok") return refusal(auth);
-  r.authorized = true;
+  // No row, so no live token: let through; the update touches no row.
+  if (!row) return { status: 200, body: { status: "ok", generation: 0 } };
   model.heartbeat(row, body);
   return {
     status: 200,
@@ -235,10 +212,10 @@ function stateRoute(
   let row = r.row;
   if (admin) {
     if (options.uuidIds && !isUuid(id)) {
-      return { status: 500, body: { error: "query failed" } };
+      return error(500, "query failed");
     }
     const kept = model.rows.get(id);
-    if (!kept) return { status: 404, body: { error: "workspace not found" } };
+    if (!kept) return error(404, "workspace not found");
     if (kept.deleted) {
       const soft = kept.deleted === "soft" ? { status: "removed" } : {};
       return {
@@ -252,7 +229,7 @@ function stateRoute(
       // No token can belong to a non-UUID workspace.
       return refusal(r.bearer === undefined ? "missing" : "invalid");
     }
-    const auth = model.strictAuth(row, r.bearer, r.blip);
+    const auth = model.auth(row, r.bearer, r.blip, true);
     if (auth !== "ok") return refusal(auth);
   }
   r.authorized = true;
@@ -280,7 +257,7 @@ function workspaceRoute(
 ): Answer {
   const id = r.workspaceId ?? "";
   if (options.uuidIds && !isUuid(id)) {
-    return { status: 400, body: { error: "invalid workspace ID" } };
+    return error(400, "invalid workspace ID");
   }
   const row = r.row;
   if (!row) {
@@ -297,7 +274,7 @@ function workspaceRoute(
         },
       };
     }
-    return { status: 404, body: { error: "workspace not found" } };
+    return error(404, "workspace not found");
   }
   r.authorized = true;
   const includeRemoved = r.search.get("include_removed") === "true";

@@ -11,14 +11,17 @@ import {
   type ServerResponse,
 } from "node:http";
 import { once } from "node:events";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { buffer } from "node:stream/consumers";
 import type { Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { isRecord } from "../shared/_json.ts";
 import { STALE_AFTER_MS } from "../shared/constants.ts";
 import { Model, type Row } from "./_model.ts";
-import { createRateLimiter } from "./_rate_limiter.ts";
 import {
   type Answer,
+  error,
   isUuid,
   type RouteOptions,
   type RouteRequest,
@@ -36,34 +39,90 @@ import type {
 
 export type { Fault, PlatformEmulator } from "./types.ts";
 
-interface ActiveFault {
-  fault: Fault;
-  path: EmulatedPath | "any";
-  workspaceId: string | undefined;
-  remaining: number;
-}
+/** An injected fault, and how many more requests it applies to. */
+type ActiveFault = FaultScope & { fault: Fault; remaining: number };
 
+/** The largest request body read (the platform's limit); larger is 413. */
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
 /** The platform's `CORS_ORIGINS` default. */
 const DEFAULT_CORS_ORIGINS = ["http://localhost:3000", "http://localhost:3001"];
 
-/** Which endpoint a request path names, and the id in it. */
-function route(
-  pathname: string,
-): { path: string; id: string | undefined } {
+/** Windows the rate limiter keeps at most; the least recently used go first. */
+const MAX_WINDOWS = 100_000;
+
+/** The rate limiter's window, in ms (the platform's `interval`). */
+const WINDOW_MS = 60_000;
+
+/**
+ * The platform's rate limiter (`middleware/ratelimit.go`): `perMinute`
+ * requests a minute per key, in a fixed window that opens with the first
+ * request of a key and is refilled whole by the first request a minute or
+ * more after it opened. A refused request takes nothing and opens nothing,
+ * but it is counted against the window like any other (nothing is exempt).
+ * Answers carry `X-RateLimit-Limit`, `X-RateLimit-Remaining` (what is left
+ * after this request) and `X-RateLimit-Reset` (whole seconds from now until
+ * the window resets, truncated: 0 while the window is still full for less
+ * than a second; also the `Retry-After` of a refusal).
+ */
+function rateLimiter(perMinute: number, now: () => number) {
+  const rate = Math.max(1, Math.floor(perMinute));
+  const windows = new Map<string, { tokens: number; openedAt: number }>();
+  return (key: string) => {
+    const t = now();
+    let window = windows.get(key);
+    if (window) {
+      windows.delete(key); // re-inserted below: most recently used last
+    } else {
+      window = { tokens: rate, openedAt: t };
+      if (windows.size >= MAX_WINDOWS) {
+        windows.delete(windows.keys().next().value!);
+      }
+    }
+    windows.set(key, window);
+    if (t - window.openedAt >= WINDOW_MS) {
+      window.tokens = rate;
+      window.openedAt = t;
+    }
+    const remaining = Math.max(0, window.tokens - 1);
+    const resetSeconds = Math.max(
+      0,
+      Math.trunc((window.openedAt + WINDOW_MS - t) / 1000),
+    );
+    const headers = {
+      "X-RateLimit-Limit": String(rate),
+      "X-RateLimit-Remaining": String(remaining),
+      "X-RateLimit-Reset": String(resetSeconds),
+    };
+    const allowed = window.tokens > 0;
+    if (allowed) window.tokens--;
+    return { allowed, headers, retryAfterSeconds: resetSeconds };
+  };
+}
+
+/**
+ * Which endpoint a request names (the path as sent when none), and the
+ * workspace: the register's `id`, the heartbeat's `workspace_id`, or the
+ * id in the path.
+ */
+function route(pathname: string, body: Record<string, unknown> | undefined) {
   const m =
     /^\/(?:registry\/(register|heartbeat)|workspaces\/([^/]+)(\/state)?)$/
       .exec(pathname);
-  if (!m) return { path: pathname, id: undefined };
-  if (m[1]) return { path: m[1], id: undefined };
-  let id: string | undefined;
+  let id: unknown;
   try {
-    id = decodeURIComponent(m[2]);
+    id = m?.[1] === "register"
+      ? body?.id
+      : m?.[1]
+      ? body?.workspace_id
+      : m && decodeURIComponent(m[2]);
   } catch {
-    id = undefined;
+    // a malformed escape: no id
   }
-  return { path: m[3] ? "state" : "workspace", id };
+  return {
+    path: !m ? pathname : m[1] ?? (m[3] ? "state" : "workspace"),
+    workspaceId: typeof id === "string" && id !== "" ? id : undefined,
+  };
 }
 
 /**
@@ -160,27 +219,25 @@ export async function startPlatformEmulator(
   }
   const limiter = options.rateLimit === undefined
     ? undefined
-    : createRateLimiter(options.rateLimit, now);
+    : rateLimiter(options.rateLimit, now);
   const requests: RequestRecord[] = [];
   let faults: ActiveFault[] = [];
   const sockets = new Set<Socket>();
   let connections = 0;
 
+  /** The first fault (an `auth-blip` when `blip`) whose scope matches, used once. */
   const takeFault = (
     path: string,
     workspaceId: string | undefined,
     blip = false,
   ): Fault | undefined => {
-    for (const f of faults) {
-      if ((f.fault.kind === "auth-blip") !== blip) continue;
-      if (f.path !== "any" && f.path !== path) continue;
-      if (f.workspaceId !== undefined && f.workspaceId !== workspaceId) {
-        continue;
-      }
-      if (--f.remaining <= 0) faults = faults.filter((x) => x !== f);
-      return f.fault;
-    }
-    return undefined;
+    const f = faults.find((f) =>
+      (f.fault.kind === "auth-blip") === blip &&
+      [undefined, "any", path].includes(f.path) &&
+      (f.workspaceId ?? workspaceId) === workspaceId
+    );
+    if (f && --f.remaining <= 0) faults = faults.filter((x) => x !== f);
+    return f?.fault;
   };
 
   const server = createServer((req, res) => {
@@ -201,8 +258,10 @@ export async function startPlatformEmulator(
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const at = now();
     const [pathname, query = ""] = (req.url ?? "/").split(/\?(.*)/s);
-    const { path, id: pathId } = route(pathname);
-    const raw = await readBody(req);
+    const bytes = await buffer(req);
+    const raw = bytes.length > MAX_REQUEST_BYTES
+      ? undefined // answered 413
+      : bytes.toString("utf8");
     let json: unknown;
     try {
       json = raw ? JSON.parse(raw) : undefined;
@@ -210,14 +269,7 @@ export async function startPlatformEmulator(
       // not JSON
     }
     const obj = isRecord(json) ? json : undefined;
-    const idField = path === "register"
-      ? obj?.id
-      : path === "heartbeat"
-      ? obj?.workspace_id
-      : pathId;
-    const workspaceId = typeof idField === "string" && idField !== ""
-      ? idField
-      : undefined;
+    const { path, workspaceId } = route(pathname, obj);
     const auth = req.headers.authorization;
     const bearer = auth?.startsWith("Bearer ") ? auth.slice(7) : undefined;
     const orgHeader = typeof req.headers["x-molecule-org-id"] === "string"
@@ -275,7 +327,7 @@ export async function startPlatformEmulator(
         if (
           path === "register" && fault.status !== 200 && target &&
           (!uuidIds || isUuid(target.id)) &&
-          model.registryAuth(target, bearer) === "ok"
+          model.auth(target, bearer) === "ok"
         ) model.registerFailed(target);
         return send({
           status: fault.status,
@@ -283,13 +335,11 @@ export async function startPlatformEmulator(
           headers: fault.headers,
         });
       }
-      case "hang":
-        finish(0);
-        return; // never answer; close() drops the connection
       case "reset":
-        finish(0);
         req.socket.destroy();
-        return;
+        // falls through
+      case "hang": // never answer; close() drops the connection
+        return finish(0);
       case "reset-mid-body": {
         res.writeHead(200, {
           "content-type": "application/json",
@@ -300,15 +350,24 @@ export async function startPlatformEmulator(
         setTimeout(() => req.socket.destroy(), 5);
         return;
       }
-      case "huge-body":
-        await sendHuge(res, fault.bytes);
-        finish(200);
-        return;
+      case "huge-body": {
+        res.writeHead(200, { "content-type": "application/json" });
+        const chunk = "x".repeat(64 * 1024);
+        let left = fault.bytes;
+        await pipeline(
+          Readable.from(function* () {
+            for (; left > 0; left -= chunk.length) yield chunk.slice(0, left);
+          }()),
+          res,
+        ).catch(() => {}); // the client hung up
+        return finish(200);
+      }
       case "non-json":
-        res.writeHead(200, { "content-type": "text/html" });
-        res.end("<html><body>Bad gateway, maybe</body></html>");
-        finish(200);
-        return;
+        return send({
+          status: 200,
+          body: "<html><body>Bad gateway, maybe</body></html>",
+          headers: { "content-type": "text/html" },
+        });
       case "redirect":
         return send({
           status: fault.status ?? 307,
@@ -322,21 +381,20 @@ export async function startPlatformEmulator(
 
     // The platform's middleware, in its order: CORS, rate limit, tenant guard.
     const origin = req.headers.origin;
-    if (origin) {
-      const host = options.hostSeenAs ?? req.headers.host ?? "";
-      const sameHost = origin === `http://${host}` ||
-        origin === `https://${host}`;
-      if (!sameHost) {
-        if (!corsOrigins.includes(origin)) {
-          rec.corsRefused = true;
-          return send({ status: 403, body: "" });
-        }
-        extraHeaders = {
-          "Access-Control-Allow-Origin": origin,
-          "Vary": "Origin",
-        };
-        if (req.method === "OPTIONS") return send({ status: 204, body: "" });
+    const hostSeen = options.hostSeenAs ?? req.headers.host ?? "";
+    if (
+      origin && origin !== `http://${hostSeen}` &&
+      origin !== `https://${hostSeen}`
+    ) {
+      if (!corsOrigins.includes(origin)) {
+        rec.corsRefused = true;
+        return send({ status: 403, body: "" });
       }
+      extraHeaders = {
+        "Access-Control-Allow-Origin": origin,
+        "Vary": "Origin",
+      };
+      if (req.method === "OPTIONS") return send({ status: 204, body: "" });
     }
     if (limiter) {
       const key = orgHeader?.trim()
@@ -344,7 +402,7 @@ export async function startPlatformEmulator(
         : bearer
         ? `tok:${bearer}`
         : `ip:${req.socket.remoteAddress ?? ""}`;
-      const decision = limiter.take(key);
+      const decision = limiter(key);
       extraHeaders = { ...extraHeaders, ...decision.headers };
       if (!decision.allowed) {
         rec.rateLimited = true;
@@ -362,7 +420,7 @@ export async function startPlatformEmulator(
     if (guarded) return send(guarded);
 
     if (raw === undefined) {
-      return send({ status: 413, body: { error: "request body too large" } });
+      return send(error(413, "request body too large"));
     }
     const endpoint = Object.hasOwn(ROUTES, path)
       ? ROUTES[path as EmulatedPath]
@@ -386,9 +444,9 @@ export async function startPlatformEmulator(
       authorized: false,
     };
     const answer: Answer = !endpoint
-      ? { status: 404, body: { error: "not found" } }
+      ? error(404, "not found")
       : req.method !== endpoint.method
-      ? { status: 405, body: { error: "method not allowed" } }
+      ? error(405, "method not allowed")
       : endpoint.answer(model, request, routeOptions);
     rec.authorized = request.authorized;
     return send(answer);
@@ -415,12 +473,7 @@ export async function startPlatformEmulator(
   };
 
   const fail = (fault: Fault, scope: FaultScope = {}) => {
-    const active: ActiveFault = {
-      fault,
-      path: scope.path ?? "any",
-      workspaceId: scope.workspaceId,
-      remaining: scope.times ?? Infinity,
-    };
+    const active = { ...scope, fault, remaining: scope.times ?? Infinity };
     faults.push(active);
     return () => {
       faults = faults.filter((f) => f !== active);
@@ -470,39 +523,4 @@ export async function startPlatformEmulator(
     close,
     [Symbol.asyncDispose]: close,
   };
-}
-
-async function sendHuge(res: ServerResponse, bytes: number): Promise<void> {
-  const chunk = "x".repeat(64 * 1024);
-  res.writeHead(200, { "content-type": "application/json" });
-  let left = bytes;
-  while (left > 0) {
-    const n = Math.min(left, chunk.length);
-    if (!res.write(n === chunk.length ? chunk : chunk.slice(0, n))) {
-      await new Promise<void>((r) => {
-        const done = () => {
-          res.off("drain", done);
-          res.off("close", done);
-          r();
-        };
-        res.on("drain", done);
-        res.on("close", done);
-      });
-      if (res.destroyed) break;
-    }
-    left -= n;
-  }
-  res.end();
-}
-
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size <= MAX_REQUEST_BYTES) chunks.push(chunk);
-  }
-  return size > MAX_REQUEST_BYTES
-    ? undefined
-    : Buffer.concat(chunks).toString("utf8");
 }
