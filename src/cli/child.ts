@@ -25,10 +25,7 @@ export interface Child {
    * shell reports it.
    */
   readonly exited: Promise<number>;
-  /**
-   * Sends a signal to its whole process group (what it started, too); a
-   * group already gone is no error.
-   */
+  /** Sends a signal to it alone; may throw once it has exited. */
   kill(signal: string): void;
 }
 

@@ -9,7 +9,6 @@ import {
   type ProcessAdapter,
   spawnError,
 } from "./child.ts";
-import { signalGroup } from "./process_group.ts";
 
 /** The part of `Deno.ChildProcess` the adapter uses (the test helpers too). */
 export interface DenoChildProcess {
@@ -64,14 +63,7 @@ export function denoProcessAdapter(): ProcessAdapter {
         stderr: child.stderr,
         // Deno's code is 128 + N when signal N killed it.
         exited: child.status.then((s) => s.code),
-        kill(signal) {
-          if (signalGroup(child.pid, signal)) return;
-          try {
-            child.kill(signal); // it left its group
-          } catch {
-            // already exited
-          }
-        },
+        kill: (signal) => child.kill(signal),
       };
       return Promise.resolve(wrapped);
     },

@@ -67,17 +67,6 @@ export function passTokenSetting(
   return wrapping && (read(flags, env, "passToken") ?? false);
 }
 
-/** What {@link childEnvironment} made. */
-export interface ChildEnvironment {
-  /** The child's whole environment. */
-  env: Record<string, string>;
-  /**
-   * Variables of other names left out because their value holds a token or
-   * secret of ours (names only, for one warning line).
-   */
-  leftOut: string[];
-}
-
 /**
  * The wrapped server's environment: ours, without {@link SECRET_VARIABLES},
  * {@link TOKEN_PATH_VARIABLES}, and any variable whose value holds one of
@@ -98,22 +87,18 @@ export interface ChildEnvironment {
  *
  * @param parent Our environment.
  * @param options The secrets known, and the token to pass, if any.
- * @returns The child's environment and the names left out by value.
+ * @returns The child's whole environment, and the variables of other names
+ *   left out because their value holds a token or secret of ours (names
+ *   only, for one warning line).
  */
 export function childEnvironment(
   parent: Record<string, string | undefined>,
   options: { secrets: Iterable<string>; passToken?: string },
-): ChildEnvironment {
+): { env: Record<string, string>; leftOut: string[] } {
   const pass = options.passToken;
-  const secrets = new Set<string>();
-  for (const value of options.secrets) {
-    if (value.length >= MIN_MASKED_LENGTH && value !== pass) secrets.add(value);
-  }
-  const holdsSecret = (value: string) => {
-    if (secrets.has(value)) return true;
-    for (const secret of secrets) if (value.includes(secret)) return true;
-    return false;
-  };
+  const secrets = [...options.secrets].filter((value) =>
+    value.length >= MIN_MASKED_LENGTH && value !== pass
+  );
   const env: Record<string, string> = {};
   const leftOut: string[] = [];
   for (const [name, value] of Object.entries(parent)) {
@@ -125,7 +110,7 @@ export function childEnvironment(
       }
       continue;
     }
-    if (holdsSecret(value)) {
+    if (secrets.some((secret) => value.includes(secret))) {
       leftOut.push(name);
       continue;
     }

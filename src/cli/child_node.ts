@@ -17,7 +17,6 @@ import {
   type ProcessAdapter,
   spawnError,
 } from "./child.ts";
-import { signalGroup } from "./process_group.ts";
 
 function writeFd(fd: number, chunk: Uint8Array): Promise<number> {
   return new Promise((resolve, reject) =>
@@ -129,14 +128,7 @@ export function nodeProcessAdapter(): ProcessAdapter {
               Uint8Array
             >,
             exited,
-            kill(signal) {
-              if (signalGroup(child.pid!, signal)) return;
-              try {
-                child.kill(signal as NodeJS.Signals); // it left its group
-              } catch {
-                // already exited
-              }
-            },
+            kill: (signal) => void child.kill(signal as NodeJS.Signals),
           };
           resolve(wrapped);
         });

@@ -4,36 +4,25 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LOG_CATEGORY } from "../shared/constants.ts";
-import type { WorkspaceConfig } from "../schedule/types.ts";
-
-const log = getLogger([...LOG_CATEGORY, "cli"]);
+import { log } from "./logging.ts";
 
 /** Ids and token of the workspace `--demo` serves. */
 export const DEMO_WORKSPACE = "de300000-0000-4000-8000-0000000000de";
 const DEMO_TOKEN = "demo-token-not-a-secret";
 
-/** What a demo run serves, and what to undo at its end. */
-export interface Demo {
-  platformUrl: string;
-  workspaces: WorkspaceConfig[];
-  configsDir: string;
-  /** Run at the end, in order. */
-  cleanups: (() => Promise<void>)[];
-}
-
 /**
  * Starts the emulator (loaded only for `--demo`: a plain run spends no
  * memory on `node:http`) and a scratch configs dir unless one is given.
+ * Resolves with what a demo run serves, and what to undo at its end
+ * (`cleanups`, run in order).
  */
 export async function startDemo(
   configsDir: string | undefined,
   intervalMs: number,
-): Promise<Demo> {
+) {
   const { startPlatformEmulator } = await import("../testing/emulator.ts");
   const emulator = await startPlatformEmulator({
     workspaces: { [DEMO_WORKSPACE]: DEMO_TOKEN },

@@ -396,18 +396,26 @@ export function read<K extends SettingName>(
  * @throws {ConfigError} For an unknown flag, a missing value, or an argument.
  */
 export function parseFlags(args: string[], beforeCommand = false): CliFlags {
-  refuseTokenFlag(args);
-  const stray = strayArgument(args);
-  if (stray !== undefined && beforeCommand) {
+  // `--token VALUE` is refused with the two ways that exist, never echoing
+  // the value: a command line is readable by every user of the machine
+  // (`ps`, `/proc/PID/cmdline`) and is often logged by the client that
+  // starts us. Other flags' values cannot be a token: only this one is
+  // checked (before anything else reads the arguments).
+  const before = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
+  if (before.some((arg) => arg === "--token" || arg.startsWith("--token="))) {
     throw new ConfigError(
-      `unexpected argument "${stray}" before --: our flags go before --, the server's command and all its arguments after it`,
-      "--",
+      "--token is not accepted: a command line can be read by every user of this machine (ps) and is often logged. " +
+        "Give the token in the variable MOLECULE_WORKSPACE_TOKEN, or put it in a file only you can read and pass --token-file PATH (or MOLECULE_WORKSPACE_TOKEN_FILE=PATH)",
+      "--token",
     );
   }
+  const stray = strayArgument(args);
   if (stray !== undefined) {
     // The rest is the server's command line, which may hold its secrets: not echoed.
     throw new ConfigError(
-      `unexpected argument "${stray}": did you forget \`--\` before the server's command? Write our flags, then --, then the command: molecule-heartbeat [flags] -- ${stray} [its arguments]`,
+      beforeCommand
+        ? `unexpected argument "${stray}" before --: our flags go before --, the server's command and all its arguments after it`
+        : `unexpected argument "${stray}": did you forget \`--\` before the server's command? Write our flags, then --, then the command: molecule-heartbeat [flags] -- ${stray} [its arguments]`,
       "--",
     );
   }
@@ -433,27 +441,6 @@ export function parseFlags(args: string[], beforeCommand = false): CliFlags {
 }
 
 /**
- * `--token VALUE` (or `--token=VALUE`) is refused with the two ways that
- * exist, never echoing the value: a command line is readable by every user
- * of the machine (`ps`, `/proc/PID/cmdline`) and is often logged by the
- * client that starts us. Other flags' values cannot be a token: only this
- * one is checked (before anything else reads the arguments).
- *
- * @throws {ConfigError} When `args` has `--token`.
- */
-function refuseTokenFlag(args: string[]): void {
-  for (const arg of args) {
-    if (arg === "--") return;
-    if (arg !== "--token" && !arg.startsWith("--token=")) continue;
-    throw new ConfigError(
-      "--token is not accepted: a command line can be read by every user of this machine (ps) and is often logged. " +
-        "Give the token in the variable MOLECULE_WORKSPACE_TOKEN, or put it in a file only you can read and pass --token-file PATH (or MOLECULE_WORKSPACE_TOKEN_FILE=PATH)",
-      "--token",
-    );
-  }
-}
-
-/**
  * The first argument that is neither a flag nor a flag's value, unless an
  * unknown flag comes before it (then that flag is the mistake to report).
  */
@@ -474,31 +461,4 @@ function strayArgument(args: string[]): string | undefined {
     }
   }
   return undefined;
-}
-
-/** The command line split at the first `--`: our flags, and the command to wrap. */
-export interface CommandLine {
-  /** The arguments before `--` (all of them when there is none). */
-  own: string[];
-  /** The command and its arguments after `--`; `undefined` when there is no `--`. */
-  command: string[] | undefined;
-}
-
-/**
- * Splits the arguments at the first `--`: what follows is the command to
- * run as a child (wrapper mode).
- *
- * @throws {ConfigError} When `--` is followed by nothing.
- */
-export function splitCommandLine(args: string[]): CommandLine {
-  const at = args.indexOf("--");
-  if (at === -1) return { own: args, command: undefined };
-  const command = args.slice(at + 1);
-  if (command.length === 0) {
-    throw new ConfigError(
-      "-- must be followed by the command to run beside the heartbeat, such as: -- npx -y @modelcontextprotocol/server-everything",
-      "--",
-    );
-  }
-  return { own: args.slice(0, at), command };
 }

@@ -43,34 +43,21 @@ const deno = (globalThis as { Deno?: DenoHost }).Deno;
 const node = () => (globalThis as unknown as { process: NodeHost }).process;
 const encoder = new TextEncoder();
 
-/** Writes all of `text` to a Deno stdio file, in as many writes as it takes. */
-function writeAllSync(
-  file: { writeSync(p: Uint8Array): number },
-  text: string,
-): void {
-  let bytes = encoder.encode(text);
-  while (bytes.length > 0) bytes = bytes.subarray(file.writeSync(bytes));
-}
-
 /** The arguments after the program (and script) name. */
 export function commandArgs(): string[] {
   return deno ? [...deno.args] : node().argv.slice(2);
 }
 
-/** Writes `text` to stdout (synchronously: `--help`, `--version`). */
-export function writeStdout(text: string): void {
-  if (deno) writeAllSync(deno.stdout, text);
-  else node().stdout.write(text);
-}
-
 /**
- * Writes `text` to stderr (synchronously: the one line of a configuration
- * error; log lines go through `log_writer.ts`). A closed stderr is no error.
+ * Writes `text` to stdout or stderr, synchronously (`--help`, `--version`,
+ * the one line of a configuration error; log lines go through
+ * `log_writer.ts`). A closed stream is no error.
  */
-export function writeStderrText(text: string): void {
+export function writeText(to: "stdout" | "stderr", text: string): void {
   try {
-    if (deno) writeAllSync(deno.stderr, text);
-    else node().stderr.write(text);
+    if (!deno) return void node()[to].write(text);
+    let bytes = encoder.encode(text);
+    while (bytes.length > 0) bytes = bytes.subarray(deno[to].writeSync(bytes));
   } catch {
     // nobody reads it any more
   }
@@ -117,33 +104,25 @@ export type HandledSignal = "SIGINT" | "SIGTERM" | "SIGHUP";
 
 /**
  * Calls `handler` on `signal` (instead of the default, which ends the
- * process) until the returned function is called.
+ * process), or with `"exit"` (synchronously) when the process exits through
+ * an exit call or the end of its event loop, until the returned function is
+ * called.
  */
 export function onSignal(
-  signal: HandledSignal,
+  signal: HandledSignal | "exit",
   handler: () => void,
 ): () => void {
-  if (deno) {
-    deno.addSignalListener(signal, handler);
-    return () => deno.removeSignalListener(signal, handler);
+  if (!deno) {
+    const process = node();
+    process.on(signal, handler);
+    return () => void process.off(signal, handler);
   }
-  const process = node();
-  process.on(signal, handler);
-  return () => void process.off(signal, handler);
-}
-
-/**
- * Calls `handler` (synchronously) when the process exits through an exit
- * call or the end of its event loop, until the returned function is called.
- */
-export function onExit(handler: () => void): () => void {
-  if (deno) {
+  if (signal === "exit") {
     globalThis.addEventListener("unload", handler);
     return () => globalThis.removeEventListener("unload", handler);
   }
-  const process = node();
-  process.on("exit", handler);
-  return () => void process.off("exit", handler);
+  deno.addSignalListener(signal, handler);
+  return () => deno.removeSignalListener(signal, handler);
 }
 
 /** `node:fs`'s synchronous reads, without importing it (off Deno). */

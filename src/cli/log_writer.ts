@@ -6,26 +6,6 @@
  * @module
  */
 
-/** Options of {@link createLogWriter}. */
-export interface LogWriterOptions {
-  /** Lines held at most while the reader is slow. @default {1000} */
-  maxLines?: number;
-  /** Bytes (UTF-16 code units) held at most. @default {1048576} */
-  maxChars?: number;
-}
-
-/** A running log writer; see {@link createLogWriter}. */
-export interface LogWriter {
-  /** Queues one line (a newline is added); never blocks, never throws. */
-  write(line: string): void;
-  /** Waits until the queue is written, or `timeoutMs` has passed. */
-  flush(timeoutMs: number): Promise<void>;
-  /** Lines dropped so far because the queue was full or the reader gone. */
-  readonly dropped: number;
-  /** Whether the reader went away (a write failed); nothing is written since. */
-  readonly closed: boolean;
-}
-
 const encoder = new TextEncoder();
 
 /**
@@ -33,11 +13,15 @@ const encoder = new TextEncoder();
  * writes never block the event loop). Lines are written in batches of at
  * most 64 KiB, one write at a time. When lines had to be dropped, a line
  * saying how many follows as soon as the reader catches up.
+ *
+ * @param stream Where the lines go.
+ * @param options Lines held at most while the reader is slow (default
+ *   1000), and bytes (UTF-16 code units) held at most (default 1 MiB).
  */
 export function createLogWriter(
   stream: WritableStream<Uint8Array>,
-  options: LogWriterOptions = {},
-): LogWriter {
+  options: { maxLines?: number; maxChars?: number } = {},
+) {
   const maxLines = options.maxLines ?? 1000;
   const maxChars = options.maxChars ?? 1024 * 1024;
   const writer = stream.getWriter();
@@ -84,7 +68,8 @@ export function createLogWriter(
   };
 
   return {
-    write(line) {
+    /** Queues one line (a newline is added); never blocks, never throws. */
+    write(line: string) {
       if (closed) {
         dropped++;
         return;
@@ -99,7 +84,8 @@ export function createLogWriter(
       chars += text.length;
       kick();
     },
-    async flush(timeoutMs) {
+    /** Waits until the queue is written, or `timeoutMs` has passed. */
+    async flush(timeoutMs: number) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, timeoutMs);
@@ -110,9 +96,11 @@ export function createLogWriter(
       }
       clearTimeout(timer);
     },
+    /** Lines dropped so far because the queue was full or the reader gone. */
     get dropped() {
       return dropped;
     },
+    /** Whether the reader went away (a write failed); nothing is written since. */
     get closed() {
       return closed;
     },

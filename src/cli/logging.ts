@@ -4,10 +4,13 @@
  *
  * @module
  */
-import { configure, type LogRecord } from "@logtape/logtape";
+import { configure, getLogger, type LogRecord } from "@logtape/logtape";
 import { LOG_CATEGORY } from "../shared/constants.ts";
 import { maskSecrets } from "../shared/mask.ts";
-import { writeStderrText } from "./host.ts";
+import { writeText } from "./host.ts";
+
+/** The command's own logger (its lines' category ends in `cli`). */
+export const log = getLogger([...LOG_CATEGORY, "cli"]);
 
 function render(value: unknown): string {
   if (value instanceof Error) return value.message;
@@ -18,15 +21,6 @@ function render(value: unknown): string {
     return String(value);
   }
 }
-
-const LEVELS: Record<string, string> = {
-  trace: "TRACE",
-  debug: "DEBUG",
-  info: "INFO",
-  warning: "WARN",
-  error: "ERROR",
-  fatal: "FATAL",
-};
 
 /** An object property, masked as text, and parsed back when it still parses. */
 function maskedObject(value: object): unknown {
@@ -54,7 +48,9 @@ export function formatLine(
   ).join("");
   if (format === "text") {
     return maskSecrets(
-      `${time} ${LEVELS[record.level] ?? record.level} ${message}`,
+      `${time} ${
+        record.level === "warning" ? "WARN" : record.level.toUpperCase()
+      } ${message}`,
     );
   }
   const props: Record<string, unknown> = {};
@@ -114,7 +110,8 @@ export function printError(
   format: "text" | "json" = "text",
 ): void {
   message = maskSecrets(message, { tokenLike: true });
-  writeStderrText(
+  writeText(
+    "stderr",
     format === "json"
       ? `${
         JSON.stringify({

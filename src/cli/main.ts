@@ -6,13 +6,10 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
-import { LOG_CATEGORY } from "../shared/constants.ts";
 import { processEnv } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
 import { maskSecrets } from "../shared/mask.ts";
 import { VERSION } from "../shared/version.ts";
-import type { McpTracker } from "../mcp/tracker.ts";
 import {
   type HeartbeatHandle,
   startHeartbeat,
@@ -29,18 +26,16 @@ import { FileSecretStore } from "../storage/file_secret_store.ts";
 import { SpawnError } from "./child.ts";
 import { passTokenSetting } from "./child_env.ts";
 import { EXIT } from "./exit_codes.ts";
-import { parseFlags, read, setting, splitCommandLine } from "./flags.ts";
-import type { HealthServer } from "../health/server.ts";
+import { parseFlags, read, setting } from "./flags.ts";
 import {
   rememberEnvironmentSecrets,
   rememberStoredSecrets,
 } from "./known_secrets.ts";
-import { configureLogging, printError } from "./logging.ts";
-import { commandArgs, environment, exitProcess, writeStdout } from "./host.ts";
+import { configureLogging, log, printError } from "./logging.ts";
+import { commandArgs, environment, exitProcess, writeText } from "./host.ts";
 import { permissionErrorMessage, requirePermission } from "./permissions.ts";
 import {
   followShare,
-  followWorkspacesFile,
   shardSetting,
   shareOf,
   summarizeIds,
@@ -51,11 +46,11 @@ import {
   earlyLogFormat,
   healthSetting,
   maxInFlightSetting,
+  missingPlatformUrl,
   originSetting,
   platformUrlIfSet,
 } from "./settings.ts";
 import {
-  noListWithoutUrl,
   type WorkspacesFileChanges,
   workspacesSetting,
   workspacesSource,
@@ -63,8 +58,6 @@ import {
 import type { Wrapped } from "./wrap.ts";
 
 export { EXIT } from "./exit_codes.ts";
-
-const log = getLogger([...LOG_CATEGORY, "cli"]);
 
 /** What the command reads from its surroundings; tests pass their own. */
 export interface CliContext {
@@ -94,7 +87,7 @@ export interface CliContext {
 export async function main(context: CliContext = {}): Promise<number> {
   const args = context.args ?? commandArgs();
   const env = context.env ?? processEnv;
-  const stdout = context.stdout ?? writeStdout;
+  const stdout = context.stdout ?? ((text) => writeText("stdout", text));
   // Until the flags are read, the format their text asks for: every error
   // line, even one about a flag, comes in the format asked for.
   let format = earlyLogFormat(args, env);
@@ -103,11 +96,17 @@ export async function main(context: CliContext = {}): Promise<number> {
   // Before anything is parsed: no error line can echo these.
   const envSecrets = rememberEnvironmentSecrets(env);
   try {
-    const commandLine = splitCommandLine(args);
-    const flags = parseFlags(
-      commandLine.own,
-      commandLine.command !== undefined,
-    );
+    // What follows the first `--` is the command to run as a child
+    // (wrapper mode).
+    const at = args.indexOf("--");
+    const command = at === -1 ? undefined : args.slice(at + 1);
+    if (command?.length === 0) {
+      throw new ConfigError(
+        "-- must be followed by the command to run beside the heartbeat, such as: -- npx -y @modelcontextprotocol/server-everything",
+        "--",
+      );
+    }
+    const flags = parseFlags(at === -1 ? args : args.slice(0, at), !!command);
     if (flags.help) {
       const { helpText } = await import("./help.ts");
       stdout(helpText());
@@ -130,7 +129,6 @@ export async function main(context: CliContext = {}): Promise<number> {
       verbose: read(flags, env, "verbose") ?? false,
     };
     format = logSet.format;
-    const command = commandLine.command;
     if (command && flags.once) {
       throw new ConfigError(
         "--once cannot be combined with a command after --: --once sends one beat and exits, a command runs until it ends",
@@ -186,9 +184,18 @@ export async function main(context: CliContext = {}): Promise<number> {
       // own platform_url (then no workspace is served at the default).
       // Checked before the configs dir is looked at.
       const defaultUrl = platformUrlIfSet(flags, env, warnings);
-      if (defaultUrl === undefined) {
-        const error = noListWithoutUrl(workspacesSource(flags, env), env);
-        if (error) throw error;
+      // Only a list's entries can carry their own platform_url; with
+      // --workspace-id beside a list, the flag serves that one instead.
+      const source = workspacesSource(flags, env);
+      const list = source.kind === "file" || source.kind === "json";
+      if (defaultUrl === undefined && !list) {
+        const listToo = setting(env("MOLECULE_WORKSPACES")) ??
+          setting(env("MOLECULE_WORKSPACES_FILE"));
+        throw missingPlatformUrl(
+          source.kind === "id" && source.where === "--workspace-id" && listToo
+            ? " (--workspace-id serves that one workspace instead of the workspaces list)"
+            : "",
+        );
       }
       configsDir = await configsDirSetting(flags, env, fs, warnings);
       for (const name of ["read", "write"] as const) {
@@ -251,14 +258,11 @@ export async function main(context: CliContext = {}): Promise<number> {
       : new Map<string, string>();
     // What only one kind of run needs is loaded by that run alone.
     const wrapper = command ? await import("./wrapper_parts.ts") : undefined;
-    const tracker: McpTracker | undefined = wrapper
-      ? wrapper.createMcpTracker({
-        // A tool's error text may quote the environment.
-        mask: (text) => maskSecrets(text, { extra: startTokens.values() }),
-        wedgedAfterMs,
-      })
-      : undefined;
-    let healthServer: HealthServer | undefined;
+    const tracker = wrapper?.createMcpTracker({
+      // A tool's error text may quote the environment.
+      mask: (text) => maskSecrets(text, { extra: startTokens.values() }),
+      wedgedAfterMs,
+    });
     const started: { hb?: HeartbeatHandle } = {};
     // The health port is bound before the child and the registers start: a
     // port in use exits 2 with nothing started. A request needs the
@@ -268,25 +272,18 @@ export async function main(context: CliContext = {}): Promise<number> {
       const { startHealthServer, offLoopbackWarning } = await import(
         "../health/server.ts"
       );
-      try {
-        healthServer = await startHealthServer({
-          status: () =>
-            started.hb?.status() ?? startingStatus(workspaces, intervalMs),
-          metrics: () =>
-            started.hb?.metrics() ?? startingMetrics(workspaces.length),
-          ...(tracker ? { mcp: tracker } : {}),
-          logLinesDropped: () => logWriter.dropped,
-          ...(shard ? { shard } : {}),
-        }, { ...health, staleWindowMs });
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        const { fix, name } = healthBindFix(error);
-        throw new ConfigError(
-          `cannot serve health on ${health.host}:${health.port} (${reason}): ${fix}`,
-          name,
-        );
-      }
-      cleanups.push(() => healthServer!.close());
+      const healthServer = await startHealthServer({
+        status: () =>
+          started.hb?.status() ?? startingStatus(workspaces, intervalMs),
+        metrics: () =>
+          started.hb?.metrics() ?? startingMetrics(workspaces.length),
+        mcp: tracker,
+        logLinesDropped: () => logWriter.dropped,
+        shard,
+      }, { ...health, staleWindowMs }).catch((error) => {
+        throw healthBindError(error, health);
+      });
+      cleanups.push(() => healthServer.close());
       log.info(
         "health: {url}/healthz, {url}/readyz, {url}/metrics and {url}/status",
         { url: healthServer.url },
@@ -325,9 +322,7 @@ export async function main(context: CliContext = {}): Promise<number> {
             ...envSecrets,
             ...storedSecrets,
           ],
-          ...(passToken
-            ? { passToken: startTokens.get(workspaces[0].id) }
-            : {}),
+          passToken: passToken ? startTokens.get(workspaces[0].id) : undefined,
         });
         if (childEnv.leftOut.length > 0) {
           log.warn(
@@ -375,20 +370,18 @@ export async function main(context: CliContext = {}): Promise<number> {
       orgId,
       statePollEvery,
       maxInFlight,
-      ...(origin !== undefined ? { origin } : {}),
-      ...(orgRequestShare !== undefined ? { orgRequestShare } : {}),
+      origin,
+      orgRequestShare,
       checkStateAtStart: flags.once,
       // Each workspace's own failure lines with --verbose; a summary otherwise.
       summarizeLogs: !logSet.verbose,
-      ...(tracker ? { stats: () => tracker.stats() } : {}),
+      stats: tracker && (() => tracker.stats()),
       // Register says an MCP server runs beside the agent (issue 17 point 7).
       mcpServerPresent: command !== undefined,
       staleWindowMs,
     });
     cleanups.unshift(() => hb.stop());
-    fileChanges.listener = shard
-      ? followShare(hb, shard, fileChanges)
-      : (next) => followWorkspacesFile(hb, next);
+    fileChanges.listener = followShare(hb, shard, fileChanges);
     log.info(
       shard
         ? "molecule-heartbeat {version}: shard {shard} of {totalShards} (numbered from 0), {count} of the list's {listed} workspace(s), every {seconds} s, platform {platformUrl}"
@@ -456,28 +449,34 @@ export async function runAsMain(context: CliContext = {}): Promise<never> {
 }
 
 /**
- * What to fix when the health port cannot be bound: a port taken or
+ * The error when the health port cannot be bound, naming what to fix: a port taken or
  * reserved is the port's fault; Deno without network permission is the
  * run's; an address that does not resolve or is not this machine's is the
  * host's. Both runtimes set `code` (`EADDRINUSE`, `EACCES`,
  * `EADDRNOTAVAIL`, `ENOTFOUND`); the text is the fallback.
  */
-function healthBindFix(error: unknown): { fix: string; name: string } {
+function healthBindError(
+  error: unknown,
+  { host, port }: { host: string; port: number },
+): ConfigError {
   const code = String((error as { code?: unknown } | undefined)?.code ?? "");
   const text = error instanceof Error ? error.message : String(error);
   const denied = permissionErrorMessage(error);
-  if (denied !== undefined) return { fix: denied, name: "--health-port" };
-  if (
-    code === "EADDRINUSE" || code === "EACCES" ||
-    /in use|permission denied/i.test(text)
-  ) {
-    return { fix: "pick another --health-port", name: "--health-port" };
-  }
-  return {
-    fix:
+  const portsFault = denied === undefined &&
+    (code === "EADDRINUSE" || code === "EACCES" ||
+      /in use|permission denied/i.test(text));
+  const [fix, name] = denied !== undefined
+    ? [denied, "--health-port"]
+    : portsFault
+    ? ["pick another --health-port", "--health-port"]
+    : [
       "set --health-host (MOLECULE_HEALTH_HOST) to an address of this machine, such as 127.0.0.1 or 0.0.0.0",
-    name: "--health-host",
-  };
+      "--health-host",
+    ];
+  return new ConfigError(
+    `cannot serve health on ${host}:${port} (${text}): ${fix}`,
+    name,
+  );
 }
 
 /**

@@ -4,14 +4,15 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
-import { LOG_CATEGORY } from "../shared/constants.ts";
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
-import type { HeartbeatEventMap, HeartbeatStatus } from "../schedule/types.ts";
+import type {
+  HeartbeatEventMap,
+  HeartbeatStatus,
+  WorkspaceStatus,
+} from "../schedule/types.ts";
 import { EXIT, goneCode } from "./exit_codes.ts";
 import { onSignal } from "./host.ts";
-
-const log = getLogger([...LOG_CATEGORY, "cli"]);
+import { log } from "./logging.ts";
 
 function detail<K extends keyof HeartbeatEventMap>(
   event: Event,
@@ -64,9 +65,43 @@ export function runUntilDone(
       checkOnce();
     };
     let registersDone = false;
+    // What a workspace has not had an answer to yet, for --once.
+    const missing = (w: WorkspaceStatus) =>
+      [
+        registersDone || w.registered ? undefined : "its register",
+        firstBeat.has(w.workspaceId) || w.paused ? undefined : "its heartbeat",
+        w.lastState === undefined ? "its state" : undefined,
+      ].filter(Boolean);
     // Why each first register failed, for --once's last word (a workspace's
     // lastError is whatever failed last, often its beat).
     const registerFailures = new Map<string, string>();
+    // Why --once did not accept a workspace; `undefined` when it did.
+    const notAccepted = (w: WorkspaceStatus) =>
+      w.deleted
+        ? "the workspace was deleted on the platform"
+        : w.rejected
+        ? w.rejectedFor === "id"
+          ? "the platform refuses its id as malformed (its ids are UUIDs)"
+          : "the platform refused its token"
+        : w.paused
+        ? "the workspace is paused on the platform"
+        : !w.registered
+        ? `register failed (${
+          registerFailures.get(w.workspaceId) ?? w.lastError ?? "no answer"
+        })`
+        : firstBeat.get(w.workspaceId) || undefined;
+    // Names each workspace not accepted (with several workspaces, a refused
+    // or deleted one ends the run in exit 1 too, and its own error line came
+    // earlier, among the others'). Returns how many.
+    const report = (workspaces: WorkspaceStatus[]) => {
+      for (const w of workspaces) {
+        log.error(
+          "--once: workspace {workspaceId} was not accepted: {reason}",
+          { workspaceId: w.workspaceId, reason: notAccepted(w) },
+        );
+      }
+      return workspaces.length;
+    };
     const stopOn = (name: "SIGINT" | "SIGTERM") => () => {
       if (options.once) {
         log.error(
@@ -98,31 +133,21 @@ export function runUntilDone(
       const ms = onceDeadlineMs(hb.status());
       deadline = setTimeout(() => {
         if (done) return;
-        const status = hb.status().workspaces.filter((w) =>
-          !w.rejected && !w.deleted
+        const unfinished = hb.status().workspaces.filter((w) =>
+          !gone(w) && missing(w).length > 0
         );
-        let unfinished = 0;
-        for (const w of status) {
-          const missing = [
-            registersDone || w.registered ? undefined : "its register",
-            firstBeat.has(w.workspaceId) || w.paused
-              ? undefined
-              : "its heartbeat",
-            w.lastState === undefined ? "its state" : undefined,
-          ].filter(Boolean);
-          if (missing.length === 0) continue;
-          unfinished++;
+        for (const w of unfinished) {
           log.error(
             "--once: workspace {workspaceId} did not finish within {seconds} s: no answer to {missing}",
             {
               workspaceId: w.workspaceId,
               seconds: Math.round(ms / 1000),
-              missing: missing.join(", "),
+              missing: missing(w).join(", "),
             },
           );
         }
-        const gone = reportGone(hb.status().workspaces);
-        if (unfinished === 0 && gone === 0) {
+        const reported = report(hb.status().workspaces.filter(gone));
+        if (unfinished.length === 0 && reported === 0) {
           log.error("--once did not finish within {seconds} s", {
             seconds: Math.round(ms / 1000),
           });
@@ -142,42 +167,15 @@ export function runUntilDone(
     const checkOnce = () => {
       if (!options.once || !registersDone || done) return;
       const status = hb.status().workspaces;
-      const live = status.filter((w) => !w.rejected && !w.deleted);
       // --once also asks each workspace's state; wait for that answer too.
-      if (
-        !live.every((w) =>
-          w.lastState !== undefined &&
-          (w.paused || firstBeat.has(w.workspaceId))
-        )
-      ) return;
-      const failed = live.filter((w) =>
-        w.paused || firstBeat.get(w.workspaceId) || !w.registered
-      );
-      const rejected = status.length - live.length;
-      if (failed.length === 0 && rejected === 0) {
+      if (status.some((w) => !gone(w) && missing(w).length > 0)) return;
+      if (report(status.filter((w) => notAccepted(w) !== undefined)) === 0) {
         log.info(
           "--once: {count} workspace(s) registered and heartbeat accepted",
-          { count: live.length },
+          { count: status.length },
         );
         return finish(EXIT.ok);
       }
-      for (const w of failed) {
-        log.error(
-          "--once: workspace {workspaceId} was not accepted: {reason}",
-          {
-            workspaceId: w.workspaceId,
-            reason: w.paused
-              ? "the workspace is paused on the platform"
-              : !w.registered
-              ? `register failed (${
-                registerFailures.get(w.workspaceId) ?? w.lastError ??
-                  "no answer"
-              })`
-              : firstBeat.get(w.workspaceId),
-          },
-        );
-      }
-      reportGone(status);
       finish(EXIT.notAccepted);
     };
 
@@ -234,24 +232,5 @@ export function runUntilDone(
   });
 }
 
-/**
- * Names each workspace of a `--once` run that was refused or deleted: with
- * several workspaces, one of them ends the run in exit 1 too, and its own
- * error line came earlier, among the others'. Returns how many.
- */
-function reportGone(status: HeartbeatStatus["workspaces"]): number {
-  let gone = 0;
-  for (const w of status) {
-    if (!w.rejected && !w.deleted) continue;
-    gone++;
-    log.error("--once: workspace {workspaceId} was not accepted: {reason}", {
-      workspaceId: w.workspaceId,
-      reason: w.deleted
-        ? "the workspace was deleted on the platform"
-        : w.rejectedFor === "id"
-        ? "the platform refuses its id as malformed (its ids are UUIDs)"
-        : "the platform refused its token",
-    });
-  }
-  return gone;
-}
+/** Whether the platform refused a workspace or deleted it. */
+const gone = (w: WorkspaceStatus) => w.rejected || w.deleted;

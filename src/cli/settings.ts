@@ -11,6 +11,7 @@ import { ConfigError } from "../shared/errors.ts";
 import { type CliFlags, lookup, read, setting } from "./flags.ts";
 import { resolveConfigsDir } from "../storage/configs_dir.ts";
 import type { FileSystem } from "../storage/file_system.ts";
+import { isLoopbackHost } from "../health/exposure.ts";
 import { readTextSync, workingDir } from "./host.ts";
 
 /**
@@ -145,7 +146,7 @@ export function checkedPlatformUrl(
       name,
     );
   }
-  if (url.protocol === "http:" && !isLoopback(url.hostname)) {
+  if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
     warnings.push(
       `${where} uses plain http:// to ${url.hostname}: the workspace token travels in clear. Use https:// unless this network is trusted.`,
     );
@@ -153,23 +154,11 @@ export function checkedPlatformUrl(
   return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
 }
 
-function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "");
-  return h === "localhost" || h.endsWith(".localhost") ||
-    /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::1";
-}
-
-/** Where to serve health, if anywhere. */
-export interface HealthSetting {
-  port: number;
-  host: string;
-  /** `MOLECULE_HEALTH_TOKEN`: what `/status` needs (and off loopback, the ids in `/readyz`). */
-  token?: string;
-}
-
 /**
- * `--health-port`/`MOLECULE_HEALTH_PORT`, `--health-host`/`MOLECULE_HEALTH_HOST`
- * (default 127.0.0.1) and `MOLECULE_HEALTH_TOKEN` (read only with a port).
+ * Where to serve health, if anywhere: `--health-port`/`MOLECULE_HEALTH_PORT`,
+ * `--health-host`/`MOLECULE_HEALTH_HOST` (default 127.0.0.1) and
+ * `MOLECULE_HEALTH_TOKEN` (read only with a port: what `/status` needs, and
+ * off loopback the ids in `/readyz`).
  *
  * @throws {ConfigError} For a port that is not a whole number from 0 to
  * 65535, or a token shorter than 16 characters or not printable ASCII.
@@ -177,7 +166,7 @@ export interface HealthSetting {
 export function healthSetting(
   flags: CliFlags,
   env: EnvReader,
-): HealthSetting | undefined {
+): { port: number; host: string; token?: string } | undefined {
   const port = read(flags, env, "healthPort");
   if (port === undefined) return undefined;
   const host = read(flags, env, "healthHost") ?? "127.0.0.1";

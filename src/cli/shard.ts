@@ -10,8 +10,6 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
-import { LOG_CATEGORY } from "../shared/constants.ts";
 import type { EnvReader } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
@@ -19,8 +17,7 @@ import type { WorkspaceConfig } from "../schedule/types.ts";
 import { type CliFlags, lookup, read } from "./flags.ts";
 import { onSignal } from "./host.ts";
 import { type WorkspacesFileChanges, workspacesSource } from "./workspaces.ts";
-
-const log = getLogger([...LOG_CATEGORY, "cli"]);
+import { log } from "./logging.ts";
 
 /**
  * How often a shard that serves none of a watched workspaces file looks at
@@ -292,10 +289,11 @@ export function waitForShare(
 }
 
 /**
- * The listener of a sharded, watched workspaces file: serves this shard's
- * share of every new version (entries added are served, entries removed or
- * now another shard's stop), and while the share is empty looks at the
- * file every second, since no token lookup does.
+ * The listener of a watched workspaces file: serves the entries of every
+ * new version (this shard's share of them, when sharded) and only those:
+ * entries added are served, entries removed or now another shard's stop.
+ * While a shard's share is empty it looks at the file every second, since
+ * no token lookup does.
  *
  * @example
  * ```ts
@@ -312,13 +310,13 @@ export function waitForShare(
  * ```
  *
  * @param hb The running heartbeat.
- * @param shard This process's shard.
+ * @param shard This process's shard, if the list is sharded.
  * @param changes The file's hooks (`poll` is used while the share is empty).
  * @returns The listener, for `changes.listener`.
  */
 export function followShare(
   hb: HeartbeatHandle,
-  shard: Shard,
+  shard: Shard | undefined,
   changes: WorkspacesFileChanges,
 ): (workspaces: WorkspaceConfig[]) => void {
   let poller: ReturnType<typeof setInterval> | undefined;
@@ -329,9 +327,27 @@ export function followShare(
   void hb.stopped.then(stopPolling);
   return (next) => {
     const share = shareOf(next, shard);
-    followWorkspacesFile(hb, share);
+    const served = new Set(hb.status().workspaces.map((w) => w.workspaceId));
+    const listed = new Set(share.map((w) => w.id));
+    const added = share.filter((w) => !served.has(w.id));
+    const removed = [...served].filter((id) => !listed.has(id));
+    for (const ws of added) hb.addWorkspace(ws);
+    for (const id of removed) hb.removeWorkspace(id);
+    if (added.length > 0) {
+      log.warn("workspaces file: now serving {count} more: {ids}", {
+        count: added.length,
+        ids: summarizeIds(added.map((w) => w.id)),
+      });
+    }
+    if (removed.length > 0) {
+      log.warn("workspaces file: no longer serving {count}: {ids}", {
+        count: removed.length,
+        ids: summarizeIds(removed),
+      });
+    }
     if (share.length > 0) return stopPolling();
-    if (poller !== undefined || changes.poll === undefined) return;
+    // A list is never empty: only a shard's share can be.
+    if (poller !== undefined || changes.poll === undefined || !shard) return;
     log.info(
       "shard {shard} of {totalShards} owns none of the workspaces file's {listed} workspace(s) now: serving none until it changes",
       { shard: shard.index, totalShards: shard.total, listed: next.length },
@@ -342,31 +358,6 @@ export function followShare(
       EMPTY_SHARE_POLL_MS,
     );
   };
-}
-
-/** Serves the entries a workspaces file now lists, and only those. */
-export function followWorkspacesFile(
-  hb: HeartbeatHandle,
-  next: WorkspaceConfig[],
-): void {
-  const served = new Set(hb.status().workspaces.map((w) => w.workspaceId));
-  const listed = new Set(next.map((w) => w.id));
-  const added = next.filter((w) => !served.has(w.id));
-  const removed = [...served].filter((id) => !listed.has(id));
-  for (const ws of added) hb.addWorkspace(ws);
-  for (const id of removed) hb.removeWorkspace(id);
-  if (added.length > 0) {
-    log.warn("workspaces file: now serving {count} more: {ids}", {
-      count: added.length,
-      ids: summarizeIds(added.map((w) => w.id)),
-    });
-  }
-  if (removed.length > 0) {
-    log.warn("workspaces file: no longer serving {count}: {ids}", {
-      count: removed.length,
-      ids: summarizeIds(removed),
-    });
-  }
 }
 
 /** A few ids, and how many more: a log line a fleet can afford. */

@@ -8,6 +8,7 @@
  */
 import type { EnvReader } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
+import { isRecord } from "../shared/_json.ts";
 import { rememberSecret } from "../shared/mask.ts";
 import { isValidToken } from "../shared/token.ts";
 import {
@@ -113,16 +114,13 @@ export function parseWorkspacesJson(
   }
   const seen = new Map<string, number>();
   return value.map((entry, index) => {
-    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+    if (!isRecord(entry)) {
       throw new ConfigError(
         `${where} entry ${index} is not an object; expected {"id": "...", "token": "..."}`,
         where,
       );
     }
-    const { id, token, platform_url: platformUrl } = entry as Record<
-      string,
-      unknown
-    >;
+    const { id, token, platform_url: platformUrl } = entry;
     if (typeof id !== "string" || !id.trim()) {
       throw new ConfigError(
         `${where} entry ${index} has no "id" (a non-empty string)`,
@@ -149,8 +147,7 @@ export function parseWorkspacesJson(
       );
     }
     if (
-      platformUrl !== undefined && platformUrl !== null &&
-      typeof platformUrl !== "string"
+      platformUrl != null && typeof platformUrl !== "string"
     ) {
       throw new ConfigError(
         `${where} entry ${index} (id ${cleanId}) has a "platform_url" that is not a string`,
@@ -217,8 +214,7 @@ export interface WorkspaceSources {
   /**
    * Set when `PLATFORM_URL` (or `--platform-url`) is not: then only a
    * workspaces list whose every entry has its own `platform_url` can be
-   * served (the caller refuses any other source first, with
-   * {@link noListWithoutUrl}).
+   * served (the caller refuses any other source first).
    * @default {false}
    */
   noPlatformUrl?: boolean;
@@ -312,11 +308,20 @@ export async function workspacesSetting(
     }));
   }
   if (source.kind === "id") {
-    return [{
-      id: checkedId(source.value, source.where),
-      idSource: source.where,
-      ...await singleToken(source.value, src),
-    }];
+    const { value: id, where } = source;
+    if (!isValidWorkspaceId(id)) {
+      throw new ConfigError(
+        `${where} must be a workspace id without control characters, at most ${MAX_WORKSPACE_ID_LENGTH} characters`,
+        where,
+      );
+    }
+    if (!WORKSPACE_ID_PATTERN.test(id)) {
+      throw new ConfigError(
+        `${where} is no workspace id (${id}): ${ID_RULE}`,
+        where,
+      );
+    }
+    return [{ id, idSource: where, ...await singleToken(id, src) }];
   }
   throw new ConfigError(
     "no workspace to serve: set WORKSPACE_ID (or --workspace-id) and MOLECULE_WORKSPACE_TOKEN, " +
@@ -325,55 +330,11 @@ export async function workspacesSetting(
   );
 }
 
-/**
- * The error when `PLATFORM_URL` is not set and `source` is not a list (only
- * a list's entries can carry their own `platform_url`): a platform URL is
- * needed before anything else, and with nothing configured at all it is the
- * first thing to set. With `--workspace-id` beside a workspaces list, it
- * says the flag serves that one workspace instead.
- *
- * @returns The error to throw; `undefined` for a list.
- */
-export function noListWithoutUrl(
-  source: WorkspacesSource,
-  env: EnvReader,
-): ConfigError | undefined {
-  if (source.kind === "file" || source.kind === "json") return undefined;
-  const listToo = setting(env("MOLECULE_WORKSPACES")) !== undefined ||
-    setting(env("MOLECULE_WORKSPACES_FILE")) !== undefined;
-  return missingPlatformUrl(
-    source.kind === "id" && source.where === "--workspace-id" && listToo
-      ? " (--workspace-id serves that one workspace instead of the workspaces list)"
-      : "",
-  );
-}
-
-function checkedId(id: string, where: string): string {
-  if (!isValidWorkspaceId(id)) {
-    throw new ConfigError(
-      `${where} must be a workspace id without control characters, at most ${MAX_WORKSPACE_ID_LENGTH} characters`,
-      where,
-    );
-  }
-  if (!WORKSPACE_ID_PATTERN.test(id)) {
-    throw new ConfigError(
-      `${where} is no workspace id (${id}): ${ID_RULE}`,
-      where,
-    );
-  }
-  return id;
-}
-
 /** A workspace's token, and where it came from (for the revoked-token error). */
-type TokenWithSource = Pick<
-  WorkspaceConfig,
-  "token" | "tokenSource" | "tokenReread"
->;
-
 async function singleToken(
   id: string,
   src: WorkspaceSources,
-): Promise<TokenWithSource> {
+) {
   const flagFile = setting(src.flags.tokenFile);
   const fromEnv = setting(src.env("MOLECULE_WORKSPACE_TOKEN"));
   if (flagFile === undefined && fromEnv !== undefined) {
@@ -390,15 +351,11 @@ async function singleToken(
   // fall-back past a file that is missing, unreadable, empty or malformed).
   const envFile = setting(src.env("MOLECULE_WORKSPACE_TOKEN_FILE"));
   const fallback = `${src.configsDir}/.auth_token`;
-  const [path, where, source] = flagFile !== undefined
-    ? [flagFile, "--token-file", `the token file ${flagFile}`]
+  const [path, where] = flagFile !== undefined
+    ? [flagFile, "--token-file"]
     : envFile !== undefined
-    ? [
-      envFile,
-      "MOLECULE_WORKSPACE_TOKEN_FILE",
-      `the token file ${envFile} (MOLECULE_WORKSPACE_TOKEN_FILE)`,
-    ]
-    : [fallback, fallback, `the token file ${fallback}`];
+    ? [envFile, "MOLECULE_WORKSPACE_TOKEN_FILE"]
+    : [fallback, fallback];
   if (
     where === fallback &&
     (await src.fs.stat(fallback).catch(() => undefined)) === undefined
@@ -415,7 +372,9 @@ async function singleToken(
         fs: src.fs,
         maxBytes: MAX_TOKEN_FILE_BYTES,
       }),
-      tokenSource: source,
+      tokenSource: `the token file ${path}${
+        where === "MOLECULE_WORKSPACE_TOKEN_FILE" ? ` (${where})` : ""
+      }`,
       tokenReread: true,
     };
   } catch (error) {

@@ -9,16 +9,13 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
 import type { McpStreamTap } from "../mcp/stream_tap.ts";
-import { LOG_CATEGORY } from "../shared/constants.ts";
 import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
-import type { Child, ProcessAdapter } from "./child.ts";
+import type { ProcessAdapter } from "./child.ts";
 import { EXIT, goneCode } from "./exit_codes.ts";
-import { onExit, onSignal, parentPid } from "./host.ts";
+import { onSignal, parentPid } from "./host.ts";
 import { liveGroupMembers, signalGroup } from "./process_group.ts";
-
-const log = getLogger([...LOG_CATEGORY, "cli"]);
+import { log } from "./logging.ts";
 
 /** Options of {@link startWrapped}. */
 export interface WrapOptions {
@@ -41,21 +38,7 @@ export interface WrapOptions {
 }
 
 /** A running wrapped child; see {@link startWrapped}. */
-export interface Wrapped {
-  /** The child. */
-  readonly child: Child;
-  /**
-   * The exit code to exit with (the child's, or 128 + N for signal N), once
-   * the child has exited, nothing of its process group runs any more, and
-   * its output has been relayed.
-   */
-  readonly done: Promise<number>;
-  /**
-   * Sends `signal` to the child's process group; if any of it still runs
-   * `killAfterMs` after the first call, sends the group SIGKILL.
-   */
-  terminate(signal: string): void;
-}
+export type Wrapped = Awaited<ReturnType<typeof startWrapped>>;
 
 /**
  * Copies `from` to `to` chunk by chunk, awaiting each write (so a slow
@@ -106,7 +89,7 @@ async function pump(
  *
  * @throws {SpawnError} When the command cannot be found (127) or run (126).
  */
-export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
+export async function startWrapped(options: WrapOptions) {
   const { adapter, tap } = options;
   const child = await adapter.spawn(
     options.command,
@@ -168,7 +151,7 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
 
   // Last resort, if this process exits before the group is gone (an
   // exit from elsewhere): SIGKILL whatever of it still runs.
-  const offExit = onExit(() => {
+  const offExit = onSignal("exit", () => {
     if (!finished && liveGroupMembers(group).length > 0) {
       signalGroup(group, "SIGKILL");
     }
@@ -211,10 +194,26 @@ export async function startWrapped(options: WrapOptions): Promise<Wrapped> {
 
   return {
     child,
+    /**
+     * The exit code to exit with (the child's, or 128 + N for signal N), once
+     * the child has exited, nothing of its process group runs any more, and
+     * its output has been relayed.
+     */
     done,
-    terminate(signal) {
+    /**
+     * Sends `signal` to the child's process group; if any of it still runs
+     * `killAfterMs` after the first call, sends the group SIGKILL.
+     */
+    terminate(signal: string) {
       if (finished) return;
-      child.kill(signal);
+      // Its whole group (what it started, too); the child alone if it left it.
+      if (!signalGroup(group, signal)) {
+        try {
+          child.kill(signal);
+        } catch {
+          // already exited
+        }
+      }
       armKill();
     },
   };
