@@ -27,7 +27,6 @@ import { isServed, moveTo, servedState } from "./_life.ts";
 import { cureOf } from "../platform/outcome.ts";
 import { logger } from "../shared/_logger.ts";
 import { raceSignal } from "../shared/_race.ts";
-import { noteRateLimited, retryDelay } from "./_retry.ts";
 import { nextSlot } from "./_slots.ts";
 import { offerSecret } from "./_secret_writer.ts";
 import {
@@ -227,7 +226,7 @@ function onAnswer(
     }
   } else if (result.kind === "transient") {
     if (result.status === 429) {
-      noteRateLimited(fleet, ws, result.answer?.rateLimit);
+      fleet.noteRateLimited(ws, result.answer?.rateLimit);
     }
     if (!sent) {
       // A late or failing token function: its next try is its next slot (no
@@ -245,8 +244,7 @@ function onAnswer(
         );
       }
     } else {
-      const decided = retryDelay(
-        fleet,
+      const decided = fleet.retryDelay(
         b.consecutiveFailures,
         result.status,
         result.answer?.retryAfterMs,

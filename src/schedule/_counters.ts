@@ -22,19 +22,10 @@ export const BEAT_DURATION_BOUNDS: readonly number[] = [
 ];
 
 /** The counters a fleet keeps. */
-export interface Counters {
-  beats: HeartbeatMetrics["beats"];
-  beatFailures: HeartbeatMetrics["beatFailures"];
-  registers: HeartbeatMetrics["registers"];
-  authEscalations: number;
-  /** Per bucket (not cumulative); one more than the bounds, for +Inf. */
-  durationCounts: number[];
-  durationSum: number;
-  durationCount: number;
-}
+export type Counters = ReturnType<typeof newCounters>;
 
 /** Counters at zero. */
-export function newCounters(): Counters {
+export function newCounters() {
   return {
     beats: { accepted: 0, refused: 0, failed: 0, skipped: 0 },
     beatFailures: {
@@ -50,17 +41,18 @@ export function newCounters(): Counters {
     },
     registers: { accepted: 0, refused: 0, failed: 0 },
     authEscalations: 0,
-    durationCounts: new Array(BEAT_DURATION_BOUNDS.length + 1).fill(0),
+    /** Per bucket (not cumulative); one more than the bounds, for +Inf. */
+    durationCounts: new Array<number>(BEAT_DURATION_BOUNDS.length + 1).fill(0),
     durationSum: 0,
     durationCount: 0,
   };
 }
 
-/** What `metrics()` reports of now, beside the counters. */
-export type Gauges = Omit<HeartbeatMetrics, keyof Counters | "beatDuration">;
-
-/** The figures `metrics()` reports: copies of the counters, and the gauges. */
-export function metricsOf(c: Counters, gauges: Gauges): HeartbeatMetrics {
+/** The figures `metrics()` reports: copies of the counters, and the gauges (what it reports of now). */
+export function metricsOf(
+  c: Counters,
+  gauges: Omit<HeartbeatMetrics, keyof Counters | "beatDuration">,
+): HeartbeatMetrics {
   return {
     beats: { ...c.beats },
     beatFailures: { ...c.beatFailures },

@@ -17,39 +17,36 @@
  * - `_life.ts` also: sleep and wake (the watchdog);
  * - `start_heartbeat.ts`: the public handle over them.
  *
+ * It also holds the fleet's retry decision for beats and registers
+ * (`retryDelay`: the backoff and the budget of `_retry.ts`, and the wait an
+ * answer asks for), its one warning about rate limits, and the trouble log:
+ * trouble shared by many workspaces is one line a second per kind (with how
+ * many and a few ids), not one line a workspace.
+ *
  * The parts call each other's entry points through {@link FleetParts}
  * (set by the handle), so that no file imports one that imports it.
  *
  * @module
  */
 import { backoffDelay, RetryBudget } from "./_retry.ts";
-import { type Clock, systemClock } from "../shared/clock.ts";
+import { systemClock } from "../shared/clock.ts";
 import {
   BEAT_GROUP_SIZE,
   HEARTBEAT_INTERVAL_MS,
   REQUEST_TIMEOUT_MS,
   STALE_AFTER_MS,
 } from "../shared/constants.ts";
-import type { HeartbeatEventMap, HeartbeatOptions } from "./types.ts";
-import { type Counters, newCounters } from "./_counters.ts";
-import {
-  createLimiter,
-  Fifo,
-  InFlightCap,
-  type Limiter,
-} from "./_in_flight_cap.ts";
+import type {
+  BeatFailureReason,
+  HeartbeatEventMap,
+  HeartbeatOptions,
+} from "./types.ts";
+import { newCounters } from "./_counters.ts";
+import { createInFlightCap, createLimiter, Fifo } from "./_in_flight_cap.ts";
 import { logger } from "../shared/_logger.ts";
-import { SharedDeadlines, TimerQueue } from "./_timer_queue.ts";
-import {
-  createTroubleLog,
-  type TroubleKind,
-  type TroubleLog,
-} from "./_trouble_log.ts";
+import { createSharedDeadlines, TimerQueue } from "./_timer_queue.ts";
 import type { Runtime } from "./_workspace_runtime.ts";
-import {
-  type ConnectionPool,
-  createConnectionPool,
-} from "../platform/_connection_pool.ts";
+import { createConnectionPool } from "../platform/_connection_pool.ts";
 
 /** Wake-ups a second a big fleet's default grouping aims to stay under. */
 export const MAX_GROUPS_PER_SECOND = 32;
@@ -78,6 +75,9 @@ export const LAST_CALL_MS = 1_800;
 
 /** The default of `orgRequestShare`: a tenth of the org's rate window. */
 const ORG_REQUEST_SHARE = 0.1;
+
+/** One fleet warning about rate limits at most this often, in ms. */
+const RATE_WARN_EVERY_MS = 60_000;
 
 /** The platform's default rate window (`RATE_LIMIT`), requests a minute, until an answer says its own. */
 const ORG_RATE_LIMIT = 600;
@@ -120,274 +120,382 @@ export interface FleetParts {
   register(ws: Runtime): void;
 }
 
+/** What kind of trouble a log line is about; lines are summarised per kind. */
+type TroubleKind = BeatFailureReason | "register" | "secret";
+
+/** How long a trouble log's window is, in ms. */
+const TROUBLE_WINDOW_MS = 1000;
+/** Ids named in a trouble summary at most. */
+const MAX_TROUBLE_IDS = 5;
+
+/**
+ * A trouble log: per kind, the first line of each window is written as it
+ * is (and so are further lines of the workspace that wrote it); the other
+ * workspaces' lines of the window are one summary line at its end, saying
+ * how many more workspaces had that trouble and naming a few.
+ */
+function createTroubleLog(later: (ms: number, fn: () => void) => void) {
+  const open = new Map<
+    TroubleKind,
+    { first: string; count: number; ids: string[]; distinct: Set<string> }
+  >();
+  const close = (kind: TroubleKind) => {
+    const window = open.get(kind);
+    open.delete(kind);
+    if (!window || window.count === 0) return;
+    const count = window.distinct.size;
+    const more = count - window.ids.length;
+    const ids = window.ids.join(", ") + (more > 0 ? ` and ${more} more` : "");
+    logger[
+      kind === "auth" || kind === "redirect" || kind === "cors" ||
+        kind === "not_platform"
+        ? "error"
+        : "warn"
+    ](
+      "…and {count} more workspace(s) had the same trouble ({kind}) in the last second: {ids} (--verbose shows each)",
+      { count, kind, ids },
+    );
+  };
+  return {
+    /** Writes the summaries of the windows still open (on stop: nothing is lost). */
+    flush() {
+      for (const kind of [...open.keys()]) close(kind);
+    },
+    /**
+     * Reports trouble of `kind`: `line` (its own log line) runs when it is
+     * the first of its kind in the current window; otherwise it is counted
+     * into the window's summary.
+     */
+    report(kind: TroubleKind, workspaceId: string, line: () => void) {
+      const window = open.get(kind);
+      if (!window) {
+        open.set(kind, {
+          first: workspaceId,
+          count: 0,
+          ids: [],
+          distinct: new Set(),
+        });
+        later(TROUBLE_WINDOW_MS, () => close(kind));
+        return line();
+      }
+      // One workspace's own cadence (the auth escalation's 1, 2, 3, 23, …)
+      // is not fleet trouble: its lines stay whole.
+      if (workspaceId === window.first) return line();
+      window.count++;
+      if (!window.distinct.has(workspaceId)) {
+        window.distinct.add(workspaceId);
+        if (window.ids.length < MAX_TROUBLE_IDS) window.ids.push(workspaceId);
+      }
+    },
+  };
+}
+
 /** The state a running heartbeat's parts share. */
-export class Fleet {
-  /** The options as given. */
-  readonly options: HeartbeatOptions;
-  /** Milliseconds between a workspace's beats. */
-  readonly interval: number;
-  /** A request's time limit in milliseconds. */
-  readonly timeout: number;
-  /** The platform's stale window, in ms (readiness; a 429's longest wait is half of it). */
-  readonly staleWindow: number;
-  /** Accepted beats between two scheduled state questions; 0 for none. */
-  readonly statePollEvery: number;
-  readonly clock: Clock;
-  /** Wall-clock time, epoch ms. */
-  readonly wall: () => number;
-  readonly random: () => number;
-  readonly queue: TimerQueue;
-  /** Aborted by stop: every request under way ends. */
-  readonly abort: AbortController = new AbortController();
-  /**
-   * Aborted a moment after stop ({@link WRITE_GRACE_MS}): a secret or
-   * token being written may finish, a store that never answers does not
-   * hold the stop.
-   */
-  readonly grace: AbortController = new AbortController();
-  /**
-   * Aborted {@link LAST_CALL_MS} after stop: an issued token read from a
-   * register answer under way at the stop may still be saved until then.
-   */
-  readonly lastCall: AbortController = new AbortController();
-  /** The `Origin` sent (`""`: none); `undefined`: each platform URL's origin. */
-  readonly origin: string | undefined;
+export type Fleet = ReturnType<typeof createFleet>;
+
+/**
+ * The state a running heartbeat's parts share, its options' defaults
+ * resolved.
+ *
+ * @param options The options as given.
+ * @param emit Emits one of the handle's events.
+ */
+export function createFleet(options: HeartbeatOptions, emit: Emit) {
+  const interval = options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
+  const clock = options.clock ?? systemClock;
+  // An injected clock without a wall clock: the wall follows it, so that
+  // a test's time is consistent (and no sleep is ever seen).
+  const offset = Date.now() - clock.now();
+  const queue = new TimerQueue(
+    clock,
+    (error) =>
+      logger.error("internal error in a scheduled task: {error}", { error }),
+  );
+  const later = (ms: number, fn: () => void) =>
+    void queue.at(clock.now() + ms, fn);
+  const timeout = options.timeoutMs ?? Math.min(REQUEST_TIMEOUT_MS, interval);
+  const share = options.orgRequestShare ?? ORG_REQUEST_SHARE;
   /** The share of the org's rate window the org-keyed requests may use. */
-  readonly orgShare: number;
+  const orgShare = share > 0 && share <= 1 ? share : ORG_REQUEST_SHARE;
   /** The org's rate window, requests a minute, as its answers last said. */
-  orgLimit = ORG_RATE_LIMIT;
+  let orgLimit = ORG_RATE_LIMIT;
   /** When the next org-keyed request may go, on the clock (the pacer). */
-  orgNextAt = -Infinity;
-  /** Workspaces served whose `/workspaces/…` requests carry the org header. */
-  orgWorkspaces = 0;
-  readonly registerConcurrency: number;
-  /** Requests in flight under the cap: beats and questions (registers come on top). */
-  readonly cap: InFlightCap;
-  /**
-   * Beats sent together in one wake-up (`beatGroupSize`, or the default: 8,
-   * more for fleets beating over 256 times a second, so that there are at
-   * most 32 groups a second).
-   */
-  readonly groupSize: number;
-  /**
-   * At most {@link SECRET_WRITE_CONCURRENCY} secret and token writes at
-   * once: a fleet registering together would otherwise open a file per
-   * workspace at once.
-   */
-  readonly writeLimit: Limiter = createLimiter(SECRET_WRITE_CONCURRENCY);
-  readonly budget: RetryBudget;
-  readonly deadlines: SharedDeadlines;
-  /** Summarises the fleet's failure lines; absent with `summarizeLogs: false`. */
-  readonly trouble: TroubleLog | undefined;
-  readonly startedAt: number;
-  readonly emit: Emit;
-  /** Fresh connections after a wake. */
-  readonly pool: ConnectionPool;
+  let orgNextAt = -Infinity;
+  const groupSize = Math.max(
+    1,
+    Math.floor(
+      options.beatGroupSize ??
+        Math.max(
+          BEAT_GROUP_SIZE,
+          Math.ceil(
+            (options.workspaces.length * 1000) / interval /
+              MAX_GROUPS_PER_SECOND,
+          ),
+        ),
+    ),
+  );
   /** Every workspace served, removed ones left out; in the order given. */
-  readonly workspaces: Runtime[] = [];
-  /** Set by the handle. */
-  parts!: FleetParts;
-  /** Counts since start, for `metrics()`. */
-  readonly counters: Counters = newCounters();
-  /** Set by stop: nothing new starts. */
-  stopped = false;
-  /** Requests in flight now, every kind. */
-  inFlight = 0;
-  skippedSinceWarn = 0;
-  skipWarnedAt = -Infinity;
-  /** Time the machine slept (found by the watchdog), in ms. */
-  sleptMs = 0;
-  /** Registers waiting for a worker (owned by `_register_workers.ts`). */
-  readonly registerQueue: Fifo<Runtime> = new Fifo();
-  registersRunning = 0;
-  /** Workspaces added in the current burst, and when it began (`addWorkspace`'s spread). */
-  burst = { count: 0, at: -Infinity };
-  /** Workspaces refused with 429 in the current interval, and the last warning (`_rate_limit.ts`). */
-  rateLimited = {
+  const workspaces: Runtime[] = [];
+  const trouble = (options.summarizeLogs ?? true)
+    ? createTroubleLog(later)
+    : undefined;
+  const pending = new Set<Promise<unknown>>();
+  const staleWindow = options.staleWindowMs ?? STALE_AFTER_MS;
+  const statePollEvery = Math.max(
+    0,
+    Math.floor(options.statePollEvery ?? STATE_POLL_EVERY),
+  );
+  const random = options.random ?? Math.random;
+  const budget = new RetryBudget({
+    ratio: RETRY_BUDGET,
+    perInterval: options.workspaces.length,
+  });
+  /** Workspaces refused with 429 in the current interval, and the last warning. */
+  const rateLimited = {
     since: -Infinity,
     warnedAt: -Infinity,
     ids: new Set<string>(),
     limit: undefined as number | undefined,
   };
-  readonly #pending = new Set<Promise<unknown>>();
-
-  constructor(options: HeartbeatOptions, emit: Emit) {
-    this.options = options;
-    this.emit = emit;
-    this.interval = options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
-    this.timeout = options.timeoutMs ??
-      Math.min(REQUEST_TIMEOUT_MS, this.interval);
-    this.staleWindow = options.staleWindowMs ?? STALE_AFTER_MS;
-    this.statePollEvery = Math.max(
-      0,
-      Math.floor(options.statePollEvery ?? STATE_POLL_EVERY),
-    );
-    this.clock = options.clock ?? systemClock;
-    // An injected clock without a wall clock: the wall follows it, so that
-    // a test's time is consistent (and no sleep is ever seen).
-    const clock = this.clock;
-    const offset = Date.now() - clock.now();
-    this.wall = options.wallClock ??
-      (options.clock ? () => clock.now() + offset : Date.now);
-    this.random = options.random ?? Math.random;
-    this.origin = options.origin;
-    const share = options.orgRequestShare ?? ORG_REQUEST_SHARE;
-    this.orgShare = share > 0 && share <= 1 ? share : ORG_REQUEST_SHARE;
-    this.queue = new TimerQueue(
-      this.clock,
-      (error) =>
-        logger.error("internal error in a scheduled task: {error}", { error }),
-    );
-    this.registerConcurrency = Math.max(
+  const pool = createConnectionPool((fn, ms) => later(ms, fn));
+  return {
+    /** The options as given. */
+    options,
+    emit,
+    /** Milliseconds between a workspace's beats. */
+    interval,
+    /** A request's time limit in milliseconds. */
+    timeout,
+    /** The platform's stale window, in ms (readiness; a 429's longest wait is half of it). */
+    staleWindow,
+    /** Accepted beats between two scheduled state questions; 0 for none. */
+    statePollEvery,
+    clock,
+    /** Wall-clock time, epoch ms. */
+    wall: options.wallClock ??
+      (options.clock ? () => clock.now() + offset : Date.now),
+    random,
+    queue,
+    /** Aborted by stop: every request under way ends. */
+    abort: new AbortController(),
+    /**
+     * Aborted a moment after stop ({@link WRITE_GRACE_MS}): a secret or
+     * token being written may finish, a store that never answers does not
+     * hold the stop.
+     */
+    grace: new AbortController(),
+    /**
+     * Aborted {@link LAST_CALL_MS} after stop: an issued token read from a
+     * register answer under way at the stop may still be saved until then.
+     */
+    lastCall: new AbortController(),
+    /** The `Origin` sent (`""`: none); `undefined`: each platform URL's origin. */
+    origin: options.origin,
+    /** Workspaces served whose `/workspaces/…` requests carry the org header. */
+    orgWorkspaces: 0,
+    registerConcurrency: Math.max(
       1,
       Math.floor(options.registerConcurrency ?? 8),
-    );
-    this.groupSize = Math.max(
-      1,
-      Math.floor(
-        options.beatGroupSize ??
-          Math.max(
-            BEAT_GROUP_SIZE,
-            Math.ceil(
-              (options.workspaces.length * 1000) / this.interval /
-                MAX_GROUPS_PER_SECOND,
-            ),
-          ),
-      ),
-    );
-    // The queue of beats that found the cap full is served at twice the
-    // fleet's healthy rate at most (a group at once): after a hang the
-    // backlog drains within half an interval, never as a herd.
-    this.cap = new InFlightCap(options.maxInFlight ?? 256, {
-      perMs: () => (2 * Math.max(1, this.workspaces.length)) / this.interval,
-      burst: this.groupSize,
-      now: () => this.clock.now(),
-      later: (ms, fn) => void this.queue.at(this.clock.now() + ms, fn),
-    });
-    this.budget = new RetryBudget({
-      ratio: RETRY_BUDGET,
-      perInterval: options.workspaces.length,
-    });
-    this.deadlines = new SharedDeadlines(this.queue, this.timeout);
-    if (options.summarizeLogs ?? true) {
-      this.trouble = createTroubleLog({
-        now: () => this.clock.now(),
-        later: (ms, fn) => void this.queue.at(this.clock.now() + ms, fn),
-        summary: (kind, count, ids) =>
-          logger[
-            kind === "auth" || kind === "redirect" || kind === "cors" ||
-              kind === "not_platform"
-              ? "error"
-              : "warn"
-          ](
-            "…and {count} more workspace(s) had the same trouble ({kind}) in the last second: {ids} (--verbose shows each)",
-            { count, kind, ids },
-          ),
+    ),
+    /**
+     * Requests in flight under the cap: beats and questions (registers come
+     * on top). The queue of beats that found the cap full is served at
+     * twice the fleet's healthy rate at most (a group at once): after a
+     * hang the backlog drains within half an interval, never as a herd.
+     */
+    cap: createInFlightCap(options.maxInFlight ?? 256, {
+      perMs: () => (2 * Math.max(1, workspaces.length)) / interval,
+      burst: groupSize,
+      now: () => clock.now(),
+      later,
+    }),
+    /**
+     * Beats sent together in one wake-up (`beatGroupSize`, or the default: 8,
+     * more for fleets beating over 256 times a second, so that there are at
+     * most 32 groups a second).
+     */
+    groupSize,
+    /**
+     * At most {@link SECRET_WRITE_CONCURRENCY} secret and token writes at
+     * once: a fleet registering together would otherwise open a file per
+     * workspace at once.
+     */
+    writeLimit: createLimiter(SECRET_WRITE_CONCURRENCY),
+    budget,
+    deadlines: createSharedDeadlines(queue, timeout),
+    /** Summarises the fleet's failure lines; absent with `summarizeLogs: false`. */
+    trouble,
+    startedAt: clock.now(),
+    /** Fresh connections after a wake. */
+    pool,
+    workspaces,
+    /** Set by the handle. */
+    parts: undefined as unknown as FleetParts,
+    /** Counts since start, for `metrics()`. */
+    counters: newCounters(),
+    /** Set by stop: nothing new starts. */
+    stopped: false,
+    /** Requests in flight now, every kind. */
+    inFlight: 0,
+    skippedSinceWarn: 0,
+    skipWarnedAt: -Infinity,
+    /** Time the machine slept (found by the watchdog), in ms. */
+    sleptMs: 0,
+    /** Registers waiting for a worker (owned by `_register_workers.ts`). */
+    registerQueue: new Fifo<Runtime>(),
+    registersRunning: 0,
+    /** Workspaces added in the current burst, and when it began (`addWorkspace`'s spread). */
+    burst: { count: 0, at: -Infinity },
+
+    /** Monotonic time plus the time the machine slept: what a gap on the platform's side is measured in. */
+    elapsed(): number {
+      return clock.now() + this.sleptMs;
+    },
+
+    /** Keeps `promise` among the work stop waits for. */
+    track<T>(promise: Promise<T>): Promise<T> {
+      pending.add(promise);
+      const forget = () => pending.delete(promise);
+      promise.then(forget, forget);
+      return promise;
+    },
+
+    /** Resolves once no tracked work is left. */
+    async settle(): Promise<void> {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+
+    /** Counts a request in flight while it runs. */
+    async counted<T>(request: Promise<T>): Promise<T> {
+      this.inFlight++;
+      try {
+        return await request;
+      } finally {
+        this.inFlight--;
+      }
+    },
+
+    /** A failure's log line, summarised with the fleet's (see `summarizeLogs`). */
+    troubled(kind: TroubleKind, ws: Runtime, line: () => void): void {
+      if (trouble) trouble.report(kind, ws.id, line);
+      else line();
+    },
+
+    /**
+     * Takes the next turn of an org-keyed request on the pacer: they share
+     * the org's fixed window with everyone of the org, so they go the
+     * fleet's share of the window, less one, spread evenly apart (no minute
+     * holds more).
+     *
+     * @returns When it may go, on the clock.
+     */
+    orgReserve(): number {
+      const at = Math.max(clock.now(), orgNextAt);
+      orgNextAt = at + 60_000 / Math.max(1, orgShare * orgLimit - 1);
+      return at;
+    },
+
+    /** An org-keyed answer said the window's size (`X-RateLimit-Limit`). */
+    orgLimitSeen(limit: number | undefined): void {
+      if (limit !== undefined && limit > 0) orgLimit = limit;
+    },
+
+    /**
+     * Accepted beats between two scheduled state questions of `ws`: the
+     * option's, stretched for org-keyed workspaces so that their polls take
+     * at most half the fleet's share of the org's window; 0 for none.
+     */
+    pollEvery(ws: Runtime): number {
+      const every = statePollEvery;
+      if (every === 0 || ws.orgId === undefined) return every;
+      const beatsPerMinute = this.orgWorkspaces * (60_000 / interval);
+      const polls = Math.max(1, (orgShare * orgLimit) / 2);
+      return Math.max(every, Math.ceil(beatsPerMinute / polls));
+    },
+
+    /**
+     * When a request that failed for the `failures`-th time in a row is
+     * tried again, in ms from now: early (the backoff, with full jitter and
+     * capped at the interval, or the wait the answer asks for if longer)
+     * when the retry budget holds a retry, else not before `onTimeMs` (its
+     * next slot on schedule) nor the wait asked for. A 429's wait is
+     * honoured up to half the stale window, any other's up to the interval.
+     *
+     * @param failures Failures in a row, at least 1.
+     * @param status The answer's HTTP status, if any.
+     * @param retryAfterMs The wait the answer asked for, if any.
+     * @param onTimeMs When it goes anyway, on schedule, in ms from now.
+     */
+    retryDelay(
+      failures: number,
+      status: number | undefined,
+      retryAfterMs: number | undefined,
+      onTimeMs: number,
+    ): { delay: number; early: boolean } {
+      const asked = Math.min(
+        status === 429 ? staleWindow / 2 : interval,
+        retryAfterMs ?? 0,
+      );
+      if (!budget.spend()) {
+        return { delay: Math.max(onTimeMs, asked), early: false };
+      }
+      const backoff = backoffDelay(failures, {
+        baseMs: Math.min(1000, interval / 4),
+        capMs: interval,
+        minMs: Math.min(100, interval / 10),
+        random,
       });
-    }
-    this.startedAt = this.clock.now();
-    this.pool = createConnectionPool(
-      (fn, ms) => void this.queue.at(this.clock.now() + ms, fn),
-    );
-  }
+      return { delay: Math.max(backoff, asked), early: true };
+    },
 
-  /** Monotonic time plus the time the machine slept: what a gap on the platform's side is measured in. */
-  elapsed(): number {
-    return this.clock.now() + this.sleptMs;
-  }
+    /** A request of `ws` was refused with 429; `limit` is the platform's `X-RateLimit-Limit`. */
+    noteRateLimited(ws: Runtime, limit: number | undefined): void {
+      const book = rateLimited;
+      const now = clock.now();
+      if (now - book.since > interval) {
+        book.since = now;
+        book.ids.clear();
+      }
+      book.ids.add(ws.id);
+      if (limit !== undefined) book.limit = limit;
+      if (book.ids.size < 2 || now - book.warnedAt < RATE_WARN_EVERY_MS) {
+        return;
+      }
+      book.warnedAt = now;
+      // Requests a minute the fleet sends when healthy: a beat per interval
+      // per workspace, plus the scheduled state questions.
+      const n = workspaces.length;
+      const beats = n * (60_000 / interval);
+      const polls = statePollEvery > 0 ? beats / statePollEvery : 0;
+      const need = Math.ceil(beats + polls);
+      const allows = book.limit === undefined
+        ? "the platform did not say its limit (no X-RateLimit-Limit)"
+        : `the platform allows ${book.limit} a minute per bucket`;
+      logger.warn(
+        "{refused} workspaces were refused with HTTP 429 (rate limited) within one interval: {count} workspaces at {seconds} s need {need} requests a minute; {allows}. " +
+          "Each waits as long as the platform asks; if they share a bucket (one token for several, or the org header), give each its own token or ask for a higher RATE_LIMIT",
+        {
+          refused: book.ids.size,
+          count: n,
+          seconds: interval / 1000,
+          need,
+          allows,
+        },
+      );
+    },
 
-  /** Keeps `promise` among the work stop waits for. */
-  track<T>(promise: Promise<T>): Promise<T> {
-    this.#pending.add(promise);
-    const forget = () => this.#pending.delete(promise);
-    promise.then(forget, forget);
-    return promise;
-  }
+    /** How often a paused workspace's state is checked. */
+    pausedCheckMs: options.pausedCheckMs ?? 60_000,
 
-  /** Resolves once no tracked work is left. */
-  async settle(): Promise<void> {
-    while (this.#pending.size > 0) {
-      await Promise.allSettled([...this.#pending]);
-    }
-  }
-
-  /** Counts a request in flight while it runs. */
-  async counted<T>(request: Promise<T>): Promise<T> {
-    this.inFlight++;
-    try {
-      return await request;
-    } finally {
-      this.inFlight--;
-    }
-  }
-
-  /** A failure's log line, summarised with the fleet's (see `summarizeLogs`). */
-  troubled(kind: TroubleKind, ws: Runtime, line: () => void): void {
-    if (this.trouble) this.trouble.report(kind, ws.id, line);
-    else line();
-  }
-
-  /** The wait before retry number `attempt`: full jitter, capped at the interval. */
-  backoff(attempt: number): number {
-    return backoffDelay(attempt, {
-      baseMs: Math.min(1000, this.interval / 4),
-      capMs: this.interval,
-      minMs: Math.min(100, this.interval / 10),
-      random: this.random,
-    });
-  }
-
-  /**
-   * Time between two org-keyed requests (they share the org's fixed
-   * window with everyone of the org), in ms: the fleet's share of the
-   * window, less one, spread evenly, so that no minute holds more.
-   */
-  get orgSpacing(): number {
-    return 60_000 / Math.max(1, this.orgShare * this.orgLimit - 1);
-  }
-
-  /**
-   * Takes the next turn of an org-keyed request on the pacer.
-   *
-   * @returns When it may go, on the clock.
-   */
-  orgReserve(): number {
-    const at = Math.max(this.clock.now(), this.orgNextAt);
-    this.orgNextAt = at + this.orgSpacing;
-    return at;
-  }
-
-  /** An org-keyed answer said the window's size (`X-RateLimit-Limit`). */
-  orgLimitSeen(limit: number | undefined): void {
-    if (limit !== undefined && limit > 0) this.orgLimit = limit;
-  }
-
-  /**
-   * Accepted beats between two scheduled state questions of `ws`: the
-   * option's, stretched for org-keyed workspaces so that their polls take
-   * at most half the fleet's share of the org's window; 0 for none.
-   */
-  pollEvery(ws: Runtime): number {
-    const every = this.statePollEvery;
-    if (every === 0 || ws.orgId === undefined) return every;
-    const beatsPerMinute = this.orgWorkspaces * (60_000 / this.interval);
-    const polls = Math.max(1, (this.orgShare * this.orgLimit) / 2);
-    return Math.max(every, Math.ceil(beatsPerMinute / polls));
-  }
-
-  /** How often a paused workspace's state is checked. */
-  get pausedCheckMs(): number {
-    return this.options.pausedCheckMs ?? 60_000;
-  }
-
-  /** The request options every call of `ws` shares (its deadline is the caller's signal). */
-  wire(ws: Runtime) {
-    return {
-      platformUrl: ws.platformUrl,
-      origin: this.origin,
-      timeoutMs: 0,
-      fetch: this.options.fetch,
-      init: this.pool.init(),
-    };
-  }
+    /** The request options every call of `ws` shares (its deadline is the caller's signal). */
+    wire(ws: Runtime) {
+      return {
+        platformUrl: ws.platformUrl,
+        origin: options.origin,
+        timeoutMs: 0,
+        fetch: options.fetch,
+        init: pool.init(),
+      };
+    },
+  };
 }

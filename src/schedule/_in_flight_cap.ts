@@ -109,26 +109,6 @@ export function createLimiter(concurrency: number): Limiter {
 }
 
 /**
- * A waiter: called when a slot is free for it. It returns `true` when it
- * took the slot (and will {@link InFlightCap.release} it later), `false`
- * when it no longer wants it (its workspace was removed, paused…), in which
- * case the slot goes to the next waiter.
- */
-export type CapWaiter = () => boolean;
-
-/** How fast the queue may be served; see {@link InFlightCap}. */
-export interface CapPace {
-  /** Waiters served per millisecond at most, now (read at each refill). */
-  perMs: () => number;
-  /** Waiters served at once before the pace applies. */
-  burst: number;
-  /** Milliseconds on the scheduler's monotonic clock. */
-  now: () => number;
-  /** Runs `fn` after `ms` (the scheduler's timer queue). */
-  later: (ms: number, fn: () => void) => void;
-}
-
-/**
  * At most `max` requests in flight. Who finds the cap full may wait in a
  * first-come queue; a freed slot goes to the longest waiter before any
  * newcomer, so that no workspace loses its turn twice to others that happen
@@ -145,8 +125,8 @@ export interface CapPace {
  *
  * @example
  * ```ts
- * import { InFlightCap } from "./_in_flight_cap.ts";
- * const cap = new InFlightCap(1, {
+ * import { createInFlightCap } from "./_in_flight_cap.ts";
+ * const cap = createInFlightCap(1, {
  *   perMs: () => 1,
  *   burst: 1,
  *   now: () => performance.now(),
@@ -157,128 +137,116 @@ export interface CapPace {
  * cap.wait(() => (console.log("my turn"), true));
  * cap.release(); // "my turn": the slot goes straight to the waiter
  * ```
+ *
+ * @param max Requests in flight at most, at least 1.
+ * @param pace How fast the queue may be served.
  */
-export class InFlightCap {
-  /** The cap. */
-  readonly max: number;
-  #used = 0;
-  #queue = new Fifo<CapWaiter>();
-  #pace: CapPace;
-  #tokens: number;
-  #refilledAt: number;
-  #drainArmed = false;
-
+export function createInFlightCap(max: number, pace: {
+  /** Waiters served per millisecond at most, now (read at each refill). */
+  perMs: () => number;
+  /** Waiters served at once before the pace applies. */
+  burst: number;
+  /** Milliseconds on the scheduler's monotonic clock. */
+  now: () => number;
+  /** Runs `fn` after `ms` (the scheduler's timer queue). */
+  later: (ms: number, fn: () => void) => void;
+}) {
+  max = Math.max(1, Math.floor(max));
   /**
-   * Creates the cap.
-   *
-   * @param max Requests in flight at most, at least 1.
-   * @param pace How fast the queue may be served.
+   * Waiters: each is called when a slot is free for it, and returns `true`
+   * when it took the slot (and will release it later), `false` when it no
+   * longer wants it (its workspace was removed, paused…), in which case the
+   * slot goes to the next waiter.
    */
-  constructor(max: number, pace: CapPace) {
-    this.max = Math.max(1, Math.floor(max));
-    this.#pace = pace;
-    this.#tokens = Math.max(1, pace.burst);
-    this.#refilledAt = pace.now();
-  }
+  const queue = new Fifo<() => boolean>();
+  let used = 0;
+  let tokens = Math.max(1, pace.burst);
+  let refilledAt = pace.now();
+  let drainArmed = false;
 
-  /** Slots taken now. */
-  get used(): number {
-    return this.#used;
-  }
-
-  /**
-   * Takes a slot if one is free and nobody waits for one.
-   *
-   * @returns Whether a slot was taken.
-   */
-  tryTake(): boolean {
-    if (this.#used >= this.max || this.#queue.size > 0) return false;
-    this.#used++;
-    return true;
-  }
-
-  /**
-   * Queues `waiter` for the next free slot.
-   *
-   * @param waiter Called with a slot; see {@link CapWaiter}.
-   */
-  wait(waiter: CapWaiter): void {
-    this.#queue.push(waiter);
-    // A slot may be free while others waited for it and gave up.
-    if (this.#used < this.max) {
-      this.#used++;
-      this.#handOver();
+  /** Whether the pace allows serving a waiter now; if not, a drain is armed. */
+  const mayServe = (): boolean => {
+    const now = pace.now();
+    const perMs = Math.max(1e-9, pace.perMs());
+    tokens = Math.min(
+      Math.max(1, pace.burst),
+      tokens + Math.max(0, now - refilledAt) * perMs,
+    );
+    refilledAt = now;
+    if (tokens >= 1) return true;
+    if (!drainArmed) {
+      drainArmed = true;
+      pace.later(Math.ceil((1 - tokens) / perMs), drain);
     }
-  }
-
-  /**
-   * Takes a slot whether or not one is free, for work bounded elsewhere
-   * (registers, at most `registerConcurrency`): it counts against the
-   * others, which wait while it runs, and is never queued itself.
-   */
-  hold(): void {
-    this.#used++;
-  }
-
-  /** Gives a slot back: to the longest waiter that still wants one, else free. */
-  release(): void {
-    if (this.#used > this.max) {
-      this.#used--; // over the cap (a hold): nothing to hand over yet
-      return;
-    }
-    this.#handOver();
-  }
-
-  /** Drops every waiter (on stop). */
-  clear(): void {
-    this.#queue.clear();
-  }
+    return false;
+  };
 
   /**
    * Hands the slot held by the caller to a waiter, or frees it (when none
    * waits, or the pace says not yet: then a drain is armed for when it
    * allows one).
    */
-  #handOver(): void {
-    while (this.#queue.size > 0) {
-      if (!this.#mayServe()) break;
-      const waiter = this.#queue.shift();
+  const handOver = (): void => {
+    while (queue.size > 0) {
+      if (!mayServe()) break;
+      const waiter = queue.shift();
       if (waiter && waiter()) {
-        this.#tokens--;
+        tokens--;
         return;
       }
     }
-    this.#used--;
-  }
-
-  /** Whether the pace allows serving a waiter now; if not, a drain is armed. */
-  #mayServe(): boolean {
-    const pace = this.#pace;
-    const now = pace.now();
-    const perMs = Math.max(1e-9, pace.perMs());
-    this.#tokens = Math.min(
-      Math.max(1, pace.burst),
-      this.#tokens + Math.max(0, now - this.#refilledAt) * perMs,
-    );
-    this.#refilledAt = now;
-    if (this.#tokens >= 1) return true;
-    if (!this.#drainArmed) {
-      this.#drainArmed = true;
-      pace.later(Math.ceil((1 - this.#tokens) / perMs), () => this.#drain());
-    }
-    return false;
-  }
+    used--;
+  };
 
   /** Serves waiters with the slots that are free, as the pace allows. */
-  #drain(): void {
-    this.#drainArmed = false;
+  const drain = (): void => {
+    drainArmed = false;
     // Each turn serves a waiter (or drops one that gave up), or the pace
     // arms the next drain and the loop ends.
-    while (
-      this.#queue.size > 0 && this.#used < this.max && !this.#drainArmed
-    ) {
-      this.#used++;
-      this.#handOver();
+    while (queue.size > 0 && used < max && !drainArmed) {
+      used++;
+      handOver();
     }
-  }
+  };
+
+  return {
+    /** The cap. */
+    max,
+    /** Slots taken now. */
+    get used(): number {
+      return used;
+    },
+    /** Takes a slot if one is free and nobody waits for one; whether it did. */
+    tryTake(): boolean {
+      if (used >= max || queue.size > 0) return false;
+      used++;
+      return true;
+    },
+    /** Queues `waiter` for the next free slot. */
+    wait(waiter: () => boolean): void {
+      queue.push(waiter);
+      // A slot may be free while others waited for it and gave up.
+      if (used < max) {
+        used++;
+        handOver();
+      }
+    },
+    /**
+     * Takes a slot whether or not one is free, for work bounded elsewhere
+     * (registers, at most `registerConcurrency`): it counts against the
+     * others, which wait while it runs, and is never queued itself.
+     */
+    hold(): void {
+      used++;
+    },
+    /** Gives a slot back: to the longest waiter that still wants one, else free. */
+    release(): void {
+      if (used > max) used--; // over the cap (a hold): nothing to hand over yet
+      else handOver();
+    },
+    /** Drops every waiter (on stop). */
+    clear(): void {
+      queue.clear();
+    },
+  };
 }

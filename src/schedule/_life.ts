@@ -100,13 +100,13 @@ export function servedState(ws: Runtime): LifeState {
 export function reconcile(fleet: Fleet, ws: Runtime): void {
   const s = ws.sched;
   if (fleet.stopped || isFinal(ws)) {
-    cancelBeat(fleet, ws);
-    cancelCheck(fleet, ws);
+    cancel(fleet, s, "timer");
+    cancel(fleet, s, "checkTimer");
     s.waiting = false;
     return;
   }
   if (ws.life.state === "paused") {
-    cancelBeat(fleet, ws);
+    cancel(fleet, s, "timer");
     s.waiting = false;
     if (!s.checkTimer && !ws.ask.current) {
       s.checkTimer = fleet.queue.at(
@@ -119,7 +119,7 @@ export function reconcile(fleet: Fleet, ws: Runtime): void {
     }
     return;
   }
-  cancelCheck(fleet, ws);
+  cancel(fleet, s, "checkTimer");
   if (!s.inFlight && !s.timer && !s.waiting) {
     armBeat(fleet, ws, fleet.clock.now(), false);
   }
@@ -159,16 +159,15 @@ function armBeat(fleet: Fleet, ws: Runtime, due: number, retry: boolean) {
   s.timer = fleet.queue.at(due, () => beatDue(fleet, ws));
 }
 
-function cancelBeat(fleet: Fleet, ws: Runtime): void {
-  const s = ws.sched;
-  if (s.timer) fleet.queue.cancel(s.timer);
-  s.timer = undefined;
-}
-
-function cancelCheck(fleet: Fleet, ws: Runtime): void {
-  const s = ws.sched;
-  if (s.checkTimer) fleet.queue.cancel(s.checkTimer);
-  s.checkTimer = undefined;
+/** Cancels a workspace's armed beat (`timer`) or paused check (`checkTimer`). */
+function cancel(
+  fleet: Fleet,
+  s: Runtime["sched"],
+  which: "timer" | "checkTimer",
+): void {
+  const timer = s[which];
+  if (timer) fleet.queue.cancel(timer);
+  s[which] = undefined;
 }
 
 /** A beat's timer fired: send it, or, the cap full, wait for the next free slot. */
@@ -199,7 +198,7 @@ function beatDue(fleet: Fleet, ws: Runtime): void {
     if (!s.waiting) return false;
     s.waiting = false;
     if (fleet.stopped || !isServed(ws) || s.inFlight) return false;
-    cancelBeat(fleet, ws);
+    cancel(fleet, s, "timer");
     startBeat(fleet, ws);
     return true;
   });

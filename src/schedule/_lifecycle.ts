@@ -37,7 +37,6 @@ import {
 } from "../platform/workspace_state.ts";
 import { lookupWorkspace } from "../platform/workspace_lookup.ts";
 import { isFinal, moveTo, reconcile, servedState } from "./_life.ts";
-import { noteRateLimited } from "./_retry.ts";
 import { tokenFor } from "./_token_keeper.ts";
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
 
@@ -124,7 +123,8 @@ export function ask(
       }),
     );
   };
-  // With a slot under the cap: run; `false` when no longer wanted.
+  // With a slot under the cap (or not wanted any more): run; `false` when
+  // no longer wanted.
   const go = () => {
     const wanted = !fleet.stopped && !isFinal(ws);
     if (wanted) run();
@@ -132,8 +132,7 @@ export function ask(
     return wanted;
   };
   const take = () => {
-    if (fleet.stopped || isFinal(ws)) end(undefined);
-    else if (fleet.cap.tryTake()) run();
+    if (fleet.stopped || isFinal(ws) || fleet.cap.tryTake()) go();
     else fleet.cap.wait(go);
   };
   // The org's window: an org-keyed question waits for its turn on the
@@ -177,7 +176,7 @@ async function question(
         signal,
       }));
       if (ws.orgId !== undefined) fleet.orgLimitSeen(state.rateLimit);
-      if (state.status === 429) noteRateLimited(fleet, ws, undefined);
+      if (state.status === 429) fleet.noteRateLimited(ws, undefined);
       kind = state.kind;
       platformStatus = state.platformStatus;
       if (kind !== "auth") {
@@ -196,7 +195,7 @@ async function question(
       signal,
     }));
     if (ws.orgId !== undefined) fleet.orgLimitSeen(found.rateLimit);
-    if (found.status === 429) noteRateLimited(fleet, ws, undefined);
+    if (found.status === 429) fleet.noteRateLimited(ws, undefined);
     platformStatus = found.platformStatus;
     switch (found.kind) {
       case "deleted":

@@ -34,7 +34,6 @@ import { cureOf } from "../platform/outcome.ts";
 import type { HeartbeatEventMap } from "./types.ts";
 import { offerSecret } from "./_secret_writer.ts";
 import { adoptIssuedToken, onTokenRefused, tokenFor } from "./_token_keeper.ts";
-import { retryDelay } from "./_retry.ts";
 import { failureReason } from "./_counters.ts";
 import { AUTH_CONFIRM_MS } from "./_beat.ts";
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
@@ -230,7 +229,7 @@ async function lookFirst(
     answer?.reason ?? "no answer"
   })`;
   const retryInMs =
-    retryDelay(fleet, ws.reg.failures, undefined, 0, fleet.interval).delay;
+    fleet.retryDelay(ws.reg.failures, undefined, 0, fleet.interval).delay;
   if (!answer?.noToken) {
     fleet.troubled(
       "register",
@@ -352,8 +351,7 @@ async function registerOnce(
         ),
     );
   } else {
-    retryInMs = retryDelay(
-      fleet,
+    retryInMs = fleet.retryDelay(
       r.failures,
       status,
       result.answer?.retryAfterMs,

@@ -1,70 +1,13 @@
 /**
- * When a failed request is tried again (internal), the one decision for
- * beats and registers: exponential backoff with full jitter; a retry budget,
- * in the manner of gRPC's retry throttling and Finagle's budgets (early
- * retries are earned by accepted requests, plus a small floor, so a
- * platform that fails sees almost no extra load, and a few failing
- * workspaces in a healthy fleet are retried early); the wait an answer asks
- * for (`Retry-After`, and on a 429 at least a second: the platform's
- * fixed-window limiter truncates it, and 0 is common while the window is
- * still full); and the fleet's one warning about rate limits.
+ * The parts of the retry decision (internal; the decision itself is the
+ * fleet's `retryDelay`, in `_fleet.ts`): exponential backoff with full
+ * jitter; a retry budget, in the manner of gRPC's retry throttling and
+ * Finagle's budgets (early retries are earned by accepted requests, plus a
+ * small floor, so a platform that fails sees almost no extra load, and a
+ * few failing workspaces in a healthy fleet are retried early).
  *
  * @module
  */
-import { logger } from "../shared/_logger.ts";
-import type { Runtime } from "./_workspace_runtime.ts";
-
-/**
- * What the decisions here read of the fleet (`_fleet.ts` imports this
- * file, so it is named by its shape).
- */
-export interface RetryFleet {
-  readonly budget: RetryBudget;
-  readonly interval: number;
-  readonly staleWindow: number;
-  readonly statePollEvery: number;
-  readonly clock: { now(): number };
-  readonly workspaces: readonly unknown[];
-  readonly rateLimited: {
-    since: number;
-    warnedAt: number;
-    ids: Set<string>;
-    limit: number | undefined;
-  };
-  backoff(attempt: number): number;
-}
-
-/**
- * When a request that failed for the `failures`-th time in a row is tried
- * again, in ms from now: early (the backoff, or the wait the answer asks
- * for if longer) when the retry budget holds a retry, else not before
- * `onTimeMs` (its next slot on schedule) nor the wait asked for. A 429's
- * wait is honoured up to half the stale window, any other's up to the
- * interval.
- *
- * @param fleet The fleet (its budget, backoff and windows).
- * @param failures Failures in a row, at least 1.
- * @param status The answer's HTTP status, if any.
- * @param retryAfterMs The wait the answer asked for, if any.
- * @param onTimeMs When it goes anyway, on schedule, in ms from now.
- */
-export function retryDelay(
-  fleet: RetryFleet,
-  failures: number,
-  status: number | undefined,
-  retryAfterMs: number | undefined,
-  onTimeMs: number,
-): { delay: number; early: boolean } {
-  const asked = Math.min(
-    status === 429 ? fleet.staleWindow / 2 : fleet.interval,
-    retryAfterMs ?? 0,
-  );
-  if (fleet.budget.spend()) {
-    return { delay: Math.max(fleet.backoff(failures), asked), early: true };
-  }
-  return { delay: Math.max(onTimeMs, asked), early: false };
-}
-
 /** Options of {@link backoffDelay}. */
 export interface BackoffOptions {
   /** Delay ceiling of the first retry, in ms. @default {1000} */
@@ -186,45 +129,4 @@ export class RetryBudget {
     this.deferred++;
     return false;
   }
-}
-
-/** One fleet warning about rate limits at most this often, in ms. */
-const WARN_EVERY_MS = 60_000;
-
-/** A request of `ws` was refused with 429; `limit` is the platform's `X-RateLimit-Limit`. */
-export function noteRateLimited(
-  fleet: RetryFleet,
-  ws: Runtime,
-  limit: number | undefined,
-): void {
-  const book = fleet.rateLimited;
-  const now = fleet.clock.now();
-  if (now - book.since > fleet.interval) {
-    book.since = now;
-    book.ids.clear();
-  }
-  book.ids.add(ws.id);
-  if (limit !== undefined) book.limit = limit;
-  if (book.ids.size < 2 || now - book.warnedAt < WARN_EVERY_MS) return;
-  book.warnedAt = now;
-  // Requests a minute the fleet sends when healthy: a beat per interval per
-  // workspace, plus the scheduled state questions.
-  const n = fleet.workspaces.length;
-  const beats = n * (60_000 / fleet.interval);
-  const polls = fleet.statePollEvery > 0 ? beats / fleet.statePollEvery : 0;
-  const need = Math.ceil(beats + polls);
-  const allows = book.limit === undefined
-    ? "the platform did not say its limit (no X-RateLimit-Limit)"
-    : `the platform allows ${book.limit} a minute per bucket`;
-  logger.warn(
-    "{refused} workspaces were refused with HTTP 429 (rate limited) within one interval: {count} workspaces at {seconds} s need {need} requests a minute; {allows}. " +
-      "Each waits as long as the platform asks; if they share a bucket (one token for several, or the org header), give each its own token or ask for a higher RATE_LIMIT",
-    {
-      refused: book.ids.size,
-      count: n,
-      seconds: fleet.interval / 1000,
-      need,
-      allows,
-    },
-  );
 }

@@ -87,7 +87,6 @@ export async function tokenFor(
 /** The platform accepted `token` for `ws`: it is no longer counted refused. */
 export function tokenWorked(ws: Runtime, token: string): void {
   const refused = ws.token.refused;
-  if (refused.length === 0) return;
   const i = refused.indexOf(token);
   if (i !== -1) refused.splice(i, 1);
 }

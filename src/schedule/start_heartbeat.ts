@@ -12,7 +12,8 @@
 import { beat } from "./_beat.ts";
 import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
 import {
-  Fleet,
+  createFleet,
+  type Fleet,
   LAST_CALL_MS,
   MAX_GROUPS_PER_SECOND,
   WRITE_GRACE_MS,
@@ -27,11 +28,7 @@ import {
   moveTo,
   startWatchdog,
 } from "./_life.ts";
-import {
-  clearRegisters,
-  type FirstRegister,
-  wantRegister,
-} from "./_register_workers.ts";
+import { clearRegisters, wantRegister } from "./_register_workers.ts";
 import { burstOffset, phaseOffset } from "./_slots.ts";
 
 import { isUuid, isValidWorkspaceId } from "../shared/workspace_id.ts";
@@ -93,7 +90,7 @@ export class HeartbeatHandle extends EventTarget {
    */
   constructor(options: HeartbeatOptions) {
     super();
-    const fleet = new Fleet(
+    const fleet = createFleet(
       options,
       (type, detail) => this.#emit(type, detail),
     );
@@ -167,7 +164,7 @@ export class HeartbeatHandle extends EventTarget {
       const done = () => resolve(result);
       this.stopped.then(done);
       for (const ws of runtimes) {
-        ws.reg.first = (outcome: FirstRegister | string) => {
+        ws.reg.first = (outcome) => {
           if (outcome === "ok") result.registered.push(ws.id);
           else if (outcome === "rejected") {
             result.rejected.push({
@@ -178,7 +175,7 @@ export class HeartbeatHandle extends EventTarget {
           else if (outcome !== "aborted") {
             result.failed.push({
               workspaceId: ws.id,
-              reason: typeof outcome === "string" ? outcome : outcome.reason,
+              reason: outcome,
             });
           }
           if (--left === 0) done();
@@ -324,22 +321,17 @@ export class HeartbeatHandle extends EventTarget {
       // Every wait on outside code is raced against the stop (stats and
       // token functions) or a moment after it (a store's write under way);
       // the bound is a safety net.
-      const grace = setTimeout(() => fleet.grace.abort(reason), WRITE_GRACE_MS);
-      const lastCall = setTimeout(
-        () => fleet.lastCall.abort(reason),
-        LAST_CALL_MS,
-      );
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const bound = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), STOP_BOUND_MS);
-      });
+      const timers = [
+        setTimeout(() => fleet.grace.abort(reason), WRITE_GRACE_MS),
+        setTimeout(() => fleet.lastCall.abort(reason), LAST_CALL_MS),
+      ];
       const settled = await Promise.race([
         fleet.settle().then(() => true),
-        bound,
+        new Promise<boolean>((resolve) =>
+          timers.push(setTimeout(() => resolve(false), STOP_BOUND_MS))
+        ),
       ]);
-      clearTimeout(timer);
-      clearTimeout(grace);
-      clearTimeout(lastCall);
+      timers.forEach(clearTimeout);
       fleet.grace.abort(reason);
       fleet.lastCall.abort(reason);
       if (!settled) {
