@@ -206,6 +206,9 @@ test("any bytes as a platform answer leave the heartbeat loop running", async ()
     );
   } finally {
     await hb.stop();
+    // Deno's node:http waits for idle kept-alive connections to time out
+    // (90 s) before close() calls back: close them first.
+    server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
   }
 });

@@ -487,8 +487,9 @@ test("many workspaces in one process share few connections and spread their beat
   }
   const times = [...first.values()].sort((a, b) => a - b);
   assert.ok(times.at(-1)! - times[0] > 700, "spread over the interval");
-  // The reference opens one connection per beat (400+ here); a pool reuses a few.
-  assert.ok(platform.connections <= 40, `connections: ${platform.connections}`);
+  // The reference opens one connection per beat (400+ here, and one per
+  // register); a pool reuses a few, for the 200 lookups and registers too.
+  assert.ok(platform.connections <= 60, `connections: ${platform.connections}`);
 });
 
 test("tokens and secrets never appear in a log line or property, at any level", async () => {

@@ -148,6 +148,9 @@ test("leak property: hostile platform answers never put a token or secret into l
       { numRuns: 25 },
     );
   } finally {
+    // Deno's node:http waits for idle kept-alive connections to time out
+    // (90 s) before close() calls back: close them first.
+    server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
   }
 });
