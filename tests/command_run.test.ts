@@ -41,7 +41,12 @@ test("--once over the cap: 24 workspaces with --max-in-flight 16 register, beat 
     timeoutMs: 30_000,
   });
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(platform.requestsTo("heartbeat").length, 24);
+  // Each beaten (a run that outlives the 5 s interval on a loaded machine
+  // sends some a second, scheduled beat).
+  assert.equal(
+    new Set(platform.requestsTo("heartbeat").map((q) => q.workspaceId)).size,
+    24,
+  );
   assert.equal(
     new Set(platform.requestsTo("state").map((q) => q.workspaceId)).size,
     24,
