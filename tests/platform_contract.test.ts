@@ -17,6 +17,14 @@ import { scratch } from "./helpers/scratch.ts";
 
 const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const TOKEN = "contract-token-0123456789";
+
+/** The command's environment: workspace `id` with the configured token. */
+const agentEnv = (platformUrl: string, id: string, configsDir: string) => ({
+  PLATFORM_URL: platformUrl,
+  WORKSPACE_ID: id,
+  MOLECULE_WORKSPACE_TOKEN: TOKEN,
+  CONFIGS_DIR: configsDir,
+});
 const LIVE = "7c9e6679-7425-40de-944b-e07fc1f90ae7";
 const TYPO = "7c9e6679-7425-40de-944b-e07fc1f90ae8";
 
@@ -27,10 +35,7 @@ test("command (mod.ts): a WORKSPACE_ID the platform does not have creates nothin
   });
   const r = await runScript(MOD, {
     env: {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: TYPO,
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir.path,
+      ...agentEnv(platform.url, TYPO, dir.path),
       MOLECULE_HEARTBEAT_INTERVAL: "0.2",
     },
   });
@@ -52,12 +57,7 @@ test("command (mod.ts): an id that is not a UUID exits 2, naming the id and wher
     workspaces: { [LIVE]: TOKEN },
   });
   const r = await runScript(MOD, {
-    env: {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: "my-agent",
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir.path,
-    },
+    env: agentEnv(platform.url, "my-agent", dir.path),
   });
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /not UUIDs \(my-agent\)/); // the warning at start
@@ -77,12 +77,7 @@ test("command (mod.ts): a workspace purged during an outage longer than the stal
   });
   const run = startScript(MOD, {
     args: ["--interval", "0.2", "--stale-window", "1", "--state-poll", "3"],
-    env: {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: LIVE,
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir.path,
-    },
+    env: agentEnv(platform.url, LIVE, dir.path),
   });
   await waitFor(
     () =>
@@ -155,12 +150,7 @@ test('command (mod.ts): the CORS layer\'s empty 403 is never the token: no exit 
     workspaces: { [LIVE]: TOKEN },
     hostSeenAs: "platform.internal:8080",
   });
-  const env = {
-    PLATFORM_URL: platform.url,
-    WORKSPACE_ID: LIVE,
-    MOLECULE_WORKSPACE_TOKEN: TOKEN,
-    CONFIGS_DIR: dir.path,
-  };
+  const env = agentEnv(platform.url, LIVE, dir.path);
   const run = startScript(MOD, { args: ["--interval", "0.2"], env });
   await waitFor(
     () => platform.requests.filter((r) => r.corsRefused).length >= 2,

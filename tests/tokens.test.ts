@@ -19,6 +19,14 @@ const ID = "3f9c2a4e-8b1d-4c6e-9a7f-1e2d3c4b5a60";
 
 const readMaybe = (path: string) => readFile(path, "utf8").catch(() => "");
 
+/** The command's environment: one workspace with the configured token. */
+const agentEnv = (platformUrl: string, configsDir: string) => ({
+  PLATFORM_URL: platformUrl,
+  WORKSPACE_ID: ID,
+  MOLECULE_WORKSPACE_TOKEN: TOKEN,
+  CONFIGS_DIR: configsDir,
+});
+
 test("command (mod.ts): one 401 does not drop the token the platform issued: the beats after the blip go out with it and are accepted", async () => {
   await using dir = await scratch("molecule-tokens-");
   await using platform = await startPlatformEmulator({
@@ -27,12 +35,7 @@ test("command (mod.ts): one 401 does not drop the token the platform issued: the
   });
   const run = startScript(MOD, {
     args: ["--interval", "0.2", "--state-poll", "0"],
-    env: {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: ID,
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir.path,
-    },
+    env: agentEnv(platform.url, dir.path),
   });
   try {
     await waitFor(
@@ -73,12 +76,7 @@ test("command (mod.ts): an issued token that cannot be saved at first is saved o
   });
   const run = startScript(MOD, {
     args: ["--interval", "0.2"],
-    env: {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: ID,
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir.path,
-    },
+    env: agentEnv(platform.url, dir.path),
   });
   try {
     await waitFor(
@@ -116,12 +114,7 @@ test("command (mod.ts): a SIGTERM while a register's answer is on its way: the t
   platform.fail({ kind: "delay", ms: 600 }, { path: "register", times: 1 });
   const run = startScript(MOD, {
     args: ["--interval", "5"],
-    env: {
-      PLATFORM_URL: platform.url,
-      WORKSPACE_ID: ID,
-      MOLECULE_WORKSPACE_TOKEN: TOKEN,
-      CONFIGS_DIR: dir.path,
-    },
+    env: agentEnv(platform.url, dir.path),
   });
   await waitFor(() => platform.requestsTo("workspace").length >= 1, 10_000);
   await sleep(200); // the register is under way (answered in 600 ms)
@@ -137,12 +130,7 @@ test("command (mod.ts): two processes on one configs dir converge on the token t
   await using platform = await startPlatformEmulator({
     workspaces: { [ID]: null }, // no live token: the first register mints
   });
-  const env = {
-    PLATFORM_URL: platform.url,
-    WORKSPACE_ID: ID,
-    MOLECULE_WORKSPACE_TOKEN: TOKEN,
-    CONFIGS_DIR: dir.path,
-  };
+  const env = agentEnv(platform.url, dir.path);
   const args = ["--interval", "0.2", "--state-poll", "3"];
   const a = startScript(MOD, { args, env });
   const b = startScript(MOD, { args, env });
@@ -204,12 +192,7 @@ test("command (mod.ts): a 200 that is a web page is not the platform: --once exi
   try {
     const r = await runScript(MOD, {
       args: ["--once"],
-      env: {
-        PLATFORM_URL: `http://127.0.0.1:${port}`,
-        WORKSPACE_ID: ID,
-        MOLECULE_WORKSPACE_TOKEN: TOKEN,
-        CONFIGS_DIR: dir.path,
-      },
+      env: agentEnv(`http://127.0.0.1:${port}`, dir.path),
     });
     assert.equal(r.code, 1, r.stderr);
     assert.match(
