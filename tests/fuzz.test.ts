@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { buildAgentCard } from "../src/platform/mod.ts";
 import { ConfigError } from "../src/shared/errors.ts";
 import { envFromRecord } from "../src/shared/env.ts";
-import { postJson } from "../src/platform/http.ts";
+import { callEndpoint } from "../src/platform/http.ts";
 import { parseFlags, read } from "../src/cli/flags.ts";
 import { platformUrlIfSet } from "../src/cli/settings.ts";
 import { parseWorkspacesJson } from "../src/cli/workspaces.ts";
@@ -185,14 +185,14 @@ test("any bytes as a platform answer leave the heartbeat loop running", async ()
         ),
         async (status, body) => {
           next = { status: status === 204 ? 200 : status, body };
-          const answer = await postJson({
-            baseUrl: url,
-            path: "/registry/heartbeat",
-            token: "t",
-            body: {},
-            timeoutMs: 2000,
-          });
-          assert.equal(answer.status, next.status);
+          const got = await callEndpoint(
+            { platformUrl: url, token: "t", timeoutMs: 2000 },
+            "POST",
+            "/registry/heartbeat",
+            {},
+          );
+          if (!got.answer) throw new Error(got.reason);
+          assert.equal(got.answer.status, next.status);
         },
       ),
       { numRuns: 150 },

@@ -9,7 +9,7 @@ import type { HeartbeatStatus, WorkspaceStatus } from "../mod.ts";
 import { startHealthServer } from "../src/health/server.ts";
 import { startLoopLagMonitor } from "../src/health/loop_lag.ts";
 import { createStatusCache } from "../src/health/status_body.ts";
-import { findHeadEnd, parseHead } from "../src/health/http_head.ts";
+import { findHeadEnd, parseHead } from "../src/health/http_server.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { MOD, rawExchange, statusCodes } from "./helpers/health.ts";
 import { passedEnv, runtimeArgs } from "./helpers/runtime.ts";

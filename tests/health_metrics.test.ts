@@ -8,10 +8,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { createMcpTracker, startHeartbeat } from "../mod.ts";
 import { startHealthServer } from "../src/health/server.ts";
-import {
-  histogramSamples,
-  renderExposition,
-} from "../src/health/prometheus.ts";
+import { histogramSamples, renderExposition } from "../src/health/metrics.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { getJson, startWithHealth } from "./helpers/health.ts";
 import { runtimeArgs } from "./helpers/runtime.ts";

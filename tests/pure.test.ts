@@ -4,13 +4,14 @@ import { buildAgentCard } from "../src/platform/mod.ts";
 import { buildHeartbeatBody } from "../src/platform/heartbeat.ts";
 import { envFromRecord } from "../src/shared/env.ts";
 import { parseRetryAfter } from "../src/platform/http.ts";
-import { abortedByCaller, maskForLog } from "../src/platform/http.ts";
+import { abortedByCaller } from "../src/platform/http.ts";
+import { maskSecrets } from "../src/shared/mask.ts";
 import { classifyAnswer } from "../src/platform/outcome.ts";
 import { authFailureLevel } from "../src/schedule/_beat.ts";
 import { backoffDelay } from "../src/schedule/_retry.ts";
 import { createLimiter } from "../src/schedule/_in_flight_cap.ts";
 import { nextSlot, phaseOffset } from "../src/schedule/_slots.ts";
-import { TimerQueue } from "../src/schedule/_timer_queue.ts";
+import { createTimerQueue } from "../src/schedule/_timer_queue.ts";
 import { isValidSecret } from "../src/storage/secret_store.ts";
 import { FakeClock } from "./helpers/fake_clock.ts";
 
@@ -200,6 +201,8 @@ test("answers classify: 2xx ok, 401/403 auth, an empty 403 cors, a web page not-
 });
 
 test("log text is masked: control characters and the token", () => {
+  const maskForLog = (text: string, secret: string) =>
+    maskSecrets(text, { extra: [secret] });
   assert.equal(
     maskForLog("bad token abcdef\n", "abcdef"),
     "bad token [redacted] ",
@@ -211,7 +214,7 @@ test("log text is masked: control characters and the token", () => {
 test("timer queue: runs in due order, cancels, survives a throwing callback, uses one timer", async () => {
   const clock = new FakeClock();
   const errors: unknown[] = [];
-  const q = new TimerQueue(clock, (e) => errors.push(e));
+  const q = createTimerQueue(clock, (e) => errors.push(e));
   const ran: string[] = [];
   q.at(30, () => ran.push("c"));
   const b = q.at(20, () => ran.push("b"));

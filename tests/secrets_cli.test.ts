@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { envFromRecord } from "../src/shared/env.ts";
 import { childEnvironment, passTokenSetting } from "../src/cli/child_env.ts";
-import { goneCode } from "../src/cli/exit_codes.ts";
+import { goneCode } from "../src/cli/run.ts";
 import { parseFlags } from "../src/cli/flags.ts";
 import { looksLikeToken, maskSecrets } from "../src/shared/mask.ts";
 import type { WorkspaceStatus } from "../src/schedule/types.ts";

@@ -20,7 +20,6 @@ import { FileSecretStore } from "../mod.ts";
 import type { FileSystem } from "../src/storage/file_system.ts";
 import {
   FileWriteError,
-  recoverTemporaryTokens,
   writeFileAtomic,
 } from "../src/storage/_atomic_file.ts";
 import { tidyConfigsDir } from "../src/storage/configs_dir.ts";
@@ -220,8 +219,8 @@ for (const [name, make] of adapters) {
     await age(at(".auth_token.ws-e"), 60);
     const same = tempOf(at(".auth_token.ws-e"));
     await writeFile(same, "same-token-e", { mode: 0o600 });
-    const done = await captureLogs(() =>
-      recoverTemporaryTokens(fs, dir.path, ".auth_token")
+    const done = await captureLogs(async () =>
+      (await tidyConfigsDir(dir.path, { fs })).orphans
     );
     assert.deepEqual(done.map((o) => o.action), ["removed"]);
     assert.ok(!(await readdir(dir.path)).includes(same.split("/").pop()!));

@@ -354,8 +354,8 @@ test("health server: after descriptors ran out, /healthz answers again as soon a
 });
 
 test("RetryBudget: starts full, accepted requests earn 10 %, requests on schedule one per interval, spending past it defers", async () => {
-  const { RetryBudget } = await import("../src/schedule/_retry.ts");
-  const budget = new RetryBudget({ ratio: 0.1, perInterval: 100 });
+  const { createRetryBudget } = await import("../src/schedule/_retry.ts");
+  const budget = createRetryBudget(0.1, 100);
   let spent = 0;
   while (budget.spend()) spent++;
   assert.equal(spent, 10, "max(2, 0.1 × 100) to start with");

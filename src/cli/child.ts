@@ -1,6 +1,7 @@
 /**
  * The child process the command wraps, and this process's own stdio, as web
- * streams: one interface, one thin adapter per runtime.
+ * streams: one interface, one thin adapter per runtime (Deno's here; Node's,
+ * which loads `node:` modules, in `child_node.ts`).
  *
  * @module
  */
@@ -63,33 +64,23 @@ export class SpawnError extends Error {
    * Creates the error.
    *
    * @param command The command.
-   * @param exitCode 127 or 126.
-   * @param reason Why, in a few words.
+   * @param code The spawn failure's code (`ENOENT`, `EACCES`, …).
    */
-  constructor(command: string, exitCode: 126 | 127, reason: string) {
-    super(`${command}: ${reason}`);
+  constructor(command: string, code: string | undefined) {
+    const notFound = code === "ENOENT" || code === "NotFound";
+    super(
+      `${command}: ${
+        notFound
+          ? "command not found (check the name and PATH)"
+          : code === "EACCES" || code === "PermissionDenied" ||
+              code === "EISDIR"
+          ? "found but cannot be executed (not an executable file, or no permission)"
+          : `cannot be started (${code ?? "error"})`
+      }`,
+    );
     this.name = "SpawnError";
-    this.exitCode = exitCode;
+    this.exitCode = notFound ? 127 : 126;
   }
-}
-
-/** The error for a spawn failure code (`ENOENT`, `EACCES`, …). */
-export function spawnError(command: string, code: string | undefined): Error {
-  if (code === "ENOENT" || code === "NotFound") {
-    return new SpawnError(
-      command,
-      127,
-      "command not found (check the name and PATH)",
-    );
-  }
-  if (code === "EACCES" || code === "PermissionDenied" || code === "EISDIR") {
-    return new SpawnError(
-      command,
-      126,
-      "found but cannot be executed (not an executable file, or no permission)",
-    );
-  }
-  return new SpawnError(command, 126, `cannot be started (${code ?? "error"})`);
 }
 
 /**
@@ -108,4 +99,58 @@ export function fdWritable(
       }
     },
   });
+}
+
+/** The part of `Deno.ChildProcess` the adapter uses (the test helpers too). */
+export interface DenoChildProcess {
+  pid: number;
+  stdin: WritableStream<Uint8Array>;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  status: Promise<{ code: number; signal: string | null }>;
+  kill(signal: string): void;
+}
+
+interface DenoLike {
+  Command: new (
+    command: string,
+    options: Record<string, unknown>,
+  ) => { spawn(): DenoChildProcess };
+  stdin: { readable: ReadableStream<Uint8Array> };
+  stdout: { write(p: Uint8Array): Promise<number> };
+  stderr: { write(p: Uint8Array): Promise<number> };
+}
+
+/** The Deno adapter: `Deno.Command`, `Deno.stdin`, `Deno.stdout`. */
+export function denoProcessAdapter(): ProcessAdapter {
+  const deno = (globalThis as unknown as { Deno: DenoLike }).Deno;
+  return {
+    // deno-lint-ignore require-await
+    async spawn(command, args, env) {
+      let child: DenoChildProcess;
+      try {
+        child = new deno.Command(command, {
+          args,
+          // The whole environment: nothing of ours beyond it.
+          env,
+          clearEnv: true,
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+          // Deno 2's `detached` calls setsid() in the child before exec (as
+          // Node's does): it leads a new session and process group whose id
+          // is its pid. Checked by tests/wrapper.test.ts, which reads the
+          // child's group from /proc.
+          detached: true,
+        }).spawn();
+      } catch (error) {
+        throw new SpawnError(command, (error as { name?: string }).name);
+      }
+      // Deno's code is 128 + N when signal N killed it.
+      return Object.assign(child, { exited: child.status.then((s) => s.code) });
+    },
+    stdin: () => deno.stdin.readable,
+    stdout: () => fdWritable((chunk) => deno.stdout.write(chunk)),
+    stderr: () => fdWritable((chunk) => deno.stderr.write(chunk)),
+  };
 }

@@ -101,20 +101,14 @@ export function childEnvironment(
   );
   const env: Record<string, string> = {};
   const leftOut: string[] = [];
+  const withheld = [...SECRET_VARIABLES, ...TOKEN_PATH_VARIABLES];
   for (const [name, value] of Object.entries(parent)) {
     if (value === undefined) continue;
-    if (SECRET_VARIABLES.includes(name)) continue;
-    if (TOKEN_PATH_VARIABLES.includes(name)) {
-      if (pass !== undefined && name === "MOLECULE_WORKSPACE_TOKEN_FILE") {
-        env[name] = value;
-      }
-      continue;
-    }
-    if (secrets.some((secret) => value.includes(secret))) {
+    const kept = pass !== undefined && name === "MOLECULE_WORKSPACE_TOKEN_FILE";
+    if (!kept && withheld.includes(name)) continue;
+    if (!kept && secrets.some((secret) => value.includes(secret))) {
       leftOut.push(name);
-      continue;
-    }
-    env[name] = value;
+    } else env[name] = value;
   }
   if (pass !== undefined) env.MOLECULE_WORKSPACE_TOKEN = pass;
   return { env, leftOut };

@@ -11,12 +11,7 @@ import { Socket } from "node:net";
 import process from "node:process";
 import { Readable, Writable } from "node:stream";
 import { constants } from "node:os";
-import {
-  type Child,
-  fdWritable,
-  type ProcessAdapter,
-  spawnError,
-} from "./child.ts";
+import { fdWritable, type ProcessAdapter, SpawnError } from "./child.ts";
 
 function writeFd(fd: number, chunk: Uint8Array): Promise<number> {
   return new Promise((resolve, reject) =>
@@ -87,6 +82,10 @@ function stdoutStream(): WritableStream<Uint8Array> {
   });
 }
 
+/** A Node stream as a web stream of bytes. */
+const web = (stream: Readable) =>
+  Readable.toWeb(stream) as unknown as ReadableStream<Uint8Array>;
+
 /** The adapter. */
 export function nodeProcessAdapter(): ProcessAdapter {
   return {
@@ -100,42 +99,34 @@ export function nodeProcessAdapter(): ProcessAdapter {
           detached: true,
           env,
         });
+        // Listened to from the start: an exit is never missed.
+        const exited = new Promise<number>((done) =>
+          child.once(
+            "exit",
+            (code, signal) =>
+              done(signal ? 128 + (constants.signals[signal] ?? 0) : code ?? 1),
+          )
+        );
         child.once("error", (error: NodeJS.ErrnoException) => {
-          reject(spawnError(command, error.code));
+          reject(new SpawnError(command, error.code));
         });
         child.once("spawn", () => {
           // After the spawn, errors are the pipes' (EPIPE on a child that
           // closed its stdin): the relay sees them through the streams.
           child.on("error", () => {});
           child.stdin!.on("error", () => {});
-          const exitCode = (code: number | null, signal: string | null) =>
-            signal
-              ? 128 + (constants.signals[signal as NodeJS.Signals] ?? 0)
-              : code ?? 1;
-          const exited = new Promise<number>((done) => {
-            if (child.exitCode !== null || child.signalCode !== null) {
-              return done(exitCode(child.exitCode, child.signalCode));
-            }
-            child.once("exit", (code, signal) => done(exitCode(code, signal)));
-          });
-          const wrapped: Child = {
+          resolve({
             pid: child.pid!,
             stdin: Writable.toWeb(child.stdin!) as WritableStream<Uint8Array>,
-            stdout: Readable.toWeb(child.stdout!) as ReadableStream<
-              Uint8Array
-            >,
-            stderr: Readable.toWeb(child.stderr!) as ReadableStream<
-              Uint8Array
-            >,
+            stdout: web(child.stdout!),
+            stderr: web(child.stderr!),
             exited,
             kill: (signal) => void child.kill(signal as NodeJS.Signals),
-          };
-          resolve(wrapped);
+          });
         });
       });
     },
-    stdin: () =>
-      Readable.toWeb(process.stdin) as unknown as ReadableStream<Uint8Array>,
+    stdin: () => web(process.stdin),
     stdout: stdoutStream,
     stderr: () => fdWritable((chunk) => writeFd(2, chunk)),
   };

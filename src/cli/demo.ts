@@ -28,12 +28,11 @@ export async function startDemo(
     workspaces: { [DEMO_WORKSPACE]: DEMO_TOKEN },
   });
   const cleanups: (() => Promise<void>)[] = [() => emulator.close()];
-  let dir = configsDir ?? "";
-  if (!dir) {
-    const made = await mkdtemp(join(tmpdir(), "molecule-heartbeat-demo-"));
-    dir = made;
-    // The demo's own scratch dir goes when the demo ends.
-    cleanups.push(() => rm(made, { recursive: true, force: true }));
+  const dir = configsDir ??
+    await mkdtemp(join(tmpdir(), "molecule-heartbeat-demo-"));
+  // The demo's own scratch dir goes when the demo ends.
+  if (!configsDir) {
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
   }
   log.info(
     "demo: a platform emulator is listening on {url} (a stand-in for your Molecule platform)",

@@ -34,20 +34,20 @@ const WHOLE = /^\d+$/;
 /** The interval takes a sign and an exponent too. */
 const FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
-/** A parser of a number from `min` to `max` whose text matches `pattern`. */
-function numberIn(min: number, max: number, pattern = DECIMAL) {
+/**
+ * A parser of a number from `min` to `max` whose text matches `pattern`;
+ * with `seconds`, a number of seconds, to whole milliseconds.
+ */
+function numberIn(
+  min: number,
+  max: number,
+  pattern = DECIMAL,
+  seconds = false,
+) {
   return (raw: string): number | undefined => {
     const n = pattern.test(raw) ? Number(raw) : NaN;
-    return n >= min && n <= max ? n : undefined;
-  };
-}
-
-/** A parser of seconds from `min` to `max`, to whole milliseconds. */
-function msIn(min: number, max: number, pattern = DECIMAL) {
-  const parse = numberIn(min, max, pattern);
-  return (raw: string): number | undefined => {
-    const seconds = parse(raw);
-    return seconds === undefined ? undefined : Math.round(seconds * 1000);
+    if (!(n >= min && n <= max)) return undefined;
+    return seconds ? Math.round(n * 1000) : n;
   };
 }
 
@@ -128,7 +128,7 @@ export const FLAGS = {
     }; fractions allowed; 0.05 to 3600)`,
     rule: "a number of seconds from 0.05 to 3600 (such as 20 or 0.5)",
     parse: (raw: string, where: string, warnings: string[]) => {
-      const ms = msIn(0.05, 3600, FLOAT)(raw);
+      const ms = numberIn(0.05, 3600, FLOAT, true)(raw);
       if (ms !== undefined && ms > 60_000) {
         warnings.push(
           `${where} is ${
@@ -147,7 +147,7 @@ export const FLAGS = {
     }): readiness follows it (no register after a gap: an accepted beat brings a workspace back)`,
     rule:
       "a whole number of seconds from 1 to 86400 (the platform's REMOTE_LIVENESS_STALE_AFTER, 180 by default)",
-    parse: msIn(1, 86_400, WHOLE),
+    parse: numberIn(1, 86_400, WHOLE, true),
   },
   statePoll: {
     flag: "--state-poll N",
@@ -195,10 +195,10 @@ export const FLAGS = {
     env: "MOLECULE_LOG_FORMAT",
     help: "text (default) or json (one object a line); logs go to stderr only",
     rule: '"text" or "json"',
-    parse: (raw: string): "text" | "json" | undefined => {
-      const format = raw.toLowerCase();
-      return format === "text" || format === "json" ? format : undefined;
-    },
+    parse: (raw: string) =>
+      (["text", "json"] as const).find((format) =>
+        format === raw.toLowerCase()
+      ),
   },
   verbose: {
     flag: "--verbose",
@@ -235,7 +235,7 @@ export const FLAGS = {
     help:
       "with -- COMMAND: time from a signal to the child's group to SIGKILL for it (default 10)",
     rule: "a number of seconds from 0 to 3600",
-    parse: msIn(0, 3600),
+    parse: numberIn(0, 3600, DECIMAL, true),
   },
   wedgedAfter: {
     flag: "--wedged-after SECONDS",
@@ -243,7 +243,7 @@ export const FLAGS = {
     help:
       'with -- COMMAND: a tool call unanswered this long (or a server silent this long with calls pending) makes beats say runtime_state "wedged" (default 300; 0 turns it off)',
     rule: "a number of seconds from 0 (off) to 86400",
-    parse: msIn(0, 86_400),
+    parse: numberIn(0, 86_400, DECIMAL, true),
   },
   passToken: {
     flag: "--pass-token",
@@ -252,11 +252,8 @@ export const FLAGS = {
       "with -- COMMAND: give the server the workspace token (the variable: 1, true, yes or on). Off by default: the server, and through it the MCP client and its model, can read its environment",
     rule: "1, true, yes or on (or 0, false, no, off)",
     parse: (raw: string) =>
-      /^(1|true|yes|on)$/i.test(raw)
-        ? true
-        : /^(0|false|no|off)$/i.test(raw)
-        ? false
-        : undefined,
+      /^(1|true|yes|on)$/i.test(raw) ||
+      (/^(0|false|no|off)$/i.test(raw) ? false : undefined),
   },
   once: {
     flag: "--once",
@@ -313,8 +310,7 @@ for (const [key, entry] of Object.entries(FLAGS) as [string, Entry][]) {
 
 /** Trimmed value, or `undefined` when unset or whitespace-only. */
 export function setting(value: string | undefined): string | undefined {
-  const trimmed = value?.trim();
-  return trimmed ? trimmed : undefined;
+  return value?.trim() || undefined;
 }
 
 /**
@@ -390,7 +386,7 @@ export function read<K extends SettingName>(
  * `--` (some clients' `mcp add` commands drop it): the error says so and
  * names it.
  *
- * @param args The arguments after the program name (before `--`).
+ * @param args The arguments after the program name, up to `--`.
  * @param beforeCommand Whether a `--` and a command follow `args`.
  * @returns The flags.
  * @throws {ConfigError} For an unknown flag, a missing value, or an argument.
@@ -401,8 +397,7 @@ export function parseFlags(args: string[], beforeCommand = false): CliFlags {
   // (`ps`, `/proc/PID/cmdline`) and is often logged by the client that
   // starts us. Other flags' values cannot be a token: only this one is
   // checked (before anything else reads the arguments).
-  const before = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
-  if (before.some((arg) => arg === "--token" || arg.startsWith("--token="))) {
+  if (args.some((arg) => arg === "--token" || arg.startsWith("--token="))) {
     throw new ConfigError(
       "--token is not accepted: a command line can be read by every user of this machine (ps) and is often logged. " +
         "Give the token in the variable MOLECULE_WORKSPACE_TOKEN, or put it in a file only you can read and pass --token-file PATH (or MOLECULE_WORKSPACE_TOKEN_FILE=PATH)",
@@ -445,14 +440,7 @@ export function parseFlags(args: string[], beforeCommand = false): CliFlags {
  * unknown flag comes before it (then that flag is the mistake to report).
  */
 function strayArgument(args: string[]): string | undefined {
-  const { tokens } = parseArgs({
-    args,
-    strict: false,
-    allowPositionals: true,
-    tokens: true,
-    options: OPTIONS,
-  });
-  for (const token of tokens) {
+  for (const token of looseTokens(args)) {
     if (token.kind === "option" && !(token.name in OPTIONS)) return undefined;
     if (token.kind === "positional") {
       // deno-lint-ignore no-control-regex
@@ -461,4 +449,35 @@ function strayArgument(args: string[]): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The arguments as read leniently: unknown flags and stray arguments too. */
+function looseTokens(args: string[]) {
+  return parseArgs({
+    args,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+    options: OPTIONS,
+  }).tokens;
+}
+
+/**
+ * The log format for an error met before the flags are read (a flag that
+ * does not parse): the last `--log-format` among our own arguments (before
+ * `--`) that is set, else `MOLECULE_LOG_FORMAT`; `"text"` otherwise. A
+ * collector that asked for JSON lines gets one for every error.
+ */
+export function earlyLogFormat(
+  args: string[],
+  env: EnvReader,
+): "text" | "json" {
+  let raw = setting(env("MOLECULE_LOG_FORMAT"));
+  for (const token of looseTokens(args)) {
+    if (token.kind === "option-terminator") break;
+    if (token.kind === "option" && token.name === "log-format") {
+      raw = setting(token.value) ?? raw;
+    }
+  }
+  return FLAGS.logFormat.parse(raw ?? "") ?? "text";
 }

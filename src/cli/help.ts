@@ -55,13 +55,8 @@ function flagList(): string {
     const names = flag && variables
       ? `${flag} (${variables})`
       : flag ?? variables;
-    const lines = [""];
-    for (const word of entry.help.split(" ")) {
-      const last = lines.length - 1;
-      if (lines[last] && lines[last].length + word.length >= 72) {
-        lines.push(word);
-      } else lines[last] = lines[last] ? `${lines[last]} ${word}` : word;
-    }
-    return [`  ${names}`, ...lines.map((line) => `      ${line}`)].join("\n");
+    // Wrapped at 72 characters, between words.
+    return `  ${names}\n${entry.help.replace(/(.{1,72})( |$)/g, "      $1\n")}`
+      .trimEnd();
   }).join("\n");
 }

@@ -64,9 +64,6 @@ export function rememberEnvironmentSecrets(env: EnvReader): string[] {
   return values;
 }
 
-/** Files read at once at start. */
-const READ_CONCURRENCY = 32;
-
 /**
  * Reads every stored inbound secret and issued token in the configs dir
  * (each workspace's, served now or not; temporary files aside) and
@@ -104,21 +101,19 @@ export async function rememberStoredSecrets(
     )
     .map((name) => `${dir.replace(/(.)\/+$/, "$1")}/${name}`);
   const values: string[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < paths.length) {
-      const path = paths[next++];
-      const text = await fs.readText(path, {
-        maxBytes: MAX_TOKEN_STORE_FILE_BYTES,
-      }).catch(() => undefined);
-      const value = text?.trim();
-      if (!value || !isValidSecret(value)) continue;
-      rememberSecret(value);
-      values.push(value);
-    }
-  };
-  await Promise.all(
-    Array.from({ length: Math.min(READ_CONCURRENCY, paths.length) }, worker),
-  );
+  // At most 32 files read at once.
+  for (let i = 0; i < paths.length; i += 32) {
+    await Promise.all(
+      paths.slice(i, i + 32).map(async (path) => {
+        const text = await fs.readText(path, {
+          maxBytes: MAX_TOKEN_STORE_FILE_BYTES,
+        }).catch(() => undefined);
+        const value = text?.trim();
+        if (!value || !isValidSecret(value)) return;
+        rememberSecret(value);
+        values.push(value);
+      }),
+    );
+  }
   return values;
 }

@@ -9,24 +9,21 @@
 import { processEnv } from "../shared/env.ts";
 import { ConfigError } from "../shared/errors.ts";
 import { maskSecrets } from "../shared/mask.ts";
+import { resolveToken } from "../shared/token.ts";
 import { VERSION } from "../shared/version.ts";
 import {
   type HeartbeatHandle,
   startHeartbeat,
 } from "../schedule/start_heartbeat.ts";
-import type {
-  HeartbeatStatus,
-  WorkspaceConfig,
-  WorkspaceStatus,
-} from "../schedule/types.ts";
+import type { HeartbeatStatus, WorkspaceConfig } from "../schedule/types.ts";
 import { startingMetrics } from "../schedule/_counters.ts";
 import { tidyConfigsDir } from "../storage/configs_dir.ts";
 import { defaultFileSystem } from "../storage/default_file_system.ts";
 import { FileSecretStore } from "../storage/file_secret_store.ts";
-import { SpawnError } from "./child.ts";
+import { denoProcessAdapter, SpawnError } from "./child.ts";
 import { passTokenSetting } from "./child_env.ts";
-import { EXIT } from "./exit_codes.ts";
-import { parseFlags, read, setting } from "./flags.ts";
+import { EXIT, runUntilDone } from "./run.ts";
+import { earlyLogFormat, parseFlags, read, setting } from "./flags.ts";
 import {
   rememberEnvironmentSecrets,
   rememberStoredSecrets,
@@ -43,7 +40,6 @@ import {
 } from "./shard.ts";
 import {
   configsDirSetting,
-  earlyLogFormat,
   healthSetting,
   maxInFlightSetting,
   missingPlatformUrl,
@@ -57,7 +53,7 @@ import {
 } from "./workspaces.ts";
 import type { Wrapped } from "./wrap.ts";
 
-export { EXIT } from "./exit_codes.ts";
+export { EXIT } from "./run.ts";
 
 /** What the command reads from its surroundings; tests pass their own. */
 export interface CliContext {
@@ -124,11 +120,8 @@ export async function main(context: CliContext = {}): Promise<number> {
         "to read PLATFORM_URL, WORKSPACE_ID and its other settings from the environment",
       );
     }
-    const logSet = {
-      format: read(flags, env, "logFormat") ?? "text",
-      verbose: read(flags, env, "verbose") ?? false,
-    };
-    format = logSet.format;
+    format = read(flags, env, "logFormat") ?? "text";
+    const verbose = read(flags, env, "verbose") ?? false;
     if (command && flags.once) {
       throw new ConfigError(
         "--once cannot be combined with a command after --: --once sends one beat and exits, a command runs until it ends",
@@ -149,15 +142,15 @@ export async function main(context: CliContext = {}): Promise<number> {
     const shard = shardSetting(flags, env, command !== undefined);
     // Logs go through a bounded queue written off the event loop: a reader
     // of our stderr that stalls or goes away never stops the heartbeat.
-    // Neither runtime loads the other's adapter.
+    // Deno never loads Node's adapter (its `node:` modules).
     const adapter = "Deno" in globalThis
-      ? (await import("./child_deno.ts")).denoProcessAdapter()
+      ? denoProcessAdapter()
       : (await import("./child_node.ts")).nodeProcessAdapter();
     const { createLogWriter } = await import("./log_writer.ts");
     const logWriter = createLogWriter(adapter.stderr());
     flushLogs = (ms) => logWriter.flush(ms);
     await configureLogging(
-      { ...logSet, verbose: logSet.verbose || flags.demo },
+      { format, verbose: verbose || flags.demo },
       (line) => logWriter.write(line),
     );
 
@@ -224,8 +217,13 @@ export async function main(context: CliContext = {}): Promise<number> {
         ...new Set(workspaces.map((w) => w.platformUrl!)),
       ]);
       for (const url of new Set(workspaces.map((w) => w.platformUrl))) {
+        // Deno grants network access per host and port, spelled out.
+        const { hostname, port, protocol } = new URL(url ?? platformUrl);
         requirePermission(
-          { name: "net", host: hostAndPort(url ?? platformUrl) },
+          {
+            name: "net",
+            host: `${hostname}:${port || (protocol === "https:" ? 443 : 80)}`,
+          },
           `to reach the platform at ${url ?? platformUrl}`,
         );
       }
@@ -252,12 +250,16 @@ export async function main(context: CliContext = {}): Promise<number> {
     // the environment's, is known already.
     const storedSecrets = await rememberStoredSecrets(fs, configsDir);
 
+    // Wrapper mode: every workspace's token at start, by id (a token
+    // function asked once; a failing one is left out).
+    const startTokens = new Map<string, string>();
+    for (const { id, token } of command ? workspaces : []) {
+      const value = await resolveToken(token).catch(() => "");
+      if (value) startTokens.set(id, value);
+    }
     // Wrapper mode's tracker, made first: /metrics reads its tool calls.
-    const startTokens = command
-      ? await tokensAtStart(workspaces)
-      : new Map<string, string>();
     // What only one kind of run needs is loaded by that run alone.
-    const wrapper = command ? await import("./wrapper_parts.ts") : undefined;
+    const wrapper = command ? await import("./wrap.ts") : undefined;
     const tracker = wrapper?.createMcpTracker({
       // A tool's error text may quote the environment.
       mask: (text) => maskSecrets(text, { extra: startTokens.values() }),
@@ -313,7 +315,7 @@ export async function main(context: CliContext = {}): Promise<number> {
         { name: "run", command: command[0] },
         `to start ${command[0]}`,
       );
-      const { childEnvironment, createMcpStreamTap, startWrapped } = wrapper;
+      const { childEnvironment, startWrapped } = wrapper;
       try {
         // The server's environment is ours without our secrets.
         const childEnv = childEnvironment(environment(), {
@@ -332,11 +334,10 @@ export async function main(context: CliContext = {}): Promise<number> {
         }
         wrapped = await startWrapped({
           adapter,
-          command: command[0],
-          args: command.slice(1),
+          command,
           env: childEnv.env,
           killAfterMs,
-          tap: createMcpStreamTap(tracker),
+          tracker,
         });
       } catch (error) {
         if (!(error instanceof SpawnError)) throw error;
@@ -359,14 +360,12 @@ export async function main(context: CliContext = {}): Promise<number> {
       if (share === undefined) return EXIT.ok;
       workspaces = share;
     }
-    const stopSignal = new AbortController();
     const hb = started.hb = startHeartbeat({
       platformUrl,
       workspaces,
       intervalMs,
       secretStore,
       env,
-      signal: stopSignal.signal,
       orgId,
       statePollEvery,
       maxInFlight,
@@ -374,7 +373,7 @@ export async function main(context: CliContext = {}): Promise<number> {
       orgRequestShare,
       checkStateAtStart: flags.once,
       // Each workspace's own failure lines with --verbose; a summary otherwise.
-      summarizeLogs: !logSet.verbose,
+      summarizeLogs: !verbose,
       stats: tracker && (() => tracker.stats()),
       // Register says an MCP server runs beside the agent (issue 17 point 7).
       mcpServerPresent: command !== undefined,
@@ -397,27 +396,21 @@ export async function main(context: CliContext = {}): Promise<number> {
       },
     );
 
-    const code = wrapped && wrapper
-      ? await wrapper.runWrapped(hb, wrapped, context.signal)
-      : await (await import("./run.ts")).runUntilDone(hb, {
-        once: flags.once,
-        demo: flags.demo,
-        signal: context.signal,
-      });
-    stopSignal.abort();
-    return code;
+    // The heartbeat stops first among the cleanups.
+    return await runUntilDone(hb, {
+      once: flags.once,
+      demo: flags.demo && !wrapped,
+      signal: context.signal,
+      wrapped,
+    });
   } catch (error) {
-    if (error instanceof ConfigError) {
-      printError(error.message, format);
-      return EXIT.config;
-    }
-    // Deno refused something the checks above could not foresee.
-    const denied = permissionErrorMessage(error);
-    if (denied !== undefined) {
-      printError(denied, format);
-      return EXIT.config;
-    }
-    throw error;
+    // Or Deno refused something the checks above could not foresee.
+    const message = error instanceof ConfigError
+      ? error.message
+      : permissionErrorMessage(error);
+    if (message === undefined) throw error;
+    printError(message, format);
+    return EXIT.config;
   } finally {
     // Everything settles well within the 2 s a supervisor allows; never wait longer.
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -462,12 +455,10 @@ function healthBindError(
   const code = String((error as { code?: unknown } | undefined)?.code ?? "");
   const text = error instanceof Error ? error.message : String(error);
   const denied = permissionErrorMessage(error);
-  const portsFault = denied === undefined &&
-    (code === "EADDRINUSE" || code === "EACCES" ||
-      /in use|permission denied/i.test(text));
   const [fix, name] = denied !== undefined
     ? [denied, "--health-port"]
-    : portsFault
+    : code === "EADDRINUSE" || code === "EACCES" ||
+        /in use|permission denied/i.test(text)
     ? ["pick another --health-port", "--health-port"]
     : [
       "set --health-host (MOLECULE_HEALTH_HOST) to an address of this machine, such as 127.0.0.1 or 0.0.0.0",
@@ -477,16 +468,6 @@ function healthBindError(
     `cannot serve health on ${host}:${port} (${text}): ${fix}`,
     name,
   );
-}
-
-/**
- * A URL's host and port, the port spelled out (Deno grants network access
- * per host and port: `--allow-net=example.com:443`).
- */
-function hostAndPort(url: string): string {
-  const u = new URL(url);
-  const port = u.port || (u.protocol === "https:" ? "443" : "80");
-  return `${u.hostname}:${port}`;
 }
 
 /**
@@ -502,33 +483,14 @@ function startingStatus(
     stopped: false,
     intervalMs,
     uptimeSeconds: 0,
-    workspaces: workspaces.map((w) =>
-      ({
-        workspaceId: w.id,
-        registered: false,
-        rejected: false,
-        deleted: false,
-        paused: false,
-        sinceLastSuccessMs: undefined,
-        lastError: "starting",
-      }) as WorkspaceStatus
-    ),
+    workspaces: workspaces.map((w) => ({
+      workspaceId: w.id,
+      registered: false,
+      rejected: false,
+      deleted: false,
+      paused: false,
+      sinceLastSuccessMs: undefined,
+      lastError: "starting",
+    })),
   } as HeartbeatStatus;
-}
-
-/**
- * Every workspace's token at start, by id (a token function asked once);
- * a failing one is left out.
- */
-async function tokensAtStart(
-  workspaces: WorkspaceConfig[],
-): Promise<Map<string, string>> {
-  const tokens = new Map<string, string>();
-  for (const { id, token } of workspaces) {
-    const value = await Promise.resolve().then(() =>
-      typeof token === "string" ? token : token()
-    ).catch(() => "");
-    if (value) tokens.set(id, value);
-  }
-  return tokens;
 }

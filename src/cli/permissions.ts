@@ -18,11 +18,14 @@ export type Permission =
   | { name: "write"; path: string }
   | { name: "run"; command: string };
 
-interface DenoPermissions {
-  permissions?: {
-    querySync?(descriptor: Permission): { state: string };
-  };
-}
+/** `Deno.permissions`, off Deno `undefined`. */
+const permissions = (globalThis as {
+  Deno?: { permissions?: { querySync?(p: Permission): { state: string } } };
+}).Deno?.permissions;
+
+/** Deno's answer (`granted`, `prompt` or `denied`); off Deno, none to ask. */
+const denoQuery = permissions?.querySync &&
+  ((permission: Permission) => permissions.querySync!(permission).state);
 
 /**
  * The one line for a permission the run lacks: the flag to add, what for,
@@ -42,18 +45,6 @@ export function permissionMessage(
   } to the deno run line, or run with -A`;
 }
 
-/** Deno's answer for a permission: `granted`, `prompt` or `denied`. */
-export type PermissionQuery = (permission: Permission) => string;
-
-/** `Deno.permissions.querySync`, or `undefined` off Deno. */
-function denoQuery(): PermissionQuery | undefined {
-  const permissions = (globalThis as { Deno?: DenoPermissions }).Deno
-    ?.permissions;
-  const querySync = permissions?.querySync;
-  if (!querySync) return undefined;
-  return (permission) => querySync.call(permissions, permission).state;
-}
-
 /**
  * Throws the {@link permissionMessage} as a configuration error when Deno
  * does not grant `permission` already (a prompt cannot be answered by a
@@ -62,31 +53,24 @@ function denoQuery(): PermissionQuery | undefined {
  *
  * @param permission What the run needs.
  * @param why What for, for the message.
- * @param query Asks for the permission's state. @default {Deno's}
+ * @param query Asks for the permission's state (`granted`, `prompt` or
+ *   `denied`). @default {Deno's}
  * @throws {ConfigError} When it is not granted.
  */
 export function requirePermission(
   permission: Permission,
   why: string,
-  query: PermissionQuery | undefined = denoQuery(),
+  query: ((permission: Permission) => string) | undefined = denoQuery,
 ): void {
-  if (!query) return;
-  let state: string;
   try {
-    state = query(permission);
+    if (!query || query(permission) === "granted") return;
   } catch {
     return; // a descriptor this Deno does not know: let the run say
   }
-  if (state === "granted") return;
-  const flag = `--allow-${permission.name}`;
+  const { name, ...scoped } = permission;
+  const flag = `--allow-${name}`;
   // Scoped, such as `--allow-net=host:443`: what the run needs at least.
-  const scope = "host" in permission
-    ? permission.host
-    : "path" in permission
-    ? permission.path
-    : "command" in permission
-    ? permission.command
-    : undefined;
+  const scope = Object.values(scoped)[0];
   throw new ConfigError(
     permissionMessage(flag, why, scope && `${flag}=${scope}`),
     flag,

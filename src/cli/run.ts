@@ -1,6 +1,8 @@
 /**
- * A plain run's end: a signal, every workspace gone, or with `--once` every
+ * The command's exit codes, and a run's end: a signal, every workspace gone, or with `--once` every
  * workspace registered and beat (or failed); `--demo`'s friendly log lines.
+ * In wrapper mode the child's end is the run's: signals are forwarded to
+ * its group, and a rejected token or a deleted workspace stops it.
  *
  * @module
  */
@@ -10,15 +12,14 @@ import type {
   HeartbeatStatus,
   WorkspaceStatus,
 } from "../schedule/types.ts";
-import { EXIT, goneCode } from "./exit_codes.ts";
-import { onSignal } from "./host.ts";
+import { type HandledSignal, onSignal } from "./host.ts";
 import { log } from "./logging.ts";
+import type { Wrapped } from "./wrap.ts";
 
-function detail<K extends keyof HeartbeatEventMap>(
-  event: Event,
-): HeartbeatEventMap[K] {
-  return (event as CustomEvent<HeartbeatEventMap[K]>).detail;
-}
+/** An event's detail. */
+type Detail<K extends keyof HeartbeatEventMap> = CustomEvent<
+  HeartbeatEventMap[K]
+>;
 
 /** The exit code of a signal that ends a `--once` run: 128 + its number. */
 const SIGNAL_CODE = { SIGINT: 130, SIGTERM: 143 } as const;
@@ -44,7 +45,10 @@ export function onceDeadlineMs(status: HeartbeatStatus): number {
  * Waits for what ends the run: a signal, every token rejected, or `--once`
  * done. `--once` always ends: within {@link onceDeadlineMs} (exit 1 naming
  * the workspaces that did not finish), and a signal during it exits 130
- * (SIGINT) or 143 (SIGTERM, or the context's signal), never 0.
+ * (SIGINT) or 143 (SIGTERM, or the context's signal), never 0. With
+ * `wrapped`, the end is the child's: its exit code, or 3/4/2 when the
+ * heartbeat stopped it (token rejected, workspace deleted, workspace id
+ * refused as malformed).
  */
 export function runUntilDone(
   hb: HeartbeatHandle,
@@ -52,10 +56,11 @@ export function runUntilDone(
     once: boolean;
     demo: boolean;
     signal?: AbortSignal;
-    /** The ids served (not read: a caller may pass them). */
-    ids?: string[];
+    /** Wrapper mode's child. */
+    wrapped?: Wrapped;
   },
 ): Promise<number> {
+  const { wrapped } = options;
   return new Promise<number>((resolve) => {
     // Each workspace's first beat: "" accepted, else why it failed.
     const firstBeat = new Map<string, string>();
@@ -102,20 +107,31 @@ export function runUntilDone(
       }
       return workspaces.length;
     };
-    const stopOn = (name: "SIGINT" | "SIGTERM") => () => {
+    const stopOn = (name: HandledSignal) => () => {
+      if (wrapped) {
+        log.info("{signal}: forwarding it to the child's process group", {
+          signal: name,
+        });
+        return wrapped.terminate(name);
+      }
       if (options.once) {
         log.error(
           "{signal} during --once: stopping before every workspace finished",
           { signal: name },
         );
-        return finish(SIGNAL_CODE[name]);
+        return finish(SIGNAL_CODE[name as "SIGINT"]);
       }
       log.info("{signal}: stopping", { signal: name });
       finish(EXIT.ok);
     };
-    const offInt = onSignal("SIGINT", stopOn("SIGINT"));
-    const offTerm = onSignal("SIGTERM", stopOn("SIGTERM"));
-    const onAbort = () => finish(options.once ? SIGNAL_CODE.SIGTERM : EXIT.ok);
+    const signals: HandledSignal[] = wrapped
+      ? ["SIGINT", "SIGTERM", "SIGHUP"]
+      : ["SIGINT", "SIGTERM"];
+    const offSignals = signals.map((name) => onSignal(name, stopOn(name)));
+    const onAbort = () =>
+      wrapped
+        ? wrapped.terminate("SIGTERM")
+        : finish(options.once ? SIGNAL_CODE.SIGTERM : EXIT.ok);
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let done = false;
     let deadline: ReturnType<typeof setTimeout> | undefined;
@@ -123,12 +139,16 @@ export function runUntilDone(
       if (done) return;
       done = true;
       clearTimeout(deadline);
-      offInt();
-      offTerm();
+      for (const off of offSignals) off();
       options.signal?.removeEventListener("abort", onAbort);
       resolve(code);
     }
-    if (options.signal?.aborted) return onAbort();
+    if (options.signal?.aborted) onAbort();
+    if (done) return;
+    void wrapped?.done.then((code) => {
+      log.info("the child exited (exit code {code})", { code });
+      finish(stoppedFor ?? code);
+    });
     if (options.once) {
       const ms = onceDeadlineMs(hb.status());
       deadline = setTimeout(() => {
@@ -179,8 +199,22 @@ export function runUntilDone(
       finish(EXIT.notAccepted);
     };
 
+    // Wrapper mode: the exit code when the heartbeat stopped the child.
+    let stoppedFor: number | undefined;
     const onGone = () => {
       const code = goneCode(hb.status().workspaces);
+      if (code !== undefined && wrapped) {
+        if (stoppedFor !== undefined) return;
+        stoppedFor = code;
+        log.error(
+          code === EXIT.deleted
+            ? "the workspace was deleted on the platform: stopping the child"
+            : code === EXIT.auth
+            ? "the token was rejected: stopping the child"
+            : "the platform refuses the workspace id as malformed (its ids are UUIDs): stopping the child",
+        );
+        return wrapped.terminate("SIGTERM");
+      }
       if (code !== undefined) {
         if (hb.status().workspaces.length > 1) {
           log.error(
@@ -200,7 +234,7 @@ export function runUntilDone(
     // Per-beat events cost a CustomEvent each: listen only when needed.
     if (options.once || options.demo) {
       hb.addEventListener("beat", (event) => {
-        const d = detail<"beat">(event);
+        const d = (event as Detail<"beat">).detail;
         if (options.demo) {
           log.info(
             "demo: heartbeat of {workspaceId} accepted (HTTP {status}, {latencyMs} ms)",
@@ -214,7 +248,7 @@ export function runUntilDone(
         beaten(d.workspaceId, "");
       });
       hb.addEventListener("failure", (event) => {
-        const d = detail<"failure">(event);
+        const d = (event as Detail<"failure">).detail;
         beaten(d.workspaceId, `heartbeat failed: ${d.reason}`);
       });
     }
@@ -223,7 +257,7 @@ export function runUntilDone(
         log.info(
           "demo: stored the inbound secret of {workspaceId} (mode 0600)",
           {
-            workspaceId: detail<"secret-stored">(event).workspaceId,
+            workspaceId: (event as Detail<"secret-stored">).detail.workspaceId,
           },
         );
       });
@@ -234,3 +268,42 @@ export function runUntilDone(
 
 /** Whether the platform refused a workspace or deleted it. */
 const gone = (w: WorkspaceStatus) => w.rejected || w.deleted;
+
+/** Exit codes of the command. */
+export const EXIT = {
+  ok: 0,
+  notAccepted: 1,
+  config: 2,
+  auth: 3,
+  deleted: 4,
+} as const;
+
+/**
+ * When every workspace is gone (rejected, or deleted on the platform), the
+ * exit code: 4 when every one was deleted; else 3 when the platform refused
+ * the token of any (`rejectedFor` `"token"`, or not said); else 2: the
+ * platform refuses the ids as malformed (`rejectedFor` `"id"`), a
+ * configuration error. `undefined` while one is still served.
+ *
+ * @example
+ * ```ts ignore
+ * import { goneCode } from "./run.ts";
+ * hb.addEventListener("rejected", () => {
+ *   const code = goneCode(hb.status().workspaces);
+ *   if (code !== undefined) exit(code);
+ * });
+ * ```
+ *
+ * @param all Every workspace's status (`hb.status().workspaces`).
+ * @returns The exit code, or `undefined`.
+ */
+export function goneCode(
+  all: readonly WorkspaceStatus[],
+): number | undefined {
+  if (!all.every((w) => w.rejected || w.deleted)) return undefined;
+  if (all.every((w) => w.deleted)) return EXIT.deleted;
+  if (all.some((w) => w.rejected && !w.deleted && w.rejectedFor !== "id")) {
+    return EXIT.auth;
+  }
+  return EXIT.config;
+}

@@ -35,30 +35,6 @@ export function maxInFlightSetting(
 }
 
 /**
- * The log format for an error met before the flags are read (a flag that
- * does not parse): `--log-format json` or `--log-format=json` among our own
- * arguments (before `--`), else `MOLECULE_LOG_FORMAT`; `"text"` otherwise.
- * A collector that asked for JSON lines gets one for every error.
- */
-export function earlyLogFormat(
-  args: string[],
-  env: EnvReader,
-): "text" | "json" {
-  // As main reads it: the flag's last value that is set, else the
-  // variable's (a blank value counts as unset).
-  let raw = setting(env("MOLECULE_LOG_FORMAT"));
-  for (let i = 0; i < args.length && args[i] !== "--"; i++) {
-    const value = args[i] === "--log-format"
-      ? args[i + 1]
-      : args[i].startsWith("--log-format=")
-      ? args[i].slice("--log-format=".length)
-      : undefined;
-    raw = setting(value) ?? raw;
-  }
-  return raw?.toLowerCase() === "json" ? "json" : "text";
-}
-
-/**
  * The `Origin` header to send, from `--origin` or `MOLECULE_ORIGIN`:
  * `undefined` when neither is set (each workspace's platform URL's origin,
  * the library's default); `""` for `none`, or for the flag given an empty
@@ -119,32 +95,25 @@ export function checkedPlatformUrl(
   warnings: string[],
   name: string = where,
 ): string {
+  const fail = (what: string) => new ConfigError(`${where} ${what}`, name);
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(
-      `${where} must be an absolute http(s) URL, such as https://your-tenant.molecule.example, not "${raw}"`,
-      name,
+    throw fail(
+      `must be an absolute http(s) URL, such as https://your-tenant.molecule.example, not "${raw}"`,
     );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ConfigError(
-      `${where} must be an http or https URL, not ${url.protocol}`,
-      name,
-    );
+    throw fail(`must be an http or https URL, not ${url.protocol}`);
   }
   if (url.username || url.password) {
-    throw new ConfigError(
-      `${where} must not carry a user name or password; the token authenticates`,
-      name,
+    throw fail(
+      "must not carry a user name or password; the token authenticates",
     );
   }
   if (url.search || url.hash) {
-    throw new ConfigError(
-      `${where} must be a base URL without ?query or #fragment`,
-      name,
-    );
+    throw fail("must be a base URL without ?query or #fragment");
   }
   if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
     warnings.push(
@@ -169,9 +138,9 @@ export function healthSetting(
 ): { port: number; host: string; token?: string } | undefined {
   const port = read(flags, env, "healthPort");
   if (port === undefined) return undefined;
-  const host = read(flags, env, "healthHost") ?? "127.0.0.1";
   const token = read(flags, env, "healthToken");
-  return { port, host, ...(token !== undefined ? { token } : {}) };
+  const host = read(flags, env, "healthHost") ?? "127.0.0.1";
+  return token === undefined ? { port, host } : { port, host, token };
 }
 
 /**

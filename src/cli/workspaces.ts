@@ -25,26 +25,12 @@ import {
 import { type CliFlags, setting } from "./flags.ts";
 import { checkedPlatformUrl, missingPlatformUrl } from "./settings.ts";
 
-/** Most bytes read from a token file. */
-export const MAX_TOKEN_FILE_BYTES = 16 * 1024;
-/** Most bytes read from a workspaces file. */
-export const MAX_WORKSPACES_FILE_BYTES = 64 * 1024 * 1024;
+/** A workspaces list's entry, as error messages show it. */
+const ENTRY = '{"id": "...", "token": "..."}';
 
 /** What a valid token is, for error messages (never the token itself). */
 const TOKEN_RULE =
   "a token is 1 to 4096 visible ASCII characters, without spaces or line breaks (a second line or a stray quote is a common cause)";
-
-/**
- * The reason `JSON.parse` failed, without the input it quotes (which may
- * hold a token): the position only.
- */
-export function jsonErrorWithoutInput(error: unknown): string {
-  const message = error instanceof Error ? error.message : "";
-  const at = /position (\d+)/.exec(message) ?? /column (\d+)/.exec(message);
-  return at
-    ? `a syntax error near character ${at[1]}`
-    : "a syntax error (check commas, quotes and brackets)";
-}
 
 /** Where the canvas issues tokens; named in every token error. */
 export const TOKENS_HINT =
@@ -89,98 +75,79 @@ export function parseWorkspacesJson(
   warnings: string[] = [],
   ownUrlRequired = false,
 ): WorkspaceEntry[] {
+  const fail = (what: string) => new ConfigError(`${where} ${what}`, where);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(
-      `${where} is not valid JSON (${
-        jsonErrorWithoutInput(error)
-      }); expected [{"id": "...", "token": "..."}, ...]`,
-      where,
+    // Its position only: `JSON.parse`'s message quotes the input, which may
+    // hold a token.
+    const { message } = error as SyntaxError;
+    const at = /position (\d+)/.exec(message) ?? /column (\d+)/.exec(message);
+    throw fail(
+      `is not valid JSON (${
+        at
+          ? `a syntax error near character ${at[1]}`
+          : "a syntax error (check commas, quotes and brackets)"
+      }); expected [${ENTRY}, ...]`,
     );
   }
   if (!Array.isArray(value)) {
-    throw new ConfigError(
-      `${where} must be a JSON array of {"id": "...", "token": "..."} objects`,
-      where,
-    );
+    throw fail(`must be a JSON array of ${ENTRY} objects`);
   }
   if (value.length === 0) {
-    throw new ConfigError(
-      `${where} is an empty array: list at least one {"id": "...", "token": "..."}`,
-      where,
-    );
+    throw fail(`is an empty array: list at least one ${ENTRY}`);
   }
   const seen = new Map<string, number>();
   return value.map((entry, index) => {
     if (!isRecord(entry)) {
-      throw new ConfigError(
-        `${where} entry ${index} is not an object; expected {"id": "...", "token": "..."}`,
-        where,
-      );
+      throw fail(`entry ${index} is not an object; expected ${ENTRY}`);
     }
     const { id, token, platform_url: platformUrl } = entry;
     if (typeof id !== "string" || !id.trim()) {
-      throw new ConfigError(
-        `${where} entry ${index} has no "id" (a non-empty string)`,
-        where,
-      );
-    }
-    if (typeof token !== "string" || !token.trim()) {
-      throw new ConfigError(
-        `${where} entry ${index} (id ${id.trim()}) has no "token" (a non-empty string). ${TOKENS_HINT}`,
-        where,
-      );
+      throw fail(`entry ${index} has no "id" (a non-empty string)`);
     }
     const cleanId = id.trim();
+    const named = `entry ${index} (id ${cleanId})`;
+    if (typeof token !== "string" || !token.trim()) {
+      throw fail(
+        `${named} has no "token" (a non-empty string). ${TOKENS_HINT}`,
+      );
+    }
     if (!isValidWorkspaceId(cleanId)) {
-      throw new ConfigError(
-        `${where} entry ${index} has an "id" with control characters or over ${MAX_WORKSPACE_ID_LENGTH} characters`,
-        where,
+      throw fail(
+        `entry ${index} has an "id" with control characters or over ${MAX_WORKSPACE_ID_LENGTH} characters`,
       );
     }
     if (!WORKSPACE_ID_PATTERN.test(cleanId)) {
-      throw new ConfigError(
-        `${where} entry ${index} has an "id" that is no workspace id (${cleanId}): ${ID_RULE}`,
-        where,
+      throw fail(
+        `entry ${index} has an "id" that is no workspace id (${cleanId}): ${ID_RULE}`,
       );
     }
-    if (
-      platformUrl != null && typeof platformUrl !== "string"
-    ) {
-      throw new ConfigError(
-        `${where} entry ${index} (id ${cleanId}) has a "platform_url" that is not a string`,
-        where,
-      );
+    if (platformUrl != null && typeof platformUrl !== "string") {
+      throw fail(`${named} has a "platform_url" that is not a string`);
     }
-    const ownUrl = typeof platformUrl === "string" && platformUrl.trim()
+    const ownUrl = platformUrl?.trim()
       ? checkedPlatformUrl(
         platformUrl.trim(),
-        `${where} entry ${index} (id ${cleanId}) "platform_url"`,
+        `${where} ${named} "platform_url"`,
         warnings,
         where,
       )
       : undefined;
     if (ownUrlRequired && ownUrl === undefined) {
       throw missingPlatformUrl(
-        `, or give ${where} entry ${index} (id ${cleanId}) its own "platform_url" (without PLATFORM_URL, every entry needs one)`,
+        `, or give ${where} ${named} its own "platform_url" (without PLATFORM_URL, every entry needs one)`,
       );
     }
     const cleanToken = token.trim();
     if (!isValidToken(cleanToken)) {
-      throw new ConfigError(
-        `${where} entry ${index} (id ${cleanId}) has a "token" that cannot be sent: ${TOKEN_RULE}`,
-        where,
-      );
+      throw fail(`${named} has a "token" that cannot be sent: ${TOKEN_RULE}`);
     }
     rememberSecret(cleanToken);
     const first = seen.get(cleanId);
     if (first !== undefined) {
-      throw new ConfigError(
-        `${where} entry ${index} repeats id ${cleanId} of entry ${first}`,
-        where,
-      );
+      throw fail(`entry ${index} repeats id ${cleanId} of entry ${first}`);
     }
     seen.set(cleanId, index);
     return ownUrl === undefined
@@ -220,31 +187,6 @@ export interface WorkspaceSources {
   noPlatformUrl?: boolean;
   /** With a workspaces file: its hooks, filled in. */
   changes?: WorkspacesFileChanges;
-}
-
-/**
- * A workspace whose token is looked up in a watched workspaces file (its
- * `platform_url` is the one it had when it was first served).
- */
-function fileEntry(
-  entry: WorkspaceEntry,
-  file: { path: string; get(): Promise<Map<string, WorkspaceEntry>> },
-  index: number,
-): WorkspaceConfig {
-  let last = entry.token;
-  const id = entry.id;
-  return {
-    id,
-    idSource: `entry ${index} of the workspaces file ${file.path}`,
-    tokenSource: `the workspaces file ${file.path}`,
-    tokenReread: true,
-    ...(entry.platformUrl ? { platformUrl: entry.platformUrl } : {}),
-    // The file is re-read when it changes; an id that left it keeps its last token.
-    token: async () => {
-      last = (await file.get()).get(id)?.token ?? last;
-      return last;
-    },
-  };
 }
 
 /**
@@ -292,42 +234,33 @@ export async function workspacesSetting(
   src: WorkspaceSources,
 ): Promise<WorkspaceConfig[]> {
   const source = workspacesSource(src.flags, src.env);
-  if (source.kind === "file") {
-    return await workspacesFromFile(source.value, source.where, src);
+  if (source.kind === "none") {
+    throw new ConfigError(
+      "no workspace to serve: set WORKSPACE_ID (or --workspace-id) and MOLECULE_WORKSPACE_TOKEN, " +
+        `or MOLECULE_WORKSPACES / --workspaces-file for several. ${TOKENS_HINT}`,
+      "WORKSPACE_ID",
+    );
   }
-  if (source.kind === "json") {
-    return parseWorkspacesJson(
-      source.value,
-      "MOLECULE_WORKSPACES",
-      src.warnings,
-      src.noPlatformUrl,
-    ).map((w, index) => ({
-      ...w,
-      idSource: `entry ${index} of MOLECULE_WORKSPACES`,
-      tokenSource: "MOLECULE_WORKSPACES",
-    }));
+  const { kind, value, where } = source;
+  if (kind === "file") return await workspacesFromFile(value, where, src);
+  if (kind === "json") {
+    return parseWorkspacesJson(value, where, src.warnings, src.noPlatformUrl)
+      .map((w, index) => ({
+        ...w,
+        idSource: `entry ${index} of ${where}`,
+        tokenSource: where,
+      }));
   }
-  if (source.kind === "id") {
-    const { value: id, where } = source;
-    if (!isValidWorkspaceId(id)) {
-      throw new ConfigError(
-        `${where} must be a workspace id without control characters, at most ${MAX_WORKSPACE_ID_LENGTH} characters`,
-        where,
-      );
-    }
-    if (!WORKSPACE_ID_PATTERN.test(id)) {
-      throw new ConfigError(
-        `${where} is no workspace id (${id}): ${ID_RULE}`,
-        where,
-      );
-    }
-    return [{ id, idSource: where, ...await singleToken(id, src) }];
+  const fail = (what: string) => new ConfigError(`${where} ${what}`, where);
+  if (!isValidWorkspaceId(value)) {
+    throw fail(
+      `must be a workspace id without control characters, at most ${MAX_WORKSPACE_ID_LENGTH} characters`,
+    );
   }
-  throw new ConfigError(
-    "no workspace to serve: set WORKSPACE_ID (or --workspace-id) and MOLECULE_WORKSPACE_TOKEN, " +
-      `or MOLECULE_WORKSPACES / --workspaces-file for several. ${TOKENS_HINT}`,
-    "WORKSPACE_ID",
-  );
+  if (!WORKSPACE_ID_PATTERN.test(value)) {
+    throw fail(`is no workspace id (${value}): ${ID_RULE}`);
+  }
+  return [{ id: value, idSource: where, ...await singleToken(value, src) }];
 }
 
 /** A workspace's token, and where it came from (for the revoked-token error). */
@@ -370,7 +303,7 @@ async function singleToken(
     return {
       token: await fileToken(path, {
         fs: src.fs,
-        maxBytes: MAX_TOKEN_FILE_BYTES,
+        maxBytes: 16 * 1024, // a token file
       }),
       tokenSource: `the token file ${path}${
         where === "MOLECULE_WORKSPACE_TOKEN_FILE" ? ` (${where})` : ""
@@ -393,6 +326,25 @@ async function workspacesFromFile(
 ): Promise<WorkspaceConfig[]> {
   await warnIfShared(path, where, src);
   let file: WatchedFile<Map<string, WorkspaceEntry>> | undefined;
+  // Each entry's token is looked up in the file, re-read when it changes
+  // (an id that left it keeps its last token); its `platform_url` is the
+  // one it had when it was first served.
+  const served = (entries: Map<string, WorkspaceEntry>) =>
+    [...entries.values()].map((entry, index): WorkspaceConfig => {
+      const { id, platformUrl } = entry;
+      let last = entry.token;
+      return {
+        id,
+        idSource: `entry ${index} of the workspaces file ${path}`,
+        tokenSource: `the workspaces file ${path}`,
+        tokenReread: true,
+        ...(platformUrl ? { platformUrl } : {}),
+        token: async () => {
+          last = (await file!.get()).get(id)?.token ?? last;
+          return last;
+        },
+      };
+    });
   try {
     // Parsed once per change into a map: a token is looked up before every
     // beat, and a scan of the list made a fleet of N cost N² (a profile at
@@ -413,11 +365,8 @@ async function workspacesFromFile(
       },
       {
         fs: src.fs,
-        maxBytes: MAX_WORKSPACES_FILE_BYTES,
-        onChange: (entries) =>
-          src.changes?.listener?.(
-            [...entries.values()].map((e, i) => fileEntry(e, file!, i)),
-          ),
+        maxBytes: 64 * 1024 * 1024, // a workspaces file
+        onChange: (entries) => src.changes?.listener?.(served(entries)),
       },
     );
   } catch (error) {
@@ -430,7 +379,7 @@ async function workspacesFromFile(
     src.changes.watched = true;
     src.changes.poll = () => file!.get();
   }
-  return [...initial.values()].map((e, i) => fileEntry(e, file!, i));
+  return served(initial);
 }
 
 async function warnIfShared(

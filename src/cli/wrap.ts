@@ -4,27 +4,36 @@
  * its stdout and stderr back byte for byte, and forwards signals to the
  * group, with a grace period before SIGKILL. When the child ends, whatever it
  * left running in its group is stopped the same way: nothing we started
- * outlives us. A rejected token or a deleted workspace stops the child, and
- * the child's end ends the run.
+ * outlives us: the child is spawned as the leader of a group (and session)
+ * of its own, so its group id is its pid, and whatever it starts (a
+ * launcher's real server: `bash run.sh` → `python server.py`, `npx` →
+ * `node`) is in that group unless it moves itself out. How the run follows
+ * the child is in `run.ts`.
  *
  * @module
  */
-import type { McpStreamTap } from "../mcp/stream_tap.ts";
-import type { HeartbeatHandle } from "../schedule/start_heartbeat.ts";
+import { createMcpStreamTap } from "../mcp/stream_tap.ts";
+import type { McpTracker } from "../mcp/tracker.ts";
 import type { ProcessAdapter } from "./child.ts";
-import { EXIT, goneCode } from "./exit_codes.ts";
-import { onSignal, parentPid } from "./host.ts";
-import { liveGroupMembers, signalGroup } from "./process_group.ts";
+import {
+  kill,
+  onSignal,
+  parentPid,
+  readDirNamesSync,
+  readTextSync,
+} from "./host.ts";
 import { log } from "./logging.ts";
+
+// What else only wrapper mode needs: `main.ts` loads this module alone for it.
+export { createMcpTracker } from "../mcp/tracker.ts";
+export { childEnvironment } from "./child_env.ts";
 
 /** Options of {@link startWrapped}. */
 export interface WrapOptions {
   /** This runtime's process adapter. */
   adapter: ProcessAdapter;
-  /** The command to run. */
-  command: string;
-  /** Its arguments. */
-  args: string[];
+  /** The command to run, and its arguments. */
+  command: string[];
   /** Its whole environment (see `child_env.ts`: ours without our secrets). */
   env: Record<string, string>;
   /**
@@ -33,8 +42,8 @@ export interface WrapOptions {
    * SIGKILL for the group, in ms. @default {10000}
    */
   killAfterMs?: number;
-  /** Sees the bytes in both directions (never changes them). */
-  tap: McpStreamTap;
+  /** Sees the bytes in both directions, through a stream tap. */
+  tracker: McpTracker;
 }
 
 /** A running wrapped child; see {@link startWrapped}. */
@@ -90,12 +99,9 @@ async function pump(
  * @throws {SpawnError} When the command cannot be found (127) or run (126).
  */
 export async function startWrapped(options: WrapOptions) {
-  const { adapter, tap } = options;
-  const child = await adapter.spawn(
-    options.command,
-    options.args,
-    options.env,
-  );
+  const { adapter, command: [command, ...args] } = options;
+  const child = await adapter.spawn(command, args, options.env);
+  const tap = createMcpStreamTap(options.tracker);
   const killAfterMs = options.killAfterMs ?? 10_000;
 
   const group = child.pid;
@@ -114,6 +120,20 @@ export async function startWrapped(options: WrapOptions) {
       }
     }, killAfterMs);
   };
+  // Sends `signal` to the child's process group; if any of it still runs
+  // `killAfterMs` after the first call, sends the group SIGKILL.
+  const terminate = (signal: string) => {
+    if (finished) return;
+    // Its whole group (what it started, too); the child alone if it left it.
+    if (!signalGroup(group, signal)) {
+      try {
+        child.kill(signal);
+      } catch {
+        // already exited
+      }
+    }
+    armKill();
+  };
   // Our parent: the MCP client, which closes our stdin to shut the server
   // down and then stops it itself if it lingers (MCP's stdio transport).
   const parent = parentPid();
@@ -131,8 +151,7 @@ export async function startWrapped(options: WrapOptions) {
           "the MCP client is gone (stdin closed, parent {pid} exited): stopping the server's process group (SIGTERM, then SIGKILL after {seconds} s)",
           { pid: parent, seconds: killAfterMs / 1000 },
         );
-        signalGroup(group, "SIGTERM");
-        armKill();
+        terminate("SIGTERM");
       }, PARENT_CHECK_MS);
     },
     close: true,
@@ -172,8 +191,7 @@ export async function startWrapped(options: WrapOptions) {
             seconds: killAfterMs / 1000,
           },
         );
-        signalGroup(group, "SIGTERM");
-        armKill();
+        terminate("SIGTERM");
       }
       await groupGone(group, () => killed);
     }
@@ -204,18 +222,7 @@ export async function startWrapped(options: WrapOptions) {
      * Sends `signal` to the child's process group; if any of it still runs
      * `killAfterMs` after the first call, sends the group SIGKILL.
      */
-    terminate(signal: string) {
-      if (finished) return;
-      // Its whole group (what it started, too); the child alone if it left it.
-      if (!signalGroup(group, signal)) {
-        try {
-          child.kill(signal);
-        } catch {
-          // already exited
-        }
-      }
-      armKill();
-    },
+    terminate,
   };
 }
 
@@ -246,49 +253,61 @@ async function groupGone(group: number, killed: () => boolean) {
 }
 
 /**
- * Runs until the wrapped child ends, and resolves with the exit code: the
- * child's, or 3/4/2 when the heartbeat stopped it (token rejected, workspace
- * deleted, workspace id refused as malformed).
+ * Sends `signal` to every process in group `pgid`. A group already empty is
+ * no error.
+ *
+ * @param pgid The group id (the child's pid: never 0, our own group, or
+ *   -1, every process).
+ * @param signal Such as `"SIGTERM"`.
+ * @returns Whether the signal was delivered to at least one process.
  */
-export async function runWrapped(
-  hb: HeartbeatHandle,
-  wrapped: Wrapped,
-  signal: AbortSignal | undefined,
-): Promise<number> {
-  let gone: number | undefined;
-  const forward = (name: string) => () => {
-    log.info("{signal}: forwarding it to the child's process group", {
-      signal: name,
-    });
-    wrapped.terminate(name);
-  };
-  const offSignals = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map(
-    (name) => onSignal(name, forward(name)),
-  );
-  const onAbort = () => wrapped.terminate("SIGTERM");
-  signal?.addEventListener("abort", onAbort, { once: true });
-  if (signal?.aborted) onAbort();
-  const onGone = () => {
-    const code = goneCode(hb.status().workspaces);
-    if (code === undefined || gone !== undefined) return;
-    gone = code;
-    log.error(
-      code === EXIT.deleted
-        ? "the workspace was deleted on the platform: stopping the child"
-        : code === EXIT.auth
-        ? "the token was rejected: stopping the child"
-        : "the platform refuses the workspace id as malformed (its ids are UUIDs): stopping the child",
-    );
-    wrapped.terminate("SIGTERM");
-  };
-  hb.addEventListener("rejected", onGone);
-  hb.addEventListener("deleted", onGone);
+export function signalGroup(pgid: number, signal: string): boolean {
   try {
-    const code = await wrapped.done;
-    log.info("the child exited (exit code {code})", { code });
-    return gone ?? code;
-  } finally {
-    for (const off of offSignals) off();
-    signal?.removeEventListener("abort", onAbort);
+    kill(-pgid, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: nobody left; EPERM: not ours to signal
   }
+}
+
+/**
+ * The processes of group `pgid` that still run. A zombie (dead, waiting for
+ * its parent to collect it) does not count: it runs nothing, and where PID
+ * 1 does not reap orphans (some containers) it would count forever. On
+ * Linux this reads `/proc`; elsewhere it can only tell whether the group
+ * has any member at all (then it answers `[pgid]`).
+ *
+ * @param pgid The group id.
+ * @returns Pids still running in the group; empty when none.
+ */
+export function liveGroupMembers(pgid: number): number[] {
+  // Cheap first: no member at all, zombies included.
+  try {
+    kill(-pgid, 0);
+  } catch (error) {
+    // ESRCH: no member; a runtime that cannot send signal 0 reads /proc.
+    if (!(error instanceof TypeError)) return [];
+  }
+  let entries: string[];
+  try {
+    entries = readDirNamesSync("/proc");
+  } catch {
+    return [pgid]; // no /proc (macOS): the group has members, that is all we know
+  }
+  const live: number[] = [];
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readTextSync(`/proc/${name}/stat`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") {
+      live.push(Number(name));
+    }
+  }
+  return live;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { clearTimeout, setTimeout } from "node:timers";
 
 /** Options of {@link startLoopLagMonitor}. */
 export interface LoopLagOptions {
@@ -49,42 +50,30 @@ export function startLoopLagMonitor(
   const intervalMs = options.intervalMs ?? 500;
   const windowMs = options.windowMs ?? 10_000;
   const now = options.now ?? (() => performance.now());
-  const slots = Math.max(1, Math.ceil(windowMs / intervalMs));
-  // Ring of the last measurements: when each was taken and its lateness.
-  const at = new Float64Array(slots).fill(-Infinity);
-  const late = new Float64Array(slots);
-  let next = 0;
+  // The measurements in the window: when each was taken and its lateness.
+  let seen: { at: number; late: number }[] = [];
   let due = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const arm = () => {
     due = now() + intervalMs;
     timer = setTimeout(() => {
       const t = now();
-      at[next] = t;
-      late[next] = Math.max(0, t - due);
-      next = (next + 1) % slots;
+      seen = seen.filter((s) => t - s.at <= windowMs);
+      seen.push({ at: t, late: Math.max(0, t - due) });
       arm();
     }, intervalMs);
-    unrefTimer(timer);
+    timer.unref();
   };
   arm();
 
   return {
     lagMs() {
       const t = now();
-      let max = Math.max(0, t - due);
-      for (let i = 0; i < slots; i++) {
-        if (t - at[i] <= windowMs && late[i] > max) max = late[i];
-      }
-      return max;
+      return seen.reduce(
+        (max, s) => t - s.at <= windowMs && s.late > max ? s.late : max,
+        Math.max(0, t - due),
+      );
     },
     stop: () => clearTimeout(timer),
   };
-}
-
-/** Lets a timer not keep the process alive, on Node (`unref`) and Deno (`Deno.unrefTimer`). */
-function unrefTimer(timer: unknown): void {
-  if (typeof timer !== "number") return (timer as { unref(): void }).unref();
-  (globalThis as { Deno?: { unrefTimer(id: number): void } }).Deno
-    ?.unrefTimer(timer);
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { HeartbeatMetrics } from "../schedule/types.ts";
+import type { HeartbeatMetrics, WorkspaceStatus } from "../schedule/types.ts";
 
 /** A probe's verdict. */
 export interface ProbeResult {
@@ -63,33 +63,26 @@ export function liveness(
   return { ok: reasons.length === 0, reasons };
 }
 
-/** One served workspace that is not ready, in a verbose readiness answer. */
-export interface NotReady {
-  /** The workspace id. */
-  workspaceId: string;
-  /** Why: no accepted beat yet, or the last one too long ago. */
-  reason: string;
-  /** Why its last request failed, if it did. */
-  lastError?: string;
-}
+/**
+ * One served workspace that is not ready, in a verbose readiness answer:
+ * its id, why (no accepted beat yet, or the last one too long ago), and
+ * why its last request failed, if it did.
+ */
+export type NotReady =
+  & Pick<WorkspaceStatus, "workspaceId">
+  & Partial<Pick<WorkspaceStatus, "lastError">>
+  & { reason: string };
 
-/** What {@link readiness} reads of a workspace (a `WorkspaceStatus` has it). */
-export interface ReadinessWorkspace {
-  /** The workspace id. */
-  workspaceId: string;
-  /** Milliseconds since its last accepted beat; `undefined` when none yet. */
-  sinceLastSuccessMs?: number;
-  /** Paused by an operator: not served. */
-  paused: boolean;
-  /** Deleted on the platform: not served. */
-  deleted: boolean;
-  /** Token refused at register: not served. */
-  rejected: boolean;
-  /** Why its last request failed. */
-  lastError?: string;
-  /** What its last failed beat's answer meant (`cors`, `not-platform`, …), while they fail. */
-  lastFailure?: string;
-}
+/**
+ * What {@link readiness} reads of a workspace: its id, whether it is
+ * served (not paused, deleted or rejected), the time since its last
+ * accepted beat, and why its last request failed.
+ */
+export type ReadinessWorkspace =
+  & Pick<WorkspaceStatus, "workspaceId" | "paused" | "deleted" | "rejected">
+  & Partial<
+    Pick<WorkspaceStatus, "sinceLastSuccessMs" | "lastError" | "lastFailure">
+  >;
 
 /** Options of {@link readiness}. */
 export interface ReadinessOptions {

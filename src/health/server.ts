@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Socket } from "node:net";
 import process from "node:process";
 import type { McpTracker } from "../mcp/tracker.ts";
 import type { HeartbeatMetrics, HeartbeatStatus } from "../schedule/types.ts";
@@ -22,10 +23,9 @@ import {
   type Listener,
 } from "./http_server.ts";
 import { startLoopLagMonitor } from "./loop_lag.ts";
-import { renderMetrics } from "./metrics.ts";
+import { EXPOSITION_CONTENT_TYPE, renderMetrics } from "./metrics.ts";
 import { liveness, readiness } from "./probes.ts";
 import { processFigures } from "./process_metrics.ts";
-import { EXPOSITION_CONTENT_TYPE } from "./prometheus.ts";
 import { createStatusCache } from "./status_body.ts";
 export { offLoopbackWarning } from "./exposure.ts";
 
@@ -248,7 +248,7 @@ export async function startHealthServer(
     const deno = (globalThis as { Deno?: DenoNet }).Deno;
     listener = deno?.listen
       ? listenDeno(deno, http, options)
-      : await (await import("./server_node.ts")).listenNode(http, options);
+      : await listenNode(http, options);
   } catch (error) {
     lag.stop();
     throw error;
@@ -320,4 +320,59 @@ function runtimeName(): { name: string; version: string } {
   if (versions.deno) return { name: "deno", version: versions.deno };
   if (versions.bun) return { name: "bun", version: versions.bun };
   return { name: "node", version: versions.node ?? "unknown" };
+}
+
+/**
+ * Listens with `node:net`, on Node. `maxConnections` is a backstop at twice
+ * the cap, because Node counts a socket the cap closed until its `close`
+ * event, a turn of the loop later, while its descriptor is freed at once.
+ */
+async function listenNode(
+  http: HttpServer,
+  at: { port: number; host: string },
+): Promise<Listener> {
+  // Loaded here: Deno listens with `Deno.listen`, and never needs it.
+  const { createServer } = await import("node:net");
+  const server = createServer({ noDelay: true }, (socket) => {
+    void http.take(socketConn(socket));
+  });
+  server.maxConnections = http.maxConnections * 2;
+  server.on("drop", () => http.count("over_cap"));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(at.port, at.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : at.port,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A socket as a {@link Conn}: read as it comes, written as it drains. */
+function socketConn(socket: Socket): Conn {
+  socket.on("error", () => {}); // a read or a write fails with it
+  const chunks = socket[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  let rest: Uint8Array = new Uint8Array(0);
+  return {
+    async read(p) {
+      if (rest.length === 0) {
+        const next = await chunks.next();
+        if (next.done) return null;
+        rest = next.value;
+      }
+      const n = Math.min(p.length, rest.length);
+      p.set(rest.subarray(0, n));
+      rest = rest.subarray(n);
+      return n;
+    },
+    write: (p) =>
+      new Promise((resolve, reject) =>
+        socket.write(p, (error) => error ? reject(error) : resolve(p.length))
+      ),
+    close: () => socket.destroy(),
+  };
 }

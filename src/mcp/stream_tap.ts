@@ -162,14 +162,6 @@ function leadingMembers(
   return { members, name: name as string | undefined };
 }
 
-/** The id of a huge line: among its leading members, or its last member. */
-function hugeLineId(head: string, tail: string): unknown {
-  const { members } = leadingMembers(head);
-  if (members.has("id")) return members.get("id");
-  const match = TRAILING_ID.exec(tail);
-  return match ? parse(match[1]) : undefined;
-}
-
 const decoder = new TextDecoder();
 
 /**
@@ -230,8 +222,13 @@ export function createMcpStreamTap(
     if (message !== undefined) tracker.fromServer(message);
   }, (head, tail) => {
     if (tracker.active === 0) return;
-    const id = hugeLineId(decoder.decode(head), decoder.decode(tail));
-    if (id !== undefined && tracker.isActive(id)) tracker.forget(id);
+    // The id: among its leading members, or its last member.
+    const { members } = leadingMembers(decoder.decode(head));
+    const trailing = TRAILING_ID.exec(decoder.decode(tail));
+    const id = members.has("id")
+      ? members.get("id")
+      : trailing && parse(trailing[1]);
+    if (id != null && tracker.isActive(id)) tracker.forget(id);
   }, () => tracker.active > 0);
   const guard = (fn: () => void) => {
     try {

@@ -100,12 +100,6 @@ export interface McpTracker {
 const MAX_TEXT = 200;
 const BUCKETS = 10;
 
-function idKey(id: unknown): string | undefined {
-  if (typeof id === "number" && Number.isFinite(id)) return `n${id}`;
-  if (typeof id === "string") return `s${id}`;
-  return undefined;
-}
-
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 
@@ -167,8 +161,9 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   const maxActive = options.maxActive ?? 10_000;
   const wedgedAfterMs = Math.max(0, options.wedgedAfterMs ?? 300_000);
   const minCalls = Math.max(1, options.minCallsForErrorRate ?? 5);
-  // Insertion order is start order: the first entry is the longest-running.
-  const active = new Map<string, { name: string; since: number }>();
+  // By JSON-RPC id (`5` and `"5"` differ, as they do there); insertion
+  // order is start order: the first entry is the longest-running.
+  const active = new Map<unknown, { name: string; since: number }>();
   // One slot more than the window, so the current bucket never evicts one still inside it.
   const buckets = Array.from(
     { length: BUCKETS + 1 },
@@ -186,7 +181,6 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   // Set while wedged: since when, for the line that says it cleared.
   let wedgedSince: number | undefined;
 
-  const bucketIndex = () => Math.floor(now() / bucketMs);
   const inWindow = (index: number, current: number) =>
     index > current - BUCKETS && index <= current;
   const clean = (text: string) =>
@@ -236,17 +230,17 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
   };
 
   /** Removes a call; notes when nothing is pending any more. */
-  const drop = (key: string | undefined): boolean => {
-    if (key === undefined || !active.delete(key)) return false;
+  const drop = (id: unknown): boolean => {
+    if (!active.delete(id)) return false;
     if (active.size === 0) idleSince = now();
     return true;
   };
 
   /** A call under way answered. */
-  const ended = (key: string | undefined, answer: Record<string, unknown>) => {
-    if (!drop(key)) return;
+  const ended = (id: unknown, answer: Record<string, unknown>) => {
+    if (!drop(id)) return;
     const error = failure(answer);
-    const index = bucketIndex();
+    const index = Math.floor(now() / bucketMs);
     const bucket = buckets[index % buckets.length];
     if (bucket.index !== index) {
       Object.assign(bucket, { index, total: 0, errors: 0 });
@@ -263,13 +257,13 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     if (!isObject(message)) return;
     if (fromClient) {
       if (message.method === "tools/call") {
-        const key = idKey(message.id);
-        if (key === undefined) return;
+        const id = message.id;
+        if (typeof id !== "string" && !Number.isFinite(id)) return;
         const params = message.params;
         const name = isObject(params) && typeof params.name === "string"
           ? params.name.replace(CONTROL, " ").slice(0, MAX_TEXT)
           : "";
-        active.delete(key); // a reused id starts afresh
+        active.delete(id); // a reused id starts afresh
         if (active.size < maxActive) {
           const t = now();
           if (
@@ -277,14 +271,14 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
             (busySince === undefined ||
               (idleSince !== undefined && t - idleSince > wedgedAfterMs))
           ) busySince = t;
-          active.set(key, { name, since: t });
+          active.set(id, { name, since: t });
         }
       } else if (message.method === "notifications/cancelled") {
         const params = message.params;
-        drop(isObject(params) ? idKey(params.requestId) : undefined);
+        if (isObject(params)) drop(params.requestId);
       }
       // Not the server's own requests and notifications:
-    } else if (!("method" in message)) ended(idKey(message.id), message);
+    } else if (!("method" in message)) ended(message.id, message);
   };
 
   /** The server wrote: silence is measured from now on. */
@@ -305,17 +299,14 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
     fromServer: (message) => feed(message, false),
     serverOutput: () => {
       output();
-      if (active.size > 0) recheck();
+      recheck();
     },
-    isActive: (id) => {
-      const key = idKey(id);
-      return key !== undefined && active.has(key);
-    },
+    isActive: (id) => active.has(id),
     get active() {
       return active.size;
     },
     forget: (id) => {
-      drop(idKey(id));
+      drop(id);
       recheck();
     },
     totals: () => ({ ...totals }),
@@ -351,21 +342,15 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
 function failure(answer: Record<string, unknown>): string | undefined {
   if ("error" in answer) {
     const error = answer.error;
-    const message = isObject(error) && typeof error.message === "string"
-      ? error.message
-      : "";
-    return message || "JSON-RPC error";
+    const message = isObject(error) ? error.message : undefined;
+    return typeof message === "string" && message || "JSON-RPC error";
   }
   const result = answer.result;
   if (!isObject(result) || result.isError !== true) return undefined;
-  if (Array.isArray(result.content)) {
-    for (const part of result.content) {
-      if (
-        isObject(part) && part.type === "text" && typeof part.text === "string"
-      ) {
-        return part.text || "tool error";
-      }
-    }
-  }
-  return "tool error";
+  const parts: unknown[] = Array.isArray(result.content) ? result.content : [];
+  const text =
+    (parts.find((part) =>
+      isObject(part) && part.type === "text" && typeof part.text === "string"
+    ) as { text: string } | undefined)?.text;
+  return text || "tool error";
 }

@@ -66,12 +66,12 @@ export function createConnectionPool(
   setTimer: (fn: () => void, ms: number) => void,
 ) {
   let current: ReturnType<typeof newPool>;
-  const closing = new Set<Closable>();
+  // Every pool this made and has not closed yet, the current one too.
+  const open = new Set<Closable>();
   const closeOne = (pool: Closable) => {
-    closing.delete(pool);
+    if (!open.delete(pool)) return;
     try {
-      const done = pool.close();
-      if (done instanceof Promise) done.catch(() => {});
+      Promise.resolve(pool.close()).catch(() => {});
     } catch {
       // already closed
     }
@@ -87,18 +87,15 @@ export function createConnectionPool(
     renew(graceMs: number): boolean {
       const next = newPool();
       if (!next) return false;
-      const previous = current;
+      const previous = current?.pool;
       current = next;
-      if (previous) {
-        closing.add(previous.pool);
-        setTimer(() => closeOne(previous.pool), graceMs);
-      }
+      open.add(next.pool);
+      if (previous) setTimer(() => closeOne(previous), graceMs);
       return true;
     },
     /** Closes the pools this made (on stop). */
     close(): void {
-      for (const pool of [...closing]) closeOne(pool);
-      if (current) closeOne(current.pool);
+      for (const pool of [...open]) closeOne(pool);
       current = undefined;
     },
   };

@@ -11,7 +11,7 @@ import {
   type EndpointOptions,
   type FetchWorkspaceStateOptions,
 } from "./http.ts";
-import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
+import type { Outcome } from "./outcome.ts";
 import { isRecord } from "../shared/_json.ts";
 import type { TokenSource } from "../shared/token.ts";
 
@@ -109,14 +109,6 @@ export interface HeartbeatResult extends Outcome {
   inboundSecret?: unknown;
 }
 
-/** Options of {@link postHeartbeat} (internal): the body built already. */
-export interface PostHeartbeatOptions extends EndpointOptions {
-  /** The workspace token. */
-  token: TokenSource;
-  /** The body to send. */
-  body: HeartbeatBody;
-}
-
 /**
  * Sends one heartbeat whose body is built already (internal: the
  * scheduler's beat, which keeps the figures it sent; the public
@@ -134,20 +126,19 @@ export interface PostHeartbeatOptions extends EndpointOptions {
  * });
  * ```
  *
- * @param options Where, what, and how long to wait.
+ * @param options Where, what (the token and the body to send), and how long
+ *   to wait.
  * @returns The outcome.
  */
 export async function postHeartbeat(
-  options: PostHeartbeatOptions,
+  options: EndpointOptions & { token: TokenSource; body: HeartbeatBody },
 ): Promise<HeartbeatResult> {
-  const got = await callEndpoint(
+  const result: HeartbeatResult = await callEndpoint(
     options,
     "POST",
     "/registry/heartbeat",
     options.body,
   );
-  if ("error" in got) return classifyError(got.error);
-  const result: HeartbeatResult = classifyAnswer(got.answer);
   const json = result.answer?.json;
   if (result.kind === "ok" && isRecord(json)) {
     result.inboundSecret = json.platform_inbound_secret;

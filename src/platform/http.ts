@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { concatBytes } from "../shared/_bytes.ts";
 import { MAX_BODY_BYTES, REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
 import { InvalidTokenError } from "../shared/errors.ts";
 import {
@@ -13,6 +12,12 @@ import {
 } from "../shared/mask.ts";
 import { isRecord } from "../shared/_json.ts";
 import { raceSignal } from "../shared/_race.ts";
+import {
+  classifyAnswer,
+  classifyError,
+  originOf,
+  type Outcome,
+} from "./outcome.ts";
 import {
   isValidToken,
   resolveToken,
@@ -24,35 +29,6 @@ export type FetchLike = (
   input: string | URL | Request,
   init?: RequestInit,
 ) => Promise<Response>;
-
-/** What came back from one request, read defensively. */
-export interface PlatformAnswer {
-  /** The HTTP status. */
-  status: number;
-  /** The body parsed as JSON; `undefined` when not JSON, empty or too large. */
-  json: unknown;
-  /** Up to 200 characters of the body, control characters and the token masked, for logs. */
-  snippet: string;
-  /** `true` when the body was over {@link MAX_BODY_BYTES} and left unread. */
-  oversized: boolean;
-  /**
-   * How long the platform asks to wait, in ms: its `Retry-After` header, or
-   * for a 429 without one, the body's `retry_after` (seconds).
-   */
-  retryAfterMs: number | undefined;
-  /**
-   * The platform's `X-RateLimit-Limit` (requests a minute per bucket), when
-   * sent; read on refusals and on `GET`s (the org-keyed calls).
-   */
-  rateLimit?: number;
-  /**
-   * The `Content-Type` of a 2xx answer whose body is not a JSON object (a
-   * web page, say): what answered is not the platform. Absent otherwise.
-   */
-  contentType?: string;
-  /** The `Location` header of a redirect. */
-  location: string | undefined;
-}
 
 /**
  * Options of `fetchWorkspaceState`; `register`, `sendHeartbeat` and
@@ -108,142 +84,137 @@ export type EndpointOptions =
   & Omit<FetchWorkspaceStateOptions, "workspaceId" | "token">
   & Partial<Pick<FetchWorkspaceStateOptions, "token">>;
 
-const decoder = new TextDecoder();
-
 /**
- * POSTs JSON with the contract's headers (`Authorization`, `Origin`,
- * `Content-Type`), without following redirects, and reads at most
+ * One endpoint's request with the contract's headers (`Authorization`
+ * when a token is given, `Origin`, with a body `Content-Type`;
+ * `X-Molecule-Org-Id` when `orgId` is given and the path is outside
+ * `/registry/*`), without following redirects, reading at most
  * {@link MAX_BODY_BYTES} of the answer to the end so that the connection
- * goes back to the pool. Network errors, timeouts and aborts reject.
+ * goes back to the pool; the answer classified (the answer itself in its
+ * `answer`), a network error or timeout too (`transient`); only an abort
+ * through `signal` rejects, with the signal's reason.
  *
  * @example
  * ```ts
- * import { postJson } from "./http.ts";
- * const answer = await postJson({
- *   baseUrl: "http://127.0.0.1:8080",
- *   path: "/registry/heartbeat",
- *   token: "t",
- *   body: { workspace_id: "ws-1" },
- *   timeoutMs: 10_000,
- * }).catch(() => undefined);
+ * import { callEndpoint } from "./http.ts";
+ * const outcome = await callEndpoint(
+ *   { platformUrl: "http://127.0.0.1:9/", token: "t" },
+ *   "GET",
+ *   "/workspaces/ws-1",
+ * );
+ * console.log(outcome.kind); // "transient": nothing listens there
  * ```
  *
- * @param options What to send, where, and how long to wait.
- * @returns The answer.
+ * @param options Where, with what, and how long to wait.
+ * @param method The method.
+ * @param path The path, such as `/registry/heartbeat`.
+ * @param body The JSON body of a POST.
+ * @returns What the answer (or the failure) means.
  */
-export function postJson(
-  options: Omit<EndpointOptions, "platformUrl"> & {
-    baseUrl: string;
-    path: string;
-    body: unknown;
-  },
-): Promise<PlatformAnswer> {
-  const { baseUrl, path, body, ...rest } = options;
-  return requestJson({ ...rest, platformUrl: baseUrl }, "POST", path, body);
-}
-
-/**
- * A request with the contract's headers (`Authorization` when a token is
- * given, `Origin`, with a body `Content-Type`; `X-Molecule-Org-Id` when
- * `orgId` is given and the path is outside `/registry/*`), read as
- * {@link postJson} reads it.
- */
-async function requestJson(
+export async function callEndpoint(
   options: EndpointOptions,
   method: "GET" | "POST",
   path: string,
   body?: unknown,
-): Promise<PlatformAnswer> {
-  const baseUrl = trimBaseUrl(options.platformUrl);
-  const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
-  const signal = timeoutMs <= 0
-    ? options.signal
-    : options.signal
-    ? AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)])
-    : AbortSignal.timeout(timeoutMs);
-  const token = typeof options.token === "string" || options.token === undefined
-    ? options.token
-    : await resolveToken(options.token, signal);
-  const origin = options.origin ?? originOf(baseUrl);
-  const headers: Record<string, string> = origin === ""
-    ? {}
-    : { "Origin": origin };
-  if (token !== undefined) {
-    // A token is checked (and remembered for masking) once, not on every beat.
-    if (!isRememberedSecret(token)) {
-      if (!isValidToken(token)) {
-        // Never reaches fetch, whose error would quote the header value.
-        throw new InvalidTokenError();
-      }
-      rememberSecret(token);
-    }
-    headers["Authorization"] = `Bearer ${token}`;
-  }
-  if (method === "POST") headers["Content-Type"] = "application/json";
-  if (options.orgId && !path.startsWith("/registry/")) {
-    headers["X-Molecule-Org-Id"] = options.orgId;
-  }
-  const init: RequestInit = {
-    method: method,
-    headers,
-    body: method === "POST" ? JSON.stringify(body) : undefined,
-    redirect: "manual",
-    signal,
-  };
-  // (Not a spread in the literal: a plain literal is what every beat builds.)
-  if (options.init) Object.assign(init, options.init);
-  const request = (options.fetch ?? globalThis.fetch)(
-    baseUrl + path,
-    init,
-  );
-  // An injected fetch is raced against the signal too: one that ignores its
-  // signal (some polyfills do) must not hold a beat, or a stop, forever.
-  // The runtime's own honours it (and the race costs a listener a request).
-  const response = options.fetch === undefined
-    ? await request
-    : await raceSignal(request, signal);
-  const { bytes, oversized } = await readCapped(response, MAX_BODY_BYTES);
-  const text = bytes ? decoder.decode(bytes) : "";
-  let json: unknown;
+): Promise<Outcome> {
   try {
-    json = text === "" ? undefined : JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  const status = response.status;
-  const plain = status >= 200 && status < 300;
-  let snippet: string | undefined;
-  // A refusal's limit, and a GET's (the org-keyed calls, whose window the
-  // fleet keeps a share of); a header lookup on every beat would add up.
-  const limit = plain && method !== "GET"
-    ? NaN
-    : Number(response.headers.get("x-ratelimit-limit") ?? NaN);
-  let retryAfterMs = plain
-    ? undefined
-    : parseRetryAfter(response.headers.get("retry-after"));
-  if (status === 429) {
-    retryAfterMs = rateLimitWait(response, json, retryAfterMs);
-  }
-  const location = plain ? null : response.headers.get("location");
-  return {
-    status,
-    json,
-    // Built when read: only a failure's log line needs it.
-    get snippet() {
-      return snippet ??= oversized
-        ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
-        : maskSecrets(text, { extra: token ? [token] : [], maxLength: 200 });
-    },
-    oversized,
-    retryAfterMs,
-    ...(Number.isFinite(limit) && limit > 0 ? { rateLimit: limit } : {}),
-    ...(plain && !isRecord(json)
-      ? { contentType: response.headers.get("content-type") ?? "" }
-      : {}),
-    location: location === null
+    const baseUrl = trimBaseUrl(options.platformUrl);
+    const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
+    const signal = timeoutMs <= 0
+      ? options.signal
+      : options.signal
+      ? AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)])
+      : AbortSignal.timeout(timeoutMs);
+    const token =
+      typeof options.token === "string" || options.token === undefined
+        ? options.token
+        : await resolveToken(options.token, signal);
+    const origin = options.origin ?? originOf(baseUrl);
+    const headers: Record<string, string> = origin === ""
+      ? {}
+      : { "Origin": origin };
+    if (token !== undefined) {
+      // A token is checked (and remembered for masking) once, not on every beat.
+      if (!isRememberedSecret(token)) {
+        if (!isValidToken(token)) {
+          // Never reaches fetch, whose error would quote the header value.
+          throw new InvalidTokenError();
+        }
+        rememberSecret(token);
+      }
+      headers["Authorization"] = `Bearer ${token}`;
+    }
+    if (method === "POST") headers["Content-Type"] = "application/json";
+    if (options.orgId && !path.startsWith("/registry/")) {
+      headers["X-Molecule-Org-Id"] = options.orgId;
+    }
+    const init: RequestInit = {
+      method: method,
+      headers,
+      body: method === "POST" ? JSON.stringify(body) : undefined,
+      redirect: "manual",
+      signal,
+    };
+    // (Not a spread in the literal: a plain literal is what every beat builds.)
+    if (options.init) Object.assign(init, options.init);
+    const request = (options.fetch ?? globalThis.fetch)(
+      baseUrl + path,
+      init,
+    );
+    // An injected fetch is raced against the signal too: one that ignores its
+    // signal (some polyfills do) must not hold a beat, or a stop, forever.
+    // The runtime's own honours it (and the race costs a listener a request).
+    const response = await raceSignal(request, options.fetch && signal);
+    const read = await readCapped(response, MAX_BODY_BYTES);
+    const oversized = read === undefined;
+    const text = read ?? "";
+    let json: unknown;
+    try {
+      json = text === "" ? undefined : JSON.parse(text);
+    } catch {
+      // not JSON
+    }
+    const status = response.status;
+    const plain = status >= 200 && status < 300;
+    let snippet: string | undefined;
+    // A refusal's limit, and a GET's (the org-keyed calls, whose window the
+    // fleet keeps a share of); a header lookup on every beat would add up.
+    const limit = plain && method !== "GET"
+      ? NaN
+      : Number(response.headers.get("x-ratelimit-limit") ?? NaN);
+    let retryAfterMs = plain
       ? undefined
-      : maskSecrets(location, { maxLength: 300 }),
-  };
+      : parseRetryAfter(response.headers.get("retry-after"));
+    if (status === 429) {
+      retryAfterMs = rateLimitWait(response, json, retryAfterMs);
+    }
+    const location = plain ? null : response.headers.get("location");
+    return classifyAnswer({
+      status,
+      json,
+      // Built when read: only a failure's log line needs it.
+      get snippet() {
+        return snippet ??= oversized
+          ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
+          : maskSecrets(text, {
+            extra: token ? [token] : [],
+            maxLength: 200,
+          });
+      },
+      oversized,
+      retryAfterMs,
+      ...(Number.isFinite(limit) && limit > 0 ? { rateLimit: limit } : {}),
+      ...(plain && !isRecord(json)
+        ? { contentType: response.headers.get("content-type") ?? "" }
+        : {}),
+      location: location === null
+        ? undefined
+        : maskSecrets(location, { maxLength: 300 }),
+    });
+  } catch (error) {
+    if (abortedByCaller(options.signal)) throw options.signal!.reason;
+    return classifyError(error);
+  }
 }
 
 /** The least a 429 is waited out, in ms: `Retry-After` is truncated and can be 0 while the window is still full. */
@@ -301,74 +272,39 @@ export function parseRetryAfter(
   return Math.max(0, date - now);
 }
 
-/** The last base URL's origin: the same few base URLs are used on every beat. */
-let lastOrigin: { baseUrl: string; origin: string } | undefined;
-
-/**
- * The origin (scheme, host, port) of a base URL that may carry a path; the
- * text itself when it is no URL.
- *
- * @example
- * ```ts
- * import { originOf } from "./http.ts";
- * originOf("https://molecule.example/api"); // "https://molecule.example"
- * ```
- *
- * @param baseUrl The base URL.
- * @returns Its origin.
- */
-export function originOf(baseUrl: string): string {
-  if (lastOrigin?.baseUrl === baseUrl) return lastOrigin.origin;
-  let origin: string;
-  try {
-    origin = new URL(baseUrl).origin;
-  } catch {
-    origin = baseUrl;
-  }
-  lastOrigin = { baseUrl, origin };
-  return origin;
-}
-
+/** The body as text, or `undefined` when it is over `max` bytes (left unread). */
 async function readCapped(
   response: Response,
   max: number,
-): Promise<{ bytes: Uint8Array | undefined; oversized: boolean }> {
+): Promise<string | undefined> {
   const body = response.body;
-  if (!body) return { bytes: undefined, oversized: false };
+  if (!body) return "";
   const declared = Number(response.headers.get("content-length") ?? NaN);
   if (declared > max) {
     await body.cancel().catch(() => {});
-    return { bytes: undefined, oversized: true };
+    return undefined;
   }
-  if (declared <= max) {
-    // A declared small body: one native read, no reader to lock and release
-    // (the streamed path below costs several async steps per beat).
-    return {
-      bytes: new Uint8Array(await response.arrayBuffer()),
-      oversized: false,
-    };
-  }
+  // A declared small body: one native read, no reader to lock and release
+  // (the streamed path below costs several async steps per beat).
+  if (declared <= max) return await response.text();
   const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
+  const decoder = new TextDecoder();
+  let text = "";
   let total = 0;
   try {
     while (true) {
       const { done, value } = await reader.read();
-      if (done) break;
+      if (done) return text + decoder.decode();
       total += value.byteLength;
       if (total > max) {
         await reader.cancel().catch(() => {});
-        return { bytes: undefined, oversized: true };
+        return undefined;
       }
-      chunks.push(value);
+      text += decoder.decode(value, { stream: true });
     }
   } finally {
     reader.releaseLock();
   }
-  return {
-    bytes: chunks.length === 1 ? chunks[0] : concatBytes(chunks, total),
-    oversized: false,
-  };
 }
 
 /**
@@ -392,26 +328,6 @@ export function abortedByCaller(signal: AbortSignal | undefined): boolean {
 }
 
 /**
- * Makes text from a platform answer safe to log: control characters become
- * spaces, and `secret` and every remembered token and secret are masked (see
- * {@link maskSecrets}; a value shorter than 6 characters is no credential,
- * and masking it would garble the text).
- *
- * @example
- * ```ts
- * import { maskForLog } from "./http.ts";
- * maskForLog("bad token abcdef\n", "abcdef"); // "bad token [redacted] "
- * ```
- *
- * @param text The text.
- * @param secret A value that must not appear (ignored when empty).
- * @returns The text, masked.
- */
-export function maskForLog(text: string, secret: string): string {
-  return maskSecrets(text, { extra: [secret] });
-}
-
-/**
  * The platform base URL with trailing slashes removed.
  *
  * @param url The URL as configured.
@@ -419,42 +335,4 @@ export function maskForLog(text: string, secret: string): string {
  */
 export function trimBaseUrl(url: string): string {
   return url.replace(/\/+$/, "");
-}
-
-/**
- * One endpoint's request (see {@link postJson}): the answer, or the
- * network error or timeout as `{ error }`; only an abort through `signal`
- * rejects, with the signal's reason.
- *
- * @example
- * ```ts
- * import { callEndpoint } from "./http.ts";
- * const got = await callEndpoint(
- *   { platformUrl: "http://127.0.0.1:9/", token: "t" },
- *   "GET",
- *   "/workspaces/ws-1",
- * );
- * console.log("error" in got); // true: nothing listens there
- * ```
- *
- * @param options Where, with what, and how long to wait.
- * @param method The method.
- * @param path The path, such as `/registry/heartbeat`.
- * @param body The JSON body of a POST.
- * @returns The answer, or what failed.
- */
-export async function callEndpoint(
-  options: EndpointOptions,
-  method: "GET" | "POST",
-  path: string,
-  body?: unknown,
-): Promise<{ answer: PlatformAnswer } | { error: unknown }> {
-  try {
-    return {
-      answer: await requestJson(options, method, path, body),
-    };
-  } catch (error) {
-    if (abortedByCaller(options.signal)) throw options.signal!.reason;
-    return { error };
-  }
 }

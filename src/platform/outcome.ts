@@ -3,9 +3,37 @@
  *
  * @module
  */
-import { originOf, type PlatformAnswer } from "./http.ts";
 import { isRecord } from "../shared/_json.ts";
 import { maskSecrets } from "../shared/mask.ts";
+
+/** What came back from one request, read defensively. */
+export interface PlatformAnswer {
+  /** The HTTP status. */
+  status: number;
+  /** The body parsed as JSON; `undefined` when not JSON, empty or too large. */
+  json: unknown;
+  /** Up to 200 characters of the body, control characters and the token masked, for logs. */
+  snippet: string;
+  /** `true` when the body was over 64 KiB (`MAX_BODY_BYTES`) and left unread. */
+  oversized: boolean;
+  /**
+   * How long the platform asks to wait, in ms: its `Retry-After` header, or
+   * for a 429 without one, the body's `retry_after` (seconds).
+   */
+  retryAfterMs: number | undefined;
+  /**
+   * The platform's `X-RateLimit-Limit` (requests a minute per bucket), when
+   * sent; read on refusals and on `GET`s (the org-keyed calls).
+   */
+  rateLimit?: number;
+  /**
+   * The `Content-Type` of a 2xx answer whose body is not a JSON object (a
+   * web page, say): what answered is not the platform. Absent otherwise.
+   */
+  contentType?: string;
+  /** The `Location` header of a redirect. */
+  location: string | undefined;
+}
 
 /**
  * The meaning of one request's result:
@@ -77,7 +105,11 @@ export function classifyAnswer(answer: PlatformAnswer): Outcome {
       answer,
     };
   }
-  if (status === 403 && !isPlatformError(answer.json)) {
+  // Not the platform's JSON error, `{"error": "..."}`:
+  if (
+    status === 403 &&
+    !(isRecord(answer.json) && typeof answer.json.error === "string")
+  ) {
     return {
       kind: "cors",
       status,
@@ -106,11 +138,6 @@ export function classifyAnswer(answer: PlatformAnswer): Outcome {
     ? "transient"
     : "rejected";
   return { kind, status, reason: `HTTP ${status}: ${answer.snippet}`, answer };
-}
-
-/** Whether a body is the platform's JSON error: `{"error": "..."}`. */
-function isPlatformError(json: unknown): boolean {
-  return isRecord(json) && typeof json.error === "string";
 }
 
 /** What a 2xx that is not the platform's JSON held, for its error line. */
@@ -164,6 +191,27 @@ function withTlsHint(reason: string): string {
   if (!UNTRUSTED_CERTIFICATE.test(reason)) return reason;
   return `${reason} (the platform's TLS certificate is not trusted here: for a private CA, ` +
     "pass its PEM file with DENO_CERT=/path/ca.pem or --cert on Deno, or NODE_EXTRA_CA_CERTS=/path/ca.pem on Node)";
+}
+
+/**
+ * The origin (scheme, host, port) of a base URL that may carry a path; the
+ * text itself when it is no URL.
+ *
+ * @example
+ * ```ts
+ * import { originOf } from "./outcome.ts";
+ * originOf("https://molecule.example/api"); // "https://molecule.example"
+ * ```
+ *
+ * @param baseUrl The base URL.
+ * @returns Its origin.
+ */
+export function originOf(baseUrl: string): string {
+  try {
+    return new URL(baseUrl).origin;
+  } catch {
+    return baseUrl;
+  }
 }
 
 /**

@@ -6,7 +6,7 @@
 import { type AgentCard, buildAgentCard } from "./agent_card.ts";
 import { callEndpoint, type FetchWorkspaceStateOptions } from "./http.ts";
 import { isRecord } from "../shared/_json.ts";
-import { classifyAnswer, classifyError, type Outcome } from "./outcome.ts";
+import type { Outcome } from "./outcome.ts";
 import { maskSecrets } from "../shared/mask.ts";
 
 /** Options of {@link register}. */
@@ -65,16 +65,13 @@ export interface RegisterResult extends Outcome {
 export async function register(
   options: RegisterOptions,
 ): Promise<RegisterResult> {
-  const got = await callEndpoint(options, "POST", "/registry/register", {
+  let outcome = await callEndpoint(options, "POST", "/registry/register", {
     id: options.workspaceId,
     url: "",
     agent_card: options.agentCard ?? buildAgentCard(options.workspaceId),
     delivery_mode: "poll",
     ...(options.mcpServerPresent ? { mcp_server_present: true } : {}),
   });
-  let outcome = "error" in got
-    ? classifyError(got.error)
-    : classifyAnswer(got.answer);
   // A 403 with the platform's error at register (`kind: "platform"`
   // refused) is the request, not the token: a configuration problem.
   if (outcome.kind === "auth" && outcome.status === 403) {

@@ -10,7 +10,6 @@ import {
   type EndpointOptions,
   type FetchWorkspaceStateOptions,
 } from "./http.ts";
-import { classifyError } from "./outcome.ts";
 
 /**
  * What the platform says of a workspace:
@@ -91,10 +90,6 @@ export async function fetchWorkspaceState(
   );
 }
 
-/** Why a 403 with an empty body proves nothing of the workspace or its token. */
-const CORS_REASON =
-  "HTTP 403 with an empty body: the platform's CORS layer refused the Origin sent (a reverse proxy that rewrites Host, or an Origin not in its CORS_ORIGINS); not the token";
-
 /**
  * GETs the workspace's path (`suffix` after `/workspaces/:id`) and reads
  * the answer (internal: the part the lifecycle calls share): `kindOf` names what a status and the JSON object (`{}` when
@@ -129,24 +124,22 @@ export async function getWorkspace<K extends string>(
     platformStatus: string | undefined,
   ) => K | undefined,
 ): Promise<Omit<WorkspaceState, "kind"> & { kind: K | "unknown" }> {
-  const got = await callEndpoint(
+  const outcome = await callEndpoint(
     options,
     "GET",
     `/workspaces/${encodeURIComponent(options.workspaceId)}${suffix}`,
   );
-  if ("error" in got) {
-    return { kind: "unknown", reason: classifyError(got.error).reason };
-  }
-  const { status, rateLimit } = got.answer;
-  const json = isRecord(got.answer.json) ? got.answer.json : {};
+  if (!outcome.answer) return { kind: "unknown", reason: outcome.reason };
+  const { status, rateLimit } = outcome.answer;
+  const json = isRecord(outcome.answer.json) ? outcome.answer.json : {};
   const platformStatus = typeof json.status === "string"
     ? json.status.slice(0, 64)
     : undefined;
   const base: Omit<WorkspaceState, "kind"> = { status };
   if (platformStatus !== undefined) base.platformStatus = platformStatus;
   if (rateLimit !== undefined) base.rateLimit = rateLimit;
-  if (status === 403 && typeof json.error !== "string") {
-    return { kind: "unknown", ...base, cors: true, reason: CORS_REASON };
+  if (outcome.kind === "cors") {
+    return { kind: "unknown", ...base, cors: true, reason: outcome.reason };
   }
   const kind = kindOf(status, json, platformStatus);
   return kind

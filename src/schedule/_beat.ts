@@ -16,14 +16,13 @@ import {
 } from "../shared/constants.ts";
 import { failureReason, observeBeatDuration } from "./_counters.ts";
 import type { BeatNext, Fleet } from "./_fleet.ts";
-import type { BeatFailureReason } from "./types.ts";
 import {
   buildHeartbeatBody,
   type HeartbeatResult,
   type HeartbeatStats,
   postHeartbeat,
 } from "../platform/heartbeat.ts";
-import { isServed, moveTo, servedState } from "./_life.ts";
+import { ask, isServed, moveTo, servedState } from "./_life.ts";
 import { cureOf } from "../platform/outcome.ts";
 import { logger } from "../shared/_logger.ts";
 import { raceSignal } from "../shared/_race.ts";
@@ -38,6 +37,22 @@ import {
 import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
 
 /**
+ * A beat refused by the platform's CORS layer is tried again this much
+ * later at most (six intervals, if that is sooner): no retry can help until
+ * the platform's side changes, and the workspace recovers without a restart
+ * once it does.
+ */
+const BEAT_SLOW_RETRY_MS = 120_000;
+
+/**
+ * A refusal is confirmed (the "revoked" error, a first register's
+ * rejection) only after refusals in a row over at least this long, in ms,
+ * and the lookup showing the workspace: the platform's token check turns a
+ * database error into a 401.
+ */
+export const AUTH_CONFIRM_MS = 3_000;
+
+/**
  * Sends one beat of `ws` (which holds a slot under the cap) and decides
  * when the next is due; `undefined` when stopped, or when `ws` is no longer
  * served (its answer is then ignored).
@@ -50,8 +65,11 @@ export async function beat(
   const b = ws.beats;
   let deadline = fleet.deadlines.join(sentAt);
   let result: HeartbeatResult;
+  /** A request went out (a late or failing token function sends none). */
   let sent = false;
+  /** Refused, and another token is now in use: try it at once. */
   let switched = false;
+  /** The token function did not answer in time (warned about once). */
   let late = false;
   try {
     // (No await without a stats or token function: a microtask per beat.)
@@ -87,12 +105,12 @@ export async function beat(
         } = body;
         b.lastStats = figures;
       }
-      result = await fleet.counted(postHeartbeat({
+      result = await postHeartbeat({
         ...fleet.wire(ws),
         token: token.token,
         body,
         signal: deadline.controller.signal,
-      }));
+      });
       // A token that cannot be sent is refused before fetch (rejected, no
       // status): no request went out, so the beat is not counted as sent.
       sent = result.kind !== "rejected" || result.status !== undefined;
@@ -109,52 +127,6 @@ export async function beat(
     fleet.deadlines.leave(deadline);
   }
   if (fleet.stopped || !isServed(ws)) return undefined;
-  return onAnswer(fleet, ws, { sentAt, result, sent, switched, late });
-}
-
-/**
- * A beat refused by the platform's CORS layer is tried again this much
- * later at most (six intervals, if that is sooner): no retry can help until
- * the platform's side changes, and the workspace recovers without a restart
- * once it does.
- */
-const BEAT_SLOW_RETRY_MS = 120_000;
-
-/**
- * A refusal is confirmed (the "revoked" error, a first register's
- * rejection) only after refusals in a row over at least this long, in ms,
- * and the lookup showing the workspace: the platform's token check turns a
- * database error into a 401.
- */
-export const AUTH_CONFIRM_MS = 3_000;
-
-/** Counts a failed beat; its reason label (what `beatFailures` counts it under). */
-function countFailure(
-  fleet: Fleet,
-  result: HeartbeatResult,
-): BeatFailureReason {
-  const refused = result.kind === "auth" || result.kind === "rejected";
-  fleet.counters.beats[refused ? "refused" : "failed"]++;
-  const label = failureReason(result.kind, result.status, result.reason);
-  fleet.counters.beatFailures[label]++;
-  return label;
-}
-
-function onAnswer(
-  fleet: Fleet,
-  ws: Runtime,
-  { sentAt, result, sent, switched, late }: {
-    sentAt: number;
-    result: HeartbeatResult;
-    /** A request went out (a late or failing token function sends none). */
-    sent: boolean;
-    /** Refused, and another token is now in use: try it at once. */
-    switched: boolean;
-    /** The token function did not answer in time (warned about once). */
-    late: boolean;
-  },
-): BeatNext {
-  const b = ws.beats;
   const now = fleet.clock.now();
   if (sent) {
     b.sent++;
@@ -167,10 +139,14 @@ function onAnswer(
   );
   let next = nextSlot(ws.anchor, fleet.interval, sentAt, now);
   let retry = false;
-  if (switched) {
-    countFailure(fleet, result);
-    return { due: now, retry: false };
+  // A failure's reason label (what `beatFailures` counts it under).
+  const label = failureReason(result.kind, result.status, result.reason);
+  if (result.kind !== "ok") {
+    const refused = result.kind === "auth" || result.kind === "rejected";
+    fleet.counters.beats[refused ? "refused" : "failed"]++;
+    fleet.counters.beatFailures[label]++;
   }
+  if (switched) return { due: now, retry: false };
 
   if (result.kind === "ok") {
     fleet.counters.beats.accepted++;
@@ -200,29 +176,74 @@ function onAnswer(
       b.sinceState = ws.orgId === undefined
         ? 0
         : -Math.floor(fleet.random() * every * 0.2);
-      fleet.parts.ask(ws, "poll");
+      ask(fleet, ws, "poll");
     }
     return { due: next, retry };
   }
 
   b.consecutiveFailures++;
-  const label = countFailure(fleet, result);
   const episode = b.lastFailKind !== result.kind;
   b.lastFailKind = result.kind;
   if (result.kind === "auth") {
     b.authFailures++;
     b.firstRefusedAt ??= now + fleet.sleptMs;
+    // The reference's escalation: a warning for each of the first 3
+    // refusals, then an error every 20; the first error once the refusal is
+    // confirmed (refusals in a row over AUTH_CONFIRM_MS, and the lookup
+    // showing the workspace: a 401 can be a blip), at the 3rd or later.
+    const status = result.status!;
+    const count = b.authFailures;
+    const confirmed = ws.ask.authConfirmed &&
+      fleet.elapsed() - (b.firstRefusedAt ?? Infinity) >= AUTH_CONFIRM_MS;
+    const level = b.escalatedAt !== undefined
+      ? (count - b.escalatedAt) % 20 === 0 ? "error" : "none"
+      : count < 3
+      ? authFailureLevel(count)
+      : confirmed
+      ? "error"
+      : "none";
+    if (level === "error") b.escalatedAt = count;
+    if (level === "warning") {
+      fleet.troubled("auth", ws, () =>
+        logger.warn(
+          "heartbeat of {workspaceId} got HTTP {status} (auth failure {count}/3): the token may be revoked. " +
+            "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
+          { workspaceId: ws.id, status, count },
+        ));
+    } else if (level === "error") {
+      // Confirmed: refusals in a row over a few seconds, every candidate
+      // token refused, and the platform's lookup (GET /workspaces/:id
+      // answered 200) says the workspace exists.
+      const source = ws.config.tokenSource;
+      const from = source ?? "MOLECULE_WORKSPACE_TOKEN or the token file";
+      const why =
+        `has been REVOKED: the platform says the workspace exists and refuses the token from ${from} ` +
+        "(and any token stored for it). Every platform call will fail. Regenerate the token from the canvas (Tokens tab)";
+      // Where the new token goes, and whether a restart is needed.
+      const then = source === undefined
+        ? "update MOLECULE_WORKSPACE_TOKEN or the token file, and restart"
+        : ws.config.tokenReread
+        ? `put the new one in ${source} (re-read when it changes: no restart needed)`
+        : `update ${source}, and restart`;
+      fleet.troubled("auth", ws, () =>
+        logger.error(
+          "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
+            `${why}, then ${then}.`,
+          { workspaceId: ws.id, status, count },
+        ));
+      fleet.counters.authEscalations++;
+      fleet.emit("auth-escalation", { workspaceId: ws.id, status, count });
+    }
     // The platform tells a deleted workspace from a revoked token: asked at
     // the first refusal of a run and again at each escalation (3, 23, 43…),
     // not on every refused beat, which would double the load of a platform
     // refusing a whole fleet.
     // (And while a refusal at 3 or more is not confirmed.)
-    const escalated = logAuthFailure(fleet, ws, result.status!);
     if (
-      b.authFailures === 1 || escalated ||
+      b.authFailures === 1 || level === "error" ||
       (b.authFailures >= 3 && !ws.ask.authConfirmed)
     ) {
-      fleet.parts.ask(ws, "refused");
+      ask(fleet, ws, "refused");
     }
   } else if (result.kind === "transient") {
     if (result.status === 429) {
@@ -272,7 +293,7 @@ function onAnswer(
           {
             workspaceId: ws.id,
             reason: result.reason,
-            cure: cureOf(result.kind, ws.platformUrl, fleet.origin),
+            cure: cureOf(result.kind, ws.platformUrl, fleet.options.origin),
             seconds: Math.round(
               (result.kind === "cors" ? slow : fleet.interval) / 1000,
             ),
@@ -317,12 +338,10 @@ async function liveStats(
   const fn = fleet.options.stats!;
   const b = ws.beats;
   try {
-    const stats = await raceSignal(
+    return b.rawStats = await raceSignal(
       Promise.resolve().then(() => fn(ws.id)),
       signal,
     );
-    b.rawStats = stats;
-    return stats;
   } catch (error) {
     if (fleet.stopped) throw error;
     if (signal.aborted) {
@@ -344,62 +363,6 @@ async function liveStats(
     }
     return undefined;
   }
-}
-
-/**
- * The reference's escalation: a warning for each of the first 3 refusals,
- * then an error every 20; the first error once the refusal is confirmed
- * (refusals in a row over {@link AUTH_CONFIRM_MS}, and the lookup showing
- * the workspace: a 401 can be a blip), at the 3rd refusal or later.
- */
-function logAuthFailure(
-  fleet: Fleet,
-  ws: Runtime,
-  status: number,
-): boolean {
-  const b = ws.beats;
-  const count = b.authFailures;
-  const confirmed = ws.ask.authConfirmed &&
-    fleet.elapsed() - (b.firstRefusedAt ?? Infinity) >= AUTH_CONFIRM_MS;
-  let level = authFailureLevel(count);
-  if (b.escalatedAt === undefined) {
-    level = count < 3 ? level : confirmed ? "error" : "none";
-  } else {
-    level = (count - b.escalatedAt) % 20 === 0 ? "error" : "none";
-  }
-  if (level === "error") b.escalatedAt = count;
-  if (level === "warning") {
-    fleet.troubled("auth", ws, () =>
-      logger.warn(
-        "heartbeat of {workspaceId} got HTTP {status} (auth failure {count}/3): the token may be revoked. " +
-          "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
-        { workspaceId: ws.id, status, count },
-      ));
-  } else if (level === "error") {
-    // Confirmed: refusals in a row over a few seconds, every candidate
-    // token refused, and the platform's lookup (GET /workspaces/:id
-    // answered 200) says the workspace exists.
-    const source = ws.config.tokenSource;
-    const from = source ?? "MOLECULE_WORKSPACE_TOKEN or the token file";
-    const why =
-      `has been REVOKED: the platform says the workspace exists and refuses the token from ${from} ` +
-      "(and any token stored for it). Every platform call will fail. Regenerate the token from the canvas (Tokens tab)";
-    // Where the new token goes, and whether a restart is needed.
-    const then = source === undefined
-      ? "update MOLECULE_WORKSPACE_TOKEN or the token file, and restart"
-      : ws.config.tokenReread
-      ? `put the new one in ${source} (re-read when it changes: no restart needed)`
-      : `update ${source}, and restart`;
-    fleet.troubled("auth", ws, () =>
-      logger.error(
-        "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
-          `${why}, then ${then}.`,
-        { workspaceId: ws.id, status, count },
-      ));
-    fleet.counters.authEscalations++;
-    fleet.emit("auth-escalation", { workspaceId: ws.id, status, count });
-  }
-  return level === "error";
 }
 
 /** What to log for one failed beat, as the reference does: a warning, an error, or nothing. */

@@ -21,7 +21,7 @@ export const BEAT_DURATION_BOUNDS: readonly number[] = [
   10,
 ];
 
-/** The counters a fleet keeps. */
+/** The counters a fleet keeps: `metrics()`'s counts, in its shape. */
 export type Counters = ReturnType<typeof newCounters>;
 
 /** Counters at zero. */
@@ -39,33 +39,24 @@ export function newCounters() {
       cors: 0,
       not_platform: 0,
     },
+    beatDuration: {
+      bounds: BEAT_DURATION_BOUNDS,
+      /** Per bucket (not cumulative); one more than the bounds, for +Inf. */
+      counts: new Array<number>(BEAT_DURATION_BOUNDS.length + 1).fill(0),
+      sum: 0,
+      count: 0,
+    },
     registers: { accepted: 0, refused: 0, failed: 0 },
     authEscalations: 0,
-    /** Per bucket (not cumulative); one more than the bounds, for +Inf. */
-    durationCounts: new Array<number>(BEAT_DURATION_BOUNDS.length + 1).fill(0),
-    durationSum: 0,
-    durationCount: 0,
   };
 }
 
-/** The figures `metrics()` reports: copies of the counters, and the gauges (what it reports of now). */
+/** The figures `metrics()` reports: a copy of the counters, and the gauges (what it reports of now). */
 export function metricsOf(
   c: Counters,
-  gauges: Omit<HeartbeatMetrics, keyof Counters | "beatDuration">,
+  gauges: Omit<HeartbeatMetrics, keyof Counters>,
 ): HeartbeatMetrics {
-  return {
-    beats: { ...c.beats },
-    beatFailures: { ...c.beatFailures },
-    beatDuration: {
-      bounds: BEAT_DURATION_BOUNDS,
-      counts: [...c.durationCounts],
-      sum: c.durationSum,
-      count: c.durationCount,
-    },
-    registers: { ...c.registers },
-    authEscalations: c.authEscalations,
-    ...gauges,
-  };
+  return { ...structuredClone(c), ...gauges };
 }
 
 /**
@@ -75,13 +66,7 @@ export function metricsOf(
 export function startingMetrics(workspaces: number): HeartbeatMetrics {
   return metricsOf(newCounters(), {
     requestsInFlight: 0,
-    workspaces: {
-      beating: 0,
-      registering: workspaces,
-      paused: 0,
-      deleted: 0,
-      rejected: 0,
-    },
+    workspaces: byPhase(workspaces),
     oldestAcceptedBeatAgeSeconds: 0,
     retryBudgetTokens: 0,
     unarmed: 0,
@@ -89,16 +74,25 @@ export function startingMetrics(workspaces: number): HeartbeatMetrics {
   });
 }
 
+/** `metrics()`'s workspaces by phase, at zero but for `registering`. */
+export function byPhase(registering = 0): HeartbeatMetrics["workspaces"] {
+  return {
+    beating: 0,
+    registering,
+    paused: 0,
+    deleted: 0,
+    rejected: 0,
+  };
+}
+
 /** Counts one beat request's duration, in ms. */
 export function observeBeatDuration(counters: Counters, ms: number): void {
   const seconds = Math.max(0, ms) / 1000;
-  let i = 0;
-  while (i < BEAT_DURATION_BOUNDS.length && seconds > BEAT_DURATION_BOUNDS[i]) {
-    i++;
-  }
-  counters.durationCounts[i]++;
-  counters.durationSum += seconds;
-  counters.durationCount++;
+  const i = BEAT_DURATION_BOUNDS.findIndex((bound) => seconds <= bound);
+  const d = counters.beatDuration;
+  d.counts[i === -1 ? BEAT_DURATION_BOUNDS.length : i]++;
+  d.sum += seconds;
+  d.count++;
 }
 
 /**

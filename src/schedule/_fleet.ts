@@ -12,7 +12,7 @@
  *   arms a beat, and the one place every beat ends;
  * - `_beat.ts`: one beat and what its answer means;
  * - `_register_workers.ts`: register, first tries, retries, re-registers;
- * - `_lifecycle.ts`: `/state` and `GET /workspaces/:id` questions;
+ * - `_life.ts` also: `/state` and `GET /workspaces/:id` questions;
  * - `_secret_writer.ts`, `_token_keeper.ts`: what answers hand over;
  * - `_life.ts` also: sleep and wake (the watchdog);
  * - `start_heartbeat.ts`: the public handle over them.
@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { backoffDelay, RetryBudget } from "./_retry.ts";
+import { backoffDelay, createRetryBudget } from "./_retry.ts";
 import { systemClock } from "../shared/clock.ts";
 import {
   BEAT_GROUP_SIZE,
@@ -42,9 +42,9 @@ import type {
   HeartbeatOptions,
 } from "./types.ts";
 import { newCounters } from "./_counters.ts";
-import { createInFlightCap, createLimiter, Fifo } from "./_in_flight_cap.ts";
+import { createInFlightCap, createLimiter } from "./_in_flight_cap.ts";
 import { logger } from "../shared/_logger.ts";
-import { createSharedDeadlines, TimerQueue } from "./_timer_queue.ts";
+import { createSharedDeadlines, createTimerQueue } from "./_timer_queue.ts";
 import type { Runtime } from "./_workspace_runtime.ts";
 import { createConnectionPool } from "../platform/_connection_pool.ts";
 
@@ -114,8 +114,6 @@ export type AskWhy =
 export interface FleetParts {
   /** Runs one beat of `ws`, which holds a slot under the cap. */
   beat(ws: Runtime): Promise<BeatNext | undefined>;
-  /** Asks the platform about `ws` (queued under the cap); resolves once acted on. */
-  ask(ws: Runtime, why: AskWhy): Promise<unknown>;
   /** Queues a register of `ws` (beside its beats). */
   register(ws: Runtime): void;
 }
@@ -134,18 +132,20 @@ const MAX_TROUBLE_IDS = 5;
  * workspaces' lines of the window are one summary line at its end, saying
  * how many more workspaces had that trouble and naming a few.
  */
-function createTroubleLog(later: (ms: number, fn: () => void) => void) {
-  const open = new Map<
-    TroubleKind,
-    { first: string; count: number; ids: string[]; distinct: Set<string> }
-  >();
+function createTroubleLog(
+  later: (ms: number, fn: () => void) => void,
+  summarize: boolean,
+) {
+  /** Per kind, the open window: its first workspace, and the others since. */
+  const open = new Map<TroubleKind, { first: string; others: Set<string> }>();
   const close = (kind: TroubleKind) => {
-    const window = open.get(kind);
+    const others = open.get(kind)?.others;
     open.delete(kind);
-    if (!window || window.count === 0) return;
-    const count = window.distinct.size;
-    const more = count - window.ids.length;
-    const ids = window.ids.join(", ") + (more > 0 ? ` and ${more} more` : "");
+    if (!others?.size) return;
+    const count = others.size;
+    const more = count - MAX_TROUBLE_IDS;
+    const ids = [...others].slice(0, MAX_TROUBLE_IDS).join(", ") +
+      (more > 0 ? ` and ${more} more` : "");
     logger[
       kind === "auth" || kind === "redirect" || kind === "cors" ||
         kind === "not_platform"
@@ -162,30 +162,23 @@ function createTroubleLog(later: (ms: number, fn: () => void) => void) {
       for (const kind of [...open.keys()]) close(kind);
     },
     /**
-     * Reports trouble of `kind`: `line` (its own log line) runs when it is
-     * the first of its kind in the current window; otherwise it is counted
-     * into the window's summary.
+     * Reports trouble of `kind` of `ws`: `line` (its own log line) runs
+     * when it is the first of its kind in the current window (or without
+     * `summarize`); otherwise it is counted into the window's summary.
      */
-    report(kind: TroubleKind, workspaceId: string, line: () => void) {
+    report(kind: TroubleKind, ws: Runtime, line: () => void): void {
+      if (!summarize) return line();
+      const workspaceId = ws.id;
       const window = open.get(kind);
       if (!window) {
-        open.set(kind, {
-          first: workspaceId,
-          count: 0,
-          ids: [],
-          distinct: new Set(),
-        });
+        open.set(kind, { first: workspaceId, others: new Set() });
         later(TROUBLE_WINDOW_MS, () => close(kind));
         return line();
       }
       // One workspace's own cadence (the auth escalation's 1, 2, 3, 23, …)
       // is not fleet trouble: its lines stay whole.
       if (workspaceId === window.first) return line();
-      window.count++;
-      if (!window.distinct.has(workspaceId)) {
-        window.distinct.add(workspaceId);
-        if (window.ids.length < MAX_TROUBLE_IDS) window.ids.push(workspaceId);
-      }
+      window.others.add(workspaceId);
     },
   };
 }
@@ -206,7 +199,7 @@ export function createFleet(options: HeartbeatOptions, emit: Emit) {
   // An injected clock without a wall clock: the wall follows it, so that
   // a test's time is consistent (and no sleep is ever seen).
   const offset = Date.now() - clock.now();
-  const queue = new TimerQueue(
+  const queue = createTimerQueue(
     clock,
     (error) =>
       logger.error("internal error in a scheduled task: {error}", { error }),
@@ -236,9 +229,7 @@ export function createFleet(options: HeartbeatOptions, emit: Emit) {
   );
   /** Every workspace served, removed ones left out; in the order given. */
   const workspaces: Runtime[] = [];
-  const trouble = (options.summarizeLogs ?? true)
-    ? createTroubleLog(later)
-    : undefined;
+  const trouble = createTroubleLog(later, options.summarizeLogs ?? true);
   const pending = new Set<Promise<unknown>>();
   const staleWindow = options.staleWindowMs ?? STALE_AFTER_MS;
   const statePollEvery = Math.max(
@@ -246,10 +237,7 @@ export function createFleet(options: HeartbeatOptions, emit: Emit) {
     Math.floor(options.statePollEvery ?? STATE_POLL_EVERY),
   );
   const random = options.random ?? Math.random;
-  const budget = new RetryBudget({
-    ratio: RETRY_BUDGET,
-    perInterval: options.workspaces.length,
-  });
+  const budget = createRetryBudget(RETRY_BUDGET, options.workspaces.length);
   /** Workspaces refused with 429 in the current interval, and the last warning. */
   const rateLimited = {
     since: -Infinity,
@@ -289,19 +277,19 @@ export function createFleet(options: HeartbeatOptions, emit: Emit) {
      * register answer under way at the stop may still be saved until then.
      */
     lastCall: new AbortController(),
-    /** The `Origin` sent (`""`: none); `undefined`: each platform URL's origin. */
-    origin: options.origin,
     /** Workspaces served whose `/workspaces/…` requests carry the org header. */
     orgWorkspaces: 0,
-    registerConcurrency: Math.max(
-      1,
-      Math.floor(options.registerConcurrency ?? 8),
-    ),
+    /**
+     * Registers under way (at most `registerConcurrency`), and the queue of
+     * those waiting (owned by `_register_workers.ts`).
+     */
+    registers: createInFlightCap(options.registerConcurrency ?? 8),
     /**
      * Requests in flight under the cap: beats and questions (registers come
-     * on top). The queue of beats that found the cap full is served at
-     * twice the fleet's healthy rate at most (a group at once): after a
-     * hang the backlog drains within half an interval, never as a herd.
+     * on top); `used` is the requests in flight now, every kind. The queue
+     * of beats that found the cap full is served at twice the fleet's
+     * healthy rate at most (a group at once): after a hang the backlog
+     * drains within half an interval, never as a herd.
      */
     cap: createInFlightCap(options.maxInFlight ?? 256, {
       perMs: () => (2 * Math.max(1, workspaces.length)) / interval,
@@ -323,7 +311,7 @@ export function createFleet(options: HeartbeatOptions, emit: Emit) {
     writeLimit: createLimiter(SECRET_WRITE_CONCURRENCY),
     budget,
     deadlines: createSharedDeadlines(queue, timeout),
-    /** Summarises the fleet's failure lines; absent with `summarizeLogs: false`. */
+    /** Summarises the fleet's failure lines (or not, with `summarizeLogs: false`). */
     trouble,
     startedAt: clock.now(),
     /** Fresh connections after a wake. */
@@ -335,15 +323,10 @@ export function createFleet(options: HeartbeatOptions, emit: Emit) {
     counters: newCounters(),
     /** Set by stop: nothing new starts. */
     stopped: false,
-    /** Requests in flight now, every kind. */
-    inFlight: 0,
     skippedSinceWarn: 0,
     skipWarnedAt: -Infinity,
     /** Time the machine slept (found by the watchdog), in ms. */
     sleptMs: 0,
-    /** Registers waiting for a worker (owned by `_register_workers.ts`). */
-    registerQueue: new Fifo<Runtime>(),
-    registersRunning: 0,
     /** Workspaces added in the current burst, and when it began (`addWorkspace`'s spread). */
     burst: { count: 0, at: -Infinity },
 
@@ -365,21 +348,8 @@ export function createFleet(options: HeartbeatOptions, emit: Emit) {
       while (pending.size > 0) await Promise.allSettled([...pending]);
     },
 
-    /** Counts a request in flight while it runs. */
-    async counted<T>(request: Promise<T>): Promise<T> {
-      this.inFlight++;
-      try {
-        return await request;
-      } finally {
-        this.inFlight--;
-      }
-    },
-
     /** A failure's log line, summarised with the fleet's (see `summarizeLogs`). */
-    troubled(kind: TroubleKind, ws: Runtime, line: () => void): void {
-      if (trouble) trouble.report(kind, ws.id, line);
-      else line();
-    },
+    troubled: trouble.report,
 
     /**
      * Takes the next turn of an org-keyed request on the pacer: they share

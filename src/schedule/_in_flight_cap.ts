@@ -1,76 +1,14 @@
 /**
  * The fleet's cap on requests in flight, with a first-come queue for the
- * ones that found it full (internal).
+ * ones that found it full (internal); the registers' and the writes'
+ * limiters on the same.
  *
  * @module
  */
 
 /**
- * A first-come queue (the one the scheduler's waits share: the in-flight
- * cap's, the secret writes', the registers'): `push` at the back, `shift`
- * from the front, each O(1) amortised; its bound is its users' (each
- * workspace waits in it at most once).
- *
- * @example
- * ```ts
- * import { Fifo } from "./_in_flight_cap.ts";
- * const q = new Fifo<string>();
- * q.push("a");
- * q.push("b");
- * q.shift(); // "a"
- * q.size; // 1
- * ```
- */
-export class Fifo<T> {
-  #items: (T | undefined)[] = [];
-  #head = 0;
-
-  /** Items queued. */
-  get size(): number {
-    return this.#items.length - this.#head;
-  }
-
-  /**
-   * Queues `item` at the back.
-   *
-   * @param item The item.
-   */
-  push(item: T): void {
-    this.#items.push(item);
-  }
-
-  /**
-   * Takes the front item.
-   *
-   * @returns It, or `undefined` when empty.
-   */
-  shift(): T | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const item = this.#items[this.#head];
-    this.#items[this.#head++] = undefined;
-    if (this.#head === this.#items.length) {
-      this.#items = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items.splice(0, this.#head);
-      this.#head = 0;
-    }
-    return item;
-  }
-
-  /** Drops every item. */
-  clear(): void {
-    this.#items = [];
-    this.#head = 0;
-  }
-}
-
-/** Runs a task when a slot is free; see {@link createLimiter}. */
-export type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
-
-/**
  * A limiter that runs at most `concurrency` tasks at once, in the order they
- * were given (on a {@link Fifo}).
+ * were given (an unpaced {@link createInFlightCap}).
  *
  * @example
  * ```ts
@@ -80,30 +18,20 @@ export type Limiter = <T>(task: () => Promise<T>) => Promise<T>;
  * ```
  *
  * @param concurrency Tasks at once, at least 1.
- * @returns The limiter.
+ * @returns The limiter: runs a task when a slot is free.
  */
-export function createLimiter(concurrency: number): Limiter {
-  const max = Math.max(1, Math.floor(concurrency));
-  let running = 0;
-  const waiting = new Fifo<() => void>();
-  const release = () => {
-    running--;
-    const next = waiting.shift();
-    if (next) {
-      running++;
-      next();
-    }
-  };
+export function createLimiter(
+  concurrency: number,
+): <T>(task: () => Promise<T>) => Promise<T> {
+  const cap = createInFlightCap(concurrency);
   return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (running >= max) {
-      await new Promise<void>((resolve) => waiting.push(resolve));
-    } else {
-      running++;
+    if (!cap.tryTake()) {
+      await new Promise<void>((resolve) => cap.wait(() => (resolve(), true)));
     }
     try {
       return await task();
     } finally {
-      release();
+      cap.release();
     }
   };
 }
@@ -115,7 +43,7 @@ export function createLimiter(concurrency: number): Limiter {
  * to be due at the same instant. The queue holds at most one entry per
  * workspace and kind (its owner dedupes), so it is bounded by the fleet.
  *
- * The queue is served no faster than its `pace` (a token bucket of
+ * With a `pace`, the queue is served no faster than it (a token bucket of
  * `burst`): a queue that grew while the platform hung drains at a steady
  * rate when it answers again, instead of one request per freed slot at
  * once. Hung requests time out together, so thousands of slots came free
@@ -139,9 +67,9 @@ export function createLimiter(concurrency: number): Limiter {
  * ```
  *
  * @param max Requests in flight at most, at least 1.
- * @param pace How fast the queue may be served.
+ * @param pace How fast the queue may be served. @default {unpaced}
  */
-export function createInFlightCap(max: number, pace: {
+export function createInFlightCap(max: number, pace?: {
   /** Waiters served per millisecond at most, now (read at each refill). */
   perMs: () => number;
   /** Waiters served at once before the pace applies. */
@@ -156,16 +84,28 @@ export function createInFlightCap(max: number, pace: {
    * Waiters: each is called when a slot is free for it, and returns `true`
    * when it took the slot (and will release it later), `false` when it no
    * longer wants it (its workspace was removed, paused…), in which case the
-   * slot goes to the next waiter.
+   * slot goes to the next waiter. First come first served: taken from
+   * `head`, the part before it dropped once it is most of the array.
    */
-  const queue = new Fifo<() => boolean>();
+  let queue: ((() => boolean) | undefined)[] = [];
+  let head = 0;
+  const next = () => {
+    const waiter = queue[head];
+    queue[head++] = undefined;
+    if (head > 1024 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
+    }
+    return waiter;
+  };
   let used = 0;
-  let tokens = Math.max(1, pace.burst);
-  let refilledAt = pace.now();
+  let tokens = Math.max(1, pace?.burst ?? 1);
+  let refilledAt = pace?.now() ?? 0;
   let drainArmed = false;
 
   /** Whether the pace allows serving a waiter now; if not, a drain is armed. */
   const mayServe = (): boolean => {
+    if (!pace) return true;
     const now = pace.now();
     const perMs = Math.max(1e-9, pace.perMs());
     tokens = Math.min(
@@ -187,9 +127,9 @@ export function createInFlightCap(max: number, pace: {
    * allows one).
    */
   const handOver = (): void => {
-    while (queue.size > 0) {
+    while (head < queue.length) {
       if (!mayServe()) break;
-      const waiter = queue.shift();
+      const waiter = next();
       if (waiter && waiter()) {
         tokens--;
         return;
@@ -203,7 +143,7 @@ export function createInFlightCap(max: number, pace: {
     drainArmed = false;
     // Each turn serves a waiter (or drops one that gave up), or the pace
     // arms the next drain and the loop ends.
-    while (queue.size > 0 && used < max && !drainArmed) {
+    while (head < queue.length && used < max && !drainArmed) {
       used++;
       handOver();
     }
@@ -218,7 +158,7 @@ export function createInFlightCap(max: number, pace: {
     },
     /** Takes a slot if one is free and nobody waits for one; whether it did. */
     tryTake(): boolean {
-      if (used >= max || queue.size > 0) return false;
+      if (used >= max || head < queue.length) return false;
       used++;
       return true;
     },
@@ -246,7 +186,8 @@ export function createInFlightCap(max: number, pace: {
     },
     /** Drops every waiter (on stop). */
     clear(): void {
-      queue.clear();
+      queue = [];
+      head = 0;
     },
   };
 }

@@ -9,7 +9,7 @@
  * a workspace for an id the platform does not have, forces a degraded one
  * `online`, broadcasts it, and mints a token for a removed one that can
  * never work. So every register comes after a lookup that shows the
- * workspace live (`_lifecycle.ts`), there is no register after a gap
+ * workspace live (`_life.ts`), there is no register after a gap
  * (heartbeats alone bring a workspace back), and a 4xx other than 401 and
  * 429 (the request is wrong as it is) is not tried again: the beats carry
  * the agent card, which clears the "register failed" mark a failed register
@@ -25,8 +25,7 @@
  * @module
  */
 import type { Fleet } from "./_fleet.ts";
-import { isFinal, moveTo, servedState } from "./_life.ts";
-import { ask } from "./_lifecycle.ts";
+import { ask, isFinal, moveTo, servedState } from "./_life.ts";
 import { raceSignal } from "../shared/_race.ts";
 import { logger } from "../shared/_logger.ts";
 import { register, type RegisterResult } from "../platform/register.ts";
@@ -46,48 +45,28 @@ import { noteAnswer, type Runtime } from "./_workspace_runtime.ts";
  */
 export const REGISTER_SLOW_RETRY_MS = 300_000;
 
-/** What a workspace's first register came to, for the handle's `ready`. */
-export type FirstRegister =
-  | "ok"
-  | "rejected"
-  | "deleted"
-  | "aborted"
-  | "pending"
-  | { reason: string };
+/**
+ * What a workspace's first register came to, for the handle's `ready`:
+ * `ok`, `rejected`, `deleted`, `aborted`, `pending` (no verdict yet), or
+ * else why it failed.
+ */
+type FirstRegister = string;
 
 /**
- * Queues a register of `ws`, unless one is queued, under way or armed as a
- * retry (which comes first), or `ws` is gone.
+ * Queues a register of `ws` (at most `registerConcurrency` run at once, the
+ * others wait their turn first come), unless one is queued, under way or
+ * armed as a retry (which comes first), or `ws` is gone.
  */
 export function wantRegister(fleet: Fleet, ws: Runtime): void {
   const r = ws.reg;
-  if (fleet.stopped || isFinal(ws) || r.queued || r.running || r.timer) return;
-  r.queued = true;
-  fleet.registerQueue.push(ws);
-  pump(fleet);
-}
-
-/** Drops every queued register (on stop). */
-export function clearRegisters(fleet: Fleet): void {
-  for (let ws; (ws = fleet.registerQueue.shift());) {
-    ws.reg.queued = false;
-    first(ws, "aborted");
-  }
-}
-
-function pump(fleet: Fleet): void {
-  while (
-    fleet.registersRunning < fleet.registerConcurrency &&
-    fleet.registerQueue.size > 0
-  ) {
-    const ws = fleet.registerQueue.shift()!;
-    ws.reg.queued = false;
+  if (fleet.stopped || isFinal(ws) || r.wanted || r.timer) return;
+  r.wanted = true;
+  const go = () => {
     if (fleet.stopped || isFinal(ws)) {
+      r.wanted = false;
       first(ws, finalOutcome(ws));
-      continue;
+      return false;
     }
-    fleet.registersRunning++;
-    ws.reg.running = true;
     void fleet.track(
       registerOnce(fleet, ws).then(
         (outcome) => first(ws, outcome),
@@ -96,15 +75,17 @@ function pump(fleet: Fleet): void {
             "internal error in a register of {workspaceId}: {error}",
             { workspaceId: ws.id, error },
           );
-          first(ws, { reason: String(error) });
+          first(ws, String(error));
         },
       ).finally(() => {
-        ws.reg.running = false;
-        fleet.registersRunning--;
-        pump(fleet);
+        r.wanted = false;
+        fleet.registers.release();
       }),
     );
-  }
+    return true;
+  };
+  if (fleet.registers.tryTake()) go();
+  else fleet.registers.wait(go);
 }
 
 function finalOutcome(ws: Runtime): FirstRegister {
@@ -116,7 +97,7 @@ function first(ws: Runtime, outcome: FirstRegister): void {
   const report = ws.reg.first;
   if (!report || outcome === "pending") return;
   ws.reg.first = undefined;
-  report(typeof outcome === "string" ? outcome : outcome.reason);
+  report(outcome);
 }
 
 /**
@@ -143,14 +124,14 @@ async function attempt(
     }
     fleet.cap.hold(); // registers count against the cap, beside it
     held = true;
-    const result = await fleet.counted(register({
+    const result = await register({
       ...fleet.wire(ws),
       workspaceId: ws.id,
       token: token.token,
       agentCard: ws.card,
       signal,
       mcpServerPresent: fleet.options.mcpServerPresent,
-    }));
+    });
     return { result, used: token.token };
   } catch (error) {
     if (fleet.stopped) return undefined;
@@ -161,31 +142,23 @@ async function attempt(
   }
 }
 
-/** Emits `register-failed` and arms the next try (none when `retryInMs` is negative). */
+/** Emits `register-failed` and arms the next try (none for a `rejected` one). */
 function failed(
   fleet: Fleet,
   ws: Runtime,
   detail: Omit<HeartbeatEventMap["register-failed"], "workspaceId">,
-): { reason: string } {
-  const retryInMs = detail.retryInMs;
-  fleet.emit("register-failed", {
-    workspaceId: ws.id,
-    ...detail,
-    retryInMs: Math.max(0, retryInMs),
-  });
-  if (retryInMs >= 0) retryLater(fleet, ws, retryInMs);
-  return { reason: detail.reason };
+): FirstRegister {
+  fleet.emit("register-failed", { workspaceId: ws.id, ...detail });
+  if (detail.kind !== "rejected") retryLater(fleet, ws, detail.retryInMs);
+  return detail.reason;
 }
 
-/**
- * Asks the platform, before a register, whether `ws` is there and live.
- *
- * @returns `true` to register; else what the attempt came to.
- */
-async function lookFirst(
+/** One register of `ws` (after a lookup; refused, one with another candidate token), and what it changes. */
+async function registerOnce(
   fleet: Fleet,
   ws: Runtime,
-): Promise<true | FirstRegister> {
+): Promise<FirstRegister> {
+  // First, whether `ws` is there and live.
   const answer = await raceSignal(
     ask(fleet, ws, "register"),
     fleet.abort.signal,
@@ -199,58 +172,50 @@ async function lookFirst(
       "workspace {workspaceId} is paused on the platform: it is registered once it is resumed",
       { workspaceId: ws.id },
     );
-    return { reason: "paused on the platform" };
+    return "paused on the platform";
   }
-  if (answer?.exists || answer?.kind === "online") return true;
-  // No answer proves anything: beats go on, and the lookup is asked again.
-  ws.reg.failures++;
-  if (answer?.cors) {
-    // No retry can help until the platform's side changes: slowly.
-    const reason = answer.reason ?? "refused by the platform's CORS layer";
-    noteAnswer(ws, 403, reason);
-    fleet.troubled("cors", ws, () =>
-      logger.error(
-        "workspace {workspaceId} is not registered: asking the platform whether it exists failed: {reason}{cure}; asked again every {minutes} minutes",
-        {
-          workspaceId: ws.id,
-          reason,
-          cure: cureOf("cors", ws.platformUrl, fleet.origin),
-          minutes: REGISTER_SLOW_RETRY_MS / 60_000,
-        },
-      ));
-    return failed(fleet, ws, {
-      kind: "cors",
-      status: 403,
-      reason,
-      retryInMs: REGISTER_SLOW_RETRY_MS,
-    });
+  if (!answer?.exists && answer?.kind !== "online") {
+    // No answer proves anything: beats go on, and the lookup is asked again.
+    ws.reg.failures++;
+    if (answer?.cors) {
+      // No retry can help until the platform's side changes: slowly.
+      const reason = answer.reason ?? "refused by the platform's CORS layer";
+      noteAnswer(ws, 403, reason);
+      fleet.troubled("cors", ws, () =>
+        logger.error(
+          "workspace {workspaceId} is not registered: asking the platform whether it exists failed: {reason}{cure}; asked again every {minutes} minutes",
+          {
+            workspaceId: ws.id,
+            reason,
+            cure: cureOf("cors", ws.platformUrl, fleet.options.origin),
+            minutes: REGISTER_SLOW_RETRY_MS / 60_000,
+          },
+        ));
+      return failed(fleet, ws, {
+        kind: "cors",
+        status: 403,
+        reason,
+        retryInMs: REGISTER_SLOW_RETRY_MS,
+      });
+    }
+    const reason = `could not ask the platform whether the workspace exists (${
+      answer?.reason ?? "no answer"
+    })`;
+    const retryInMs =
+      fleet.retryDelay(ws.reg.failures, undefined, 0, fleet.interval).delay;
+    if (!answer?.noToken) {
+      fleet.troubled(
+        "register",
+        ws,
+        () =>
+          logger.warn(
+            "workspace {workspaceId} is not registered yet: {reason}; heartbeats go on, it is asked again in {retryInMs} ms",
+            { workspaceId: ws.id, reason, retryInMs: Math.round(retryInMs) },
+          ),
+      );
+    }
+    return failed(fleet, ws, { kind: "transient", reason, retryInMs });
   }
-  const reason = `could not ask the platform whether the workspace exists (${
-    answer?.reason ?? "no answer"
-  })`;
-  const retryInMs =
-    fleet.retryDelay(ws.reg.failures, undefined, 0, fleet.interval).delay;
-  if (!answer?.noToken) {
-    fleet.troubled(
-      "register",
-      ws,
-      () =>
-        logger.warn(
-          "workspace {workspaceId} is not registered yet: {reason}; heartbeats go on, it is asked again in {retryInMs} ms",
-          { workspaceId: ws.id, reason, retryInMs: Math.round(retryInMs) },
-        ),
-    );
-  }
-  return failed(fleet, ws, { kind: "transient", reason, retryInMs });
-}
-
-/** One register of `ws` (after a lookup; refused, one with another candidate token), and what it changes. */
-async function registerOnce(
-  fleet: Fleet,
-  ws: Runtime,
-): Promise<FirstRegister> {
-  const looked = await lookFirst(fleet, ws);
-  if (looked !== true) return looked;
   let tried = await attempt(fleet, ws);
   // A refused token: another candidate (the store's, a new configured one),
   // if any, is tried at once.
@@ -271,7 +236,66 @@ async function registerOnce(
   }
   const r = ws.reg;
   if (result.kind === "auth") {
-    return refused(fleet, ws, result.status!, tried.used);
+    // A register refused for its token (after every other candidate token was
+    // tried). In context: if the token was seen to work, a warning and a slow
+    // retry; else, the first time, a register again a few seconds later (one
+    // 401 can be a blip); refused again, after the lookup that showed the
+    // workspace, the reference's fatal rejection.
+    const status = result.status!;
+    const reason = `register refused with HTTP ${status}`;
+    noteAnswer(ws, status, reason);
+    // Another token came in use meanwhile (issued to a beat's register, or
+    // the store's): try it at once.
+    if (ws.token.current !== undefined && ws.token.current !== tried.used) {
+      retryLater(fleet, ws, 0);
+      return reason;
+    }
+    // The platform accepted the token in this run (a beat, or /state).
+    if (ws.beats.accepted > 0 || ws.ask.tokenAccepted || r.accepted) {
+      logger.warn(
+        "register of workspace {workspaceId} was refused with HTTP {status}, although the platform accepted its token before: " +
+          "it keeps being served (heartbeats go on), and register is retried in {minutes} minutes",
+        {
+          workspaceId: ws.id,
+          status,
+          minutes: REGISTER_SLOW_RETRY_MS / 60_000,
+        },
+      );
+      return failed(fleet, ws, {
+        kind: "auth",
+        status,
+        reason,
+        retryInMs: REGISTER_SLOW_RETRY_MS,
+      });
+    }
+    const now = fleet.elapsed();
+    if (r.refusedAt === undefined || now - r.refusedAt < AUTH_CONFIRM_MS) {
+      // One refusal is no verdict: again in a few seconds, after a lookup
+      // (the token store and the configured source are read again then).
+      r.refusedAt ??= now;
+      logger.warn(
+        "register of workspace {workspaceId} was refused with HTTP {status}: the token may be invalid; " +
+          "confirming in {seconds} s (one refusal can be a blip on the platform)",
+        { workspaceId: ws.id, status, seconds: AUTH_CONFIRM_MS / 1000 },
+      );
+      retryLater(fleet, ws, r.refusedAt + AUTH_CONFIRM_MS - now);
+      return "pending";
+    }
+    // Refused again, a few seconds on, with the workspace shown to exist
+    // by the lookup just before: the token is refused.
+    if (!moveTo(fleet, ws, "rejected")) return reason;
+    ws.life.rejectedFor = "token";
+    logger.error(
+      "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
+        "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
+      {
+        status,
+        workspaceId: ws.id,
+        seconds: Math.round((now - r.refusedAt) / 1000),
+      },
+    );
+    fleet.emit("rejected", { workspaceId: ws.id, status, reason: "token" });
+    return "rejected";
   }
   if (result.kind === "ok") {
     fleet.counters.registers.accepted++;
@@ -318,7 +342,7 @@ async function registerOnce(
     // is; resending it cannot help, and each failed register marks the
     // workspace "register failed" on the platform. Beats go on (they carry
     // the card, which clears that mark).
-    retryInMs = -1;
+    retryInMs = 0;
     r.gaveUp = true;
     logger.error(
       "register of workspace {workspaceId} was refused with HTTP {status}: {message}. " +
@@ -345,7 +369,7 @@ async function registerOnce(
           {
             workspaceId: ws.id,
             reason,
-            cure: cureOf(kind, ws.platformUrl, fleet.origin),
+            cure: cureOf(kind, ws.platformUrl, fleet.options.origin),
             minutes: REGISTER_SLOW_RETRY_MS / 60_000,
           },
         ),
@@ -378,73 +402,4 @@ function retryLater(fleet: Fleet, ws: Runtime, ms: number): void {
     r.timer = undefined;
     wantRegister(fleet, ws);
   });
-}
-
-/**
- * A register refused for its token (after every other candidate token was
- * tried). In context: if the token was seen to work, a warning and a slow
- * retry; else, the first time, a register again a few seconds later (one
- * 401 can be a blip); refused again, after the lookup that showed the
- * workspace, the reference's fatal rejection.
- */
-function refused(
-  fleet: Fleet,
-  ws: Runtime,
-  status: number,
-  used: string,
-): FirstRegister {
-  const reason = `register refused with HTTP ${status}`;
-  noteAnswer(ws, status, reason);
-  const r = ws.reg;
-  // Another token came in use meanwhile (issued to a beat's register, or
-  // the store's): try it at once.
-  if (ws.token.current !== undefined && ws.token.current !== used) {
-    retryLater(fleet, ws, 0);
-    return { reason };
-  }
-  // The platform accepted the token in this run (a beat, or /state).
-  if (ws.beats.accepted > 0 || ws.ask.tokenAccepted || r.accepted) {
-    logger.warn(
-      "register of workspace {workspaceId} was refused with HTTP {status}, although the platform accepted its token before: " +
-        "it keeps being served (heartbeats go on), and register is retried in {minutes} minutes",
-      { workspaceId: ws.id, status, minutes: REGISTER_SLOW_RETRY_MS / 60_000 },
-    );
-    return failed(fleet, ws, {
-      kind: "auth",
-      status,
-      reason,
-      retryInMs: REGISTER_SLOW_RETRY_MS,
-    });
-  }
-  const now = fleet.elapsed();
-  if (r.refusedAt === undefined || now - r.refusedAt < AUTH_CONFIRM_MS) {
-    // One refusal is no verdict: again in a few seconds, after a lookup
-    // (the token store and the configured source are read again then).
-    r.refusedAt ??= now;
-    logger.warn(
-      "register of workspace {workspaceId} was refused with HTTP {status}: the token may be invalid; " +
-        "confirming in {seconds} s (one refusal can be a blip on the platform)",
-      { workspaceId: ws.id, status, seconds: AUTH_CONFIRM_MS / 1000 },
-    );
-    retryLater(fleet, ws, r.refusedAt + AUTH_CONFIRM_MS - now);
-    return "pending";
-  }
-  // Refused again, a few seconds on, with the workspace shown to exist
-  // by the lookup just before: the token is refused.
-  ws.life.rejectedFor = "token";
-  if (!moveTo(fleet, ws, "rejected")) {
-    ws.life.rejectedFor = undefined;
-    return { reason };
-  }
-  logger.error(
-    "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
-      "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
-    {
-      status,
-      workspaceId: ws.id,
-      seconds: Math.round((now - r.refusedAt) / 1000),
-    },
-  );
-  fleet.emit("rejected", { workspaceId: ws.id, status, reason: "token" });
-  return "rejected";
 }

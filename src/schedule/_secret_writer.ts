@@ -37,9 +37,10 @@ export function offerSecret(fleet: Fleet, ws: Runtime, value: unknown): void {
   rememberSecret(value);
   if (!fleet.options.secretStore || fleet.stopped || isFinal(ws)) return;
   if (value === book.value || value === book.pending) return;
+  // A value pending means a write under way (it takes the new value).
+  const writing = book.pending !== undefined;
   book.pending = value;
-  if (book.writing) return; // the write under way takes the new value
-  book.writing = true;
+  if (writing) return;
   void fleet.track(fleet.writeLimit(() => writeSecret(fleet, ws)));
 }
 
@@ -87,6 +88,5 @@ async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
     }
   } finally {
     book.pending = undefined;
-    book.writing = false;
   }
 }

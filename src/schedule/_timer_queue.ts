@@ -8,142 +8,80 @@
  */
 import { type Clock, systemClock } from "../shared/clock.ts";
 
-/** A task in a {@link TimerQueue}. */
+/** A task in a timer queue: a handle for its `cancel`. */
 export interface QueuedTimer {
   /** When it is due, on the queue's clock. */
   readonly due: number;
 }
 
-interface Entry extends QueuedTimer {
-  due: number;
-  fn: () => void;
-  index: number;
-}
+/** A queued task: its place in the heap, -1 once run or cancelled. */
+type Entry = { due: number; fn: () => void; index: number };
+
+/** A timer queue: see {@link createTimerQueue}. */
+export type TimerQueue = ReturnType<typeof createTimerQueue>;
 
 /**
  * Runs callbacks at due times, with one underlying timer armed for the
- * earliest. A callback that throws does not stop the others.
+ * earliest (a binary heap of due times). A callback that throws does not
+ * stop the others.
  *
  * @example
  * ```ts
- * import { TimerQueue } from "./_timer_queue.ts";
- * const queue = new TimerQueue();
+ * import { createTimerQueue } from "./_timer_queue.ts";
+ * const queue = createTimerQueue();
  * const timer = queue.at(performance.now() + 10, () => console.log("tick"));
  * queue.cancel(timer);
  * ```
+ *
+ * @param clock Time and timers. @default {systemClock}
+ * @param onError Called with what a callback threw. @default {console.error}
  */
-export class TimerQueue {
-  #heap: Entry[] = [];
-  #clock: Clock;
-  #handle: unknown = undefined;
-  #armedFor = Infinity;
-  #firing = false;
-  #onError: (error: unknown) => void;
-  /** The underlying timer's callback: one closure for every arm. */
-  #fireNow = () => this.#fire();
+export function createTimerQueue(
+  clock: Clock = systemClock,
+  onError: (error: unknown) => void = console.error,
+) {
+  let heap: Entry[] = [];
+  let handle: unknown = undefined;
+  let armedFor = Infinity;
+  let firing = false;
 
-  /**
-   * Creates an empty queue.
-   *
-   * @param clock Time and timers. @default {systemClock}
-   * @param onError Called with what a callback threw. @default {console.error}
-   */
-  constructor(
-    clock: Clock = systemClock,
-    onError: (error: unknown) => void = console.error,
-  ) {
-    this.#clock = clock;
-    this.#onError = onError;
-  }
+  const disarm = (): void => {
+    if (handle !== undefined) clock.clearTimeout(handle);
+    handle = undefined;
+    armedFor = Infinity;
+  };
 
-  /** How many timers are pending. */
-  get size(): number {
-    return this.#heap.length;
-  }
+  const arm = (): void => {
+    if (firing) return;
+    const first = heap[0];
+    if (!first) return disarm();
+    if (handle !== undefined && armedFor <= first.due) return;
+    disarm();
+    armedFor = first.due;
+    handle = clock.setTimeout(fire, Math.max(0, first.due - clock.now()));
+  };
 
-  /**
-   * Schedules `fn` at `due` (on the queue's clock).
-   *
-   * @param due When to run it.
-   * @param fn What to run.
-   * @returns A handle for {@link TimerQueue.cancel}.
-   */
-  at(due: number, fn: () => void): QueuedTimer {
-    const entry: Entry = { due, fn, index: this.#heap.length };
-    this.#heap.push(entry);
-    this.#up(entry.index);
-    this.#arm();
-    return entry;
-  }
-
-  /**
-   * Cancels a pending timer; does nothing if it already ran or was cancelled.
-   *
-   * @param timer The handle {@link TimerQueue.at} returned.
-   */
-  cancel(timer: QueuedTimer): void {
-    this.#remove(timer as Entry);
-    this.#arm();
-  }
-
-  #remove(entry: Entry): void {
-    const i = entry.index;
-    if (i < 0 || this.#heap[i] !== entry) return;
-    entry.index = -1;
-    const last = this.#heap.pop()!;
-    if (last !== entry) {
-      this.#heap[i] = last;
-      last.index = i;
-      this.#down(i);
-      this.#up(i);
-    }
-  }
-
-  /** Cancels every timer and releases the underlying one. */
-  clear(): void {
-    for (const entry of this.#heap) entry.index = -1;
-    this.#heap = [];
-    this.#disarm();
-  }
-
-  #disarm(): void {
-    if (this.#handle !== undefined) this.#clock.clearTimeout(this.#handle);
-    this.#handle = undefined;
-    this.#armedFor = Infinity;
-  }
-
-  #arm(): void {
-    if (this.#firing) return;
-    const first = this.#heap[0];
-    if (!first) return this.#disarm();
-    if (this.#handle !== undefined && this.#armedFor <= first.due) return;
-    this.#disarm();
-    this.#armedFor = first.due;
-    const delay = Math.max(0, first.due - this.#clock.now());
-    this.#handle = this.#clock.setTimeout(this.#fireNow, delay);
-  }
-
-  #fire(): void {
-    this.#handle = undefined;
-    this.#armedFor = Infinity;
-    this.#firing = true;
-    const now = this.#clock.now();
-    // Run everything due; a callback may schedule more, due later.
-    while (this.#heap.length > 0 && this.#heap[0].due <= now) {
-      const entry = this.#heap[0];
-      this.#remove(entry);
+  /** The underlying timer's callback: runs everything due. */
+  const fire = (): void => {
+    handle = undefined;
+    armedFor = Infinity;
+    firing = true;
+    const now = clock.now();
+    // A callback may schedule more, due later.
+    while (heap.length > 0 && heap[0].due <= now) {
+      const entry = heap[0];
+      remove(entry);
       try {
         entry.fn();
       } catch (error) {
-        this.#onError(error);
+        onError(error);
       }
     }
-    this.#firing = false;
-    this.#arm();
-  }
+    firing = false;
+    arm();
+  };
 
-  #up(i: number): void {
-    const heap = this.#heap;
+  const up = (i: number): void => {
     const entry = heap[i];
     while (i > 0) {
       const p = (i - 1) >> 1;
@@ -154,10 +92,9 @@ export class TimerQueue {
     }
     heap[i] = entry;
     entry.index = i;
-  }
+  };
 
-  #down(i: number): void {
-    const heap = this.#heap;
+  const down = (i: number): void => {
     const n = heap.length;
     const entry = heap[i];
     while (true) {
@@ -172,7 +109,46 @@ export class TimerQueue {
     }
     heap[i] = entry;
     entry.index = i;
-  }
+  };
+
+  const remove = (entry: Entry): void => {
+    const i = entry.index;
+    if (i < 0 || heap[i] !== entry) return;
+    entry.index = -1;
+    const last = heap.pop()!;
+    if (last !== entry) {
+      heap[i] = last;
+      last.index = i;
+      down(i);
+      up(i);
+    }
+  };
+
+  return {
+    /** How many timers are pending. */
+    get size(): number {
+      return heap.length;
+    },
+    /** Schedules `fn` at `due` (on the queue's clock); the handle is for `cancel`. */
+    at(due: number, fn: () => void): QueuedTimer {
+      const entry: Entry = { due, fn, index: heap.length };
+      heap.push(entry);
+      up(entry.index);
+      arm();
+      return entry;
+    },
+    /** Cancels a pending timer; does nothing if it already ran or was cancelled. */
+    cancel(timer: QueuedTimer): void {
+      remove(timer as Entry);
+      arm();
+    },
+    /** Cancels every timer and releases the underlying one. */
+    clear(): void {
+      for (const entry of heap) entry.index = -1;
+      heap = [];
+      disarm();
+    },
+  };
 }
 
 // Deadlines shared by the requests of one wake-up, on the same queue.
@@ -188,8 +164,8 @@ const SHARE_MS = 20;
  *
  * @example
  * ```ts
- * import { createSharedDeadlines, TimerQueue } from "./_timer_queue.ts";
- * const deadlines = createSharedDeadlines(new TimerQueue(), 10_000);
+ * import { createSharedDeadlines, createTimerQueue } from "./_timer_queue.ts";
+ * const deadlines = createSharedDeadlines(createTimerQueue(), 10_000);
  * const d = deadlines.join(performance.now());
  * // fetch(url, { signal: d.controller.signal }) ...
  * deadlines.leave(d);
@@ -207,8 +183,8 @@ export function createSharedDeadlines(queue: TimerQueue, timeoutMs: number) {
     at: number;
     /** Requests still using it. */
     users: number;
-    /** Its timer in the queue, while it runs. */
-    timer: QueuedTimer | undefined;
+    /** Its timer in the queue (cancelling it once it ran does nothing). */
+    timer: QueuedTimer;
   };
   let latest: SharedDeadline | undefined;
   const all = new Set<SharedDeadline>();
@@ -226,18 +202,19 @@ export function createSharedDeadlines(queue: TimerQueue, timeoutMs: number) {
         d.users++;
         return d;
       }
+      const controller = new AbortController();
       const fresh: SharedDeadline = {
-        controller: new AbortController(),
+        controller,
         at: now,
         users: 1,
-        timer: undefined,
+        timer: queue.at(
+          now + timeoutMs,
+          () =>
+            controller.abort(
+              new DOMException("request timed out", "TimeoutError"),
+            ),
+        ),
       };
-      fresh.timer = queue.at(now + timeoutMs, () => {
-        fresh.timer = undefined;
-        fresh.controller.abort(
-          new DOMException("request timed out", "TimeoutError"),
-        );
-      });
       latest = fresh;
       all.add(fresh);
       return fresh;
@@ -245,8 +222,7 @@ export function createSharedDeadlines(queue: TimerQueue, timeoutMs: number) {
     /** A request is done with its deadline; the last one cancels its timer. */
     leave(d: SharedDeadline): void {
       if (--d.users > 0) return;
-      if (d.timer) queue.cancel(d.timer);
-      d.timer = undefined;
+      queue.cancel(d.timer);
       all.delete(d);
       if (latest === d) latest = undefined;
     },

@@ -135,79 +135,66 @@ export function adoptIssuedToken(
     fleet.emit("issued-token", { workspaceId: ws.id });
     return;
   }
-  book.unsaved = token;
-  void fleet.track(saveIssued(fleet, ws, token, keep));
-}
-
-/** Saves an issued token until it is saved, replaced, or the run stops (then once more, within the stop's bounds). */
-async function saveIssued(
-  fleet: Fleet,
-  ws: Runtime,
-  token: string,
-  keep: Promise<boolean>,
-): Promise<void> {
-  const store = fleet.options.secretStore!;
-  const storedAt = store.pathFor?.("auth-token", ws.id);
-  const book = ws.token;
-  if (!(await keep)) {
-    if (book.unsaved === token) book.unsaved = undefined;
-    return;
-  }
-  const warned = new Set<string>();
-  for (let attempt = 0;; attempt++) {
-    if (book.current !== token || book.unsaved !== token) return;
-    // After a stop, one last try within the stop's bounds.
-    const last = fleet.stopped;
-    const bound = last
-      ? AbortSignal.timeout(WRITE_GRACE_MS)
-      : fleet.lastCall.signal;
-    try {
-      await raceSignal(
-        fleet.writeLimit(() => store.save("auth-token", ws.id, token)),
-        bound,
-      );
-    } catch (error) {
-      if (bound.aborted) return;
-      const reason = maskSecrets(
-        error instanceof Error ? error.message : String(error),
-      );
-      if (!warned.has(reason)) {
-        warned.add(reason);
-        logger.warn(
-          "the platform issued a new token for {workspaceId}: it is used from now on, but it could not be saved yet ({reason}); " +
-            "the save is retried until it succeeds",
-          { workspaceId: ws.id, reason },
+  // Saved until it is saved, replaced, or the run stops (then once more,
+  // within the stop's bounds).
+  void fleet.track((async () => {
+    const storedAt = store.pathFor?.("auth-token", ws.id);
+    if (!(await keep)) return;
+    const warned = new Set<string>();
+    for (let attempt = 0;; attempt++) {
+      if (ws.token.current !== token) return;
+      // After a stop, one last try within the stop's bounds.
+      const last = fleet.stopped;
+      const bound = last
+        ? AbortSignal.timeout(WRITE_GRACE_MS)
+        : fleet.lastCall.signal;
+      try {
+        await raceSignal(
+          fleet.writeLimit(() => store.save("auth-token", ws.id, token)),
+          bound,
         );
-        if (warned.size === 1) {
-          fleet.emit("issued-token", { workspaceId: ws.id });
+      } catch (error) {
+        if (bound.aborted) return;
+        const reason = maskSecrets(
+          error instanceof Error ? error.message : String(error),
+        );
+        if (!warned.has(reason)) {
+          warned.add(reason);
+          logger.warn(
+            "the platform issued a new token for {workspaceId}: it is used from now on, but it could not be saved yet ({reason}); " +
+              "the save is retried until it succeeds",
+            { workspaceId: ws.id, reason },
+          );
+          if (warned.size === 1) {
+            fleet.emit("issued-token", { workspaceId: ws.id });
+          }
         }
+        if (last) return;
+        const ms = Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** attempt) *
+          (0.5 + fleet.random() / 2);
+        // The wait ends early at a stop (its timer goes with the queue).
+        await raceSignal(
+          new Promise<void>((resolve) =>
+            fleet.queue.at(fleet.clock.now() + ms, resolve)
+          ),
+          fleet.abort.signal,
+        ).catch(() => {});
+        continue;
       }
-      if (last) return;
-      const ms = Math.min(SAVE_RETRY_MAX_MS, SAVE_RETRY_MS * 2 ** attempt) *
-        (0.5 + fleet.random() / 2);
-      // The wait ends early at a stop (its timer goes with the queue).
-      await raceSignal(
-        new Promise<void>((resolve) =>
-          fleet.queue.at(fleet.clock.now() + ms, resolve)
-        ),
-        fleet.abort.signal,
-      ).catch(() => {});
-      continue;
+      // Said at the level of the warning it ends, where there was one.
+      logger[warned.size > 0 ? "warn" : "info"](
+        warned.size > 0
+          ? "the token the platform issued for {workspaceId} is saved now, in {storedAt}"
+          : "the platform issued a new token for {workspaceId}: it is used from now on and stored in {storedAt}",
+        { workspaceId: ws.id, storedAt: storedAt ?? "the secret store" },
+      );
+      fleet.emit("issued-token", {
+        workspaceId: ws.id,
+        ...(storedAt ? { storedAt } : {}),
+      });
+      return;
     }
-    if (book.unsaved === token) book.unsaved = undefined;
-    // Said at the level of the warning it ends, where there was one.
-    logger[warned.size > 0 ? "warn" : "info"](
-      warned.size > 0
-        ? "the token the platform issued for {workspaceId} is saved now, in {storedAt}"
-        : "the platform issued a new token for {workspaceId}: it is used from now on and stored in {storedAt}",
-      { workspaceId: ws.id, storedAt: storedAt ?? "the secret store" },
-    );
-    fleet.emit("issued-token", {
-      workspaceId: ws.id,
-      ...(storedAt ? { storedAt } : {}),
-    });
-    return;
-  }
+  })());
 }
 
 /**
@@ -229,63 +216,59 @@ export async function onTokenRefused(
   const book = ws.token;
   if (book.current !== undefined && book.current !== used) return true;
   remember(book.refused, used);
-  book.reread ??= reread(fleet, ws, used).finally(() => {
+  // The candidates read again: whether another token is now in use.
+  book.reread ??= (async () => {
+    const store = fleet.options.secretStore;
+    const usable = (t: string | undefined): t is string =>
+      t !== undefined && t !== used && isValidToken(t) &&
+      !book.refused.includes(t) && !book.replaced.includes(t);
+    const stored = store
+      ? await raceSignal(
+        fleet.writeLimit(() => store.load("auth-token", ws.id)),
+        fleet.abort.signal,
+      ).catch(() => undefined)
+      : undefined;
+    if (fleet.stopped) return false;
+    const configured = typeof ws.config.token === "string"
+      ? ws.config.token
+      : await resolveToken(
+        ws.config.token,
+        AbortSignal.any([
+          fleet.abort.signal,
+          AbortSignal.timeout(fleet.timeout),
+        ]),
+      ).catch(() => undefined);
+    if (fleet.stopped) return false;
+    // Another request switched meanwhile: that one is tried first.
+    if (book.current !== undefined && book.current !== used) return true;
+    if (usable(stored)) {
+      rememberSecret(stored);
+      book.current = stored === configured ? undefined : stored;
+      logger.info(
+        "a token of {workspaceId} was refused: trying the token stored in {storedAt}",
+        {
+          workspaceId: ws.id,
+          storedAt: store?.pathFor?.("auth-token", ws.id) ?? "the secret store",
+        },
+      );
+      return true;
+    }
+    if (usable(configured)) {
+      book.current = undefined; // the configured source, as it reads now
+      logger.info(
+        "a token of {workspaceId} was refused: trying the configured token ({source})",
+        {
+          workspaceId: ws.id,
+          source: ws.config.tokenSource ??
+            "MOLECULE_WORKSPACE_TOKEN or the token file",
+        },
+      );
+      return true;
+    }
+    return false;
+  })().finally(() => {
     book.reread = undefined;
   });
   const switched = await book.reread;
   return switched && !fleet.stopped;
-}
-
-/** Reads the candidates again; whether another token is now in use. */
-async function reread(
-  fleet: Fleet,
-  ws: Runtime,
-  used: string,
-): Promise<boolean> {
-  const book = ws.token;
-  const store = fleet.options.secretStore;
-  const usable = (t: string | undefined): t is string =>
-    t !== undefined && t !== used && isValidToken(t) &&
-    !book.refused.includes(t) && !book.replaced.includes(t);
-  const stored = store
-    ? await raceSignal(
-      fleet.writeLimit(() => store.load("auth-token", ws.id)),
-      fleet.abort.signal,
-    ).catch(() => undefined)
-    : undefined;
-  if (fleet.stopped) return false;
-  const configured = typeof ws.config.token === "string"
-    ? ws.config.token
-    : await resolveToken(
-      ws.config.token,
-      AbortSignal.any([fleet.abort.signal, AbortSignal.timeout(fleet.timeout)]),
-    ).catch(() => undefined);
-  if (fleet.stopped) return false;
-  // Another request switched meanwhile: that one is tried first.
-  if (book.current !== undefined && book.current !== used) return true;
-  if (usable(stored)) {
-    rememberSecret(stored);
-    book.current = stored === configured ? undefined : stored;
-    logger.info(
-      "a token of {workspaceId} was refused: trying the token stored in {storedAt}",
-      {
-        workspaceId: ws.id,
-        storedAt: store?.pathFor?.("auth-token", ws.id) ?? "the secret store",
-      },
-    );
-    return true;
-  }
-  if (usable(configured)) {
-    book.current = undefined; // the configured source, as it reads now
-    logger.info(
-      "a token of {workspaceId} was refused: trying the configured token ({source})",
-      {
-        workspaceId: ws.id,
-        source: ws.config.tokenSource ??
-          "MOLECULE_WORKSPACE_TOKEN or the token file",
-      },
-    );
-    return true;
-  }
-  return false;
 }

@@ -8,7 +8,7 @@
  * | `sched` | `_life.ts` | the beat timer, the paused check, the cap queue, in flight |
  * | `beats` | `_beat.ts` | counts, last success, failures, stats |
  * | `reg` | `_register_workers.ts` | register accepted, queued, retries |
- * | `ask` | `_lifecycle.ts` | `/state` and `GET /workspaces/:id` questions |
+ * | `ask` | `_life.ts` | `/state` and `GET /workspaces/:id` questions |
  * | `secret` | `_secret_writer.ts` | the inbound secret, stored and pending |
  * | `token` | `_token_keeper.ts` | the token in use: configured, issued or stored |
  *
@@ -46,10 +46,7 @@ export function newRuntime(
   return {
     config,
     id: config.id,
-    platformUrl: where.platformUrl,
-    orgId: where.orgId,
-    anchor: where.anchor,
-    card: where.card,
+    ...where,
     life: {
       /**
        * Where it is (see `_life.ts`), and so what the schedule keeps
@@ -111,8 +108,8 @@ export function newRuntime(
       gaveUp: false,
       /** Elapsed time of a first register refused for its token, awaiting its confirmation. */
       refusedAt: undefined as number | undefined,
-      queued: false,
-      running: false,
+      /** A register is queued or under way. */
+      wanted: false,
       /** The next retry, armed. */
       timer: undefined as QueuedTimer | undefined,
       /** The first attempt's outcome goes here (the handle's `ready`). */
@@ -132,8 +129,8 @@ export function newRuntime(
     secret: {
       value: undefined as string | undefined,
       loaded: false,
+      /** A value to write: set while a write is queued or under way. */
       pending: undefined as string | undefined,
-      writing: false,
       stored: false,
       badWarned: false,
       /** The reason of the last storing failure warned about. */
@@ -148,8 +145,6 @@ export function newRuntime(
       refused: [] as string[],
       /** Tokens the platform replaced by minting a new one: never tried again. */
       replaced: [] as string[],
-      /** An issued token not yet saved (its save is retried until it succeeds). */
-      unsaved: undefined as string | undefined,
       /** A late token function was warned about. */
       lateWarned: false,
     },

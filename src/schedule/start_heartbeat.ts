@@ -3,7 +3,7 @@
  * public handle. Its parts, each in a file named for its job, share one
  * `Fleet` (`_fleet.ts`): the state machine and the schedule (`_life.ts`),
  * the beat (`_beat.ts`), register (`_register_workers.ts`), the lifecycle
- * questions (`_lifecycle.ts`), the inbound secrets and issued tokens
+ * questions (`_life.ts`), the inbound secrets and issued tokens
  * (`_secret_writer.ts`, `_token_keeper.ts`) and sleep and wake
  * (`_life.ts`).
  *
@@ -20,15 +20,8 @@ import {
 } from "./_fleet.ts";
 import { logger } from "../shared/_logger.ts";
 import { maskSecrets } from "../shared/mask.ts";
-import { ask } from "./_lifecycle.ts";
-import {
-  armFirstBeat,
-  isServed,
-  isUnarmed,
-  moveTo,
-  startWatchdog,
-} from "./_life.ts";
-import { clearRegisters, wantRegister } from "./_register_workers.ts";
+import { armBeat, ask, isServed, moveTo, startWatchdog } from "./_life.ts";
+import { wantRegister } from "./_register_workers.ts";
 import { burstOffset, phaseOffset } from "./_slots.ts";
 
 import { isUuid, isValidWorkspaceId } from "../shared/workspace_id.ts";
@@ -36,7 +29,7 @@ import { buildAgentCard } from "../platform/agent_card.ts";
 import { processEnv } from "../shared/env.ts";
 import { trimBaseUrl } from "../platform/http.ts";
 import { newRuntime, type Runtime } from "./_workspace_runtime.ts";
-import { metricsOf } from "./_counters.ts";
+import { byPhase, metricsOf } from "./_counters.ts";
 import type {
   HeartbeatEventMap,
   HeartbeatMetrics,
@@ -77,7 +70,6 @@ export class HeartbeatHandle extends EventTarget {
 
   #fleet: Fleet;
   #listeners = new Map<string, number>();
-  #stopping: Promise<void> | undefined;
   #resolveStopped!: () => void;
   #onSignal = () => void this.stop();
   /** Workspaces added so far: the state questions of added ones spread on from there. */
@@ -97,20 +89,14 @@ export class HeartbeatHandle extends EventTarget {
     this.#fleet = fleet;
     fleet.parts = {
       beat: (ws) => beat(fleet, ws),
-      ask: (ws, why) => ask(fleet, ws, why),
       register: (ws) => wantRegister(fleet, ws),
     };
     this.stopped = new Promise((resolve) => this.#resolveStopped = resolve);
-    const count = options.workspaces.length;
-    const groupSize = fleet.groupSize;
+    const { interval, groupSize } = fleet;
     const t0 = fleet.clock.now();
-    options.workspaces.forEach((config, i) => {
-      fleet.workspaces.push(
-        this.#runtime(
-          config,
-          t0 + phaseOffset(i, count, fleet.interval, groupSize),
-        ),
-      );
+    options.workspaces.forEach((config, i, all) => {
+      const offset = phaseOffset(i, all.length, interval, groupSize);
+      fleet.workspaces.push(this.#runtime(config, t0 + offset));
     });
     if (options.signal?.aborted) {
       this.ready = this.#firstRegisters([]);
@@ -123,7 +109,7 @@ export class HeartbeatHandle extends EventTarget {
     // Beats never wait on register: each workspace beats on its phase from
     // the first interval, whatever its register is doing (a hung register
     // must not leave a fleet OFFLINE); a refused or deleted one is dropped.
-    for (const ws of fleet.workspaces) armFirstBeat(fleet, ws);
+    for (const ws of fleet.workspaces) armBeat(fleet, ws, ws.anchor, false);
     for (const ws of fleet.workspaces) wantRegister(fleet, ws);
     if (options.checkStateAtStart) {
       for (const ws of fleet.workspaces) ask(fleet, ws, "start");
@@ -210,13 +196,13 @@ export class HeartbeatHandle extends EventTarget {
     const fleet = this.#fleet;
     const elapsed = fleet.elapsed();
     return {
-      stopped: this.#stopping !== undefined,
+      stopped: fleet.stopped,
       intervalMs: fleet.interval,
       timeoutMs: fleet.timeout,
-      registerConcurrency: fleet.registerConcurrency,
+      registerConcurrency: fleet.registers.max,
       staleWindowMs: fleet.staleWindow,
       uptimeSeconds: Math.floor((elapsed - fleet.startedAt) / 1000),
-      inFlight: fleet.inFlight,
+      inFlight: fleet.cap.used,
       maxInFlight: fleet.cap.max,
       beatsSkipped: fleet.counters.beats.skipped,
       retriesDeferred: fleet.budget.deferred,
@@ -269,13 +255,7 @@ export class HeartbeatHandle extends EventTarget {
     const fleet = this.#fleet;
     const c = fleet.counters;
     const elapsed = fleet.elapsed();
-    const workspaces = {
-      beating: 0,
-      registering: 0,
-      paused: 0,
-      deleted: 0,
-      rejected: 0,
-    };
+    const workspaces = byPhase();
     let oldest = 0;
     let unarmed = 0;
     for (const ws of fleet.workspaces) {
@@ -287,10 +267,12 @@ export class HeartbeatHandle extends EventTarget {
       if (!isServed(ws)) continue;
       const since = elapsed - (ws.beats.lastSuccessAt ?? fleet.startedAt);
       if (since > oldest) oldest = since;
-      if (isUnarmed(fleet, ws)) unarmed++;
+      // Served with nothing armed: 0 of these while the scheduler works.
+      const s = ws.sched;
+      if (!fleet.stopped && !s.timer && !s.inFlight && !s.waiting) unarmed++;
     }
     return metricsOf(c, {
-      requestsInFlight: fleet.inFlight,
+      requestsInFlight: fleet.cap.used,
       workspaces,
       oldestAcceptedBeatAgeSeconds: Math.max(0, oldest) / 1000,
       retryBudgetTokens: fleet.budget.tokens,
@@ -306,18 +288,18 @@ export class HeartbeatHandle extends EventTarget {
    * @returns A promise that resolves when all has settled.
    */
   stop(): Promise<void> {
-    if (this.#stopping) return this.#stopping;
     const fleet = this.#fleet;
+    if (fleet.stopped) return this.stopped;
     const reason = new DOMException("heartbeat stopped", "AbortError");
     fleet.stopped = true;
     fleet.abort.abort(reason);
     fleet.deadlines.abortAll(reason);
-    fleet.trouble?.flush(); // its open windows' summaries, before the timers go
+    fleet.trouble.flush(); // its open windows' summaries, before the timers go
     fleet.queue.clear();
     fleet.cap.clear();
-    clearRegisters(fleet);
+    fleet.registers.clear();
     fleet.options.signal?.removeEventListener("abort", this.#onSignal);
-    this.#stopping = (async () => {
+    void (async () => {
       // Every wait on outside code is raced against the stop (stats and
       // token functions) or a moment after it (a store's write under way);
       // the bound is a safety net.
@@ -344,7 +326,7 @@ export class HeartbeatHandle extends EventTarget {
       fleet.pool.close();
       this.#resolveStopped();
     })();
-    return this.#stopping;
+    return this.stopped;
   }
 
   /**
@@ -378,7 +360,7 @@ export class HeartbeatHandle extends EventTarget {
     const ws = this.#runtime(config, now + offset);
     fleet.workspaces.push(ws);
     warnNonUuid([ws.id]);
-    armFirstBeat(fleet, ws);
+    armBeat(fleet, ws, ws.anchor, false);
     wantRegister(fleet, ws);
   }
 
@@ -410,11 +392,10 @@ export class HeartbeatHandle extends EventTarget {
     type: K,
     detail: HeartbeatEventMap[K],
   ): void {
-    if (!this.#listeners.get(type)) return;
-    try {
+    // (A listener that throws is the runtime's to report: dispatchEvent
+    // does not throw.)
+    if (this.#listeners.get(type)) {
       this.dispatchEvent(new CustomEvent(type, { detail }));
-    } catch (error) {
-      logger.error("an event listener threw: {error}", { error });
     }
   }
 }

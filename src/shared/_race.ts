@@ -26,22 +26,13 @@ export function raceSignal<T>(
   signal: AbortSignal | undefined,
 ): Promise<T> {
   if (!signal) return Promise.resolve(promise);
-  if (signal.aborted) {
-    Promise.resolve(promise).catch(() => {}); // settles unobserved
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    Promise.resolve(promise).then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener("abort", onAbort, { once: true });
   });
+  return Promise.race([aborted, promise]).finally(() =>
+    signal.removeEventListener("abort", onAbort)
+  );
 }

@@ -15,13 +15,6 @@
  */
 export type EnvReader = (name: string) => string | undefined;
 
-interface DenoEnvLike {
-  env: { get(name: string): string | undefined };
-}
-interface ProcessLike {
-  env: Record<string, string | undefined>;
-}
-
 /**
  * Reads the process environment on Deno, Node, Bun and other runtimes; an
  * environment it may not read (Deno without `--allow-env`) reads as empty.
@@ -36,7 +29,10 @@ interface ProcessLike {
  * @returns Its value, or `undefined`.
  */
 export function processEnv(name: string): string | undefined {
-  const g = globalThis as { Deno?: DenoEnvLike; process?: ProcessLike };
+  const g = globalThis as {
+    Deno?: { env: { get(name: string): string | undefined } };
+    process?: { env: Record<string, string | undefined> };
+  };
   try {
     if (g.Deno) return g.Deno.env.get(name);
     return g.process?.env[name];

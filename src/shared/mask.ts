@@ -19,7 +19,7 @@ const MAX_REMEMBERED = 100_000;
 // Secrets by their first MIN_MASKED_LENGTH characters: a text is scanned once,
 // whatever the number of secrets (a fleet has two per workspace).
 const byPrefix = new Map<string, string[]>();
-const remembered: string[] = [];
+// Every remembered value, oldest first.
 const known = new Set<string>();
 let longest = 0;
 
@@ -43,9 +43,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
  */
 export function rememberSecret(value: string): void {
   if (value.length < MIN_MASKED_LENGTH || known.has(value)) return;
-  if (remembered.length >= MAX_REMEMBERED) forget(remembered.shift()!);
+  if (known.size >= MAX_REMEMBERED) forget(known.values().next().value!);
   known.add(value);
-  remembered.push(value);
   const key = value.slice(0, MIN_MASKED_LENGTH);
   const list = byPrefix.get(key);
   if (list) {
@@ -107,20 +106,17 @@ export function maskSecrets(
     tokenLike?: boolean;
   } = {},
 ): string {
-  let extra: string[] | undefined;
-  let extraLongest = 0;
-  for (const value of options.extra ?? []) {
-    if (value.length < MIN_MASKED_LENGTH) continue;
-    (extra ??= []).push(value);
-    if (value.length > extraLongest) extraLongest = value.length;
-  }
-  extra?.sort((a, b) => b.length - a.length);
+  // Longest first: the longest match wins.
+  const extra = [...options.extra ?? []]
+    .filter((value) => value.length >= MIN_MASKED_LENGTH)
+    .sort((a, b) => b.length - a.length);
   // A secret that starts within the kept part lies within this window.
-  const window = options.maxLength === undefined
-    ? text
-    : text.slice(0, options.maxLength + Math.max(longest, extraLongest));
+  const window = options.maxLength === undefined ? text : text.slice(
+    0,
+    options.maxLength + Math.max(longest, extra[0]?.length ?? 0),
+  );
   let safe = window.replace(CONTROL, " ");
-  if (byPrefix.size > 0 || extra) safe = scan(safe, extra);
+  if (byPrefix.size > 0 || extra.length > 0) safe = scan(safe, extra);
   if (options.tokenLike) {
     safe = safe.replace(WORD, (word) => looksLikeToken(word) ? REDACTED : word);
   }
@@ -129,7 +125,7 @@ export function maskSecrets(
     : safe.slice(0, options.maxLength);
 }
 
-function scan(text: string, extra: string[] | undefined): string {
+function scan(text: string, extra: string[]): string {
   let out = "";
   let copied = 0;
   const last = text.length - MIN_MASKED_LENGTH;

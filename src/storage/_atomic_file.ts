@@ -124,44 +124,6 @@ export async function writeFileAtomic(
   await fs.syncDir(dir); // the rename itself survives a crash
 }
 
-/**
- * Removes `<prefix>*.tmp` files in `dir` older than a minute (left behind by
- * a crash between write and rename), so that another process writing now
- * is not disturbed. Failures are ignored.
- *
- * @example
- * ```ts
- * import { removeStaleTemporaryFiles } from "./_atomic_file.ts";
- * import { defaultFileSystem } from "./default_file_system.ts";
- * const dir = await Deno.makeTempDir();
- * await removeStaleTemporaryFiles(await defaultFileSystem(), dir, ".auth_token"); // 0
- * ```
- *
- * @param fs File operations.
- * @param dir The directory.
- * @param prefix The name our files start with.
- * @returns How many were removed.
- */
-export async function removeStaleTemporaryFiles(
-  fs: FileSystem,
-  dir: string,
-  prefix: string,
-): Promise<number> {
-  let removed = 0;
-  try {
-    for (const name of await fs.list(dir)) {
-      if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
-      const path = `${dir}/${name}`;
-      const info = await fs.stat(path).catch(() => undefined);
-      if (!info || Date.now() - info.mtimeMs < STALE_TEMP_MS) continue;
-      await fs.remove(path).then(() => removed++, () => {});
-    }
-  } catch {
-    // a dir that cannot be listed holds nothing to tidy
-  }
-  return removed;
-}
-
 /** What was done with a token an interrupted write left in a temporary file. */
 export interface OrphanToken {
   /** The temporary file. */
@@ -176,76 +138,85 @@ export interface OrphanToken {
 }
 
 /**
- * Finds the tokens that an interrupted write left in `<prefix>*.<uuid>.tmp`
- * files (a process killed between writing the temporary file, fsynced, and
- * renaming it: a token the platform issued and nobody else holds), whatever
- * their age, and does not lose them: a temporary file holding a whole
- * token is renamed over its target when the target is missing or older
- * (and holds another token), else removed. Each is one warning line naming
- * both files (never the token). A temporary file without a whole token is
- * left to {@link removeStaleTemporaryFiles}. Failures are ignored.
+ * Tidies the temporary files of ours in `dir` (`<prefix>*.tmp`, for each
+ * prefix) that interrupted writes left. First, tokens are not lost: a
+ * `<tokenPrefix>*.<uuid>.tmp` file (a process killed between writing the
+ * temporary file, fsynced, and renaming it: a token the platform issued and
+ * nobody else holds) holding a whole token, whatever its age, is renamed
+ * over its target when the target is missing or older (and holds another
+ * token), else removed; each is one warning line naming both files (never
+ * the token). Then every other one older than a minute is removed; younger
+ * ones are left, as another process writing now may own them. Failures are
+ * ignored.
  *
  * @example
  * ```ts
- * import { recoverTemporaryTokens } from "./_atomic_file.ts";
+ * import { tidyTemporaryFiles } from "./_atomic_file.ts";
  * import { defaultFileSystem } from "./default_file_system.ts";
  * const dir = await Deno.makeTempDir();
- * await recoverTemporaryTokens(await defaultFileSystem(), dir, ".auth_token"); // []
+ * const fs = await defaultFileSystem();
+ * await tidyTemporaryFiles(fs, dir, [".auth_token"], ".auth_token", 16384); // { orphans: [], stale: 0 }
  * ```
  *
  * @param fs File operations.
  * @param dir The directory.
- * @param prefix The name of the token files (`.auth_token`).
- * @param maxBytes Most bytes read from a file. @default {16384}
- * @returns What was done, file by file.
+ * @param prefixes What the names of our files start with.
+ * @param tokenPrefix The name of the token files (`.auth_token`).
+ * @param maxBytes Most bytes read from a token file.
+ * @returns What was done with tokens, file by file, and how many stale
+ *   files were removed.
  */
-export async function recoverTemporaryTokens(
+export async function tidyTemporaryFiles(
   fs: FileSystem,
   dir: string,
-  prefix: string,
-  maxBytes = 16 * 1024,
-): Promise<OrphanToken[]> {
-  let names: string[];
-  try {
-    names = await fs.list(dir);
-  } catch {
-    return [];
-  }
+  prefixes: string[],
+  tokenPrefix: string,
+  maxBytes: number,
+): Promise<{ orphans: OrphanToken[]; stale: number }> {
+  const orphans: OrphanToken[] = [];
+  let stale = 0;
   const read = async (path: string) =>
     (await fs.readText(path, { maxBytes }).catch(() => undefined))?.trim();
-  const done: OrphanToken[] = [];
+  const names = await fs.list(dir).catch(() => []);
   for (const name of names.sort()) {
-    if (!name.startsWith(prefix) || !TEMP_SUFFIX.test(name)) continue;
-    const temp = `${dir}/${name}`;
-    const target = temp.replace(TEMP_SUFFIX, "");
-    const token = await read(temp);
-    if (!token || !isValidToken(token)) continue;
-    const tempInfo = await fs.stat(temp).catch(() => undefined);
-    if (!tempInfo) continue;
-    const targetInfo = await fs.stat(target).catch(() => undefined);
-    const same = targetInfo !== undefined && await read(target) === token;
-    const take = targetInfo === undefined ||
-      (targetInfo.mtimeMs < tempInfo.mtimeMs && !same);
-    try {
-      if (take) {
-        await fs.rename(temp, target);
-        await fs.syncDir(dir);
-      } else await fs.remove(temp);
-    } catch {
+    if (!name.endsWith(".tmp") || !prefixes.some((p) => name.startsWith(p))) {
       continue;
     }
-    done.push({ temp, target, action: take ? "taken" : "removed" });
-    if (take) {
+    const temp = `${dir}/${name}`;
+    const tempInfo = await fs.stat(temp).catch(() => undefined);
+    if (!tempInfo) continue;
+    const token = name.startsWith(tokenPrefix) && TEMP_SUFFIX.test(name)
+      ? await read(temp)
+      : undefined;
+    if (token && isValidToken(token)) {
+      const target = temp.replace(TEMP_SUFFIX, "");
+      const targetInfo = await fs.stat(target).catch(() => undefined);
+      const same = targetInfo !== undefined && await read(target) === token;
+      const take = targetInfo === undefined ||
+        (targetInfo.mtimeMs < tempInfo.mtimeMs && !same);
+      try {
+        if (take) {
+          await fs.rename(temp, target);
+          await fs.syncDir(dir);
+        } else await fs.remove(temp);
+      } catch {
+        continue;
+      }
+      orphans.push({ temp, target, action: take ? "taken" : "removed" });
       logger.warn(
-        "{temp} held a token that an interrupted write never put in place: it is now {target}",
-        { temp, target },
+        take
+          ? "{temp} held a token that an interrupted write never put in place: it is now {target}"
+          : "removed {temp}, a token an interrupted write left behind: {target} holds {which}",
+        {
+          temp,
+          target,
+          // (Only the removal says which: JSON lines show every property.)
+          which: take ? undefined : same ? "the same token" : "a newer one",
+        },
       );
-    } else {
-      logger.warn(
-        "removed {temp}, a token an interrupted write left behind: {target} holds {which}",
-        { temp, target, which: same ? "the same token" : "a newer one" },
-      );
+    } else if (Date.now() - tempInfo.mtimeMs >= STALE_TEMP_MS) {
+      await fs.remove(temp).then(() => stale++, () => {});
     }
   }
-  return done;
+  return { orphans, stale };
 }

@@ -6,11 +6,7 @@
  */
 import { logger } from "../shared/_logger.ts";
 import { processEnv } from "../shared/env.ts";
-import {
-  type OrphanToken,
-  recoverTemporaryTokens,
-  removeStaleTemporaryFiles,
-} from "./_atomic_file.ts";
+import { type OrphanToken, tidyTemporaryFiles } from "./_atomic_file.ts";
 import { defaultFileSystem } from "./default_file_system.ts";
 import {
   MAX_TOKEN_STORE_FILE_BYTES,
@@ -92,18 +88,10 @@ export async function resolveConfigsDir(
   }
 }
 
-/** What {@link tidyConfigsDir} did. */
-export interface ConfigsDirTidy {
-  /** Tokens that interrupted writes left in temporary files: taken or removed. */
-  orphans: OrphanToken[];
-  /** Temporary files of ours older than a minute, removed. */
-  stale: number;
-}
-
 /**
  * Tidies a configs dir at start: first the tokens that a killed process
  * left in temporary files are put in place or removed (one warning line
- * each, see {@link recoverTemporaryTokens}), then every temporary file of
+ * each, see {@link tidyTemporaryFiles}), then every temporary file of
  * ours older than a minute (`.auth_token*.tmp`,
  * `.platform_inbound_secret*.tmp`, `.molecule-write-probe-*.tmp`) is
  * removed, with one info line saying how many. Younger ones are left: a
@@ -118,26 +106,22 @@ export interface ConfigsDirTidy {
  *
  * @param dir The configs dir.
  * @param options File operations.
- * @returns What was done.
+ * @returns What was done: the tokens interrupted writes left in temporary
+ *   files, taken or removed, and how many stale temporary files were removed.
  */
 export async function tidyConfigsDir(
   dir: string,
   options: { fs?: FileSystem } = {},
-): Promise<ConfigsDirTidy> {
+): Promise<{ orphans: OrphanToken[]; stale: number }> {
   const fs = options.fs ?? await defaultFileSystem();
   const clean = dir.replace(/(.)\/+$/, "$1");
-  const orphans = await recoverTemporaryTokens(
+  const { orphans, stale } = await tidyTemporaryFiles(
     fs,
     clean,
+    [TOKEN_FILE_NAME, SECRET_FILE_NAME, WRITE_PROBE_PREFIX],
     TOKEN_FILE_NAME,
     MAX_TOKEN_STORE_FILE_BYTES,
   );
-  let stale = 0;
-  for (
-    const prefix of [TOKEN_FILE_NAME, SECRET_FILE_NAME, WRITE_PROBE_PREFIX]
-  ) {
-    stale += await removeStaleTemporaryFiles(fs, clean, prefix);
-  }
   if (stale > 0) {
     logger.info(
       "removed {count} temporary file(s) of ours older than a minute from {dir} (left by an interrupted write)",

@@ -5,11 +5,7 @@
  * @module
  */
 import { workspaceFileName } from "../shared/workspace_id.ts";
-import {
-  recoverTemporaryTokens,
-  removeStaleTemporaryFiles,
-  writeFileAtomic,
-} from "./_atomic_file.ts";
+import { tidyTemporaryFiles, writeFileAtomic } from "./_atomic_file.ts";
 import { defaultFileSystem } from "./default_file_system.ts";
 import type { FileSystem } from "./file_system.ts";
 import type { SecretKind, SecretStore } from "./secret_store.ts";
@@ -54,11 +50,10 @@ export interface FileSecretStoreOptions {
  * flushes the directory, so no reader ever sees a partial or world-readable
  * file. The directory is created (0700) on every write if missing, so a
  * configs dir that could not be created at start is used once it can be.
- * Before the first read or write of a kind, temporary files of it older
- * than a minute (a crash between write and rename) are removed; and a
- * token that a killed process left in a temporary file is first put in
- * place (when the token file is missing or older) or removed, with a
- * warning line either way. Files are written with `Deno.writeTextFile` on
+ * Before the first read or write, a token that a killed process left in a
+ * temporary file is put in place (when the token file is missing or older)
+ * or removed, with a warning line either way; then temporary files of ours
+ * older than a minute (a crash between write and rename) are removed. Files are written with `Deno.writeTextFile` on
  * Deno, with `node:fs` elsewhere.
  *
  * @example
@@ -78,7 +73,7 @@ export class FileSecretStore implements SecretStore {
   /** Whether each workspace has files of its own. */
   readonly perWorkspace: boolean;
   #fs: Promise<FileSystem>;
-  #tidied: Partial<Record<SecretKind, Promise<void>>> = {};
+  #tidied: Promise<FileSystem> | undefined;
 
   /**
    * Creates the store; nothing is touched on disk until a load or save.
@@ -99,7 +94,7 @@ export class FileSecretStore implements SecretStore {
    * @returns The path.
    */
   pathFor(kind: SecretKind, workspaceId: string): string {
-    const { name } = kindOf(kind);
+    const { name } = KINDS[kind];
     return this.perWorkspace
       ? `${this.dir}/${name}.${workspaceFileName(workspaceId)}`
       : `${this.dir}/${name}`;
@@ -116,9 +111,9 @@ export class FileSecretStore implements SecretStore {
     kind: SecretKind,
     workspaceId: string,
   ): Promise<string | undefined> {
-    const fs = await this.#tidy(kind);
+    const fs = await this.#tidy();
     const text = await fs.readText(this.pathFor(kind, workspaceId), {
-      maxBytes: kindOf(kind).maxBytes,
+      maxBytes: KINDS[kind].maxBytes,
     });
     return text?.trim() || undefined;
   }
@@ -136,27 +131,28 @@ export class FileSecretStore implements SecretStore {
     value: string,
   ): Promise<void> {
     if (value === "") {
-      throw new TypeError(`an empty ${kindOf(kind).what} is never written`);
+      throw new TypeError(`an empty ${KINDS[kind].what} is never written`);
     }
-    const fs = await this.#tidy(kind);
+    const fs = await this.#tidy();
     await writeFileAtomic(fs, this.dir, this.pathFor(kind, workspaceId), value);
   }
 
   /**
-   * Once before the first read or write of a kind: the tokens interrupted
-   * writes left in temporary files taken or removed, then stale temporary
-   * files of ours removed.
+   * Once before the first read or write: the tokens interrupted writes left
+   * in temporary files taken or removed, then stale temporary files of ours
+   * removed.
    */
-  async #tidy(kind: SecretKind): Promise<FileSystem> {
-    const { name, maxBytes } = kindOf(kind);
-    const fs = await this.#fs;
-    await (this.#tidied[kind] ??= (async () => {
-      if (kind === "auth-token") {
-        await recoverTemporaryTokens(fs, this.dir, name, maxBytes);
-      }
-      await removeStaleTemporaryFiles(fs, this.dir, name);
-    })());
-    return fs;
+  #tidy(): Promise<FileSystem> {
+    return this.#tidied ??= this.#fs.then(async (fs) => {
+      await tidyTemporaryFiles(
+        fs,
+        this.dir,
+        [TOKEN_FILE_NAME, SECRET_FILE_NAME],
+        TOKEN_FILE_NAME,
+        MAX_TOKEN_STORE_FILE_BYTES,
+      );
+      return fs;
+    });
   }
 }
 
@@ -176,10 +172,3 @@ const KINDS: Record<
     what: "token",
   },
 };
-
-function kindOf(kind: SecretKind) {
-  if (!Object.hasOwn(KINDS, kind)) {
-    throw new TypeError(`not a kind of secret: ${String(kind)}`);
-  }
-  return KINDS[kind];
-}

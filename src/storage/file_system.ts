@@ -12,9 +12,9 @@ export interface ReadTextOptions {
   /**
    * Read only a regular file (after symlinks) of at most this many bytes;
    * anything else (a FIFO, a device, a directory, a larger file) throws
-   * {@link FileReadError} without reading. @default {no limit}
+   * {@link FileReadError} without reading.
    */
-  maxBytes?: number;
+  maxBytes: number;
 }
 
 /** A file that is not read: not a regular file, or over the size limit. */
@@ -47,11 +47,11 @@ export interface FileSystem {
   /**
    * Reads a UTF-8 file; `undefined` when it does not exist.
    *
-   * @throws {FileReadError} With `maxBytes`, for anything but a regular file that small.
+   * @throws {FileReadError} For anything but a regular file of at most `maxBytes`.
    */
   readText(
     path: string,
-    options?: ReadTextOptions,
+    options: ReadTextOptions,
   ): Promise<string | undefined>;
   /** Creates `path` and missing parents with `mode` (no error if it exists). */
   mkdirp(path: string, mode: number): Promise<void>;
@@ -89,8 +89,6 @@ export interface FileInfo {
  * may throw its runtime's not-found error (`notFound` tells it).
  */
 export interface FileCalls extends Pick<FileSystem, "mkdirp" | "rename"> {
-  /** Reads a whole UTF-8 file. */
-  readFile(path: string): Promise<string>;
   /** What the file is (after symlinks; `mode` with every bit). */
   stat(
     path: string,
@@ -121,12 +119,12 @@ export interface FileCalls extends Pick<FileSystem, "mkdirp" | "rename"> {
  * import { fileSystemOf } from "./file_system.ts";
  * const missing = () => Promise.reject(Object.assign(new Error(), { code: "ENOENT" }));
  * const fs = fileSystemOf({
- *   readFile: missing, stat: missing, open: missing, writeNew: missing,
+ *   stat: missing, open: missing, writeNew: missing,
  *   mkdirp: missing, readdir: missing, rename: missing, remove: missing,
  *   checkWritable: missing,
  *   notFound: (e) => (e as { code?: string }).code === "ENOENT",
  * });
- * console.log(await fs.readText("/nonexistent"), await fs.list("/nonexistent")); // undefined []
+ * console.log(await fs.list("/nonexistent")); // []
  * ```
  *
  * @param calls The runtime's calls.
@@ -150,9 +148,8 @@ export function fileSystemOf(calls: FileCalls): FileSystem {
     }
   };
   return {
-    readText: (path, { maxBytes } = {}) =>
+    readText: (path, { maxBytes }) =>
       unlessMissing(async () => {
-        if (maxBytes === undefined) return await calls.readFile(path);
         const tooLarge = () =>
           new FileReadError(
             path,

@@ -12,7 +12,6 @@ import {
 
 /** The part of the Deno namespace the adapter uses. */
 export interface DenoFsLike {
-  readTextFile(path: string): Promise<string>;
   open(path: string, options: { read: true }): Promise<{
     read(p: Uint8Array): Promise<number | null>;
     sync(): Promise<void>;
@@ -54,7 +53,7 @@ export function denoFs(): DenoFsLike | undefined {
  * ```ts
  * import { createDenoFileSystem } from "./file_system_deno.ts";
  * const fs = createDenoFileSystem();
- * console.log(await fs.readText("/nonexistent")); // undefined
+ * console.log(await fs.readText("/nonexistent", { maxBytes: 64 })); // undefined
  * ```
  *
  * @returns The adapter.
@@ -66,7 +65,6 @@ export function createDenoFileSystem(): FileSystem {
   const writeNew = (path: string, data: string, mode: number) =>
     deno.writeTextFile(path, data, { mode, createNew: true });
   return fileSystemOf({
-    readFile: (path) => deno.readTextFile(path),
     async stat(path) {
       const info = await deno.stat(path);
       return {

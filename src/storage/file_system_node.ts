@@ -15,14 +15,13 @@ import { type FileSystem, fileSystemOf } from "./file_system.ts";
  * ```ts
  * import { createNodeFileSystem } from "./file_system_node.ts";
  * const fs = createNodeFileSystem();
- * console.log(await fs.readText("/nonexistent")); // undefined
+ * console.log(await fs.readText("/nonexistent", { maxBytes: 64 })); // undefined
  * ```
  *
  * @returns The adapter.
  */
 export function createNodeFileSystem(): FileSystem {
   return fileSystemOf({
-    readFile: (path) => fs.readFile(path, "utf8"),
     async stat(path) {
       const info = await fs.stat(path);
       return {

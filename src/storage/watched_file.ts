@@ -4,7 +4,6 @@
  *
  * @module
  */
-import { type Clock, systemClock } from "../shared/clock.ts";
 import { defaultFileSystem } from "./default_file_system.ts";
 import type { FileSystem } from "./file_system.ts";
 import { logger } from "../shared/_logger.ts";
@@ -15,13 +14,9 @@ import { isValidToken, MAX_TOKEN_LENGTH } from "../shared/token.ts";
 export interface WatchFileOptions<T = unknown> {
   /** File operations. @default {the adapter for this runtime} */
   fs?: FileSystem;
-  /** Look at the file's modification time at most this often, in ms. @default {1000} */
-  checkEveryMs?: number;
-  /** Time. @default {systemClock} */
-  clock?: Clock;
   /**
    * Read only a regular file of at most this many bytes (see
-   * {@link FileSystem.readText}). @default {no limit; 16384 for fileToken}
+   * {@link FileSystem.readText}). @default {16384}
    */
   maxBytes?: number;
   /** Called with the new content after each successful re-read. */
@@ -39,7 +34,7 @@ export interface WatchedFile<T> {
 /**
  * Reads and parses a file now (throwing if it cannot be read or parsed), and
  * afterwards re-reads it when its modification time or size changes, looked
- * at no more than once per `checkEveryMs` however often `get` is called. A
+ * at no more than once a second however often `get` is called. A
  * change that cannot be read or parsed (a half-written file) keeps the last
  * good content, with a warning.
  *
@@ -54,7 +49,7 @@ export interface WatchedFile<T> {
  *
  * @param path The file.
  * @param parse Turns the text into a value; throws on bad content.
- * @param options File operations and timing.
+ * @param options File operations, size limit and change listener.
  * @returns The watched file.
  * @throws {Error} When the file cannot be read or parsed at first.
  */
@@ -64,16 +59,16 @@ export async function watchFile<T>(
   options: WatchFileOptions<T> = {},
 ): Promise<WatchedFile<T>> {
   const fs = options.fs ?? await defaultFileSystem();
-  const clock = options.clock ?? systemClock;
-  const every = options.checkEveryMs ?? 1000;
   const read = async () => {
     const info = await fs.stat(path);
-    const text = await fs.readText(path, { maxBytes: options.maxBytes });
+    const text = await fs.readText(path, {
+      maxBytes: options.maxBytes ?? 16 * 1024,
+    });
     if (text === undefined) throw new Error(`${path} does not exist`);
     return { value: parse(text), key: `${info?.mtimeMs}:${info?.size}` };
   };
   let current = await read();
-  let lastCheck = clock.now();
+  let lastCheck = performance.now();
   let refreshing: Promise<void> | undefined;
   let warnedKey = "";
   const refresh = async () => {
@@ -107,8 +102,8 @@ export async function watchFile<T>(
   return {
     path,
     async get() {
-      if (clock.now() - lastCheck >= every) {
-        lastCheck = clock.now();
+      if (performance.now() - lastCheck >= 1000) {
+        lastCheck = performance.now();
         refreshing ??= refresh().finally(() => refreshing = undefined);
       }
       if (refreshing) await refreshing;
@@ -136,7 +131,7 @@ export async function watchFile<T>(
  * ```
  *
  * @param path The token file.
- * @param options File operations and timing.
+ * @param options File operations, size limit and change listener.
  * @returns A token function for a workspace's `token`.
  * @throws {Error} When the file cannot be read or is empty.
  */
@@ -155,6 +150,6 @@ export async function fileToken(
     }
     rememberSecret(token);
     return token;
-  }, { maxBytes: 16 * 1024, ...options });
+  }, options);
   return () => file.get();
 }

@@ -1,12 +1,14 @@
 /**
- * The emulator's workspaces (internal): tokens, status, the Redis liveness
- * key, as today's platform keeps them. The one owner of that state; the
- * routes ask it and tell it.
+ * The emulated platform (internal): its workspaces (tokens, status, the
+ * Redis liveness key) as today's platform keeps them, and its answers to
+ * register, heartbeat, `/state` and `GET /workspaces/:id` (see
+ * PLATFORM.md). The one owner of that state.
  *
  * @module
  */
 import { isRecord } from "../shared/_json.ts";
-import type { EmulatedWorkspace } from "./types.ts";
+import { STALE_AFTER_MS } from "../shared/constants.ts";
+import type { EmulatedWorkspace, PlatformEmulatorOptions } from "./types.ts";
 
 /**
  * A workspace as the emulator keeps it: what callers see of it (see
@@ -21,40 +23,112 @@ export interface Row
   /** The stand-in token a rotation made live (the agent does not know it). */
   rotated: string | undefined;
   status: "online" | "degraded" | "awaiting_agent" | "never-seen";
-  url: string;
   /** Resumed and not yet heard from. */
   provisioning: boolean;
   /** When the liveness key expires; undefined when there is none. */
   keyExpiresAt: number | undefined;
 }
 
+/** An answer: status, JSON body (or a string), extra headers. */
+export interface Answer {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+/** What a route gets of a request, and tells of its auth. */
+export interface RouteRequest {
+  workspaceId: string | undefined;
+  bearer: string | undefined;
+  /** The parsed JSON object body, when it was one. */
+  body: Record<string, unknown> | undefined;
+  /** The query string. */
+  search: URLSearchParams;
+  /** The inbound secret a fault hands out instead of the workspace's. */
+  secretOverride: { value: unknown } | undefined;
+  /** Asked at each token check: whether a database blip (an injected `auth-blip`) fails it. */
+  blip: () => boolean;
+  /** Set by the route: whether the request passed the auth check. */
+  authorized: boolean;
+}
+
 /** How long the register-failure marker degrades a workspace, in ms. */
 const FAILED_REGISTER_HOLD_MS = 5 * 60_000;
 
 /** The banner of a workspace the register-failure marker degraded. */
-export const REGISTER_FAILED_BANNER =
+const REGISTER_FAILED_BANNER =
   "Register failed — workspace auth token may be stale. Restart or reprovision to recover.";
 
-/** Asked at a token check: whether a database blip (an injected `auth-blip`) fails it. */
-export type BlipCheck = () => boolean;
+/** The platform's endpoints and the method each takes (any other is 405). */
+const METHODS: Record<string, string> = {
+  register: "POST",
+  heartbeat: "POST",
+  state: "GET",
+  workspace: "GET",
+};
 
-/** The model's settings. */
-export interface ModelOptions {
-  now: () => number;
-  staleAfterMs: number;
-  secretFor: (id: string) => string | undefined;
-  mintToken: (id: string, n: number) => string;
+const UUID =
+  /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/** Whether Postgres takes `id` as a `uuid` (hyphens optional, braces allowed). */
+function isUuid(id: string): boolean {
+  const bare = id.startsWith("{") && id.endsWith("}") ? id.slice(1, -1) : id;
+  return UUID.test(bare);
 }
 
-/** Every workspace the emulator knows, and the platform's rules over them. */
+/** The platform's JSON error answer, `{"error": message}`. */
+export function error(status: number, message: string): Answer {
+  return { status, body: { error: message } };
+}
+
+/** The token check's 401. */
+function refusal(auth: "missing" | "invalid"): Answer {
+  return error(401, `${auth} workspace auth token`);
+}
+
+/** Whether a heartbeat body decodes into the platform's typed struct. */
+function typedHeartbeat(body: Record<string, unknown>): boolean {
+  const int = (v: unknown) =>
+    v === undefined || v === null || Number.isInteger(v);
+  const num = (v: unknown) =>
+    v === undefined || v === null || typeof v === "number";
+  const str = (v: unknown) =>
+    v === undefined || v === null || typeof v === "string";
+  return int(body.active_tasks) && int(body.uptime_seconds) &&
+    int(body.monthly_spend) && num(body.error_rate) &&
+    str(body.sample_error) && str(body.current_task) && str(body.runtime_state);
+}
+
+/**
+ * Every workspace the emulator knows, the platform's rules over them, and
+ * its answers, with the emulator's options (defaults applied here).
+ */
 export class Model {
   readonly rows: Map<string, Row> = new Map();
   /** Ids a register inserted (the upsert of an id with no row). */
   readonly created: string[] = [];
-  #o: ModelOptions;
+  /** The emulator's clock. */
+  readonly now: () => number;
+  #o: PlatformEmulatorOptions;
+  #acceptUnknown: boolean;
+  #uuidIds: boolean;
+  #staleAfterMs: number;
 
-  constructor(options: ModelOptions) {
+  constructor(options: PlatformEmulatorOptions) {
     this.#o = options;
+    this.now = options.now ?? (() => performance.now());
+    this.#acceptUnknown = options.acceptUnknown ?? !options.workspaces;
+    this.#uuidIds = options.uuidIds ?? true;
+    this.#staleAfterMs = options.staleAfterMs ?? STALE_AFTER_MS;
+    for (const [id, token] of Object.entries(options.workspaces ?? {})) {
+      const row = this.set(id, options.issueAuthToken ? null : token);
+      if (options.issueAuthToken && token) row.token = token;
+    }
+  }
+
+  /** An id the platform's `uuid` column refuses (with `uuidIds`). */
+  #badId(id: string): boolean {
+    return this.#uuidIds && !isUuid(id);
   }
 
   /**
@@ -64,18 +138,6 @@ export class Model {
   row(id: string | undefined): Row | undefined {
     const row = id === undefined ? undefined : this.rows.get(id);
     return row && row.deleted !== "hard" ? row : undefined;
-  }
-
-  /**
-   * The upsert's INSERT: a register of an id with no row makes an `online`
-   * workspace named after it, with no token (so the register mints one).
-   * Replaces a purged row of that id.
-   */
-  insert(id: string): Row {
-    this.rows.delete(id);
-    const row = this.set(id, null);
-    this.created.push(id);
-    return row;
   }
 
   /** Adds a workspace with its live token (none for `null`), or replaces its tokens. */
@@ -99,11 +161,10 @@ export class Model {
       heartbeats: 0,
       agentCard: undefined,
       deliveryMode: undefined,
-      url: "",
       mcpServerPresent: undefined,
       lastHeartbeat: undefined,
       lastHeartbeatAt: undefined,
-      secret: this.#o.secretFor(id),
+      secret: (this.#o.secretFor ?? ((id: string) => `secret-${id}`))(id),
       paused: false,
       provisioning: false,
       deleted: undefined,
@@ -128,10 +189,10 @@ export class Model {
    * `/state`'s (`strict`): a bearer that is a live token of a workspace
    * that is not removed (or the admin token, checked by the caller).
    */
-  auth(
+  #auth(
     row: Row | undefined,
     bearer: string | undefined,
-    blip?: BlipCheck,
+    blip?: () => boolean,
     strict = false,
   ): "ok" | "missing" | "invalid" {
     if (!strict && row?.live.size === 0) return "ok";
@@ -141,14 +202,137 @@ export class Model {
   }
 
   /**
-   * An accepted register. The upsert skips a paused or removed row (it
-   * answers 200 and leaves the row alone); otherwise it refreshes the card,
-   * URL and delivery mode and sets `online` (from any status). Either way
-   * it sets the liveness key, clears the register-failure marker, and
-   * mints a token when none is live (a dead one for a removed workspace).
-   * Returns the minted token, if any.
+   * An injected non-200 answer to a register whose bearer the workspace
+   * would accept counts as the platform's own failure: the marker.
    */
-  register(row: Row, body: Record<string, unknown>): string | undefined {
+  injectedRegisterFailure(id: string | undefined, bearer: string | undefined) {
+    const row = this.row(id);
+    if (row && !this.#badId(row.id) && this.#auth(row, bearer) === "ok") {
+      row.lastRegisterFailureAt = this.now();
+    }
+  }
+
+  /**
+   * The platform's answer to a request its middleware let through: 404 for
+   * a path that is no endpoint, 405 for another method. In `acceptUnknown`
+   * mode, an unknown (UUID) id named with a bearer is first made a
+   * workspace that was there all along, with that bearer as its token.
+   */
+  answer(path: string, method: string, r: RouteRequest): Answer {
+    if (!Object.hasOwn(METHODS, path)) return error(404, "not found");
+    const id = r.workspaceId;
+    if (
+      id && this.#acceptUnknown && r.bearer && !this.rows.has(id) &&
+      !this.#badId(id)
+    ) this.set(id, r.bearer);
+    if (method !== METHODS[path]) return error(405, "method not allowed");
+    const row = this.row(id);
+    if (path === "register") return this.#register(r, row);
+    if (path === "heartbeat") return this.#heartbeat(r, row);
+    return path === "state" ? this.#state(r, row) : this.#workspace(r, row);
+  }
+
+  /**
+   * The registry calls' checks after validation (`undefined` lets the
+   * request on): a non-UUID id fails the token check open, then every query
+   * of the handler fails (`failure`, a 500; the marker's UPDATE too); then
+   * the token check: a workspace with no live token, or no row, is let
+   * through, but in `acceptUnknown` mode an id the emulator never knew is a
+   * workspace whose token the request did not present.
+   */
+  #registryCheck(
+    r: RouteRequest,
+    row: Row | undefined,
+    id: string,
+    failure: string,
+  ): Answer | undefined {
+    if (this.#badId(id)) {
+      r.authorized = true;
+      return error(500, failure);
+    }
+    const auth = row
+      ? this.#auth(row, r.bearer, r.blip)
+      : !this.#acceptUnknown || this.rows.has(id)
+      ? "ok"
+      : r.bearer === undefined
+      ? "missing"
+      : "invalid";
+    r.authorized = auth === "ok";
+    if (auth !== "ok") return refusal(auth);
+  }
+
+  /** An answer with the inbound secret (a fault's, or the workspace's). */
+  #withSecret(answer: object, r: RouteRequest, row: Row): Answer {
+    const secret = r.secretOverride ? r.secretOverride.value : row.secret;
+    return {
+      status: 200,
+      body: secret === undefined
+        ? answer
+        : { ...answer, platform_inbound_secret: secret },
+    };
+  }
+
+  /**
+   * POST /registry/register: validation, then the token check (a workspace
+   * with no live token, or no row, is let through), then the upsert. Every
+   * non-200 answer after the token check stamps the register-failure
+   * marker.
+   */
+  #register(r: RouteRequest, row: Row | undefined): Answer {
+    const body = r.body;
+    if (
+      !body || typeof body.id !== "string" || body.id === "" ||
+      !isRecord(body.agent_card)
+    ) return error(400, "invalid request body");
+    if (
+      body.delivery_mode !== undefined && body.delivery_mode !== "push" &&
+      body.delivery_mode !== "poll"
+    ) {
+      return error(400, "delivery_mode must be 'push' or 'poll'");
+    }
+    const id = body.id;
+    const refused = this.#registryCheck(r, row, id, "registration failed");
+    if (refused) return refused;
+    const failed = (answer: Answer): Answer => {
+      if (row) row.lastRegisterFailureAt = this.now();
+      return answer;
+    };
+    if (body.kind === "platform") {
+      return failed(error(
+        403,
+        "kind='platform' may only be assigned by the platform-agent install path",
+      ));
+    }
+    const mode = body.delivery_mode ?? row?.deliveryMode ?? "push";
+    if (mode === "push" && (typeof body.url !== "string" || body.url === "")) {
+      return failed(error(400, "url is required for push-mode workspaces"));
+    }
+    if (!row) { // the upsert's INSERT: a ghost workspace, with no token
+      this.rows.delete(id);
+      row = this.set(id, null);
+      this.created.push(id);
+    }
+    const minted = this.#upsert(row, body);
+    return this.#withSecret(
+      {
+        status: "registered",
+        delivery_mode: mode,
+        ...(minted ? { auth_token: minted } : {}),
+      },
+      r,
+      row,
+    );
+  }
+
+  /**
+   * An accepted register. The upsert skips a paused or removed row (it
+   * answers 200 and leaves the row alone); otherwise it refreshes the card
+   * and delivery mode and sets `online` (from any status). Either way it
+   * sets the liveness key, clears the register-failure marker, and mints a
+   * token when none is live (a dead one for a removed workspace). Returns
+   * the minted token, if any.
+   */
+  #upsert(row: Row, body: Record<string, unknown>): string | undefined {
     this.#expire(row);
     row.registers++;
     row.lastRegisterFailureAt = undefined;
@@ -160,7 +344,6 @@ export class Model {
         row.generation++;
       }
       row.agentCard = body.agent_card;
-      row.url = typeof body.url === "string" ? body.url : "";
       row.deliveryMode = typeof body.delivery_mode === "string"
         ? body.delivery_mode
         : row.deliveryMode ?? "push";
@@ -171,22 +354,43 @@ export class Model {
       row.provisioning = false;
       row.banner = undefined;
     }
-    const now = this.#o.now();
     if (row.keyExpiresAt === undefined && row.registers > 1) {
       row.registersAfterGap++;
     }
-    row.keyExpiresAt = now + this.#o.staleAfterMs;
+    row.keyExpiresAt = this.now() + this.#staleAfterMs;
     if (row.live.size > 0) return undefined;
-    const token = this.#o.mintToken(row.id, row.minted.length + 1);
+    const n = row.minted.length + 1;
+    const token = this.#o.mintToken?.(row.id, n) ??
+      (n === 1 ? `issued-${row.id}` : `issued-${row.id}-${n}`);
     row.minted.push(token);
     row.live.add(token);
     if (!row.token) row.token = token;
     return token;
   }
 
-  /** A register answered non-200 after its bearer was accepted: the marker. */
-  registerFailed(row: Row): void {
-    row.lastRegisterFailureAt = this.#o.now();
+  /**
+   * POST /registry/heartbeat: validation, the token check (let through with
+   * no live token or no row), then the update, which skips removed rows and
+   * touches nothing when there is no row.
+   */
+  #heartbeat(r: RouteRequest, row: Row | undefined): Answer {
+    const body = r.body;
+    if (
+      !body || typeof body.workspace_id !== "string" ||
+      body.workspace_id === "" ||
+      ((this.#o.strictTypes ?? true) && !typedHeartbeat(body))
+    ) return error(400, "invalid request body");
+    const id = body.workspace_id;
+    const refused = this.#registryCheck(r, row, id, "failed to update");
+    if (refused) return refused;
+    // No row, so no live token: let through; the update touches no row.
+    if (!row) return { status: 200, body: { status: "ok", generation: 0 } };
+    this.#update(row, body);
+    return this.#withSecret(
+      { status: "ok", generation: row.generation },
+      r,
+      row,
+    );
   }
 
   /**
@@ -200,15 +404,15 @@ export class Model {
    * an empty `runtime_state` and no failed register in 5 minutes;
    * `awaiting_agent` (and a new or resumed workspace) turns `online`.
    */
-  heartbeat(row: Row, body: Record<string, unknown>): void {
+  #update(row: Row, body: Record<string, unknown>): void {
     const current = this.status(row);
     if (row.deleted) return;
-    const now = this.#o.now();
+    const now = this.now();
     row.heartbeats++;
     row.lastHeartbeat = body;
     row.lastHeartbeatAt = now;
     if (row.keyExpiresAt !== undefined) {
-      row.keyExpiresAt = now + this.#o.staleAfterMs;
+      row.keyExpiresAt = now + this.#staleAfterMs;
     }
     const card = body.agent_card;
     if (isRecord(card)) {
@@ -250,6 +454,90 @@ export class Model {
     }
   }
 
+  /**
+   * GET /workspaces/:id/state, behind strict workspace auth: a bearer is
+   * required, and only a live token of a workspace that is not removed (or
+   * the admin token) passes. An unknown or non-UUID id has no token, so any
+   * workspace bearer is 401 (the admin token gets the handler's 404, or 500
+   * `query failed` for a non-UUID).
+   */
+  #state(r: RouteRequest, row: Row | undefined): Answer {
+    const id = r.workspaceId ?? "";
+    const admin = this.#o.adminToken;
+    if (admin !== undefined && r.bearer === admin) {
+      if (this.#badId(id)) return error(500, "query failed");
+      row = this.rows.get(id);
+      if (!row) return error(404, "workspace not found");
+      if (row.deleted) {
+        const soft = row.deleted === "soft" ? { status: "removed" } : {};
+        return {
+          status: 404,
+          body: { workspace_id: row.id, ...soft, deleted: true },
+        };
+      }
+    } else if (this.#badId(id)) {
+      // No token can belong to a non-UUID workspace.
+      return refusal(r.bearer === undefined ? "missing" : "invalid");
+    } else {
+      const auth = this.#auth(row, r.bearer, r.blip, true);
+      if (auth !== "ok") return refusal(auth);
+    }
+    r.authorized = true;
+    return {
+      status: 200,
+      body: {
+        workspace_id: row!.id,
+        status: this.#shown(row!),
+        paused: row!.paused,
+        deleted: false,
+      },
+    };
+  }
+
+  /**
+   * GET /workspaces/:id: open. 400 for a non-UUID id, 404 when there is no
+   * row (never made, or purged), 410 when soft-deleted (`removed_at` may be
+   * `null`; `?include_removed=true` answers 200 instead), else 200 with the
+   * workspace; in `acceptUnknown` mode, an id not yet heard from is
+   * `awaiting_agent`.
+   */
+  #workspace(r: RouteRequest, row: Row | undefined): Answer {
+    const id = r.workspaceId ?? "";
+    if (this.#badId(id)) return error(400, "invalid workspace ID");
+    if (!row && !(this.#acceptUnknown && !this.rows.has(id))) {
+      return error(404, "workspace not found");
+    }
+    if (row) r.authorized = true;
+    if (row?.deleted === "soft" && r.search.get("include_removed") !== "true") {
+      return {
+        status: 410,
+        body: {
+          error: "workspace removed",
+          id: row.id,
+          removed_at: row.deletedAt ?? null,
+          hint: "this workspace was deleted; create a new one in the canvas",
+        },
+      };
+    }
+    return {
+      status: 200,
+      body: {
+        id,
+        name: id,
+        status: row ? this.#shown(row) : "awaiting_agent",
+        delivery_mode: row?.deliveryMode ?? "push",
+        agent_card: row?.agentCard ?? null,
+      },
+    };
+  }
+
+  /** The `status` the platform's answers show. */
+  #shown(row: Row): string {
+    const status = this.status(row);
+    if (row.provisioning) return "provisioning";
+    return status === "never-seen" ? "awaiting_agent" : status;
+  }
+
   /** The platform's status now (the health sweep and the key applied). */
   status(row: Row): EmulatedWorkspace["status"] {
     this.#expire(row);
@@ -257,7 +545,7 @@ export class Model {
     if (row.paused) return "paused";
     if (row.status === "never-seen") return "never-seen";
     const last = row.lastHeartbeatAt;
-    if (last !== undefined && this.#o.now() - last > this.#o.staleAfterMs) {
+    if (last !== undefined && this.now() - last > this.#staleAfterMs) {
       return "awaiting_agent";
     }
     return row.status;
@@ -265,7 +553,7 @@ export class Model {
 
   /** The key expired since last looked at: `awaiting_agent`, once. */
   #expire(row: Row): void {
-    if (row.keyExpiresAt === undefined || this.#o.now() < row.keyExpiresAt) {
+    if (row.keyExpiresAt === undefined || this.now() < row.keyExpiresAt) {
       return;
     }
     row.keyExpiresAt = undefined;
@@ -328,7 +616,6 @@ export class Model {
       live,
       revokedTokens: _revoked,
       rotated: _rotated,
-      url: _url,
       provisioning: _provisioning,
       keyExpiresAt,
       ...shown

@@ -17,19 +17,8 @@ import { buffer } from "node:stream/consumers";
 import type { Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { isRecord } from "../shared/_json.ts";
-import { STALE_AFTER_MS } from "../shared/constants.ts";
-import { Model, type Row } from "./_model.ts";
-import {
-  type Answer,
-  error,
-  isUuid,
-  type RouteOptions,
-  type RouteRequest,
-  ROUTES,
-  tenantGuard,
-} from "./_routes.ts";
+import { type Answer, error, Model, type Row } from "./_model.ts";
 import type {
-  EmulatedPath,
   Fault,
   FaultScope,
   PlatformEmulator,
@@ -47,6 +36,15 @@ const MAX_REQUEST_BYTES = 1024 * 1024;
 
 /** The platform's `CORS_ORIGINS` default. */
 const DEFAULT_CORS_ORIGINS = ["http://localhost:3000", "http://localhost:3001"];
+
+/** Paths the tenant guard lets through without the org header (exact matches). */
+const TENANT_ALLOWLIST: ReadonlySet<string> = new Set([
+  "/health",
+  "/buildinfo",
+  "/metrics",
+  "/registry/register",
+  "/registry/heartbeat",
+]);
 
 /** Windows the rate limiter keeps at most; the least recently used go first. */
 const MAX_WINDOWS = 100_000;
@@ -194,29 +192,10 @@ function route(pathname: string, body: Record<string, unknown> | undefined) {
 export async function startPlatformEmulator(
   options: PlatformEmulatorOptions = {},
 ): Promise<PlatformEmulator> {
-  const now = options.now ?? (() => performance.now());
-  const acceptUnknown = options.acceptUnknown ?? !options.workspaces;
+  const model = new Model(options);
+  const now = model.now;
   const record = options.record ?? true;
-  const uuidIds = options.uuidIds ?? true;
   const corsOrigins = options.corsOrigins ?? DEFAULT_CORS_ORIGINS;
-  const routeOptions: RouteOptions = {
-    strictTypes: options.strictTypes ?? true,
-    adminToken: options.adminToken,
-    uuidIds,
-    acceptUnknown,
-  };
-  const model = new Model({
-    now,
-    staleAfterMs: options.staleAfterMs ?? STALE_AFTER_MS,
-    secretFor: options.secretFor ?? ((id: string) => `secret-${id}`),
-    mintToken: options.mintToken ??
-      ((id: string, n: number) =>
-        n === 1 ? `issued-${id}` : `issued-${id}-${n}`),
-  });
-  for (const [id, token] of Object.entries(options.workspaces ?? {})) {
-    const row = model.set(id, options.issueAuthToken ? null : token);
-    if (options.issueAuthToken && token) row.token = token;
-  }
   const limiter = options.rateLimit === undefined
     ? undefined
     : rateLimiter(options.rateLimit, now);
@@ -322,13 +301,9 @@ export async function startPlatformEmulator(
     let secretOverride: { value: unknown } | undefined;
     switch (fault?.kind) {
       case "status": {
-        // A register failing after its bearer was accepted: the marker.
-        const target = model.row(workspaceId);
-        if (
-          path === "register" && fault.status !== 200 && target &&
-          (!uuidIds || isUuid(target.id)) &&
-          model.auth(target, bearer) === "ok"
-        ) model.registerFailed(target);
+        if (path === "register" && fault.status !== 200) {
+          model.injectedRegisterFailure(workspaceId, bearer);
+        }
         return send({
           status: fault.status,
           body: fault.body ?? JSON.stringify({ error: "injected fault" }),
@@ -416,24 +391,28 @@ export async function startPlatformEmulator(
         });
       }
     }
-    const guarded = tenantGuard(options.orgId, pathname, orgHeader);
-    if (guarded) return send(guarded);
+    // The tenant guard (`middleware/tenant_guard.go`).
+    if (options.orgId !== undefined && !TENANT_ALLOWLIST.has(pathname)) {
+      if (!orgHeader) {
+        return send({
+          status: 400,
+          body: {
+            error: "X-Molecule-Org-Id header required",
+            code: "TENANT_ORG_HEADER_REQUIRED",
+            required_header: "X-Molecule-Org-Id",
+          },
+        });
+      }
+      if (orgHeader !== options.orgId) return send({ status: 404, body: "" });
+    }
 
     if (raw === undefined) {
       return send(error(413, "request body too large"));
     }
-    const endpoint = Object.hasOwn(ROUTES, path)
-      ? ROUTES[path as EmulatedPath]
-      : undefined;
-    if (
-      workspaceId && acceptUnknown && bearer && !model.rows.has(workspaceId) &&
-      endpoint && (!uuidIds || isUuid(workspaceId))
-    ) model.set(workspaceId, bearer); // a workspace that was there all along
-    const request: RouteRequest = {
+    const request = {
       workspaceId,
       bearer,
       body: obj,
-      row: model.row(workspaceId),
       search: new URLSearchParams(query),
       secretOverride,
       blip: () => {
@@ -443,11 +422,7 @@ export async function startPlatformEmulator(
       },
       authorized: false,
     };
-    const answer: Answer = !endpoint
-      ? error(404, "not found")
-      : req.method !== endpoint.method
-      ? error(405, "method not allowed")
-      : endpoint.answer(model, request, routeOptions);
+    const answer = model.answer(path, req.method ?? "", request);
     rec.authorized = request.authorized;
     return send(answer);
   }

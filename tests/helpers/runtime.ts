@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { resolve } from "node:path";
 import process from "node:process";
 import { concatBytes } from "../../src/shared/_bytes.ts";
-import type { DenoChildProcess } from "../../src/cli/child_deno.ts";
+import type { DenoChildProcess } from "../../src/cli/child.ts";
 
 /**
  * What every spawned process gets from the test run's environment: `PATH`,
