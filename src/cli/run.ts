@@ -148,6 +148,9 @@ export function runUntilDone(
     void wrapped?.done.then((code) => {
       log.info("the child exited (exit code {code})", { code });
       finish(stoppedFor ?? code);
+    }, (error) => {
+      log.error("the child's end could not be read: {error}", { error });
+      finish(stoppedFor ?? EXIT.notAccepted);
     });
     if (options.once) {
       const ms = onceDeadlineMs(hb.status());

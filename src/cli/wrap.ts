@@ -262,6 +262,7 @@ async function groupGone(group: number, killed: () => boolean) {
  * @returns Whether the signal was delivered to at least one process.
  */
 export function signalGroup(pgid: number, signal: string): boolean {
+  if (!(pgid > 1)) return false; // never -1 (every process) or our own group (0)
   try {
     kill(-pgid, signal);
     return true;
@@ -281,6 +282,7 @@ export function signalGroup(pgid: number, signal: string): boolean {
  * @returns Pids still running in the group; empty when none.
  */
 export function liveGroupMembers(pgid: number): number[] {
+  if (!(pgid > 1)) return [];
   // Cheap first: no member at all, zombies included.
   try {
     kill(-pgid, 0);

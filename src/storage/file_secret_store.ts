@@ -94,7 +94,7 @@ export class FileSecretStore implements SecretStore {
    * @returns The path.
    */
   pathFor(kind: SecretKind, workspaceId: string): string {
-    const { name } = KINDS[kind];
+    const { name } = kindOf(kind);
     return this.perWorkspace
       ? `${this.dir}/${name}.${workspaceFileName(workspaceId)}`
       : `${this.dir}/${name}`;
@@ -113,7 +113,7 @@ export class FileSecretStore implements SecretStore {
   ): Promise<string | undefined> {
     const fs = await this.#tidy();
     const text = await fs.readText(this.pathFor(kind, workspaceId), {
-      maxBytes: KINDS[kind].maxBytes,
+      maxBytes: kindOf(kind).maxBytes,
     });
     return text?.trim() || undefined;
   }
@@ -131,7 +131,7 @@ export class FileSecretStore implements SecretStore {
     value: string,
   ): Promise<void> {
     if (value === "") {
-      throw new TypeError(`an empty ${KINDS[kind].what} is never written`);
+      throw new TypeError(`an empty ${kindOf(kind).what} is never written`);
     }
     const fs = await this.#tidy();
     await writeFileAtomic(fs, this.dir, this.pathFor(kind, workspaceId), value);
@@ -172,3 +172,11 @@ const KINDS: Record<
     what: "token",
   },
 };
+
+/** A kind's file name and bounds; a kind we do not keep is an error (a JavaScript caller's typo). */
+function kindOf(kind: SecretKind) {
+  if (!Object.hasOwn(KINDS, kind)) {
+    throw new TypeError(`not a kind of secret: ${String(kind)}`);
+  }
+  return KINDS[kind];
+}
