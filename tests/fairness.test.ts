@@ -176,3 +176,25 @@ test("after a hang, the queue that grew under the cap drains at twice the health
   assert.equal(hb.metrics().unarmed, 0);
   await hb.stop();
 });
+
+test("24 workspaces at a 60 s interval under a cap of 16, each asked its state at start (as --once does), answers in 100 ms: the start's queue drains at the cap's size a second, not at twice the beat rate (0.8 a second): every one registered within 5 s", async () => {
+  const clock = new FakeClock();
+  const { fetch, state } = slowFetch(clock, 100);
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: Array.from({ length: 24 }, (_, i) => ({
+      id: `ws-${i}`,
+      token: `tok-ws-${i}-000`,
+    })),
+    intervalMs: 60_000,
+    maxInFlight: 16,
+    checkStateAtStart: true,
+    clock,
+    fetch,
+  });
+  await clock.advanceFast(5_000);
+  const waiting = hb.status().workspaces.filter((w) => !w.registered);
+  assert.deepEqual(waiting.map((w) => w.workspaceId), []);
+  assert.ok(state.peak <= 16 + 8, `peak in flight ${state.peak}`);
+  await hb.stop();
+});

@@ -372,6 +372,9 @@ export async function main(context: CliContext = {}): Promise<number> {
       origin,
       orgRequestShare,
       checkStateAtStart: flags.once,
+      // --once beats every workspace now (the cap still bounds how many at
+      // once), not spread over the interval's phases.
+      beatGroupSize: flags.once ? Math.max(1, workspaces.length) : undefined,
       // Each workspace's own failure lines with --verbose; a summary otherwise.
       summarizeLogs: !verbose,
       stats: tracker && (() => tracker.stats()),

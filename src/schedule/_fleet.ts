@@ -195,6 +195,7 @@ export type Fleet = ReturnType<typeof createFleet>;
  */
 export function createFleet(options: HeartbeatOptions, emit: Emit) {
   const interval = options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
+  const maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? 256));
   const clock = options.clock ?? systemClock;
   // An injected clock without a wall clock: the wall follows it, so that
   // a test's time is consistent (and no sleep is ever seen).
@@ -288,11 +289,18 @@ export function createFleet(options: HeartbeatOptions, emit: Emit) {
      * Requests in flight under the cap: beats and questions (registers come
      * on top); `used` is the requests in flight now, every kind. The queue
      * of beats that found the cap full is served at twice the fleet's
-     * healthy rate at most (a group at once): after a hang the backlog
-     * drains within half an interval, never as a herd.
+     * healthy rate at most (a group at once), and never slower than the
+     * cap's size a second: after a hang the backlog drains within half an
+     * interval, never as a herd; a small fleet with a long interval (24
+     * workspaces at 60 s under a cap of 16: 0.8 a second) does not wait a
+     * minute for its first registers, questions and beats.
      */
-    cap: createInFlightCap(options.maxInFlight ?? 256, {
-      perMs: () => (2 * Math.max(1, workspaces.length)) / interval,
+    cap: createInFlightCap(maxInFlight, {
+      perMs: () =>
+        Math.max(
+          (2 * Math.max(1, workspaces.length)) / interval,
+          maxInFlight / 1000,
+        ),
       burst: groupSize,
       now: () => clock.now(),
       later,
