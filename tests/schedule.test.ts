@@ -491,3 +491,36 @@ test("stop clears every timer and resolves; nothing runs afterwards", async () =
   assert.equal(beats().length, 2);
   assert.equal(hb.status().stopped, true);
 });
+
+test("startHeartbeat without a platform URL (a missing PLATFORM_URL in a user's script) is one TypeError naming platformUrl, and a non-UUID warning names the ids in one value", async () => {
+  const noUrl = { workspaces: [{ id: "ws-1", token: "tok-ws-1-000" }] };
+  for (const platformUrl of [undefined, "", "  "]) {
+    assert.throws(
+      () =>
+        startHeartbeat({
+          ...noUrl,
+          platformUrl: platformUrl as unknown as string,
+        }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /no platform URL for workspace ws-1: set platformUrl/.test(e.message),
+    );
+  }
+  const clock = new FakeClock();
+  const warning = await captureLogs(async (records) => {
+    const hb = startHeartbeat({
+      platformUrl: FAKE_URL,
+      workspaces: ["a", "b", "c", "d"].map((id) => ({
+        id,
+        token: `tok-${id}-000`,
+      })),
+      clock,
+      fetch: () => new Promise<Response>(() => {}),
+    });
+    await hb.stop();
+    return records.find((r) => r.message.join("").includes("not UUIDs"));
+  });
+  assert.ok(warning, "the warning");
+  assert.equal(warning.properties.ids, "a, b, c, and 1 more");
+  assert.equal("more" in warning.properties, false);
+});

@@ -34,10 +34,14 @@ export interface TransportLike {
  * const server = new McpServer({ name: "my-tools", version: "1.0.0" });
  * // ... server.registerTool(...) ...
  * await server.connect(trackTransport(new StdioServerTransport(), tracker));
+ * // The client gone (stdin at its end): stop beating, so the process ends.
+ * const clientGone = new AbortController();
+ * process.stdin.once("end", () => clientGone.abort());
  * startHeartbeat({
  *   platformUrl: Deno.env.get("PLATFORM_URL")!,
  *   workspaces: [{ id: Deno.env.get("WORKSPACE_ID")!, token: Deno.env.get("MOLECULE_WORKSPACE_TOKEN")! }],
  *   stats: () => tracker.stats(),
+ *   signal: clientGone.signal,
  * });
  * ```
  *

@@ -120,6 +120,12 @@ export class HeartbeatHandle extends EventTarget {
   #runtime(config: WorkspaceConfig, anchor: number): Runtime {
     const fleet = this.#fleet;
     const own = config.platformUrl?.trim();
+    const url = own || fleet.options.platformUrl;
+    if (typeof url !== "string" || url.trim() === "") {
+      throw new TypeError(
+        `no platform URL for workspace ${config.id}: set platformUrl, the platform's base URL (such as https://platform.example), or a platformUrl on the workspace`,
+      );
+    }
     const every = fleet.statePollEvery;
     const index = this.#added++;
     // The org id is the fleet platform's: never sent elsewhere.
@@ -127,7 +133,7 @@ export class HeartbeatHandle extends EventTarget {
     if (orgId !== undefined) fleet.orgWorkspaces++;
     return newRuntime(config, {
       anchor,
-      platformUrl: trimBaseUrl(own ? own : fleet.options.platformUrl),
+      platformUrl: trimBaseUrl(url),
       orgId,
       card: config.agentCard ??
         buildAgentCard(config.id, fleet.options.env ?? processEnv),
@@ -427,8 +433,8 @@ export class HeartbeatHandle extends EventTarget {
  *
  * @param options What to serve and how.
  * @returns The handle: status, events, stop.
- * @throws {TypeError} When there is no workspace, an id repeats, or the
- * interval is not a positive number.
+ * @throws {TypeError} When there is no workspace, an id repeats, a
+ * workspace has no platform URL, or the interval is not a positive number.
  */
 export function startHeartbeat(options: HeartbeatOptions): HeartbeatHandle {
   if (options.workspaces.length === 0) {
@@ -465,11 +471,12 @@ function warnNonUuid(ids: readonly string[]): void {
   }
   if (count === 0) return;
   logger.warn(
-    "{count} workspace id(s) are not UUIDs ({ids}{more}): the platform's workspace ids are UUIDs, and it answers any other id with errors; the platform decides",
+    "{count} workspace id(s) are not UUIDs ({ids}): the platform's workspace ids are UUIDs, and it answers any other id with errors; the platform decides",
     {
       count,
-      ids: named.join(", "),
-      more: count > named.length ? `, and ${count - named.length} more` : "",
+      // One value: a sink that quotes values would quote an empty "more".
+      ids: named.join(", ") +
+        (count > named.length ? `, and ${count - named.length} more` : ""),
     },
   );
 }
