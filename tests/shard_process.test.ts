@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { shardOf } from "../src/cli/shard.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
@@ -284,6 +284,44 @@ test("a shard that owns none of the list is live and ready with no workspace; a 
       "its share beaten again",
     );
     assert.deepEqual((await statusOf(base)).ids, mine);
+  } finally {
+    assert.equal(await stop(run), 0);
+  }
+});
+
+test("a watched workspaces file whose workspaces all beat on tokens the platform issued (no token lookup reads the file then): an entry added is served, one removed is dropped, within seconds", async () => {
+  const ids = Array.from({ length: 3 }, () => crypto.randomUUID());
+  await using platform = await startPlatformEmulator({
+    workspaces: Object.fromEntries(ids.map((id) => [id, tokenOf(id)])),
+    issueAuthToken: true,
+  });
+  await using dir = await scratch("molecule-file-issued-");
+  const file = join(dir.path, "workspaces.json");
+  await writeList(file, ids.slice(0, 2));
+  const { run, base } = await startWithHealth(
+    ["--workspaces-file", file, "--interval", INTERVAL],
+    { PLATFORM_URL: platform.url, CONFIGS_DIR: dir.path },
+    30_000,
+  );
+  try {
+    await waitFor(
+      async () =>
+        ids.slice(0, 2).every((id) => beatsOf(platform, id) >= 2) &&
+        (await readdir(dir.path)).filter((n) => n.startsWith(".auth_token"))
+            .length === 2,
+      10_000,
+      "both beaten, on the tokens the platform issued (saved)",
+    );
+    await writeList(file, ids.slice(1));
+    await waitFor(
+      async () => {
+        const s = await statusOf(base);
+        return beatsOf(platform, ids[2]) >= 1 &&
+          s.ids.join() === ids.slice(1).sort().join();
+      },
+      10_000,
+      "the new entry served, the removed one dropped",
+    );
   } finally {
     assert.equal(await stop(run), 0);
   }

@@ -19,11 +19,8 @@ import { onSignal } from "./host.ts";
 import { type WorkspacesFileChanges, workspacesSource } from "./workspaces.ts";
 import { log } from "./logging.ts";
 
-/**
- * How often a shard that serves none of a watched workspaces file looks at
- * it, in ms (a served workspace's token lookups look at it otherwise).
- */
-export const EMPTY_SHARE_POLL_MS = 1_000;
+/** How often a watched workspaces file is looked at, in ms. */
+export const FILE_POLL_MS = 1_000;
 
 /** Which shard of a workspaces list this process serves. */
 export interface Shard {
@@ -262,7 +259,7 @@ export function waitForShare(
     // and holds the event loop (there may be no health port).
     const keepAlive = setInterval(
       () => void changes.poll?.().catch(() => {}),
-      EMPTY_SHARE_POLL_MS,
+      FILE_POLL_MS,
     );
     const finish = (share: WorkspaceConfig[] | undefined) => {
       clearInterval(keepAlive);
@@ -292,8 +289,7 @@ export function waitForShare(
  * The listener of a watched workspaces file: serves the entries of every
  * new version (this shard's share of them, when sharded) and only those:
  * entries added are served, entries removed or now another shard's stop.
- * While a shard's share is empty it looks at the file every second, since
- * no token lookup does.
+ * It looks at the file every second until the heartbeat stops.
  *
  * @example
  * ```ts
@@ -311,7 +307,7 @@ export function waitForShare(
  *
  * @param hb The running heartbeat.
  * @param shard This process's shard, if the list is sharded.
- * @param changes The file's hooks (`poll` is used while the share is empty).
+ * @param changes The file's hooks (`poll` looks at the file).
  * @returns The listener, for `changes.listener`.
  */
 export function followShare(
@@ -319,12 +315,15 @@ export function followShare(
   shard: Shard | undefined,
   changes: WorkspacesFileChanges,
 ): (workspaces: WorkspaceConfig[]) => void {
-  let poller: ReturnType<typeof setInterval> | undefined;
-  const stopPolling = () => {
-    clearInterval(poller);
-    poller = undefined;
-  };
-  void hb.stopped.then(stopPolling);
+  // The file is looked at every second while the heartbeat runs: a token
+  // lookup reads it too, but a workspace on a token the platform issued
+  // never looks its token up, and an empty share has no workspace at all
+  // (this timer then holds the event loop: there may be no health port).
+  const poll = changes.poll;
+  const poller = poll &&
+    setInterval(() => void poll().catch(() => {}), FILE_POLL_MS);
+  void hb.stopped.then(() => clearInterval(poller));
+  let empty = false;
   return (next) => {
     const share = shareOf(next, shard);
     const served = new Set(hb.status().workspaces.map((w) => w.workspaceId));
@@ -345,17 +344,16 @@ export function followShare(
         ids: summarizeIds(removed),
       });
     }
-    if (share.length > 0) return stopPolling();
     // A list is never empty: only a shard's share can be.
-    if (poller !== undefined || changes.poll === undefined || !shard) return;
+    if (share.length > 0 || !shard) {
+      empty = false;
+      return;
+    }
+    if (empty) return;
+    empty = true;
     log.info(
       "shard {shard} of {totalShards} owns none of the workspaces file's {listed} workspace(s) now: serving none until it changes",
       { shard: shard.index, totalShards: shard.total, listed: next.length },
-    );
-    const poll = changes.poll;
-    poller = setInterval(
-      () => void poll().catch(() => {}),
-      EMPTY_SHARE_POLL_MS,
     );
   };
 }
