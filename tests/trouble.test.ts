@@ -248,6 +248,36 @@ test("fleet logs: 401 for every workspace is summarised too, while each workspac
   });
 });
 
+test("fleet logs: one 401 blip for every workspace (each accepted again at its next beat) is summarised as a warning, never an error: an error is a refusal confirmed", async () => {
+  await captureLogs(async (records) => {
+    const clock = new FakeClock();
+    const refused = new Set<unknown>();
+    const fetch = fakeFetch((req) => {
+      const id = req.body.workspace_id;
+      if (req.path !== "/registry/heartbeat" || refused.has(id)) {
+        return { status: 200, body: { status: "ok" } };
+      }
+      refused.add(id);
+      return { status: 401, body: { error: "invalid token" } };
+    }, clock.now);
+    const hb = startHeartbeat({
+      platformUrl: "http://platform.test",
+      workspaces: fleet(100),
+      intervalMs: 2_000,
+      clock,
+      fetch,
+      random: () => 0.5,
+    });
+    await clock.advance(2_000 * 4);
+    await hb.stop();
+    assert.equal(refused.size, 100);
+    const lines = levelsAndTexts(records);
+    const summary = lines.find((l) => /same trouble \(auth\)/.test(l));
+    assert.ok(summary?.startsWith("warning"), summary ?? lines.join("\n"));
+    assert.deepEqual(lines.filter((l) => l.startsWith("error")), []);
+  });
+});
+
 test("the revoked-token error names where the token came from and whether a restart is needed", async () => {
   for (
     const [extra, expected] of [

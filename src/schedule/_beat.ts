@@ -225,12 +225,17 @@ export async function beat(
         : ws.config.tokenReread
         ? `put the new one in ${source} (re-read when it changes: no restart needed)`
         : `update ${source}, and restart`;
-      fleet.troubled("auth", ws, () =>
-        logger.error(
-          "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
-            `${why}, then ${then}.`,
-          { workspaceId: ws.id, status, count },
-        ));
+      fleet.troubled(
+        "auth",
+        ws,
+        () =>
+          logger.error(
+            "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
+              `${why}, then ${then}.`,
+            { workspaceId: ws.id, status, count },
+          ),
+        true,
+      );
       fleet.counters.authEscalations++;
       fleet.emit("auth-escalation", { workspaceId: ws.id, status, count });
     }
@@ -298,7 +303,7 @@ export async function beat(
               (result.kind === "cors" ? slow : fleet.interval) / 1000,
             ),
           },
-        ));
+        ), true);
     }
   } else {
     fleet.troubled(
@@ -309,6 +314,7 @@ export async function beat(
           "heartbeat of {workspaceId} failed: {reason}",
           { workspaceId: ws.id, reason: result.reason },
         ),
+      result.kind === "redirect",
     );
   }
   fleet.emit("failure", {

@@ -136,22 +136,26 @@ function createTroubleLog(
   later: (ms: number, fn: () => void) => void,
   summarize: boolean,
 ) {
-  /** Per kind, the open window: its first workspace, and the others since. */
-  const open = new Map<TroubleKind, { first: string; others: Set<string> }>();
+  /**
+   * Per kind, the open window: its first workspace, the others since, and
+   * whether a line it summarises was an error.
+   */
+  const open = new Map<
+    TroubleKind,
+    { first: string; others: Set<string>; error: boolean }
+  >();
   const close = (kind: TroubleKind) => {
-    const others = open.get(kind)?.others;
+    const window = open.get(kind);
     open.delete(kind);
+    const others = window?.others;
     if (!others?.size) return;
     const count = others.size;
     const more = count - MAX_TROUBLE_IDS;
     const ids = [...others].slice(0, MAX_TROUBLE_IDS).join(", ") +
       (more > 0 ? ` and ${more} more` : "");
-    logger[
-      kind === "auth" || kind === "redirect" || kind === "cors" ||
-        kind === "not_platform"
-        ? "error"
-        : "warn"
-    ](
+    // At the level of the lines it stands for: a 401 not yet confirmed
+    // (a blip) is a warning, its escalation an error.
+    logger[window!.error ? "error" : "warn"](
       "…and {count} more workspace(s) had the same trouble ({kind}) in the last second: {ids} (--verbose shows each)",
       { count, kind, ids },
     );
@@ -164,14 +168,20 @@ function createTroubleLog(
     /**
      * Reports trouble of `kind` of `ws`: `line` (its own log line) runs
      * when it is the first of its kind in the current window (or without
-     * `summarize`); otherwise it is counted into the window's summary.
+     * `summarize`); otherwise it is counted into the window's summary, an
+     * error when any line it stands for is (`error`).
      */
-    report(kind: TroubleKind, ws: Runtime, line: () => void): void {
+    report(
+      kind: TroubleKind,
+      ws: Runtime,
+      line: () => void,
+      error = false,
+    ): void {
       if (!summarize) return line();
       const workspaceId = ws.id;
       const window = open.get(kind);
       if (!window) {
-        open.set(kind, { first: workspaceId, others: new Set() });
+        open.set(kind, { first: workspaceId, others: new Set(), error });
         later(TROUBLE_WINDOW_MS, () => close(kind));
         return line();
       }
@@ -179,6 +189,7 @@ function createTroubleLog(
       // is not fleet trouble: its lines stay whole.
       if (workspaceId === window.first) return line();
       window.others.add(workspaceId);
+      window.error ||= error;
     },
   };
 }

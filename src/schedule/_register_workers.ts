@@ -190,7 +190,7 @@ async function registerOnce(
             cure: cureOf("cors", ws.platformUrl, fleet.options.origin),
             minutes: REGISTER_SLOW_RETRY_MS / 60_000,
           },
-        ));
+        ), true);
       return failed(fleet, ws, {
         kind: "cors",
         status: 403,
@@ -373,6 +373,7 @@ async function registerOnce(
             minutes: REGISTER_SLOW_RETRY_MS / 60_000,
           },
         ),
+      true,
     );
   } else {
     retryInMs = fleet.retryDelay(
