@@ -85,6 +85,37 @@ test("a signal during --once exits 143 (SIGTERM) or 130 (SIGINT), never 0", asyn
   }
 });
 
+test("a second signal while a plain run stops (a Ctrl-C delivered twice, a supervisor's TERM to the group) is ignored: exit 0, not killed by it", async () => {
+  await using platform = await startPlatformEmulator({
+    uuidIds: false,
+    workspaces: { "ws-1": TOKEN },
+  });
+  await using dir = await scratch("molecule-run-");
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    const before = platform.requestsTo("heartbeat").length;
+    const run = startScript(MOD, {
+      args: ["--interval", "0.2"],
+      env: {
+        PLATFORM_URL: platform.url,
+        WORKSPACE_ID: "ws-1",
+        MOLECULE_WORKSPACE_TOKEN: TOKEN,
+        CONFIGS_DIR: dir.path,
+      },
+    });
+    await waitFor(
+      () => platform.requestsTo("heartbeat").length > before,
+      10_000,
+      "a beat",
+    );
+    run.kill(signal);
+    await new Promise((r) => setTimeout(r, 2));
+    run.kill(signal);
+    const done = await run.done;
+    assert.equal(done.signal, null, `killed by ${done.signal}: ${done.stderr}`);
+    assert.equal(done.code, 0, done.stderr);
+  }
+});
+
 test("--once has its own deadline: with a handle that never finishes, exit 1 naming what did not", async () => {
   // A stand-in handle whose registers, beats and state never answer.
   const target = new EventTarget();

@@ -22,6 +22,7 @@ interface DenoHost {
   removeSignalListener(signal: string, handler: () => void): void;
   readTextFileSync(path: string): string;
   readDirSync(path: string): Iterable<{ name: string }>;
+  unrefTimer(id: number): void;
 }
 
 /** The part of Node's `process` used here. */
@@ -123,6 +124,19 @@ export function onSignal(
   }
   deno.addSignalListener(signal, handler);
   return () => deno.removeSignalListener(signal, handler);
+}
+
+/**
+ * Runs `fn` after `ms` unless the process ends first: the timer never
+ * keeps it alive.
+ *
+ * @param ms The delay.
+ * @param fn What to run.
+ */
+export function unrefLater(ms: number, fn: () => void): void {
+  const timer = setTimeout(fn, ms);
+  if (deno) deno.unrefTimer(timer as unknown as number);
+  else (timer as unknown as { unref(): void }).unref();
 }
 
 /** `node:fs`'s synchronous reads, without importing it (off Deno). */

@@ -12,7 +12,7 @@ import type {
   HeartbeatStatus,
   WorkspaceStatus,
 } from "../schedule/types.ts";
-import { type HandledSignal, onSignal } from "./host.ts";
+import { type HandledSignal, onSignal, unrefLater } from "./host.ts";
 import { log } from "./logging.ts";
 import type { Wrapped } from "./wrap.ts";
 
@@ -108,6 +108,7 @@ export function runUntilDone(
       return workspaces.length;
     };
     const stopOn = (name: HandledSignal) => () => {
+      if (done) return;
       if (wrapped) {
         log.info("{signal}: forwarding it to the child's process group", {
           signal: name,
@@ -139,7 +140,10 @@ export function runUntilDone(
       if (done) return;
       done = true;
       clearTimeout(deadline);
-      for (const off of offSignals) off();
+      // The handlers stay while the run's cleanups finish (within 2 s): a
+      // second signal then is ignored, not the runtime's default (killed by
+      // it, a Ctrl-C delivered twice exiting 130 instead of 0).
+      unrefLater(3_000, () => offSignals.forEach((off) => off()));
       options.signal?.removeEventListener("abort", onAbort);
       resolve(code);
     }
