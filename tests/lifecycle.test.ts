@@ -73,6 +73,13 @@ test("fetchWorkspaceState and lookupWorkspace on today's platform: /state refuse
     token: TOKEN,
   });
   assert.equal(older.kind, "unknown");
+  // Nor a lookup's 404 from a wrong base path or a gateway, JSON and all
+  // ({"error":"not found"}): only the platform's "workspace not found" is.
+  const lost = await lookupWorkspace({
+    platformUrl: elsewhere,
+    workspaceId: "a",
+  });
+  assert.equal(lost.kind, "unknown", JSON.stringify(lost));
   await using guarded = await startPlatformEmulator({
     uuidIds: false,
     workspaces: { a: TOKEN },

@@ -69,9 +69,12 @@ export async function lookupWorkspace(
       return "invalid";
     }
     // The platform's own 404 says so in JSON ({"error":"workspace not found"});
-    // its tenant guard answers a wrong org id with a bare 404, and a firewall
-    // with a page of its own: those prove nothing.
-    if (status === 404 && typeof json.error === "string") return "deleted";
+    // its tenant guard answers a wrong org id with a bare 404, a firewall
+    // with a page of its own, a gateway or a wrong base path with JSON of
+    // its own ({"error":"not found"}): those prove nothing.
+    if (status === 404 && json.error === "workspace not found") {
+      return "deleted";
+    }
     if (status >= 200 && status < 300) {
       // A soft-deleted row some platforms still serve with 200.
       return platformStatus === "removed" ? "deleted" : "exists";
