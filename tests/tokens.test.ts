@@ -105,6 +105,40 @@ test("command (mod.ts): an issued token that cannot be saved at first is saved o
   assert.match(r.stderr, /saved now, in .*\.auth_token/);
 });
 
+test("command (mod.ts): --once waits for the save of a token the platform issued; one that cannot be saved is an error and exit 1, not 0 (the token it replaced no longer works)", async () => {
+  await using platform = await startPlatformEmulator({
+    workspaces: { [ID]: TOKEN },
+    issueAuthToken: true,
+  });
+  // Saved: exit 0, the token in the configs dir.
+  await using dir = await scratch("molecule-tokens-");
+  const ok = await runScript(MOD, {
+    args: ["--once"],
+    env: agentEnv(platform.url, dir.path),
+    timeoutMs: 30_000,
+  });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(await readMaybe(join(dir.path, ".auth_token")), `issued-${ID}`);
+  // Cannot be saved (a directory where the file goes): exit 1, said.
+  await using bad = await scratch("molecule-tokens-");
+  await mkdir(join(bad.path, ".auth_token"));
+  await using fresh = await startPlatformEmulator({
+    workspaces: { [ID]: TOKEN },
+    issueAuthToken: true,
+  });
+  const r = await runScript(MOD, {
+    args: ["--once"],
+    env: agentEnv(fresh.url, bad.path),
+    timeoutMs: 30_000,
+  });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /--once: the token the platform issued for .* could not be saved within 5 s/,
+  );
+  assert.doesNotMatch(r.stderr, /issued-/);
+});
+
 test("command (mod.ts): a SIGTERM while a register's answer is on its way: the token it mints is read and saved before the exit", async () => {
   await using dir = await scratch("molecule-tokens-");
   await using platform = await startPlatformEmulator({

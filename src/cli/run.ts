@@ -21,6 +21,9 @@ type Detail<K extends keyof HeartbeatEventMap> = CustomEvent<
   HeartbeatEventMap[K]
 >;
 
+/** How long `--once` waits for the save of a token the platform issued, in ms. */
+const UNSAVED_WAIT_MS = 5_000;
+
 /** The exit code of a signal that ends a `--once` run: 128 + its number. */
 const SIGNAL_CODE = { SIGINT: 130, SIGTERM: 143 } as const;
 
@@ -136,10 +139,15 @@ export function runUntilDone(
     options.signal?.addEventListener("abort", onAbort, { once: true });
     let done = false;
     let deadline: ReturnType<typeof setTimeout> | undefined;
+    // Tokens the platform issued and that are not saved yet: the one they
+    // replaced no longer works, so --once waits (a while) for their save.
+    const unsaved = new Set<string>();
+    let saveWait: ReturnType<typeof setTimeout> | undefined;
     function finish(code: number) {
       if (done) return;
       done = true;
       clearTimeout(deadline);
+      clearTimeout(saveWait);
       // The handlers stay while the run's cleanups finish (within 2 s): a
       // second signal then is ignored, not the runtime's default (killed by
       // it, a Ctrl-C delivered twice exiting 130 instead of 0).
@@ -196,6 +204,19 @@ export function runUntilDone(
       const status = hb.status().workspaces;
       // --once also asks each workspace's state; wait for that answer too.
       if (status.some((w) => !gone(w) && missing(w).length > 0)) return;
+      if (unsaved.size > 0) {
+        saveWait ??= setTimeout(() => {
+          if (done) return;
+          for (const workspaceId of unsaved) {
+            log.error(
+              "--once: the token the platform issued for {workspaceId} could not be saved within {seconds} s (the warning above says why): it is lost when this run ends, and the token it replaced no longer works; make the configs dir writable, then regenerate the token in the canvas (Tokens tab)",
+              { workspaceId, seconds: UNSAVED_WAIT_MS / 1000 },
+            );
+          }
+          finish(EXIT.notAccepted);
+        }, UNSAVED_WAIT_MS);
+        return;
+      }
       if (report(status.filter((w) => notAccepted(w) !== undefined)) === 0) {
         log.info(
           "--once: {count} workspace(s) registered and heartbeat accepted",
@@ -237,6 +258,15 @@ export function runUntilDone(
     if (options.once) {
       hb.addEventListener("paused", () => checkOnce());
       hb.addEventListener("state", () => checkOnce());
+      hb.addEventListener("registered", (event) => {
+        const d = (event as Detail<"registered">).detail;
+        if (d.authToken !== undefined) unsaved.add(d.workspaceId);
+      });
+      hb.addEventListener("issued-token", (event) => {
+        const d = (event as Detail<"issued-token">).detail;
+        if (d.storedAt !== undefined) unsaved.delete(d.workspaceId);
+        checkOnce();
+      });
     }
     // Per-beat events cost a CustomEvent each: listen only when needed.
     if (options.once || options.demo) {
