@@ -278,6 +278,45 @@ test("fleet logs: one 401 blip for every workspace (each accepted again at its n
   });
 });
 
+test("fleet logs: 30 workspaces whose registers are all refused (401) are summarised too: a line and a summary, a warning while unconfirmed, an error once confirmed", async () => {
+  await captureLogs(async (records) => {
+    const clock = new FakeClock();
+    const fetch = fakeFetch(
+      (req) =>
+        req.path.startsWith("/workspaces/")
+          ? { status: 200, body: { id: "x", status: "online" } }
+          : { status: 401, body: { error: "invalid token" } },
+      clock.now,
+    );
+    const hb = startHeartbeat({
+      platformUrl: "http://platform.test",
+      workspaces: fleet(30),
+      intervalMs: 20_000,
+      clock,
+      fetch,
+      random: () => 0.5,
+    });
+    await clock.advance(10_000);
+    await hb.stop();
+    const lines = levelsAndTexts(records);
+    const refused = lines.filter((l) =>
+      /^warning: register of workspace .* was refused/.test(l)
+    );
+    const rejected = lines.filter((l) => /^error: register rejected/.test(l));
+    assert.ok(refused.length <= 3, refused.join("\n"));
+    assert.ok(rejected.length <= 3, rejected.join("\n"));
+    assert.ok(
+      lines.some((l) => /^warning: …and \d+ more .*\(auth\)/.test(l)),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) => /^error: …and \d+ more .*\(auth\)/.test(l)),
+      lines.join("\n"),
+    );
+    assert.equal(hb.status().workspaces.filter((w) => w.rejected).length, 30);
+  });
+});
+
 test("the revoked-token error names where the token came from and whether a restart is needed", async () => {
   for (
     const [extra, expected] of [

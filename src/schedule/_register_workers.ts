@@ -273,11 +273,12 @@ async function registerOnce(
       // One refusal is no verdict: again in a few seconds, after a lookup
       // (the token store and the configured source are read again then).
       r.refusedAt ??= now;
-      logger.warn(
-        "register of workspace {workspaceId} was refused with HTTP {status}: the token may be invalid; " +
-          "confirming in {seconds} s (one refusal can be a blip on the platform)",
-        { workspaceId: ws.id, status, seconds: AUTH_CONFIRM_MS / 1000 },
-      );
+      fleet.troubled("auth", ws, () =>
+        logger.warn(
+          "register of workspace {workspaceId} was refused with HTTP {status}: the token may be invalid; " +
+            "confirming in {seconds} s (one refusal can be a blip on the platform)",
+          { workspaceId: ws.id, status, seconds: AUTH_CONFIRM_MS / 1000 },
+        ));
       retryLater(fleet, ws, r.refusedAt + AUTH_CONFIRM_MS - now);
       return "pending";
     }
@@ -285,14 +286,20 @@ async function registerOnce(
     // by the lookup just before: the token is refused.
     if (!moveTo(fleet, ws, "rejected")) return reason;
     ws.life.rejectedFor = "token";
-    logger.error(
-      "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
-        "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
-      {
-        status,
-        workspaceId: ws.id,
-        seconds: Math.round((now - r.refusedAt) / 1000),
-      },
+    fleet.troubled(
+      "auth",
+      ws,
+      () =>
+        logger.error(
+          "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
+            "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
+          {
+            status,
+            workspaceId: ws.id,
+            seconds: Math.round((now - r.refusedAt!) / 1000),
+          },
+        ),
+      true,
     );
     fleet.emit("rejected", { workspaceId: ws.id, status, reason: "token" });
     return "rejected";
