@@ -85,7 +85,7 @@ export function renderMetrics(input: MetricsInput): string {
     ),
     counter(
       "beats_total",
-      "Heartbeats by outcome: accepted (2xx with the platform's JSON), refused (401, a 403 with the platform's error, or another 4xx but 429), failed (5xx, 429, network, timeout, redirect, the CORS layer's empty 403, a 2xx that is not the platform's), skipped (a grid slot missed: the in-flight cap was full; the beat waits for the next free slot).",
+      "Heartbeats by outcome: accepted (2xx with the platform's JSON), refused (401, a 403 with the platform's error, or another 4xx but 408 and 429), failed (5xx, 408, 429, network, timeout, redirect, the CORS layer's empty 403, a 2xx that is not the platform's), skipped (a grid slot missed: the in-flight cap was full; the beat waits for the next free slot).",
       labelled("outcome", m.beats),
     ),
     counter(
