@@ -7,7 +7,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseFlags, read } from "../src/cli/flags.ts";
 import { platformUrlIfSet } from "../src/cli/settings.ts";
-import { workspacesSetting } from "../src/cli/workspaces.ts";
+import {
+  parseWorkspacesJson,
+  workspacesSetting,
+} from "../src/cli/workspaces.ts";
 import { defaultFileSystem } from "../src/storage/default_file_system.ts";
 import { runScript } from "./helpers/runtime.ts";
 import { scratch } from "./helpers/scratch.ts";
@@ -322,4 +325,37 @@ test("command: a bad MOLECULE_WORKSPACE_TOKEN_FILE or workspace id exits 2 namin
     /WORKSPACE_ID is no workspace id \(My_Workspace\)/,
   );
   assert.doesNotMatch(badId.stderr, /^\s+at /m);
+});
+
+test("a workspaces entry's key nothing reads (a typo of platform_url) is one warning naming it and its entry; the list is used", () => {
+  const id = "3f9c2a4e-8b1d-4c6e-9a7f-1e2d3c4b5a60";
+  const warnings: string[] = [];
+  const list = parseWorkspacesJson(
+    JSON.stringify([
+      { id, token: "tok-0123456789" },
+      {
+        id: id.replace("3f", "4f"),
+        token: "tok-0123456789",
+        platfrom_url: "x",
+      },
+      {
+        id: id.replace("3f", "5f"),
+        token: "tok-0123456789",
+        platfrom_url: "y",
+      },
+    ]),
+    "MOLECULE_WORKSPACES",
+    warnings,
+  );
+  assert.equal(list.length, 3);
+  assert.deepEqual(warnings, [
+    'MOLECULE_WORKSPACES has keys this command does not read: "platfrom_url" (entry 1); an entry reads "id", "token" and "platform_url" (a typo?)',
+  ]);
+  const quiet: string[] = [];
+  parseWorkspacesJson(
+    JSON.stringify([{ id, token: "t-0123456789", platform_url: "" }]),
+    "MOLECULE_WORKSPACES",
+    quiet,
+  );
+  assert.deepEqual(quiet, []);
 });

@@ -99,9 +99,15 @@ export function parseWorkspacesJson(
     throw fail(`is an empty array: list at least one ${ENTRY}`);
   }
   const seen = new Map<string, number>();
-  return value.map((entry, index) => {
+  // Keys nothing reads: one warning (a typo of "platform_url" would
+  // otherwise send that workspace to PLATFORM_URL without a word).
+  const unread = new Map<string, number>();
+  const entries = value.map((entry, index) => {
     if (!isRecord(entry)) {
       throw fail(`entry ${index} is not an object; expected ${ENTRY}`);
+    }
+    for (const key of Object.keys(entry)) {
+      if (!KNOWN_KEYS.has(key) && !unread.has(key)) unread.set(key, index);
     }
     const { id, token, platform_url: platformUrl } = entry;
     if (typeof id !== "string" || !id.trim()) {
@@ -154,7 +160,21 @@ export function parseWorkspacesJson(
       ? { id: cleanId, token: cleanToken }
       : { id: cleanId, token: cleanToken, platformUrl: ownUrl };
   });
+  if (unread.size > 0) {
+    const keys = [...unread].slice(0, 3).map(([key, index]) =>
+      `${JSON.stringify(key.slice(0, 40))} (entry ${index})`
+    );
+    warnings.push(
+      `${where} has keys this command does not read: ${keys.join(", ")}${
+        unread.size > 3 ? ` and ${unread.size - 3} more` : ""
+      }; an entry reads "id", "token" and "platform_url" (a typo?)`,
+    );
+  }
+  return entries;
 }
+
+/** The keys of a workspaces entry. */
+const KNOWN_KEYS = new Set(["id", "token", "platform_url"]);
 
 /**
  * A watched workspaces file's hooks, as {@link workspacesSetting} fills
