@@ -365,7 +365,12 @@ test("command: a deleted workspace exits 4 (--once, mid-run, wrapper mode after 
     MOLECULE_HEARTBEAT_INTERVAL: "0.2",
   });
   platform.pause("p");
-  const paused = await runScript(CLI, { args: ["--once"], env: env("p") });
+  // --once needs no short interval (its request deadline would be 200 ms:
+  // a loaded machine's first lookup timed out in CI).
+  const paused = await runScript(CLI, {
+    args: ["--once"],
+    env: { ...env("p"), MOLECULE_HEARTBEAT_INTERVAL: "5" },
+  });
   assert.equal(paused.code, 1, paused.stderr);
   assert.match(paused.stderr, /paused on the platform/);
 
@@ -402,7 +407,10 @@ test("command: a deleted workspace exits 4 (--once, mid-run, wrapper mode after 
   const { readFile } = await import("node:fs/promises");
   assert.match(await readFile(marker, "utf8"), /SIGTERM/);
 
-  const once = await runScript(CLI, { args: ["--once"], env: env("d") });
+  const once = await runScript(CLI, {
+    args: ["--once"],
+    env: { ...env("d"), MOLECULE_HEARTBEAT_INTERVAL: "5" },
+  });
   assert.equal(once.code, 4, once.stderr);
   // Purged before this run: the lookup before register cannot tell a
   // deleted workspace from a wrong id, and says so, naming the setting.
