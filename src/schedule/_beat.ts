@@ -204,12 +204,14 @@ export async function beat(
       : "none";
     if (level === "error") b.escalatedAt = count;
     if (level === "warning") {
-      fleet.troubled("auth", ws, () =>
-        logger.warn(
-          "heartbeat of {workspaceId} got HTTP {status} (auth failure {count}/3): the token may be revoked. " +
-            "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
-          { workspaceId: ws.id, status, count },
-        ));
+      fleet.troubled(
+        "auth",
+        ws,
+        "warn",
+        "heartbeat of {workspaceId} got HTTP {status} (auth failure {count}/3): the token may be revoked. " +
+          "Will retry; if it persists, regenerate it from the canvas → Tokens tab.",
+        { workspaceId: ws.id, status, count },
+      );
     } else if (level === "error") {
       // Confirmed: refusals in a row over a few seconds, every candidate
       // token refused, and the platform's lookup (GET /workspaces/:id
@@ -228,13 +230,10 @@ export async function beat(
       fleet.troubled(
         "auth",
         ws,
-        () =>
-          logger.error(
-            "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
-              `${why}, then ${then}.`,
-            { workspaceId: ws.id, status, count },
-          ),
-        true,
+        "error",
+        "{count} consecutive heartbeat auth failures (HTTP {status}): the token of workspace {workspaceId} " +
+          `${why}, then ${then}.`,
+        { workspaceId: ws.id, status, count },
       );
       fleet.counters.authEscalations++;
       fleet.emit("auth-escalation", { workspaceId: ws.id, status, count });
@@ -262,11 +261,12 @@ export async function beat(
         fleet.troubled(
           "network",
           ws,
-          () =>
-            logger.warn("heartbeat of {workspaceId} not sent: {reason}", {
-              workspaceId: ws.id,
-              reason: result.reason,
-            }),
+          "warn",
+          "heartbeat of {workspaceId} not sent: {reason}",
+          {
+            workspaceId: ws.id,
+            reason: result.reason,
+          },
         );
       }
     } else {
@@ -279,11 +279,13 @@ export async function beat(
       next = now + decided.delay;
       retry = decided.early;
       const retryInMs = Math.round(next - now);
-      fleet.troubled(label, ws, () =>
-        logger.warn(
-          "heartbeat of {workspaceId} failed: {reason}; retrying in {retryInMs} ms",
-          { workspaceId: ws.id, reason: result.reason, retryInMs },
-        ));
+      fleet.troubled(
+        label,
+        ws,
+        "warn",
+        "heartbeat of {workspaceId} failed: {reason}; retrying in {retryInMs} ms",
+        { workspaceId: ws.id, reason: result.reason, retryInMs },
+      );
     }
   } else if (result.kind === "cors" || result.kind === "not-platform") {
     // Said once as the trouble starts (the cure is on the platform's side,
@@ -292,29 +294,28 @@ export async function beat(
     const slow = Math.min(BEAT_SLOW_RETRY_MS, 6 * fleet.interval);
     if (result.kind === "cors") next = Math.max(next, now + slow);
     if (episode) {
-      fleet.troubled(label, ws, () =>
-        logger.error(
-          "heartbeat of {workspaceId} failed: {reason}{cure}; tried again every {seconds} s until it is accepted (said once)",
-          {
-            workspaceId: ws.id,
-            reason: result.reason,
-            cure: cureOf(result.kind, ws.platformUrl, fleet.options.origin),
-            seconds: Math.round(
-              (result.kind === "cors" ? slow : fleet.interval) / 1000,
-            ),
-          },
-        ), true);
+      fleet.troubled(
+        label,
+        ws,
+        "error",
+        "heartbeat of {workspaceId} failed: {reason}{cure}; tried again every {seconds} s until it is accepted (said once)",
+        {
+          workspaceId: ws.id,
+          reason: result.reason,
+          cure: cureOf(result.kind, ws.platformUrl, fleet.options.origin),
+          seconds: Math.round(
+            (result.kind === "cors" ? slow : fleet.interval) / 1000,
+          ),
+        },
+      );
     }
   } else {
     fleet.troubled(
       label,
       ws,
-      () =>
-        logger[result.kind === "redirect" ? "error" : "warn"](
-          "heartbeat of {workspaceId} failed: {reason}",
-          { workspaceId: ws.id, reason: result.reason },
-        ),
-      result.kind === "redirect",
+      result.kind === "redirect" ? "error" : "warn",
+      "heartbeat of {workspaceId} failed: {reason}",
+      { workspaceId: ws.id, reason: result.reason },
     );
   }
   fleet.emit("failure", {

@@ -166,17 +166,21 @@ function createTroubleLog(
       for (const kind of [...open.keys()]) close(kind);
     },
     /**
-     * Reports trouble of `kind` of `ws`: `line` (its own log line) runs
-     * when it is the first of its kind in the current window (or without
-     * `summarize`); otherwise it is counted into the window's summary, an
-     * error when any line it stands for is (`error`).
+     * Reports trouble of `kind` of `ws`: its own log line (`message` with
+     * `properties`, at `level`) is written when it is the first of its kind
+     * in the current window (or without `summarize`); otherwise it is
+     * counted into the window's summary, an error when any line it stands
+     * for is.
      */
     report(
       kind: TroubleKind,
       ws: Runtime,
-      line: () => void,
-      error = false,
+      level: "warn" | "error",
+      message: string,
+      properties: Record<string, unknown>,
     ): void {
+      const line = () => logger[level](message, properties);
+      const error = level === "error";
       if (!summarize) return line();
       const workspaceId = ws.id;
       const window = open.get(kind);

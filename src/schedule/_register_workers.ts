@@ -181,16 +181,18 @@ async function registerOnce(
       // No retry can help until the platform's side changes: slowly.
       const reason = answer.reason ?? "refused by the platform's CORS layer";
       noteAnswer(ws, 403, reason);
-      fleet.troubled("cors", ws, () =>
-        logger.error(
-          "workspace {workspaceId} is not registered: asking the platform whether it exists failed: {reason}{cure}; asked again every {minutes} minutes",
-          {
-            workspaceId: ws.id,
-            reason,
-            cure: cureOf("cors", ws.platformUrl, fleet.options.origin),
-            minutes: REGISTER_SLOW_RETRY_MS / 60_000,
-          },
-        ), true);
+      fleet.troubled(
+        "cors",
+        ws,
+        "error",
+        "workspace {workspaceId} is not registered: asking the platform whether it exists failed: {reason}{cure}; asked again every {minutes} minutes",
+        {
+          workspaceId: ws.id,
+          reason,
+          cure: cureOf("cors", ws.platformUrl, fleet.options.origin),
+          minutes: REGISTER_SLOW_RETRY_MS / 60_000,
+        },
+      );
       return failed(fleet, ws, {
         kind: "cors",
         status: 403,
@@ -207,11 +209,9 @@ async function registerOnce(
       fleet.troubled(
         "register",
         ws,
-        () =>
-          logger.warn(
-            "workspace {workspaceId} is not registered yet: {reason}; heartbeats go on, it is asked again in {retryInMs} ms",
-            { workspaceId: ws.id, reason, retryInMs: Math.round(retryInMs) },
-          ),
+        "warn",
+        "workspace {workspaceId} is not registered yet: {reason}; heartbeats go on, it is asked again in {retryInMs} ms",
+        { workspaceId: ws.id, reason, retryInMs: Math.round(retryInMs) },
       );
     }
     return failed(fleet, ws, { kind: "transient", reason, retryInMs });
@@ -273,12 +273,14 @@ async function registerOnce(
       // One refusal is no verdict: again in a few seconds, after a lookup
       // (the token store and the configured source are read again then).
       r.refusedAt ??= now;
-      fleet.troubled("auth", ws, () =>
-        logger.warn(
-          "register of workspace {workspaceId} was refused with HTTP {status}: the token may be invalid; " +
-            "confirming in {seconds} s (one refusal can be a blip on the platform)",
-          { workspaceId: ws.id, status, seconds: AUTH_CONFIRM_MS / 1000 },
-        ));
+      fleet.troubled(
+        "auth",
+        ws,
+        "warn",
+        "register of workspace {workspaceId} was refused with HTTP {status}: the token may be invalid; " +
+          "confirming in {seconds} s (one refusal can be a blip on the platform)",
+        { workspaceId: ws.id, status, seconds: AUTH_CONFIRM_MS / 1000 },
+      );
       retryLater(fleet, ws, r.refusedAt + AUTH_CONFIRM_MS - now);
       return "pending";
     }
@@ -289,17 +291,14 @@ async function registerOnce(
     fleet.troubled(
       "auth",
       ws,
-      () =>
-        logger.error(
-          "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
-            "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
-          {
-            status,
-            workspaceId: ws.id,
-            seconds: Math.round((now - r.refusedAt!) / 1000),
-          },
-        ),
-      true,
+      "error",
+      "register rejected with HTTP {status}: the token is invalid for workspace {workspaceId} (the platform says the workspace exists; refused again {seconds} s later). " +
+        "Regenerate it from the canvas → Tokens tab. This workspace is no longer served.",
+      {
+        status,
+        workspaceId: ws.id,
+        seconds: Math.round((now - r.refusedAt!) / 1000),
+      },
     );
     fleet.emit("rejected", { workspaceId: ws.id, status, reason: "token" });
     return "rejected";
@@ -370,17 +369,14 @@ async function registerOnce(
     fleet.troubled(
       failureReason(kind, status, reason),
       ws,
-      () =>
-        logger.error(
-          "register of workspace {workspaceId} failed: {reason}{cure}; register is retried every {minutes} minutes",
-          {
-            workspaceId: ws.id,
-            reason,
-            cure: cureOf(kind, ws.platformUrl, fleet.options.origin),
-            minutes: REGISTER_SLOW_RETRY_MS / 60_000,
-          },
-        ),
-      true,
+      "error",
+      "register of workspace {workspaceId} failed: {reason}{cure}; register is retried every {minutes} minutes",
+      {
+        workspaceId: ws.id,
+        reason,
+        cure: cureOf(kind, ws.platformUrl, fleet.options.origin),
+        minutes: REGISTER_SLOW_RETRY_MS / 60_000,
+      },
     );
   } else {
     retryInMs = fleet.retryDelay(
@@ -392,11 +388,9 @@ async function registerOnce(
     fleet.troubled(
       "register",
       ws,
-      () =>
-        logger.warn(
-          "register of workspace {workspaceId} failed ({reason}); heartbeats go on, register is retried in {retryInMs} ms",
-          { workspaceId: ws.id, reason, retryInMs },
-        ),
+      "warn",
+      "register of workspace {workspaceId} failed ({reason}); heartbeats go on, register is retried in {retryInMs} ms",
+      { workspaceId: ws.id, reason, retryInMs },
     );
   }
   return failed(fleet, ws, { kind, status, reason, retryInMs });

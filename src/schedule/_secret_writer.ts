@@ -69,11 +69,13 @@ async function writeSecret(fleet: Fleet, ws: Runtime): Promise<void> {
         // a fleet failing together (a full disk): one line and a summary.
         if (book.failure !== reason) {
           book.failure = reason;
-          fleet.troubled("secret", ws, () =>
-            logger.warn(
-              "could not store the inbound secret of {workspaceId}: {reason}; the next answer that carries it retries",
-              { workspaceId: ws.id, reason },
-            ));
+          fleet.troubled(
+            "secret",
+            ws,
+            "warn",
+            "could not store the inbound secret of {workspaceId}: {reason}; the next answer that carries it retries",
+            { workspaceId: ws.id, reason },
+          );
         }
         fleet.emit("secret-failed", { workspaceId: ws.id, reason });
         break;
