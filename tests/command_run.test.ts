@@ -18,6 +18,14 @@ const MOD = fileURLToPath(new URL("../mod.ts", import.meta.url));
 const FIXTURE = fileURLToPath(new URL("./fixtures/child.mjs", import.meta.url));
 const TOKEN = "run-token-0123456789";
 
+/** The command's environment for workspace ws-1 on `platformUrl`. */
+const oneWorkspace = (platformUrl: string, configsDir: string) => ({
+  PLATFORM_URL: platformUrl,
+  WORKSPACE_ID: "ws-1",
+  MOLECULE_WORKSPACE_TOKEN: TOKEN,
+  CONFIGS_DIR: configsDir,
+});
+
 const fleetJson = (n: number, prefix = "ws") =>
   JSON.stringify(
     Array.from(
@@ -66,12 +74,7 @@ test("a signal during --once exits 143 (SIGTERM) or 130 (SIGINT), never 0", asyn
     const before = platform.requests.length;
     const run = startScript(MOD, {
       args: ["--once", "--interval", "20"],
-      env: {
-        PLATFORM_URL: platform.url,
-        WORKSPACE_ID: "ws-1",
-        MOLECULE_WORKSPACE_TOKEN: TOKEN,
-        CONFIGS_DIR: dir.path,
-      },
+      env: oneWorkspace(platform.url, dir.path),
     });
     await waitFor(
       () => platform.requests.length >= before + 2,
@@ -95,12 +98,7 @@ test("a second signal while a plain run stops (a Ctrl-C delivered twice, a super
     const before = platform.requestsTo("heartbeat").length;
     const run = startScript(MOD, {
       args: ["--interval", "0.2"],
-      env: {
-        PLATFORM_URL: platform.url,
-        WORKSPACE_ID: "ws-1",
-        MOLECULE_WORKSPACE_TOKEN: TOKEN,
-        CONFIGS_DIR: dir.path,
-      },
+      env: oneWorkspace(platform.url, dir.path),
     });
     await waitFor(
       () => platform.requestsTo("heartbeat").length > before,
@@ -211,12 +209,7 @@ test("hole: a port in use for --health-port exits 2 before the child starts or a
         "marker",
         marker,
       ],
-      env: {
-        PLATFORM_URL: platform.url,
-        WORKSPACE_ID: "ws-1",
-        MOLECULE_WORKSPACE_TOKEN: TOKEN,
-        CONFIGS_DIR: dir.path,
-      },
+      env: oneWorkspace(platform.url, dir.path),
     });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /cannot serve health .*pick another --health-port/);

@@ -183,25 +183,34 @@ test("--max-in-flight: a flag, a variable, or half the open-files limit left aft
   assert.equal(openFileLimit(() => "nothing here"), undefined);
 });
 
-function failingFleet(status: number, summarizeLogs?: boolean) {
+/** A fleet on a fake clock against a fake platform answering `answer`. */
+function fakeFleetOf(
+  answer: Parameters<typeof fakeFetch>[0],
+  options: { n?: number; intervalMs?: number; summarizeLogs?: boolean } = {},
+) {
   const clock = new FakeClock();
-  const fetch = fakeFetch(
+  const hb = startHeartbeat({
+    platformUrl: "http://platform.test",
+    workspaces: fleet(options.n ?? 100),
+    intervalMs: options.intervalMs ?? 2_000,
+    clock,
+    fetch: fakeFetch(answer, clock.now),
+    random: () => 0.5,
+    ...(options.summarizeLogs === undefined
+      ? {}
+      : { summarizeLogs: options.summarizeLogs }),
+  });
+  return { clock, hb };
+}
+
+function failingFleet(status: number, summarizeLogs?: boolean) {
+  return fakeFleetOf(
     (req) =>
       req.path === "/registry/heartbeat"
         ? { status, body: { error: "trouble" } }
         : { status: 200, body: { status: "registered" } },
-    clock.now,
+    { summarizeLogs },
   );
-  const hb = startHeartbeat({
-    platformUrl: "http://platform.test",
-    workspaces: fleet(100),
-    intervalMs: 2_000,
-    clock,
-    fetch,
-    random: () => 0.5,
-    ...(summarizeLogs === undefined ? {} : { summarizeLogs }),
-  });
-  return { clock, hb };
 }
 
 test("fleet logs: trouble shared by 100 workspaces is about a line a second per kind, with a count and ids; every line with summarizeLogs: false", async () => {
@@ -250,23 +259,14 @@ test("fleet logs: 401 for every workspace is summarised too, while each workspac
 
 test("fleet logs: one 401 blip for every workspace (each accepted again at its next beat) is summarised as a warning, never an error: an error is a refusal confirmed", async () => {
   await captureLogs(async (records) => {
-    const clock = new FakeClock();
     const refused = new Set<unknown>();
-    const fetch = fakeFetch((req) => {
+    const { clock, hb } = fakeFleetOf((req) => {
       const id = req.body.workspace_id;
       if (req.path !== "/registry/heartbeat" || refused.has(id)) {
         return { status: 200, body: { status: "ok" } };
       }
       refused.add(id);
       return { status: 401, body: { error: "invalid token" } };
-    }, clock.now);
-    const hb = startHeartbeat({
-      platformUrl: "http://platform.test",
-      workspaces: fleet(100),
-      intervalMs: 2_000,
-      clock,
-      fetch,
-      random: () => 0.5,
     });
     await clock.advance(2_000 * 4);
     await hb.stop();
@@ -280,22 +280,13 @@ test("fleet logs: one 401 blip for every workspace (each accepted again at its n
 
 test("fleet logs: 30 workspaces whose registers are all refused (401) are summarised too: a line and a summary, a warning while unconfirmed, an error once confirmed", async () => {
   await captureLogs(async (records) => {
-    const clock = new FakeClock();
-    const fetch = fakeFetch(
+    const { clock, hb } = fakeFleetOf(
       (req) =>
         req.path.startsWith("/workspaces/")
           ? { status: 200, body: { id: "x", status: "online" } }
           : { status: 401, body: { error: "invalid token" } },
-      clock.now,
+      { n: 30, intervalMs: 20_000 },
     );
-    const hb = startHeartbeat({
-      platformUrl: "http://platform.test",
-      workspaces: fleet(30),
-      intervalMs: 20_000,
-      clock,
-      fetch,
-      random: () => 0.5,
-    });
     await clock.advance(10_000);
     await hb.stop();
     const lines = levelsAndTexts(records);
