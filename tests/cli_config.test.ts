@@ -6,7 +6,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseFlags, read } from "../src/cli/flags.ts";
-import { platformUrlIfSet } from "../src/cli/settings.ts";
+import { configsDirSetting, platformUrlIfSet } from "../src/cli/settings.ts";
 import {
   parseWorkspacesJson,
   workspacesSetting,
@@ -55,6 +55,7 @@ test("a platform URL with credentials, a query or a fragment is a configuration 
       "https://user:pw@m.example",
       "https://m.example/?x=1",
       "https://m.example/#top",
+      "https://m.example:0",
     ]
   ) {
     assert.throws(
@@ -63,6 +64,22 @@ test("a platform URL with credentials, a query or a fragment is a configuration 
       url,
     );
   }
+});
+
+test("a configs dir that is a file is one warning that it cannot be created, not a warning about its mode", async () => {
+  const warnings: string[] = [];
+  const dir = await configsDirSetting(
+    parseFlags(["--configs-dir", "/dev/null"]),
+    envFromRecord({}),
+    await defaultFileSystem(),
+    warnings,
+  );
+  assert.equal(dir, "/dev/null");
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(
+    warnings[0],
+    /configs dir \/dev\/null cannot be created or written/,
+  );
 });
 
 // Issue 17, point 6: the configuration the platform's Python runtime has.

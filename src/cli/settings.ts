@@ -115,6 +115,11 @@ export function checkedPlatformUrl(
   if (url.search || url.hash) {
     throw fail("must be a base URL without ?query or #fragment");
   }
+  if (url.port === "0") {
+    throw fail(
+      "has port 0, which no server listens on: give the platform's port, or none for the default",
+    );
+  }
   if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
     warnings.push(
       `${where} uses plain http:// to ${url.hostname}: the workspace token travels in clear. Use https:// unless this network is trusted.`,
@@ -181,7 +186,9 @@ export async function configsDirSetting(
       }/${configs.path} (set CONFIGS_DIR to choose)`,
     );
   }
-  const dirInfo = await fs.stat(configs.path).catch(() => undefined);
+  const dirInfo = configs.problem
+    ? undefined
+    : await fs.stat(configs.path).catch(() => undefined);
   if (dirInfo && (dirInfo.mode & 0o022) !== 0) {
     warnings.push(
       `the configs dir ${configs.path} is writable by other users (mode ${
