@@ -60,7 +60,7 @@ test("command (mod.ts): an id that is not a UUID exits 2, naming the id and wher
     env: agentEnv(platform.url, "my-agent", dir.path),
   });
   assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, /not UUIDs \(my-agent\)/); // the warning at start
+  assert.match(r.stderr, /not lower-case UUIDs \(my-agent\)/); // the warning at start
   assert.match(
     r.stderr,
     /workspace id my-agent is refused by the platform.*UUIDs.*Check WORKSPACE_ID/,

@@ -510,7 +510,13 @@ test("startHeartbeat without a platform URL (a missing PLATFORM_URL in a user's 
   const warning = await captureLogs(async (records) => {
     const hb = startHeartbeat({
       platformUrl: FAKE_URL,
-      workspaces: ["a", "b", "c", "d"].map((id) => ({
+      workspaces: [
+        "a",
+        "b",
+        "5F0C9A7E-1111-4222-8333-444455556666",
+        "d",
+        "5f0c9a7e-1111-4222-8333-444455556666",
+      ].map((id) => ({
         id,
         token: `tok-${id}-000`,
       })),
@@ -518,9 +524,14 @@ test("startHeartbeat without a platform URL (a missing PLATFORM_URL in a user's 
       fetch: () => new Promise<Response>(() => {}),
     });
     await hb.stop();
-    return records.find((r) => r.message.join("").includes("not UUIDs"));
+    return records.find((r) =>
+      r.message.join("").includes("not lower-case UUIDs")
+    );
   });
   assert.ok(warning, "the warning");
-  assert.equal(warning.properties.ids, "a, b, c, and 1 more");
+  assert.equal(
+    warning.properties.ids,
+    "a, b, 5F0C9A7E-1111-4222-8333-444455556666, and 1 more",
+  );
   assert.equal("more" in warning.properties, false);
 });

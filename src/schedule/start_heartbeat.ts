@@ -458,20 +458,22 @@ export function startHeartbeat(options: HeartbeatOptions): HeartbeatHandle {
 }
 
 /**
- * One warning for ids that are not UUIDs: the platform's ids are (any
- * other id is answered 500 by every register and heartbeat); the platform
+ * One warning for ids that are not lower-case UUIDs: the platform's ids are
+ * (any other id is answered 500 by every register and heartbeat; an
+ * upper-case UUID finds its row, but the token check compares the id as
+ * sent with the row's, so every request is refused with 401); the platform
  * decides (its lookup's 400 `invalid workspace ID` drops the workspace).
  */
 function warnNonUuid(ids: readonly string[]): void {
   let count = 0;
   const named: string[] = [];
   for (const id of ids) {
-    if (isUuid(id)) continue;
+    if (isUuid(id) && id === id.toLowerCase()) continue;
     if (++count <= 3) named.push(id);
   }
   if (count === 0) return;
   logger.warn(
-    "{count} workspace id(s) are not UUIDs ({ids}): the platform's workspace ids are UUIDs, and it answers any other id with errors; the platform decides",
+    "{count} workspace id(s) are not lower-case UUIDs ({ids}): the platform's workspace ids are, and it answers any other id with errors (an upper-case UUID with 401s, even with the right token: its token check compares the id as sent); the platform decides",
     {
       count,
       // One value: a sink that quotes values would quote an empty "more".
