@@ -7,8 +7,17 @@ import { fileURLToPath } from "node:url";
 import { ConfigError } from "../src/shared/errors.ts";
 import { parseFlags } from "../src/cli/flags.ts";
 import { helpText } from "../src/cli/help.ts";
+import { workspacesSetting } from "../src/cli/workspaces.ts";
+import type { WorkspacesFileChanges } from "../src/cli/workspaces.ts";
+import { envFromRecord } from "../src/shared/env.ts";
+import { startHeartbeat } from "../src/schedule/start_heartbeat.ts";
+import { defaultFileSystem } from "../src/storage/default_file_system.ts";
+import { startPlatformEmulator } from "../src/testing/mod.ts";
+import { captureLogs, text } from "./helpers/logs.ts";
+import { waitFor } from "./helpers/wait.ts";
 import {
   fnv1a64,
+  followShare,
   jumpHash,
   shardOf,
   shardSetting,
@@ -424,4 +433,69 @@ test("/status: the shard after the fleet's fields when sharded, no shard field o
   assert.deepEqual(sharded.workspaces, []);
   assert.equal(sharded.intervalMs, 20_000);
   assert.equal("shard" in JSON.parse(await text({})), false);
+});
+
+test("a watched workspaces file: a refused token replaced in it is served anew and accepted; a changed platform_url moves the workspace there; a key added later is warned about", async () => {
+  const [refused, moved] = [
+    "5f0c9a7e-1111-4222-8333-444455556601",
+    "5f0c9a7e-1111-4222-8333-444455556602",
+  ];
+  await using dir = await scratch();
+  await using first = await startPlatformEmulator({
+    workspaces: { [refused]: "tok-right-0001", [moved]: "tok-moved-0002" },
+  });
+  await using second = await startPlatformEmulator({
+    workspaces: { [moved]: "tok-moved-0002" },
+  });
+  const file = join(dir.path, "workspaces.json");
+  const write = (entries: object[]) =>
+    writeFile(file, JSON.stringify(entries), { mode: 0o600 });
+  await write([
+    { id: refused, token: "tok-wrong-0001" },
+    { id: moved, token: "tok-moved-0002" },
+  ]);
+  const changes: WorkspacesFileChanges = {};
+  const workspaces = await workspacesSetting({
+    flags: parseFlags(["--workspaces-file", file]),
+    env: envFromRecord({ PLATFORM_URL: first.url }),
+    fs: await defaultFileSystem(),
+    configsDir: dir.path,
+    warnings: [],
+    changes,
+  });
+  await captureLogs(async (records) => {
+    await using hb = startHeartbeat({
+      platformUrl: first.url,
+      workspaces,
+      intervalMs: 200,
+    });
+    changes.listener = followShare(hb, undefined, changes);
+    const status = (id: string) =>
+      hb.status().workspaces.find((w) => w.workspaceId === id);
+    await waitFor(() => status(refused)?.rejectedFor === "token", 10_000);
+    await write([
+      { id: refused, token: "tok-right-0001" },
+      { id: moved, token: "tok-moved-0002", platform_url: second.url, tpyo: 1 },
+    ]);
+    await waitFor(
+      () =>
+        (first.workspace(refused)?.heartbeats ?? 0) > 0 &&
+        (second.workspace(moved)?.heartbeats ?? 0) > 0,
+      10_000,
+      "beats with the new token and at the new URL",
+    );
+    assert.equal(status(refused)?.rejected, false);
+    assert.equal(status(moved)?.platformUrl, second.url);
+    const beatsAtFirst = first.workspace(moved)!.heartbeats;
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(first.workspace(moved)!.heartbeats, beatsAtFirst);
+    const lines = records.map(text);
+    assert.ok(
+      lines.some((l) => /serving 2 anew/.test(l)),
+      lines.join("\n"),
+    );
+    assert.ok(
+      lines.some((l) => /keys this command does not read: "tpyo"/.test(l)),
+    );
+  });
 });

@@ -289,7 +289,9 @@ export function waitForShare(
  * The listener of a watched workspaces file: serves the entries of every
  * new version (this shard's share of them, when sharded) and only those:
  * entries added are served, entries removed or now another shard's stop.
- * It looks at the file every second until the heartbeat stops.
+ * An entry whose `platform_url` changed, or whose token was refused and is
+ * changed, is served anew (its register with the new one). It looks at the
+ * file every second until the heartbeat stops.
  *
  * @example
  * ```ts
@@ -301,7 +303,10 @@ export function waitForShare(
  *   signal: AbortSignal.abort(),
  * });
  * const listener = followShare(hb, { index: 0, total: 1 }, {});
- * listener([{ id: "ws-1", token: "tok-0123456789" }]);
+ * listener([{ id: "ws-1", token: "tok-0123456789" }], {
+ *   token: new Set(),
+ *   url: new Set(),
+ * });
  * await hb.stopped;
  * ```
  *
@@ -314,7 +319,7 @@ export function followShare(
   hb: HeartbeatHandle,
   shard: Shard | undefined,
   changes: WorkspacesFileChanges,
-): (workspaces: WorkspaceConfig[]) => void {
+): NonNullable<WorkspacesFileChanges["listener"]> {
   // The file is looked at every second while the heartbeat runs: a token
   // lookup reads it too, but a workspace on a token the platform issued
   // never looks its token up, and an empty share has no workspace at all
@@ -324,14 +329,29 @@ export function followShare(
     setInterval(() => void poll().catch(() => {}), FILE_POLL_MS);
   void hb.stopped.then(() => clearInterval(poller));
   let empty = false;
-  return (next) => {
+  return (next, changed) => {
     const share = shareOf(next, shard);
-    const served = new Set(hb.status().workspaces.map((w) => w.workspaceId));
+    const status = hb.status().workspaces;
+    const served = new Set(status.map((w) => w.workspaceId));
     const listed = new Set(share.map((w) => w.id));
+    // Served anew: a new platform_url, or a new token for a refused one.
+    const renewed = status.filter((w) =>
+      listed.has(w.workspaceId) &&
+      (changed.url.has(w.workspaceId) ||
+        (w.rejectedFor === "token" && changed.token.has(w.workspaceId)))
+    ).map((w) => w.workspaceId);
+    for (const id of renewed) served.delete(id);
     const added = share.filter((w) => !served.has(w.id));
     const removed = [...served].filter((id) => !listed.has(id));
+    for (const id of renewed) hb.removeWorkspace(id);
     for (const ws of added) hb.addWorkspace(ws);
     for (const id of removed) hb.removeWorkspace(id);
+    if (renewed.length > 0) {
+      log.warn(
+        "workspaces file: serving {count} anew, with a changed token or platform_url: {ids}",
+        { count: renewed.length, ids: summarizeIds(renewed) },
+      );
+    }
     if (added.length > 0) {
       log.warn("workspaces file: now serving {count} more: {ids}", {
         count: added.length,

@@ -23,6 +23,7 @@ import {
   watchFile,
 } from "../storage/watched_file.ts";
 import { type CliFlags, setting } from "./flags.ts";
+import { log } from "./logging.ts";
 import { checkedPlatformUrl, missingPlatformUrl } from "./settings.ts";
 
 /** A workspaces list's entry, as error messages show it. */
@@ -185,7 +186,11 @@ const KNOWN_KEYS = new Set(["id", "token", "platform_url"]);
  * read from it, at most once a second): for a shard that serves none of it.
  */
 export interface WorkspacesFileChanges {
-  listener?: (workspaces: WorkspaceConfig[]) => void;
+  /** `changed`: the ids whose token or `platform_url` this version changed. */
+  listener?: (
+    workspaces: WorkspaceConfig[],
+    changed: { token: Set<string>; url: Set<string> },
+  ) => void;
   watched?: boolean;
   poll?: () => Promise<unknown>;
 }
@@ -347,8 +352,9 @@ async function workspacesFromFile(
   await warnIfShared(path, where, src);
   let file: WatchedFile<Map<string, WorkspaceEntry>> | undefined;
   // Each entry's token is looked up in the file, re-read when it changes
-  // (an id that left it keeps its last token); its `platform_url` is the
-  // one it had when it was first served.
+  // (an id that left it keeps its last token). The listener hears which
+  // ids' token or `platform_url` a new version changed.
+  let previous: Map<string, WorkspaceEntry> | undefined;
   const served = (entries: Map<string, WorkspaceEntry>) =>
     [...entries.values()].map((entry, index): WorkspaceConfig => {
       const { id, platformUrl } = entry;
@@ -372,9 +378,9 @@ async function workspacesFromFile(
     file = await watchFile(
       path,
       (text) => {
-        // Start-up warnings are printed once; a re-read's are not kept.
+        // A re-read's warnings (an unread key, plain http) are logged now.
         const warnings = file === undefined ? src.warnings : [];
-        return new Map(
+        const entries = new Map(
           parseWorkspacesJson(
             text,
             `${where} (${path})`,
@@ -382,11 +388,22 @@ async function workspacesFromFile(
             src.noPlatformUrl,
           ).map((e) => [e.id, e]),
         );
+        if (file !== undefined) { for (const w of warnings) log.warn(w); }
+        return entries;
       },
       {
         fs: src.fs,
         maxBytes: 64 * 1024 * 1024, // a workspaces file
-        onChange: (entries) => src.changes?.listener?.(served(entries)),
+        onChange: (entries) => {
+          const changed = { token: new Set<string>(), url: new Set<string>() };
+          for (const [id, was] of previous ?? []) {
+            const now = entries.get(id);
+            if (now && now.token !== was.token) changed.token.add(id);
+            if (now && now.platformUrl !== was.platformUrl) changed.url.add(id);
+          }
+          previous = entries;
+          src.changes?.listener?.(served(entries), changed);
+        },
       },
     );
   } catch (error) {
@@ -394,7 +411,7 @@ async function workspacesFromFile(
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(`cannot read ${where} (${path}): ${reason}`, where);
   }
-  const initial = await file.get();
+  const initial = previous = await file.get();
   if (src.changes) {
     src.changes.watched = true;
     src.changes.poll = () => file!.get();
