@@ -137,7 +137,7 @@ test("emulator: malformed requests are 400, a missing or wrong token 401, as the
   assert.equal(p.workspace("ws-1")!.mcpServerPresent, true);
   assert.deepEqual((await beat(p, "ws-1", "tok-1")).body, {
     status: "ok",
-    generation: 1,
+    generation: 0,
     platform_inbound_secret: "secret-ws-1",
   });
   assert.equal(p.requestsTo("heartbeat").at(-1)!.authorized, true);
@@ -601,7 +601,7 @@ test("emulator: ids are UUIDs by default: a non-UUID is 500 to register and hear
     (await call(p, "GET", "/workspaces/ws-1/state", {
       token: "admin-0123456789",
     })).body,
-    { error: "query failed" },
+    { error: "auth check failed" },
   );
   assert.equal(p.workspace("ws-1")!.registers, 0);
   assert.equal(p.workspace("ws-1")!.heartbeats, 0);
@@ -840,7 +840,8 @@ test("emulator: GET /workspaces/:id: 410 with removed_at possibly null, 200 with
     error: "workspace removed",
     id: A,
     removed_at: null,
-    hint: "this workspace was deleted; create a new one in the canvas",
+    hint:
+      "Create a replacement workspace in Canvas, then open Settings → Workspace Tokens → + New Token",
   });
   const included = await call(
     p,
@@ -861,4 +862,255 @@ test("emulator: GET /workspaces/:id: 410 with removed_at possibly null, 200 with
   const ok = await call(p, "GET", `/workspaces/${B}`, { org: "org-7" });
   assert.equal(ok.status, 200);
   assert.equal((ok.body as Record<string, unknown>).id, B);
+});
+
+/** A request with headers of the test's own (an odd `Authorization`, say). */
+async function raw(
+  p: PlatformEmulator,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: unknown,
+): Promise<Reply> {
+  const res = await fetch(p.url + path, {
+    method,
+    headers: body === undefined
+      ? headers
+      : { "content-type": "application/json", ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch { /* not JSON */ }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+test("emulator: the admin token reads /state only of a workspace with no live token (401 where one is live, 500 auth check failed for a non-UUID id)", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a", [B]: null },
+    adminToken: "admin-0123456789",
+  });
+  const admin = (id: string) =>
+    call(p, "GET", `/workspaces/${id}/state`, { token: "admin-0123456789" })
+      .then((r) => [r.status, r.body]);
+  assert.deepEqual(await admin(A), [401, {
+    error: "invalid workspace auth token",
+  }]);
+  assert.deepEqual(await admin(B), [200, {
+    workspace_id: B,
+    status: "awaiting_agent",
+    paused: false,
+    deleted: false,
+  }]);
+  assert.deepEqual(await admin(C), [404, { workspace_id: C, deleted: true }]);
+  assert.deepEqual(await admin("ws-1"), [500, { error: "auth check failed" }]);
+  p.remove(A, "soft"); // every token revoked: the admin token reads it
+  assert.deepEqual(await admin(A), [404, {
+    workspace_id: A,
+    status: "removed",
+    deleted: true,
+  }]);
+});
+
+test("emulator: a UUID id in capitals finds the workspace but never passes the token check (ValidateToken compares the id as sent); the lookup is 200", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a", [B]: null },
+  });
+  const upper = A.toUpperCase();
+  assert.deepEqual(
+    await register(p, upper, "tok-a").then((r) => [r.status, r.body]),
+    [401, { error: "invalid workspace auth token" }],
+  );
+  assert.equal((await beat(p, upper, "tok-a")).status, 401);
+  assert.equal(
+    (await call(p, "GET", `/workspaces/${upper}/state`, { token: "tok-a" }))
+      .status,
+    401,
+  );
+  const lookup = await call(p, "GET", `/workspaces/${upper}`);
+  assert.equal(lookup.status, 200);
+  assert.equal((lookup.body as Record<string, unknown>).id, A);
+  assert.equal(p.workspace(A)!.registers, 0);
+  assert.deepEqual(p.created, [], "no ghost of another spelling");
+  assert.equal((await beat(p, A, "tok-a")).status, 200);
+  // No live token: let through, and the register mints a token for the row;
+  // from then on only the lower-case id passes with it.
+  const minted = await register(p, B.toUpperCase(), "x");
+  assert.equal(minted.status, 200);
+  const token = (minted.body as Record<string, unknown>).auth_token as string;
+  assert.deepEqual(p.liveTokens(B), [token]);
+  assert.equal((await beat(p, B.toUpperCase(), token)).status, 401);
+  assert.equal((await beat(p, B, token)).status, 200);
+});
+
+test("emulator: a heartbeat for an unknown or purged id gets an inbound secret the platform cannot store: the same for 5 minutes, then another", async () => {
+  const { platform: p, advance } = await onFakeClock({
+    workspaces: { [A]: "tok-a" },
+  });
+  try {
+    const secret = async (id: string) => {
+      const r = await beat(p, id, "tok-a");
+      assert.equal(r.status, 200);
+      assert.equal((r.body as Record<string, unknown>).generation, 0);
+      return (r.body as Record<string, unknown>).platform_inbound_secret;
+    };
+    const first = await secret(B);
+    assert.match(String(first), /^[A-Za-z0-9_-]{43}$/);
+    advance(4 * 60_000);
+    assert.equal(await secret(B), first);
+    advance(60_000);
+    const next = await secret(B);
+    assert.notEqual(next, first);
+    assert.notEqual(await secret(C), next, "one per id");
+    p.remove(A, "hard");
+    assert.notEqual(await secret(A), `secret-${A}`);
+    assert.equal(p.workspace(B), undefined);
+  } finally {
+    await p.close();
+  }
+});
+
+test("emulator: answers as gin does: JSON with charset, 404 text/plain for a wrong method or path; no body limit of the platform's (a 2 MiB heartbeat is taken)", async () => {
+  await using p = await startPlatformEmulator({ workspaces: { [A]: "tok-a" } });
+  const ok = await beat(p, A, "tok-a");
+  assert.equal(
+    ok.headers.get("content-type"),
+    "application/json; charset=utf-8",
+  );
+  for (
+    const [method, path] of [
+      ["GET", "/registry/heartbeat"],
+      ["POST", `/workspaces/${A}/state`],
+      ["DELETE", `/workspaces/${A}`],
+      ["GET", "/no-such-path"],
+    ]
+  ) {
+    const r = await raw(p, method, path, { authorization: "Bearer tok-a" });
+    assert.deepEqual([r.status, r.body], [404, "404 page not found"], path);
+    assert.equal(r.headers.get("content-type"), "text/plain", path);
+  }
+  const big = await beat(p, A, "tok-a", { sample_error: "x".repeat(2 << 20) });
+  assert.equal(big.status, 200);
+});
+
+test("emulator: register and heartbeat decode as the platform's Go structs: empty or null delivery_mode, any agent_card, kind and booleans checked, keys in any case, a bearer with spaces", async () => {
+  await using p = await startPlatformEmulator({ workspaces: { [A]: "tok-a" } });
+  const invalid = [400, { error: "invalid request body" }];
+  const reg = (extra: Record<string, unknown>) =>
+    register(p, A, "tok-a", extra).then((r) => [r.status, r.body]);
+  assert.equal((await reg({})).at(0), 200);
+  const registered = [200, {
+    status: "registered",
+    delivery_mode: "poll",
+    platform_inbound_secret: `secret-${A}`,
+  }];
+  assert.deepEqual(await reg({ delivery_mode: "" }), registered);
+  assert.deepEqual(await reg({ delivery_mode: null }), registered);
+  assert.deepEqual(await reg({ agent_card: "a card" }), registered);
+  assert.equal(p.workspace(A)!.agentCard, "a card");
+  assert.deepEqual(await reg({ agent_card: null }), registered);
+  assert.deepEqual(await reg({ kind: "workspace" }), registered);
+  assert.deepEqual(await reg({ kind: "robot" }), [400, {
+    error: "kind must be 'workspace' or 'platform'",
+  }]);
+  assert.deepEqual(await reg({ mcp_server_present: "yes" }), invalid);
+  assert.deepEqual(await reg({ delivery_mode: 1 }), invalid);
+  assert.deepEqual(
+    await beat(p, A, "tok-a", { is_busy: "no" }).then((
+      r,
+    ) => [r.status, r.body]),
+    invalid,
+  );
+  assert.equal((await beat(p, A, "tok-a", { is_busy: true })).status, 200);
+  const folded = await raw(p, "POST", "/registry/register", {
+    authorization: "Bearer tok-a",
+  }, { ID: A, Agent_Card: card, DELIVERY_MODE: "poll" });
+  assert.deepEqual([folded.status, folded.body], registered);
+  const spaced = await raw(p, "POST", "/registry/heartbeat", {
+    authorization: "Bearer    tok-a",
+  }, { Workspace_Id: A });
+  assert.equal(spaced.status, 200);
+  assert.equal(p.requestsTo("heartbeat").at(-1)!.workspaceId, A);
+});
+
+test("emulator: generation is the platform's desired_generation: 0, and a new agent card does not bump it", async () => {
+  await using p = await startPlatformEmulator({ workspaces: { [A]: "tok-a" } });
+  await register(p, A, "tok-a");
+  await register(p, A, "tok-a", { agent_card: { name: "another" } });
+  const b = await beat(p, A, "tok-a");
+  assert.equal((b.body as Record<string, unknown>).generation, 0);
+  assert.equal(p.workspace(A)!.generation, 0);
+});
+
+test("emulator: CORS origins as gin-contrib/cors reads them (trimmed, lower-cased, * for all) with credentials allowed; the limiter's key takes Bearer in any case", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a" },
+    corsOrigins: ["https://Canvas.Example "],
+    rateLimit: 1,
+  });
+  const from = (origin: string) =>
+    call(p, "POST", "/registry/heartbeat", {
+      body: { workspace_id: A },
+      token: "tok-a",
+      origin,
+    });
+  const canvas = await from("https://canvas.example");
+  assert.equal(canvas.status, 200);
+  assert.equal(canvas.headers.get("access-control-allow-credentials"), "true");
+  assert.equal(
+    canvas.headers.get("access-control-allow-origin"),
+    "https://canvas.example",
+  );
+  // The same token in another case of "Bearer" is the same window: 429.
+  const lower = await raw(p, "POST", "/registry/heartbeat", {
+    authorization: "bearer tok-a",
+  }, { workspace_id: A });
+  assert.equal(lower.status, 429);
+  await using all = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a" },
+    corsOrigins: ["*"],
+  });
+  const any = await call(all, "POST", "/registry/heartbeat", {
+    body: { workspace_id: A },
+    token: "tok-a",
+    origin: "https://anywhere.example",
+  });
+  assert.equal(any.status, 200);
+  assert.equal(any.headers.get("access-control-allow-origin"), "*");
+});
+
+test("emulator: the tenant guard's 400 names the missing routing header with a detail; a SaaS tenant image (canvasProxy) lets a same-origin request through without it", async () => {
+  await using p = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a" },
+    orgId: "org-7",
+  });
+  const missing = await call(p, "GET", `/workspaces/${A}`);
+  assert.deepEqual([missing.status, missing.body], [400, {
+    error: "missing tenant routing header",
+    code: "TENANT_ORG_HEADER_REQUIRED",
+    required_header: "X-Molecule-Org-Id",
+    detail:
+      "SaaS tenant API requests must include X-Molecule-Org-Id matching the organization UUID.",
+  }]);
+  assert.equal(
+    (await call(p, "GET", `/workspaces/${A}`, { origin: p.url })).status,
+    400,
+    "not a SaaS tenant image",
+  );
+  await using saas = await startPlatformEmulator({
+    workspaces: { [A]: "tok-a" },
+    orgId: "org-7",
+    canvasProxy: true,
+  });
+  const state = (headers: Record<string, string>) =>
+    raw(saas, "GET", `/workspaces/${A}/state`, {
+      authorization: "Bearer tok-a",
+      ...headers,
+    }).then((r) => r.status);
+  assert.equal(await state({ origin: saas.url }), 200);
+  assert.equal(await state({ referer: `${saas.url}/canvas` }), 200);
+  assert.equal(await state({}), 400);
+  assert.equal(await state({ "x-molecule-org-id": "org-8" }), 404);
 });

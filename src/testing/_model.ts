@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { isRecord } from "../shared/_json.ts";
+import { Buffer } from "node:buffer";
 import { STALE_AFTER_MS } from "../shared/constants.ts";
 import type { EmulatedWorkspace, PlatformEmulatorOptions } from "./types.ts";
 
@@ -40,7 +40,7 @@ export interface Answer {
 export interface RouteRequest {
   workspaceId: string | undefined;
   bearer: string | undefined;
-  /** The parsed JSON object body, when it was one. */
+  /** The parsed JSON object body, when it was one (keys folded: `fold`). */
   body: Record<string, unknown> | undefined;
   /** The query string. */
   search: URLSearchParams;
@@ -59,7 +59,7 @@ const FAILED_REGISTER_HOLD_MS = 5 * 60_000;
 const REGISTER_FAILED_BANNER =
   "Register failed — workspace auth token may be stale. Restart or reprovision to recover.";
 
-/** The platform's endpoints and the method each takes (any other is 405). */
+/** The platform's endpoints and the method each takes (gin answers any other 404). */
 const METHODS: Record<string, string> = {
   register: "POST",
   heartbeat: "POST",
@@ -67,13 +67,26 @@ const METHODS: Record<string, string> = {
   workspace: "GET",
 };
 
-const UUID =
-  /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+/** gin's answer where no route matches, a wrong method included. */
+const NOT_FOUND: Answer = {
+  status: 404,
+  body: "404 page not found",
+  headers: { "content-type": "text/plain" },
+};
 
-/** Whether Postgres takes `id` as a `uuid` (hyphens optional, braces allowed). */
-function isUuid(id: string): boolean {
+/** How long the platform caches an inbound secret, in ms (`inboundSecretCacheTTL`). */
+const SECRET_CACHE_MS = 5 * 60_000;
+
+const UUID =
+  /^([0-9a-f]{8})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{4})-?([0-9a-f]{12})$/i;
+
+/**
+ * Postgres's text of `id` as a `uuid` (hyphens optional, braces allowed):
+ * lower case, 8-4-4-4-12; undefined when it takes no such id.
+ */
+function uuidText(id: string): string | undefined {
   const bare = id.startsWith("{") && id.endsWith("}") ? id.slice(1, -1) : id;
-  return UUID.test(bare);
+  return UUID.exec(bare)?.slice(1).join("-").toLowerCase();
 }
 
 /** The platform's JSON error answer, `{"error": message}`. */
@@ -86,17 +99,53 @@ function refusal(auth: "missing" | "invalid"): Answer {
   return error(401, `${auth} workspace auth token`);
 }
 
-/** Whether a heartbeat body decodes into the platform's typed struct. */
-function typedHeartbeat(body: Record<string, unknown>): boolean {
-  const int = (v: unknown) =>
-    v === undefined || v === null || Number.isInteger(v);
-  const num = (v: unknown) =>
-    v === undefined || v === null || typeof v === "number";
-  const str = (v: unknown) =>
-    v === undefined || v === null || typeof v === "string";
-  return int(body.active_tasks) && int(body.uptime_seconds) &&
-    int(body.monthly_spend) && num(body.error_rate) &&
-    str(body.sample_error) && str(body.current_task) && str(body.runtime_state);
+type Fields = Record<string, (value: unknown) => boolean>;
+const any = () => true;
+const str = (v: unknown) => typeof v === "string";
+const bool = (v: unknown) => typeof v === "boolean";
+const num = (v: unknown) => typeof v === "number";
+const int = Number.isInteger;
+
+/** `models.RegisterPayload`: its JSON fields and what each takes besides null. */
+const REGISTER: Fields = {
+  id: str,
+  url: str,
+  agent_card: any, // json.RawMessage
+  delivery_mode: str,
+  kind: str,
+  mcp_server_present: bool,
+};
+
+/**
+ * `models.HeartbeatPayload`: the JSON fields an agent sends (not the ones
+ * of the platform's own runtimes) and what each takes besides null.
+ */
+const HEARTBEAT: Fields = {
+  workspace_id: str,
+  error_rate: num,
+  sample_error: str,
+  active_tasks: int,
+  is_busy: bool,
+  uptime_seconds: int,
+  current_task: str,
+  monthly_spend: int,
+  runtime_state: str,
+  agent_card: any,
+  mcp_server_present: bool,
+};
+
+/**
+ * A request body with its keys as Go's `encoding/json` matches them to
+ * the register's and heartbeat's fields: case-insensitively (a later
+ * duplicate wins).
+ */
+export function fold(body: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(body).map(([key, value]) => {
+      const field = key.toLowerCase();
+      return [field in REGISTER || field in HEARTBEAT ? field : key, value];
+    }),
+  );
 }
 
 /**
@@ -109,6 +158,8 @@ export class Model {
   readonly created: string[] = [];
   /** The emulator's clock. */
   readonly now: () => number;
+  /** Inbound secrets minted for ids with no row, cached as the platform does. */
+  #strays = new Map<string, { secret: string; until: number }>();
   #o: PlatformEmulatorOptions;
   #acceptUnknown: boolean;
   #uuidIds: boolean;
@@ -128,7 +179,15 @@ export class Model {
 
   /** An id the platform's `uuid` column refuses (with `uuidIds`). */
   #badId(id: string): boolean {
-    return this.#uuidIds && !isUuid(id);
+    return this.#uuidIds && uuidText(id) === undefined;
+  }
+
+  /**
+   * The key of an id's row: with `uuidIds`, the text Postgres has for it
+   * (so `6F1C…` finds the row of `6f1c…`), else the id itself.
+   */
+  key(id: string): string {
+    return (this.#uuidIds && uuidText(id)) || id;
   }
 
   /**
@@ -136,12 +195,13 @@ export class Model {
    * hard-deleted row is kept only to be looked at).
    */
   row(id: string | undefined): Row | undefined {
-    const row = id === undefined ? undefined : this.rows.get(id);
+    const row = id === undefined ? undefined : this.rows.get(this.key(id));
     return row && row.deleted !== "hard" ? row : undefined;
   }
 
   /** Adds a workspace with its live token (none for `null`), or replaces its tokens. */
   set(id: string, token: string | null): Row {
+    id = this.key(id);
     const existing = this.rows.get(id);
     if (existing) {
       existing.live = new Set(token === null ? [] : [token]);
@@ -174,7 +234,7 @@ export class Model {
       registersAfterGap: 0,
       lastRegisterFailureAt: undefined,
       banner: undefined,
-      generation: 1,
+      generation: 0,
     };
     this.rows.set(id, row);
     return row;
@@ -185,12 +245,14 @@ export class Model {
    * workspace with no live token is let through whatever the bearer;
    * otherwise the bearer must be one of its live tokens, checked against
    * the database (`blip` says whether a database blip turns the check into
-   * "invalid"), and no token of a removed workspace is ever valid.
-   * `/state`'s (`strict`): a bearer that is a live token of a workspace
-   * that is not removed (or the admin token, checked by the caller).
+   * "invalid"), no token of a removed workspace is ever valid, and
+   * `ValidateToken` compares the id sent with the row's own text, so an id
+   * in another spelling (capitals) never passes. `/state`'s (`strict`): a
+   * bearer that is a live token of a workspace that is not removed.
    */
   #auth(
     row: Row | undefined,
+    id: string,
     bearer: string | undefined,
     blip?: () => boolean,
     strict = false,
@@ -198,7 +260,10 @@ export class Model {
     if (!strict && row?.live.size === 0) return "ok";
     if (bearer === undefined) return "missing";
     if (blip?.()) return "invalid";
-    return row && !row.deleted && row.live.has(bearer) ? "ok" : "invalid";
+    return row && !row.deleted && row.live.has(bearer) && row.id === id &&
+        !this.#badId(id)
+      ? "ok"
+      : "invalid";
   }
 
   /**
@@ -207,25 +272,24 @@ export class Model {
    */
   injectedRegisterFailure(id: string | undefined, bearer: string | undefined) {
     const row = this.row(id);
-    if (row && !this.#badId(row.id) && this.#auth(row, bearer) === "ok") {
+    if (row && !this.#badId(row.id) && this.#auth(row, id!, bearer) === "ok") {
       row.lastRegisterFailureAt = this.now();
     }
   }
 
   /**
-   * The platform's answer to a request its middleware let through: 404 for
-   * a path that is no endpoint, 405 for another method. In `acceptUnknown`
+   * The platform's answer to a request its middleware let through: gin's
+   * 404 for a path and method it has no route for. In `acceptUnknown`
    * mode, an unknown (UUID) id named with a bearer is first made a
    * workspace that was there all along, with that bearer as its token.
    */
   answer(path: string, method: string, r: RouteRequest): Answer {
-    if (!Object.hasOwn(METHODS, path)) return error(404, "not found");
+    if (METHODS[path] !== method) return NOT_FOUND;
     const id = r.workspaceId;
     if (
-      id && this.#acceptUnknown && r.bearer && !this.rows.has(id) &&
+      id && this.#acceptUnknown && r.bearer && !this.rows.has(this.key(id)) &&
       !this.#badId(id)
     ) this.set(id, r.bearer);
-    if (method !== METHODS[path]) return error(405, "method not allowed");
     const row = this.row(id);
     if (path === "register") return this.#register(r, row);
     if (path === "heartbeat") return this.#heartbeat(r, row);
@@ -251,8 +315,8 @@ export class Model {
       return error(500, failure);
     }
     const auth = row
-      ? this.#auth(row, r.bearer, r.blip)
-      : !this.#acceptUnknown || this.rows.has(id)
+      ? this.#auth(row, id, r.bearer, r.blip)
+      : !this.#acceptUnknown || this.rows.has(this.key(id))
       ? "ok"
       : r.bearer === undefined
       ? "missing"
@@ -261,15 +325,21 @@ export class Model {
     if (auth !== "ok") return refusal(auth);
   }
 
-  /** An answer with the inbound secret (a fault's, or the workspace's). */
-  #withSecret(answer: object, r: RouteRequest, row: Row): Answer {
-    const secret = r.secretOverride ? r.secretOverride.value : row.secret;
+  /** An answer with the inbound secret (a fault's, or this one). */
+  #withSecret(answer: object, r: RouteRequest, secret: unknown): Answer {
+    if (r.secretOverride) secret = r.secretOverride.value;
     return {
       status: 200,
       body: secret === undefined
         ? answer
         : { ...answer, platform_inbound_secret: secret },
     };
+  }
+
+  /** Whether a body decodes into the platform's struct (`strictTypes`). */
+  #typed(body: Record<string, unknown>, fields: Fields): boolean {
+    return !(this.#o.strictTypes ?? true) ||
+      Object.entries(fields).every(([k, ok]) => body[k] == null || ok(body[k]));
   }
 
   /**
@@ -282,13 +352,14 @@ export class Model {
     const body = r.body;
     if (
       !body || typeof body.id !== "string" || body.id === "" ||
-      !isRecord(body.agent_card)
+      body.agent_card === undefined || !this.#typed(body, REGISTER)
     ) return error(400, "invalid request body");
-    if (
-      body.delivery_mode !== undefined && body.delivery_mode !== "push" &&
-      body.delivery_mode !== "poll"
-    ) {
+    const asked = body.delivery_mode as string | null | undefined;
+    if (asked && asked !== "push" && asked !== "poll") {
       return error(400, "delivery_mode must be 'push' or 'poll'");
+    }
+    if (body.kind && body.kind !== "workspace" && body.kind !== "platform") {
+      return error(400, "kind must be 'workspace' or 'platform'");
     }
     const id = body.id;
     const refused = this.#registryCheck(r, row, id, "registration failed");
@@ -303,16 +374,16 @@ export class Model {
         "kind='platform' may only be assigned by the platform-agent install path",
       ));
     }
-    const mode = body.delivery_mode ?? row?.deliveryMode ?? "push";
+    const mode = asked || row?.deliveryMode || "push";
     if (mode === "push" && (typeof body.url !== "string" || body.url === "")) {
       return failed(error(400, "url is required for push-mode workspaces"));
     }
     if (!row) { // the upsert's INSERT: a ghost workspace, with no token
-      this.rows.delete(id);
+      this.rows.delete(this.key(id));
       row = this.set(id, null);
-      this.created.push(id);
+      this.created.push(row.id);
     }
-    const minted = this.#upsert(row, body);
+    const minted = this.#upsert(row, body, mode);
     return this.#withSecret(
       {
         status: "registered",
@@ -320,7 +391,7 @@ export class Model {
         ...(minted ? { auth_token: minted } : {}),
       },
       r,
-      row,
+      row.secret,
     );
   }
 
@@ -332,21 +403,17 @@ export class Model {
    * token when none is live (a dead one for a removed workspace). Returns
    * the minted token, if any.
    */
-  #upsert(row: Row, body: Record<string, unknown>): string | undefined {
+  #upsert(
+    row: Row,
+    body: Record<string, unknown>,
+    mode: string,
+  ): string | undefined {
     this.#expire(row);
     row.registers++;
     row.lastRegisterFailureAt = undefined;
     if (!row.deleted && !row.paused) {
-      const card = JSON.stringify(body.agent_card);
-      if (
-        row.agentCard !== undefined && card !== JSON.stringify(row.agentCard)
-      ) {
-        row.generation++;
-      }
       row.agentCard = body.agent_card;
-      row.deliveryMode = typeof body.delivery_mode === "string"
-        ? body.delivery_mode
-        : row.deliveryMode ?? "push";
+      row.deliveryMode = mode;
       if (typeof body.mcp_server_present === "boolean") {
         row.mcpServerPresent = body.mcp_server_present;
       }
@@ -371,25 +438,33 @@ export class Model {
   /**
    * POST /registry/heartbeat: validation, the token check (let through with
    * no live token or no row), then the update, which skips removed rows and
-   * touches nothing when there is no row.
+   * touches nothing when there is no row. With no row, the inbound secret
+   * the platform mints cannot be stored: its cache hands the same one out
+   * for 5 minutes, then a new one.
    */
   #heartbeat(r: RouteRequest, row: Row | undefined): Answer {
     const body = r.body;
     if (
       !body || typeof body.workspace_id !== "string" ||
-      body.workspace_id === "" ||
-      ((this.#o.strictTypes ?? true) && !typedHeartbeat(body))
+      body.workspace_id === "" || !this.#typed(body, HEARTBEAT)
     ) return error(400, "invalid request body");
     const id = body.workspace_id;
     const refused = this.#registryCheck(r, row, id, "failed to update");
     if (refused) return refused;
-    // No row, so no live token: let through; the update touches no row.
-    if (!row) return { status: 200, body: { status: "ok", generation: 0 } };
-    this.#update(row, body);
+    if (row) this.#update(row, body);
+    let stray = this.#strays.get(id);
+    if (!row && !(stray && this.now() < stray.until)) {
+      const bytes = crypto.getRandomValues(new Uint8Array(32));
+      stray = {
+        secret: Buffer.from(bytes).toString("base64url"),
+        until: this.now() + SECRET_CACHE_MS,
+      };
+      this.#strays.set(id, stray);
+    }
     return this.#withSecret(
-      { status: "ok", generation: row.generation },
+      { status: "ok", generation: row?.generation ?? 0 },
       r,
-      row,
+      row ? row.secret : stray!.secret,
     );
   }
 
@@ -414,9 +489,8 @@ export class Model {
     if (row.keyExpiresAt !== undefined) {
       row.keyExpiresAt = now + this.#staleAfterMs;
     }
-    const card = body.agent_card;
-    if (isRecord(card)) {
-      if (row.agentCard === undefined) row.agentCard = card;
+    if (body.agent_card !== undefined) { // any JSON, null included
+      if (row.agentCard === undefined) row.agentCard = body.agent_card;
       row.lastRegisterFailureAt = undefined;
     }
     if (row.paused) return;
@@ -455,40 +529,34 @@ export class Model {
   }
 
   /**
-   * GET /workspaces/:id/state, behind strict workspace auth: a bearer is
-   * required, and only a live token of a workspace that is not removed (or
-   * the admin token) passes. An unknown or non-UUID id has no token, so any
-   * workspace bearer is 401 (the admin token gets the handler's 404, or 500
-   * `query failed` for a non-UUID).
+   * GET /workspaces/:id/state. The middleware lets through the admin token,
+   * or a live token of this very id (of a workspace not removed); the
+   * handler then wants a workspace token wherever one is live (so the admin
+   * token only reads a workspace with none), and its query of the tokens
+   * fails on a non-UUID id (500 `auth check failed`). No row, or a removed
+   * one: 404 with `deleted: true`.
    */
   #state(r: RouteRequest, row: Row | undefined): Answer {
     const id = r.workspaceId ?? "";
-    const admin = this.#o.adminToken;
-    if (admin !== undefined && r.bearer === admin) {
-      if (this.#badId(id)) return error(500, "query failed");
-      row = this.rows.get(id);
-      if (!row) return error(404, "workspace not found");
-      if (row.deleted) {
-        const soft = row.deleted === "soft" ? { status: "removed" } : {};
-        return {
-          status: 404,
-          body: { workspace_id: row.id, ...soft, deleted: true },
-        };
-      }
-    } else if (this.#badId(id)) {
-      // No token can belong to a non-UUID workspace.
-      return refusal(r.bearer === undefined ? "missing" : "invalid");
-    } else {
-      const auth = this.#auth(row, r.bearer, r.blip, true);
+    if (this.#o.adminToken === undefined || r.bearer !== this.#o.adminToken) {
+      const auth = this.#auth(row, id, r.bearer, r.blip, true);
       if (auth !== "ok") return refusal(auth);
-    }
+    } else if (this.#badId(id)) return error(500, "auth check failed");
+    else if (row?.live.size) return refusal("invalid");
     r.authorized = true;
+    if (!row || row.deleted) {
+      const soft = row ? { status: "removed" } : {};
+      return {
+        status: 404,
+        body: { workspace_id: id, ...soft, deleted: true },
+      };
+    }
     return {
       status: 200,
       body: {
-        workspace_id: row!.id,
-        status: this.#shown(row!),
-        paused: row!.paused,
+        workspace_id: id,
+        status: this.#shown(row),
+        paused: row.paused,
         deleted: false,
       },
     };
@@ -504,7 +572,7 @@ export class Model {
   #workspace(r: RouteRequest, row: Row | undefined): Answer {
     const id = r.workspaceId ?? "";
     if (this.#badId(id)) return error(400, "invalid workspace ID");
-    if (!row && !(this.#acceptUnknown && !this.rows.has(id))) {
+    if (!row && !(this.#acceptUnknown && !this.rows.has(this.key(id)))) {
       return error(404, "workspace not found");
     }
     if (row) r.authorized = true;
@@ -513,17 +581,18 @@ export class Model {
         status: 410,
         body: {
           error: "workspace removed",
-          id: row.id,
+          id,
           removed_at: row.deletedAt ?? null,
-          hint: "this workspace was deleted; create a new one in the canvas",
+          hint:
+            "Create a replacement workspace in Canvas, then open Settings → Workspace Tokens → + New Token",
         },
       };
     }
     return {
       status: 200,
       body: {
-        id,
-        name: id,
+        id: row?.id ?? id,
+        name: row?.id ?? id,
         status: row ? this.#shown(row) : "awaiting_agent",
         delivery_mode: row?.deliveryMode ?? "push",
         agent_card: row?.agentCard ?? null,

@@ -13,11 +13,10 @@ import {
 import { once } from "node:events";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { buffer } from "node:stream/consumers";
 import type { Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { isRecord } from "../shared/_json.ts";
-import { type Answer, error, Model, type Row } from "./_model.ts";
+import { type Answer, error, fold, Model, type Row } from "./_model.ts";
 import type {
   Fault,
   FaultScope,
@@ -31,8 +30,15 @@ export type { Fault, PlatformEmulator } from "./types.ts";
 /** An injected fault, and how many more requests it applies to. */
 type ActiveFault = FaultScope & { fault: Fault; remaining: number };
 
-/** The largest request body read (the platform's limit); larger is 413. */
-const MAX_REQUEST_BYTES = 1024 * 1024;
+/**
+ * The largest request body the emulator keeps; larger is 413. The
+ * emulator's own bound, set far above any agent's request: the platform
+ * has none.
+ */
+const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
+
+/** The content type of the platform's JSON answers (gin's `c.JSON`). */
+const JSON_TYPE = "application/json; charset=utf-8";
 
 /** The platform's `CORS_ORIGINS` default. */
 const DEFAULT_CORS_ORIGINS = ["http://localhost:3000", "http://localhost:3001"];
@@ -195,7 +201,14 @@ export async function startPlatformEmulator(
   const model = new Model(options);
   const now = model.now;
   const record = options.record ?? true;
-  const corsOrigins = options.corsOrigins ?? DEFAULT_CORS_ORIGINS;
+  // gin-contrib/cors: "*" lets every origin through; the others are
+  // compared trimmed and in lower case.
+  const allowAll = options.corsOrigins?.includes("*") ?? false;
+  const corsOrigins = new Set(
+    (options.corsOrigins ?? DEFAULT_CORS_ORIGINS).map((o) =>
+      o.trim().toLowerCase()
+    ),
+  );
   const limiter = options.rateLimit === undefined
     ? undefined
     : rateLimiter(options.rateLimit, now);
@@ -222,7 +235,7 @@ export async function startPlatformEmulator(
   const server = createServer((req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) {
-        res.writeHead(500, { "content-type": "application/json" });
+        res.writeHead(500, { "content-type": JSON_TYPE });
         res.end('{"error":"emulator error"}');
       }
     });
@@ -237,20 +250,26 @@ export async function startPlatformEmulator(
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const at = now();
     const [pathname, query = ""] = (req.url ?? "/").split(/\?(.*)/s);
-    const bytes = await buffer(req);
-    const raw = bytes.length > MAX_REQUEST_BYTES
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      if ((size += chunk.length) <= MAX_REQUEST_BYTES) chunks.push(chunk);
+    }
+    const raw = size > MAX_REQUEST_BYTES
       ? undefined // answered 413
-      : bytes.toString("utf8");
+      : Buffer.concat(chunks).toString("utf8");
     let json: unknown;
     try {
       json = raw ? JSON.parse(raw) : undefined;
     } catch {
       // not JSON
     }
-    const obj = isRecord(json) ? json : undefined;
+    const obj = isRecord(json) ? fold(json) : undefined;
     const { path, workspaceId } = route(pathname, obj);
-    const auth = req.headers.authorization;
-    const bearer = auth?.startsWith("Bearer ") ? auth.slice(7) : undefined;
+    const auth = req.headers.authorization ?? "";
+    const bearer = auth.startsWith("Bearer ")
+      ? auth.slice(7).trim() || undefined
+      : undefined;
     const orgHeader = typeof req.headers["x-molecule-org-id"] === "string"
       ? req.headers["x-molecule-org-id"]
       : undefined;
@@ -281,7 +300,7 @@ export async function startPlatformEmulator(
         : JSON.stringify(answer.body);
       res.writeHead(answer.status, {
         // An empty body (the CORS layer's 403, the tenant guard's 404) has no type.
-        ...(text === "" ? {} : { "content-type": "application/json" }),
+        ...(text === "" ? {} : { "content-type": JSON_TYPE }),
         "content-length": String(Buffer.byteLength(text)),
         ...extraHeaders,
         ...answer.headers,
@@ -317,7 +336,7 @@ export async function startPlatformEmulator(
         return finish(0);
       case "reset-mid-body": {
         res.writeHead(200, {
-          "content-type": "application/json",
+          "content-type": JSON_TYPE,
           "content-length": "1000",
         });
         res.write('{"status":"ok","platform_inbound_secret":"');
@@ -326,7 +345,7 @@ export async function startPlatformEmulator(
         return;
       }
       case "huge-body": {
-        res.writeHead(200, { "content-type": "application/json" });
+        res.writeHead(200, { "content-type": JSON_TYPE });
         const chunk = "x".repeat(64 * 1024);
         let left = fault.bytes;
         await pipeline(
@@ -357,25 +376,27 @@ export async function startPlatformEmulator(
     // The platform's middleware, in its order: CORS, rate limit, tenant guard.
     const origin = req.headers.origin;
     const hostSeen = options.hostSeenAs ?? req.headers.host ?? "";
-    if (
-      origin && origin !== `http://${hostSeen}` &&
-      origin !== `https://${hostSeen}`
-    ) {
-      if (!corsOrigins.includes(origin)) {
+    const own = [`http://${hostSeen}`, `https://${hostSeen}`];
+    if (origin && !own.includes(origin)) {
+      if (!allowAll && !corsOrigins.has(origin)) {
         rec.corsRefused = true;
         return send({ status: 403, body: "" });
       }
       extraHeaders = {
-        "Access-Control-Allow-Origin": origin,
-        "Vary": "Origin",
+        "Access-Control-Allow-Credentials": "true",
+        ...(allowAll
+          ? { "Access-Control-Allow-Origin": "*" }
+          : { "Access-Control-Allow-Origin": origin, "Vary": "Origin" }),
       };
       if (req.method === "OPTIONS") return send({ status: 204, body: "" });
     }
     if (limiter) {
+      // Its own reading of the bearer: "Bearer " in any case, nothing trimmed.
+      const token = /^bearer (.+)/is.exec(auth)?.[1];
       const key = orgHeader?.trim()
         ? `org:${orgHeader.trim()}`
-        : bearer
-        ? `tok:${bearer}`
+        : token !== undefined
+        ? `tok:${token}`
         : `ip:${req.socket.remoteAddress ?? ""}`;
       const decision = limiter(key);
       extraHeaders = { ...extraHeaders, ...decision.headers };
@@ -391,19 +412,27 @@ export async function startPlatformEmulator(
         });
       }
     }
-    // The tenant guard (`middleware/tenant_guard.go`).
-    if (options.orgId !== undefined && !TENANT_ALLOWLIST.has(pathname)) {
-      if (!orgHeader) {
-        return send({
-          status: 400,
-          body: {
-            error: "X-Molecule-Org-Id header required",
-            code: "TENANT_ORG_HEADER_REQUIRED",
-            required_header: "X-Molecule-Org-Id",
-          },
-        });
-      }
-      if (orgHeader !== options.orgId) return send({ status: 404, body: "" });
+    // The tenant guard (`middleware/tenant_guard.go`); a SaaS tenant image
+    // lets its same-origin canvas through (a Referer or Origin of its own).
+    const referer = req.headers.referer ?? "";
+    const sameOrigin = options.canvasProxy && hostSeen !== "" &&
+      (own.some((o) => referer === o || referer.startsWith(`${o}/`)) ||
+        own.includes(origin ?? ""));
+    if (
+      options.orgId && !TENANT_ALLOWLIST.has(pathname) &&
+      orgHeader !== options.orgId && !sameOrigin
+    ) {
+      if (orgHeader) return send({ status: 404, body: "" });
+      return send({
+        status: 400,
+        body: {
+          error: "missing tenant routing header",
+          code: "TENANT_ORG_HEADER_REQUIRED",
+          required_header: "X-Molecule-Org-Id",
+          detail:
+            "SaaS tenant API requests must include X-Molecule-Org-Id matching the organization UUID.",
+        },
+      });
     }
 
     if (raw === undefined) {
@@ -442,8 +471,9 @@ export async function startPlatformEmulator(
     });
     return closing;
   };
+  const find = (id: string) => model.rows.get(model.key(id));
   const withRow = (id: string, fn: (row: Row) => void) => {
-    const row = model.rows.get(id);
+    const row = find(id);
     if (row) fn(row);
   };
 
@@ -482,11 +512,11 @@ export async function startPlatformEmulator(
     setWorkspace: (id, token) => void model.set(id, token),
     setSecret: (id, secret) => withRow(id, (row) => row.secret = secret),
     liveTokens(id) {
-      const row = model.rows.get(id);
+      const row = find(id);
       return row && !row.deleted ? [...row.live] : [];
     },
     workspace(id) {
-      const row = model.rows.get(id);
+      const row = find(id);
       return row ? model.view(row) : undefined;
     },
     requestsTo(path, workspaceId) {

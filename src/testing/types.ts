@@ -194,7 +194,11 @@ export interface EmulatedWorkspace {
   livenessExpiries: number;
   /** Registers that re-created an expired liveness key. */
   registersAfterGap: number;
-  /** The `generation` its heartbeat answers carry. */
+  /**
+   * The `generation` its heartbeat answers carry: the platform's
+   * `desired_generation`, which starts at 0 and which only wake intents
+   * (not emulated) bump, so always 0.
+   */
   generation: number;
 }
 
@@ -229,8 +233,12 @@ export interface PlatformEmulatorOptions {
    * answers 500 `{"error":"registration failed"}` to every register, 500
    * `{"error":"failed to update"}` to every heartbeat, 400 `{"error":"invalid
    * workspace ID"}` to `GET /workspaces/:id`, and 401 to `/state` (500
-   * `{"error":"query failed"}` with the admin token). Turn it off to test
-   * with short ids such as `"ws-1"`. @default {true}
+   * `{"error":"auth check failed"}` with the admin token). A UUID in another
+   * spelling (capitals, no hyphens) finds the workspace, but the token check
+   * compares the id sent with the platform's lower-case text: register,
+   * heartbeat and `/state` are 401 even with the right token (let through
+   * while no token is live), and `GET /workspaces/:id` is 200. Turn it off
+   * to test with short ids such as `"ws-1"`. @default {true}
    */
   uuidIds?: boolean;
   /** The inbound secret of a workspace. @default {(id) => `secret-${id}`} */
@@ -274,12 +282,21 @@ export interface PlatformEmulatorOptions {
   rateLimit?: number;
   /**
    * The platform's `CORS_ORIGINS`: origins the CORS layer lets through
-   * besides `http://` or `https://` + the `Host` it sees. A request with
-   * any other `Origin` is refused with 403 and an empty body, first thing
-   * on every route. A request without `Origin` passes.
+   * besides `http://` or `https://` + the `Host` it sees (each trimmed and
+   * lower-cased; `"*"` lets every origin through). A request with any other
+   * `Origin` is refused with 403 and an empty body, first thing on every
+   * route. A request without `Origin` passes. One that is let through gets
+   * `Access-Control-Allow-Origin` and `Access-Control-Allow-Credentials: true`.
    * @default {["http://localhost:3000", "http://localhost:3001"]}
    */
   corsOrigins?: string[];
+  /**
+   * The platform runs as a SaaS tenant image (`CANVAS_PROXY_URL` set): the
+   * tenant guard lets a same-origin request through without
+   * `X-Molecule-Org-Id` (a `Referer` or `Origin` of `http(s)://` + the
+   * `Host` it sees), as it does for its own canvas. @default {false}
+   */
+  canvasProxy?: boolean;
   /**
    * The `Host` the platform sees instead of the request's own, as behind a
    * reverse proxy that rewrites it (nginx's default `proxy_pass` sends the
@@ -289,12 +306,18 @@ export interface PlatformEmulatorOptions {
    */
   hostSeenAs?: string;
   /**
-   * Heartbeat fields are typed as the platform's Go structs: a fraction in
-   * `active_tasks`, `uptime_seconds` or `monthly_spend`, or an `error_rate`
-   * that is no number, is 400 `invalid request body`. @default {true}
+   * Register and heartbeat fields are typed as the platform's Go structs
+   * (keys matched case-insensitively, null as absent): a fraction in
+   * `active_tasks`, `uptime_seconds` or `monthly_spend`, an `error_rate`
+   * that is no number, or a `mcp_server_present` or `is_busy` that is no
+   * boolean, is 400 `invalid request body`. @default {true}
    */
   strictTypes?: boolean;
-  /** A bearer `/state` accepts for every workspace (an admin token). @default {none} */
+  /**
+   * The platform's `ADMIN_TOKEN`: `/state` takes it for a workspace with no
+   * live token (a deleted one: 404 with `deleted: true`); where a token is
+   * live it wants that one (401). @default {none}
+   */
   adminToken?: string;
   /** Milliseconds on a monotonic clock. @default {performance.now} */
   now?: () => number;
