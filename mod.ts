@@ -7,7 +7,7 @@
  * escalation, and inbound-secret persistence. Runs on Deno, Node and any
  * runtime with `fetch`.
  *
- * Run as the main module (`deno run -A jsr:@molecule/heartbeat`), this
+ * Run as the main module (`deno run -A --no-config jsr:@molecule/heartbeat`), this
  * module starts the command and exits with its code; imported, it starts
  * nothing.
  *

@@ -116,7 +116,9 @@ const shLines = [...wrapperMd.matchAll(/```sh\n([\s\S]*?)```/g)]
 const inspectorLines = shLines.filter((l) =>
   l.startsWith("npx @modelcontextprotocol/inspector --cli")
 );
-const demoLine = shLines.find((l) => l.startsWith(`deno run -A ${JSR} --demo`));
+const demoLine = shLines.find((l) =>
+  l.startsWith(`deno run -A --no-config ${JSR} --demo`)
+);
 const tokenLines = shLines.filter((l) =>
   l.includes(".config/molecule") && !l.includes("inspector")
 );

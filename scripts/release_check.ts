@@ -51,7 +51,7 @@ const PERMISSION_WS = "7d2e9c1a-4b3f-4e5d-9a8b-1c2d3e4f5a6b";
 
 /** The install commands the README shows, each run by a step below. */
 const README_COMMANDS = {
-  run: `deno run -A ${JSR}`,
+  run: `deno run -A --no-config ${JSR}`,
   install: `deno install -g -A -n molecule-heartbeat ${JSR}`,
   denoAdd: `deno add ${JSR}`,
   jsrAdd: `npx jsr add ${PKG}`,
@@ -173,15 +173,22 @@ try {
   await step(
     `2. ${README_COMMANDS.run} (--version, --help, --demo --once)`,
     async () => {
+      // In a Node project's folder, where MCP clients start it: without
+      // --no-config, Deno looks for LogTape in the project's node_modules.
       const dir = await emptyDir("run");
-      const version = await ok(bin("deno"), ["run", "-A", JSR, "--version"], {
+      await Deno.writeTextFile(
+        join(dir, "package.json"),
+        '{"name": "an-mcp-users-project", "type": "module"}\n',
+      );
+      const RUN = ["run", "-A", "--no-config", JSR];
+      const version = await ok(bin("deno"), [...RUN, "--version"], {
         cwd: dir,
       });
       expect(
         version.stdout === `molecule-heartbeat ${VERSION}\n`,
         `--version printed ${JSON.stringify(version.stdout)}, want ${VERSION}`,
       );
-      const help = await ok(bin("deno"), ["run", "-A", JSR, "--help"], {
+      const help = await ok(bin("deno"), [...RUN, "--help"], {
         cwd: dir,
       });
       expect(
@@ -190,7 +197,7 @@ try {
       );
       const demo = await ok(
         bin("deno"),
-        ["run", "-A", JSR, "--demo", "--once"],
+        [...RUN, "--demo", "--once"],
         {
           cwd: dir,
         },
@@ -205,7 +212,7 @@ try {
 
   await step(
     `2b. ${README_COMMANDS.run}: exit codes with stdin held open`,
-    () => exitCodeRows(["deno", "run", "-A", JSR]),
+    () => exitCodeRows(["deno", "run", "-A", "--no-config", JSR]),
   );
 
   await step(

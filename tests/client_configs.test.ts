@@ -16,7 +16,7 @@ import { parseFlags } from "../src/cli/flags.ts";
 const read = (file: string) =>
   readFile(new URL(`../${file}`, import.meta.url), "utf8").catch(() => "");
 
-test("docs/wrapper.md: a block per client, each one stdio server: deno run -A jsr:@molecule/heartbeat [flags] -- COMMAND, with PLATFORM_URL, WORKSPACE_ID and the token in env", async () => {
+test("docs/wrapper.md: a block per client, each one stdio server: deno run -A --no-config jsr:@molecule/heartbeat [flags] -- COMMAND, with PLATFORM_URL, WORKSPACE_ID and the token in env", async () => {
   const docs = configBlocks(await read("docs/wrapper.md"));
   const all = [...docs, ...configBlocks(await read("README.md"))];
   assert.deepEqual(
@@ -35,8 +35,14 @@ test("docs/wrapper.md: a block per client, each one stdio server: deno run -A js
     const entry = serverEntry(block);
     assert.equal(entry.command, "deno", block.name);
     const at = entry.args.indexOf("jsr:@molecule/heartbeat");
-    assert.deepEqual(entry.args.slice(0, 2), ["run", "-A"], block.name);
-    assert.equal(at, 2, block.name);
+    // --no-config: MCP clients start it in a project's folder, where a
+    // package.json would make Deno look for LogTape in its node_modules.
+    assert.deepEqual(
+      entry.args.slice(0, 3),
+      ["run", "-A", "--no-config"],
+      block.name,
+    );
+    assert.equal(at, 3, block.name);
     const dashes = entry.args.indexOf("--");
     assert.ok(dashes > at + 0, `${block.name}: no -- before the server`);
     assert.ok(entry.args.length > dashes + 1, `${block.name}: no server`);

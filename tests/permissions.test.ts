@@ -47,7 +47,9 @@ function localized(line: string[], hostPort: string, configs: string) {
   assert.equal(line[0], "deno");
   assert.equal(line[1], "run");
   assert.equal(line.at(-1), "jsr:@molecule/heartbeat");
-  return line.slice(2, -1).map((flag) =>
+  // A checkout's mod.ts needs its deno.json (the import map): no --no-config.
+  assert.equal(line.at(-2), "--no-config");
+  return line.slice(2, -2).map((flag) =>
     flag.replaceAll("your-tenant.molecule.example:443", hostPort)
       .replaceAll("$HOME/.molecule-workspace", configs)
   );

@@ -15,7 +15,7 @@ window), keeps the token a register issues, and notices a paused or deleted
 workspace.
 
 Usage:
-  deno run -A jsr:@molecule/heartbeat [flags]
+  deno run -A --no-config jsr:@molecule/heartbeat [flags]
   molecule-heartbeat [flags]
   molecule-heartbeat [flags] -- COMMAND [ARGS...]
 
