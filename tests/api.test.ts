@@ -324,3 +324,26 @@ test("tsconfig.build.json (the Node build the benches run) names files that exis
     );
   }
 });
+
+test("an event listener's detail is typed by HeartbeatEventMap (docs/library.md says so)", async () => {
+  const { startHeartbeat } = await import("../mod.ts");
+  const hb = startHeartbeat({
+    platformUrl: "http://127.0.0.1:9",
+    workspaces: [{ id: "ws-1", token: "tok-0123456789" }],
+    signal: AbortSignal.abort(),
+  });
+  const seen: string[] = [];
+  // Type-checked: `e.detail.workspaceId` is a string, `e.detail.status` a number.
+  hb.addEventListener("beat", (e) => {
+    const id: string = e.detail.workspaceId;
+    const status: number = e.detail.status;
+    seen.push(`${id} ${status}`);
+  });
+  hb.dispatchEvent(
+    new CustomEvent("beat", {
+      detail: { workspaceId: "ws-1", status: 200, latencyMs: 1 },
+    }),
+  );
+  await hb.stopped;
+  assert.deepEqual(seen, ["ws-1 200"]);
+});

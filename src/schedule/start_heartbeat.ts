@@ -178,7 +178,31 @@ export class HeartbeatHandle extends EventTarget {
   }
 
   /**
-   * Listens for an event; see {@link HeartbeatEventMap} for the types.
+   * Listens for an event of {@link HeartbeatEventMap}: its `detail` is
+   * typed by the map.
+   *
+   * @example
+   * ```ts
+   * import { startHeartbeat } from "@molecule/heartbeat";
+   * const hb = startHeartbeat({
+   *   platformUrl: "http://127.0.0.1:9",
+   *   workspaces: [{ id: "ws-1", token: "tok-0123456789" }],
+   *   signal: AbortSignal.abort(),
+   * });
+   * hb.addEventListener("beat", (e) => console.log(e.detail.workspaceId));
+   * ```
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  override addEventListener<K extends keyof HeartbeatEventMap>(
+    type: K,
+    listener: ((event: CustomEvent<HeartbeatEventMap[K]>) => void) | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens for an event by any name, as `EventTarget` does.
    *
    * @param type The event type.
    * @param listener The listener.
@@ -188,9 +212,17 @@ export class HeartbeatHandle extends EventTarget {
     type: string,
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener:
+      | EventListenerOrEventListenerObject
+      | ((event: CustomEvent<never>) => void)
+      | null,
+    options?: boolean | AddEventListenerOptions,
   ): void {
     this.#listeners.set(type, (this.#listeners.get(type) ?? 0) + 1);
-    super.addEventListener(type, listener, options);
+    super.addEventListener(type, listener as EventListener | null, options);
   }
 
   /**
