@@ -95,7 +95,12 @@ test("every way in exits with the command's code, our stdin held open (mod.ts as
   const rows: [string, string[], Record<string, string>, number][] = [
     ["--no-such-flag", ["--no-such-flag"], {}, 2],
     ["no configuration at all", [], { HOME: scratchDir.path }, 2],
-    ["--demo -- sh -c 'exit 7'", ["--demo", "--", "sh", "-c", "exit 7"], {}, 7],
+    [
+      "--demo -- sh -c 'sleep 2; exit 7'",
+      ["--demo", "--", "sh", "-c", "sleep 2; exit 7"],
+      {},
+      7,
+    ],
     [
       "--demo -- no-such-command",
       ["--demo", "--", "no-such-command-4711"],
@@ -131,6 +136,10 @@ test("every way in exits with the command's code, our stdin held open (mod.ts as
       `${entry.split("/").pop()}: ${what}: ${done.stderr}`,
     );
     assert.ok(noStackTrace(done.stderr), done.stderr);
+    // The demo says what it does in wrapper mode too.
+    if (what.startsWith("--demo -- sh")) {
+      assert.match(done.stderr, /demo: heartbeat of \S+ accepted/);
+    }
   });
 });
 

@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -203,6 +203,17 @@ test(
         `--allow-${kind}`,
       );
     }
+    // A token file outside --allow-read: the same line (not the canvas's
+    // hint, which is for a bad token).
+    const tokenFile = join(dir.path, "token");
+    await writeFile(tokenFile, TOKEN, { mode: 0o600 });
+    const unreadable = await denoRun(flags, ["--once"], {
+      ...env,
+      MOLECULE_WORKSPACE_TOKEN: "",
+      MOLECULE_WORKSPACE_TOKEN_FILE: tokenFile,
+    });
+    assertOneLine(unreadable, "--allow-read");
+    assert.doesNotMatch(unreadable.stderr, /canvas/);
   },
 );
 

@@ -402,7 +402,7 @@ export async function main(context: CliContext = {}): Promise<number> {
     // The heartbeat stops first among the cleanups.
     return await runUntilDone(hb, {
       once: flags.once,
-      demo: flags.demo && !wrapped,
+      demo: flags.demo,
       signal: context.signal,
       wrapped,
     });

@@ -24,6 +24,7 @@ import {
 } from "../storage/watched_file.ts";
 import { type CliFlags, setting } from "./flags.ts";
 import { log } from "./logging.ts";
+import { permissionErrorMessage } from "./permissions.ts";
 import { checkedPlatformUrl, missingPlatformUrl } from "./settings.ts";
 
 /** A workspaces list's entry, as error messages show it. */
@@ -336,6 +337,8 @@ async function singleToken(
       tokenReread: true,
     };
   } catch (error) {
+    const permission = permissionErrorMessage(error);
+    if (permission) throw new ConfigError(permission, "--allow-read");
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(
       `cannot read the token from ${where} (${path}): ${reason}. ${TOKENS_HINT}`,
@@ -408,6 +411,8 @@ async function workspacesFromFile(
     );
   } catch (error) {
     if (error instanceof ConfigError) throw error;
+    const permission = permissionErrorMessage(error);
+    if (permission) throw new ConfigError(permission, "--allow-read");
     const reason = error instanceof Error ? error.message : String(error);
     throw new ConfigError(`cannot read ${where} (${path}): ${reason}`, where);
   }

@@ -101,7 +101,11 @@ export const STALE_AFTER_MS = 180_000;
  * import { LOG_CATEGORY } from "@molecule/heartbeat";
  * await configure({
  *   sinks: { console: getConsoleSink() },
- *   loggers: [{ category: [...LOG_CATEGORY], lowestLevel: "warning", sinks: ["console"] }],
+ *   loggers: [
+ *     { category: [...LOG_CATEGORY], lowestLevel: "warning", sinks: ["console"] },
+ *     // LogTape's own notices (one at every configure() otherwise):
+ *     { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
+ *   ],
  * });
  * ```
  */
