@@ -21,7 +21,8 @@
  * - beside an MCP server: {@link createMcpTracker},
  *   {@link createMcpStreamTap}, {@link trackTransport};
  * - one masking path for every text: {@link maskSecrets};
- * - errors: {@link HeartbeatError} (every error the library throws is one).
+ * - errors: {@link HeartbeatError}, the base of the library's own errors
+ *   (a wrong argument is a `TypeError`).
  *
  * `@molecule/heartbeat/platform` makes one request at a time (register,
  * a heartbeat, the state and lookup questions, the agent card);

@@ -327,6 +327,7 @@ test("tsconfig.build.json (the Node build the benches run) names files that exis
 
 test("an event listener's detail is typed by HeartbeatEventMap (docs/library.md says so)", async () => {
   const { startHeartbeat } = await import("../mod.ts");
+  type HeartbeatEventMap = import("../mod.ts").HeartbeatEventMap;
   const hb = startHeartbeat({
     platformUrl: "http://127.0.0.1:9",
     workspaces: [{ id: "ws-1", token: "tok-0123456789" }],
@@ -334,16 +335,24 @@ test("an event listener's detail is typed by HeartbeatEventMap (docs/library.md 
   });
   const seen: string[] = [];
   // Type-checked: `e.detail.workspaceId` is a string, `e.detail.status` a number.
-  hb.addEventListener("beat", (e) => {
+  const onBeat = (e: CustomEvent<HeartbeatEventMap["beat"]>) => {
     const id: string = e.detail.workspaceId;
     const status: number = e.detail.status;
     seen.push(`${id} ${status}`);
-  });
+  };
+  hb.addEventListener("beat", onBeat);
+  hb.addEventListener("beat", (e) => seen.push(e.detail.workspaceId));
   hb.dispatchEvent(
     new CustomEvent("beat", {
       detail: { workspaceId: "ws-1", status: 200, latencyMs: 1 },
     }),
   );
+  hb.removeEventListener("beat", onBeat);
+  hb.dispatchEvent(
+    new CustomEvent("beat", {
+      detail: { workspaceId: "ws-2", status: 200, latencyMs: 1 },
+    }),
+  );
   await hb.stopped;
-  assert.deepEqual(seen, ["ws-1 200"]);
+  assert.deepEqual(seen, ["ws-1 200", "ws-1", "ws-2"]);
 });

@@ -535,3 +535,123 @@ test("startHeartbeat without a platform URL (a missing PLATFORM_URL in a user's 
   );
   assert.equal("more" in warning.properties, false);
 });
+
+test("a token in the stats' texts (a tracker's sample error quoting it) is masked in the beat, in status() and in the warning when stats throw", async () => {
+  const token = "tok-secret-stats-0123456789";
+  let throwIt = false;
+  const { clock, hb, beats } = fakeFleet(ok, {
+    stats: () => {
+      if (throwIt) throw new Error(`stats failed with Bearer ${token}`);
+      return {
+        sample_error: `upstream refused Bearer ${token}`,
+        current_task: `calling with ${token}`,
+      };
+    },
+  }, token);
+  const logs = await captureLogs(async (records) => {
+    await clock.advance(25_000);
+    throwIt = true;
+    await clock.advance(20_000);
+    await hb.stop();
+    return levelsAndTexts(records);
+  });
+  const first = beats()[0].body;
+  assert.equal(first.sample_error, "upstream refused Bearer [redacted]");
+  assert.equal(first.current_task, "calling with [redacted]");
+  assert.doesNotMatch(JSON.stringify(hb.status()), new RegExp(token));
+  assert.ok(logs.some((l) => /stats function threw/.test(l)), logs.join("\n"));
+  assert.doesNotMatch(logs.join("\n"), new RegExp(token));
+});
+
+test('a token function that returns no string is a failure of that function, never the token "undefined"; a token that is neither a string nor a function is a TypeError at start', async () => {
+  const { clock, hb, fetch } = fakeFleet(ok, {
+    workspaces: [{
+      id: "ws-1",
+      token: (() => undefined) as unknown as () => string,
+    }],
+  });
+  await clock.advance(25_000);
+  await hb.stop();
+  assert.equal(fetch.seen.length, 0, "nothing sent without a token");
+  for (const token of [undefined, null, 42]) {
+    assert.throws(
+      () =>
+        startHeartbeat({
+          platformUrl: FAKE_URL,
+          workspaces: [{ id: "ws-1", token: token as unknown as string }],
+        }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /the token of workspace ws-1 must be a string or a function/.test(
+          e.message,
+        ),
+    );
+  }
+  assert.throws(
+    () =>
+      startHeartbeat({
+        platformUrl: FAKE_URL,
+        workspaces: [null as unknown as { id: string; token: string }],
+      }),
+    (e: unknown) => e instanceof TypeError && /workspace id/.test(e.message),
+  );
+});
+
+test("number options that are not positive (NaN from an unset variable, 0, negative) and a platform URL that is not http(s) are TypeErrors naming them", () => {
+  const workspaces = [{ id: "ws-1", token: "tok-1" }];
+  for (
+    const name of [
+      "intervalMs",
+      "timeoutMs",
+      "beatGroupSize",
+      "registerConcurrency",
+      "maxInFlight",
+      "staleWindowMs",
+    ]
+  ) {
+    for (const value of [NaN, 0, -1, Infinity]) {
+      assert.throws(
+        () =>
+          startHeartbeat({ platformUrl: FAKE_URL, workspaces, [name]: value }),
+        (e: unknown) =>
+          e instanceof TypeError &&
+          e.message === `${name} must be a positive number, not ${value}`,
+        `${name}: ${value}`,
+      );
+    }
+  }
+  for (const platformUrl of ["not a url", "ftp://platform.test", "http://"]) {
+    assert.throws(
+      () => startHeartbeat({ platformUrl, workspaces }),
+      (e: unknown) =>
+        e instanceof TypeError && /must be an http\(s\) URL/.test(e.message),
+      platformUrl,
+    );
+  }
+});
+
+test("a token store that cannot be read when a token is refused is one warning saying so (not silence before 'regenerate it')", async () => {
+  const { clock, hb } = fakeFleet(
+    (req) =>
+      req.path === "/registry/heartbeat"
+        ? { status: 401, body: { error: "invalid workspace auth token" } }
+        : ok(),
+    {
+      secretStore: {
+        load: () => Promise.reject(new Error("EACCES: permission denied")),
+        save: () => Promise.resolve(),
+      },
+    },
+  );
+  const logs = await captureLogs(async (records) => {
+    await clock.advance(25_000);
+    await hb.stop();
+    return levelsAndTexts(records);
+  });
+  assert.ok(
+    logs.some((l) =>
+      /warning: the token store could not be read for ws-1.*EACCES/.test(l)
+    ),
+    logs.join("\n"),
+  );
+});

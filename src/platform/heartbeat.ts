@@ -13,6 +13,7 @@ import {
 } from "./http.ts";
 import type { Outcome } from "./outcome.ts";
 import { isRecord } from "../shared/_json.ts";
+import { maskSecrets } from "../shared/mask.ts";
 import type { TokenSource } from "../shared/token.ts";
 
 /**
@@ -51,7 +52,7 @@ export interface HeartbeatBody extends Required<HeartbeatStats> {
 
 /**
  * Builds a heartbeat body from stats of unknown quality: a field of the
- * wrong type falls back to its zero. The platform's integer fields
+ * wrong type falls back to its zero; a text is masked (`maskSecrets`). The platform's integer fields
  * (`active_tasks`, `uptime_seconds`, `monthly_spend`) are always whole
  * numbers, as it insists (a fraction is a 400): a fraction is rounded down,
  * a negative or non-finite value is 0, and nothing is over
@@ -77,7 +78,9 @@ export function buildHeartbeatBody(
   agentCard: AgentCard | undefined = undefined,
 ): HeartbeatBody {
   const s = isRecord(stats) ? stats as Record<string, unknown> : {};
-  const str = (v: unknown) => typeof v === "string" ? v : "";
+  // Texts go through the one masking path: a tracker's sample error can
+  // quote a token.
+  const str = (v: unknown) => typeof v === "string" ? maskSecrets(v) : "";
   return {
     workspace_id: workspaceId,
     error_rate: nonNegative(s.error_rate),

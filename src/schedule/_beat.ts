@@ -25,6 +25,7 @@ import {
 import { ask, isServed, moveTo, servedState } from "./_life.ts";
 import { cureOf } from "../platform/outcome.ts";
 import { logger } from "../shared/_logger.ts";
+import { maskSecrets, rememberSecret } from "../shared/mask.ts";
 import { raceSignal } from "../shared/_race.ts";
 import { nextSlot } from "./_slots.ts";
 import { offerSecret } from "./_secret_writer.ts";
@@ -90,6 +91,8 @@ export async function beat(
       result = { kind: "transient", reason: token.reason };
       late = token.kind === "late";
     } else {
+      // Known before the body's texts are masked: this may be its first use.
+      rememberSecret(token.token);
       const body = buildHeartbeatBody(
         ws.id,
         (sentAt + fleet.sleptMs - fleet.startedAt) / 1000,
@@ -364,7 +367,7 @@ async function liveStats(
     if (!b.statsWarned) {
       logger.warn(
         "the stats function threw for {workspaceId}; sending zeros: {error}",
-        { workspaceId: ws.id, error: String(error) },
+        { workspaceId: ws.id, error: maskSecrets(String(error)) },
       );
       b.statsWarned = true;
     }

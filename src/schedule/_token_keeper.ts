@@ -226,7 +226,16 @@ export async function onTokenRefused(
       ? await raceSignal(
         fleet.writeLimit(() => store.load("auth-token", ws.id)),
         fleet.abort.signal,
-      ).catch(() => undefined)
+      ).catch((error) => {
+        // Said: else the refusal's "regenerate it" hides a store to fix.
+        if (!fleet.stopped) {
+          logger.warn(
+            "the token store could not be read for {workspaceId}, so a token it may hold was not tried: {error}",
+            { workspaceId: ws.id, error: maskSecrets(String(error)) },
+          );
+        }
+        return undefined;
+      })
       : undefined;
     if (fleet.stopped) return false;
     const configured = typeof ws.config.token === "string"

@@ -10,7 +10,6 @@
  * @module
  */
 import { beat } from "./_beat.ts";
-import { HEARTBEAT_INTERVAL_MS } from "../shared/constants.ts";
 import {
   createFleet,
   type Fleet,
@@ -56,7 +55,7 @@ const STOP_BOUND_MS = 2_000;
  *   workspaces: [{ id: "ws-1", token: "t" }],
  * });
  * hb.addEventListener("beat", (e) => {
- *   const { workspaceId } = (e as CustomEvent).detail;
+ *   const { workspaceId } = e.detail;
  *   console.log("alive", workspaceId);
  * });
  * await hb.stop();
@@ -124,6 +123,13 @@ export class HeartbeatHandle extends EventTarget {
     if (typeof url !== "string" || url.trim() === "") {
       throw new TypeError(
         `no platform URL for workspace ${config.id}: set platformUrl, the platform's base URL (such as https://platform.example), or a platformUrl on the workspace`,
+      );
+    }
+    if (!/^https?:\/\/[^/]/i.test(url.trim()) || !URL.canParse(url.trim())) {
+      throw new TypeError(
+        `the platform URL of workspace ${config.id} must be an http(s) URL, such as https://platform.example, not ${
+          JSON.stringify(maskSecrets(url, { tokenLike: true }))
+        }`,
       );
     }
     const every = fleet.statePollEvery;
@@ -223,6 +229,41 @@ export class HeartbeatHandle extends EventTarget {
   ): void {
     this.#listeners.set(type, (this.#listeners.get(type) ?? 0) + 1);
     super.addEventListener(type, listener as EventListener | null, options);
+  }
+
+  /**
+   * Stops a listener; typed as {@link HeartbeatHandle.addEventListener} is.
+   *
+   * @param type The event type.
+   * @param listener The listener given to `addEventListener`.
+   * @param options The standard listener options.
+   */
+  override removeEventListener<K extends keyof HeartbeatEventMap>(
+    type: K,
+    listener: ((event: CustomEvent<HeartbeatEventMap[K]>) => void) | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /**
+   * Stops a listener of an event by any name, as `EventTarget` does.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener:
+      | EventListenerOrEventListenerObject
+      | ((event: CustomEvent<never>) => void)
+      | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener as EventListener | null, options);
   }
 
   /**
@@ -378,7 +419,7 @@ export class HeartbeatHandle extends EventTarget {
    * @throws {TypeError} When its id is already served or not a valid id.
    */
   addWorkspace(config: WorkspaceConfig): void {
-    checkWorkspaceId(config.id);
+    checkWorkspace(config);
     const fleet = this.#fleet;
     if (fleet.workspaces.some((w) => w.id === config.id)) {
       throw new TypeError(`workspace id ${config.id} is already served`);
@@ -466,7 +507,9 @@ export class HeartbeatHandle extends EventTarget {
  * @param options What to serve and how.
  * @returns The handle: status, events, stop.
  * @throws {TypeError} When there is no workspace, an id repeats, a
- * workspace has no platform URL, or the interval is not a positive number.
+ * workspace has no platform URL or one that is not http(s), a token that
+ * is neither a string nor a function, or a number option (the interval,
+ * timeouts, sizes) is not a positive number.
  */
 export function startHeartbeat(options: HeartbeatOptions): HeartbeatHandle {
   if (options.workspaces.length === 0) {
@@ -474,17 +517,17 @@ export function startHeartbeat(options: HeartbeatOptions): HeartbeatHandle {
   }
   const ids = new Set<string>();
   for (const ws of options.workspaces) {
-    checkWorkspaceId(ws.id);
+    checkWorkspace(ws);
     if (ids.has(ws.id)) {
       throw new TypeError(`workspace id ${ws.id} is given twice`);
     }
     ids.add(ws.id);
   }
-  const interval = options.intervalMs ?? HEARTBEAT_INTERVAL_MS;
-  if (!(interval > 0) || !Number.isFinite(interval)) {
-    throw new TypeError(
-      `intervalMs must be a positive number, not ${interval}`,
-    );
+  for (const name of POSITIVE_OPTIONS) {
+    const value = options[name];
+    if (value !== undefined && !(value > 0 && Number.isFinite(value))) {
+      throw new TypeError(`${name} must be a positive number, not ${value}`);
+    }
   }
   return new HeartbeatHandle(options);
 }
@@ -515,10 +558,28 @@ function warnNonUuid(ids: readonly string[]): void {
   );
 }
 
-function checkWorkspaceId(id: string): void {
-  if (typeof id !== "string" || !isValidWorkspaceId(id)) {
+function checkWorkspace(config: WorkspaceConfig): void {
+  if (typeof config?.id !== "string" || !isValidWorkspaceId(config.id)) {
     throw new TypeError(
       "a workspace id must be 1 to 512 characters without control characters",
     );
   }
+  const token = config.token;
+  if (typeof token !== "string" && typeof token !== "function") {
+    throw new TypeError(
+      `the token of workspace ${config.id} must be a string or a function that returns one, not ${
+        token === null ? "null" : typeof token
+      } (an unset variable?)`,
+    );
+  }
 }
+
+/** Numeric options that must be positive and finite when given. */
+const POSITIVE_OPTIONS = [
+  "intervalMs",
+  "timeoutMs",
+  "beatGroupSize",
+  "registerConcurrency",
+  "maxInFlight",
+  "staleWindowMs",
+] as const;

@@ -54,13 +54,22 @@ export function isValidToken(token: string): boolean {
  * @param source A string or a function.
  * @param signal Ends the wait for a function (rejecting with its reason).
  * @returns The token.
+ * @throws {TypeError} When the function's value is not a string.
  */
 export async function resolveToken(
   source: TokenSource,
   signal?: AbortSignal,
 ): Promise<string> {
   if (typeof source === "string") return source;
-  return String(
-    await raceSignal(Promise.resolve().then(() => source()), signal),
+  const token = await raceSignal(
+    Promise.resolve().then(() => source()),
+    signal,
+  );
+  if (typeof token === "string") return token;
+  // Never `String(token)`: "undefined" would be sent as a token.
+  throw new TypeError(
+    `the token function returned ${
+      token === null ? "null" : typeof token
+    }, not a string`,
   );
 }
