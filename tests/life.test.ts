@@ -418,3 +418,89 @@ test("hole: a workspace removed while its register answer was under way gets no 
   assert.deepEqual(hb.status().workspaces.map((w) => w.workspaceId), ["stays"]);
   await hb.stop();
 });
+
+/**
+ * A /state refusal and a register crossing: the register's lookup, a beat,
+ * /state refused (sent with the configured token), the register answered
+ * at 3 s (with a minted token, when `mint`), then the lookup of that /state
+ * question at 6 s. With a mint, the platform has no live token before it
+ * (beats are let through, /state refuses every token); without one, the
+ * first /state is a blip.
+ */
+async function stateRefusedAcrossRegister(mint: boolean) {
+  const clock = new FakeClock();
+  const minted = "tok-minted-000001";
+  const live = mint ? minted : "tok-old-000000";
+  const seen: { path: string; at: number; token: string }[] = [];
+  let lookups = 0;
+  const fetch = (input: string | URL | Request, init?: RequestInit) => {
+    const path = new URL(String(input)).pathname;
+    const token = new Headers(init?.headers).get("authorization") ?? "";
+    seen.push({ path, at: clock.now(), token });
+    let status = 200;
+    let body: unknown = { status: "ok" };
+    let ms = 0;
+    if (path === "/registry/register") {
+      const first = seen.filter((r) => r.path === path).length === 1;
+      body = {
+        status: "registered",
+        ...(first && mint ? { auth_token: minted } : {}),
+      };
+      ms = 3_000;
+    } else if (path.endsWith("/state")) {
+      const ok = clock.now() >= 3_000 && token === `Bearer ${live}`;
+      status = ok ? 200 : 401;
+      body = ok
+        ? { status: "online", paused: false, deleted: false }
+        : { error: "invalid token" };
+    } else if (path.startsWith("/workspaces/")) {
+      lookups++;
+      body = { id: "ws-1", status: "online" };
+      ms = lookups === 2 ? 6_000 : 0; // the /state question's lookup
+    }
+    return new Promise<Response>((resolve) =>
+      clock.setTimeout(() => resolve(Response.json(body, { status })), ms)
+    );
+  };
+  const hb = startHeartbeat({
+    platformUrl: URL_,
+    workspaces: [{ id: "ws-1", token: "tok-old-000000" }],
+    intervalMs: 20_000,
+    statePollEvery: 1,
+    clock,
+    fetch,
+    random: () => 0.5,
+  });
+  await captureLogs(async () => {
+    await clock.advance(30_000);
+  });
+  await hb.stop();
+  const order = seen.map((r) => r.path).join("\n");
+  // The race took place: /state refused with the configured token before
+  // the register was answered.
+  const states = seen.filter((r) => r.path.endsWith("/state"));
+  assert.equal(states[0].token, "Bearer tok-old-000000");
+  assert.ok(states[0].at < 3_000, order);
+  // The next /state goes with the live token: the dropped question is
+  // asked again at once (the lookup answered at 6 s), not at the next poll.
+  assert.equal(states.at(-1)!.token, `Bearer ${live}`);
+  assert.ok(
+    states.some((r) => r.token === `Bearer ${live}` && r.at < 10_000),
+    seen.map((r) => `${r.at} ${r.path} ${r.token}`).join("\n"),
+  );
+  assert.equal(hb.status().workspaces.length, 1);
+  return {
+    registers: seen.filter((r) => r.path === "/registry/register"),
+    order,
+  };
+}
+
+test("a /state refusal sent with the token a register then replaced by a mint is out of date: no second register", async () => {
+  const { registers, order } = await stateRefusedAcrossRegister(true);
+  assert.equal(registers.length, 1, order);
+});
+
+test("a /state refusal from before the first register was accepted is out of date: no second register", async () => {
+  const { registers, order } = await stateRefusedAcrossRegister(false);
+  assert.equal(registers.length, 1, order);
+});

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { buildAgentCard, register } from "../src/platform/mod.ts";
 import { envFromRecord } from "../src/shared/env.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
+import { MemorySecretStore, startHeartbeat } from "../mod.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 test("register sends the contract's payload and headers, and returns secret and issued token", async () => {
   await using platform = await startPlatformEmulator({
@@ -167,4 +169,54 @@ test("register times out a hung platform", async () => {
   assert.equal(result.kind, "transient");
   assert.match(result.reason, /timed out/);
   assert.ok(performance.now() - t0 < 3000);
+});
+
+test("a workspace removed while its register mints a token: the minted token is saved (the configured one is dead), and the workspace added again beats with it", async () => {
+  const id = "3f9c2a4e-8b1d-4c6e-9a7f-1e2d3c4b5a60";
+  await using platform = await startPlatformEmulator({
+    workspaces: { [id]: null },
+  });
+  platform.fail({ kind: "delay", ms: 500 }, { path: "register" });
+  const store = new MemorySecretStore();
+  const hb = startHeartbeat({
+    platformUrl: platform.url,
+    workspaces: [{ id, token: "tok-aaaaaaaaaaaa" }],
+    intervalMs: 2_000,
+    secretStore: store,
+  });
+  try {
+    await waitFor(
+      () => platform.requestsTo("register").length === 1,
+      5_000,
+      "the register under way",
+    );
+    assert.equal(hb.removeWorkspace(id), true);
+    await waitFor(
+      () => platform.workspace(id)!.minted.length === 1,
+      5_000,
+      "the mint",
+    );
+    const minted = platform.workspace(id)!.minted[0];
+    await waitFor(
+      () => store.values["auth-token"].get(id) === minted,
+      5_000,
+      "the minted token saved",
+    );
+    // Added again with the configured token, which the mint made dead: the
+    // stored one is tried, and it is registered, never rejected.
+    hb.addWorkspace({ id, token: "tok-aaaaaaaaaaaa" });
+    await waitFor(
+      () => {
+        const [w] = hb.status().workspaces;
+        return w.rejected || (w.registered && w.beatsAccepted > 0);
+      },
+      8_000,
+      "registered and beating, or rejected",
+    );
+    const [status] = hb.status().workspaces;
+    assert.equal(status.rejected, false);
+    assert.equal(platform.workspace(id)!.minted.length, 1, "no second mint");
+  } finally {
+    await hb.stop();
+  }
 });

@@ -365,6 +365,12 @@ export interface Answer {
   noToken?: boolean;
   /** Refused by the platform's CORS layer: nothing could be told. */
   cors?: boolean;
+  /**
+   * As the question went out: the token in use (the issued or stored one),
+   * and whether a register had been accepted. A refusal is out of date once
+   * either changed.
+   */
+  asked?: { token: string | undefined; registered: boolean };
 }
 
 /** The questions that ask the lookup alone. */
@@ -459,6 +465,7 @@ async function question(
   const deadline = fleet.deadlines.join(fleet.clock.now());
   const signal = deadline.controller.signal;
   const lookupOnly = LOOKUP_ONLY.has(why);
+  const asked = { token: ws.token.current, registered: ws.reg.accepted };
   try {
     const token = await tokenFor(fleet, ws, signal);
     // No token, no register: its lookup would be for nothing (the token
@@ -520,7 +527,7 @@ async function question(
             exists: true,
           };
         }
-        return { kind: "auth", platformStatus, exists: true };
+        return { kind: "auth", platformStatus, exists: true, asked };
     }
     // The lookup proves nothing: a refused /state stays a refusal.
     return {
@@ -548,6 +555,23 @@ function apply(
   const book = ws.ask;
   const platformStatus = answer.platformStatus;
   if (answer.invalid) return invalidId(fleet, ws);
+  // A refusal of a token replaced meanwhile (a register minted one, a
+  // refused beat switched to the stored one), or from before a register
+  // was accepted, is out of date: dropped, as a refused beat is then.
+  const asked = answer.asked;
+  if (
+    asked &&
+    (asked.token !== ws.token.current || (!asked.registered && ws.reg.accepted))
+  ) {
+    logger.debug(
+      "a refusal of {workspaceId}'s token from before its token changed or a register was accepted: dropped, asked again",
+      { workspaceId: ws.id },
+    );
+    // Asked again with the token in use now (`--once` waits for an
+    // answer), once this question has ended.
+    fleet.queue.at(fleet.clock.now(), () => void ask(fleet, ws, why));
+    return;
+  }
   book.lastState = answer.kind;
   if (
     !LOOKUP_ONLY.has(why) &&

@@ -227,12 +227,13 @@ async function registerOnce(
     }
   }
   const result = tried?.result;
-  // An answer read after a stop still hands over a minted token.
-  if (fleet.stopped && result?.authToken && !isFinal(ws)) {
-    adoptIssuedToken(fleet, ws, result.authToken);
-  }
+  // An answer read after a stop, or after `ws` was removed, still hands
+  // over a minted token: the one it replaced no longer works, so the next
+  // run (or `ws` added again) needs it from the store.
+  const gone = ws.life.state === "removed" || (fleet.stopped && !isFinal(ws));
+  if (gone && result?.authToken) adoptIssuedToken(fleet, ws, result.authToken);
   if (!tried || !result || fleet.stopped || isFinal(ws)) {
-    return "aborted"; // a removed workspace's answer is ignored
+    return "aborted"; // a removed workspace's answer is ignored (its token aside)
   }
   const r = ws.reg;
   if (result.kind === "auth") {

@@ -143,8 +143,9 @@ export function adoptIssuedToken(
     const warned = new Set<string>();
     for (let attempt = 0;; attempt++) {
       if (ws.token.current !== token) return;
-      // After a stop, one last try within the stop's bounds.
-      const last = fleet.stopped;
+      // After a stop or a removal, one last try within a stop's bounds (a
+      // removed workspace added again keeps its own tokens).
+      const last = fleet.stopped || ws.life.state === "removed";
       const bound = last
         ? AbortSignal.timeout(WRITE_GRACE_MS)
         : fleet.lastCall.signal;

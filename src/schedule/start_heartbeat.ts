@@ -446,7 +446,10 @@ export class HeartbeatHandle extends EventTarget {
   /**
    * Stops serving a workspace: its schedule ends, nothing more is sent for
    * it, and the answer of a request already under way is ignored (no
-   * event, no secret written). It leaves {@link HeartbeatHandle.status}.
+   * event, no secret written), but for a token a register under way
+   * mints: the token it replaced no longer works, so it is saved (one
+   * try; `issued-token` says where) for the workspace added again. It
+   * leaves {@link HeartbeatHandle.status}.
    *
    * @param workspaceId The workspace.
    * @returns Whether it was served.
