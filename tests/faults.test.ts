@@ -177,3 +177,60 @@ test("token revoked: warnings at 1-2, an error once refusals span 3 s (a 401 can
     assert.equal(hb.status().workspaces[0].consecutiveFailures, 0);
   });
 });
+
+test("a compressed answer that unpacks past 64 KiB (a few hundred bytes of brotli or gzip, Content-Length small) is cut at 64 KiB unpacked, never read whole; a 403 web page is not the CORS layer", async () => {
+  const { createServer } = await import("node:http");
+  const { brotliCompressSync, gzipSync } = await import("node:zlib");
+  const { sendHeartbeat } = await import("../src/platform/mod.ts");
+  // 32 MiB of JSON-looking text: a few KiB compressed.
+  const big = Buffer.alloc(32 * 1024 * 1024, " ");
+  big.write('{"status":"ok","x":"');
+  big.write('"}', big.length - 2);
+  const bodies = { br: brotliCompressSync(big), gzip: gzipSync(big) };
+  let answer: "br" | "gzip" | "waf" = "br";
+  const server = createServer((req, res) => {
+    req.resume();
+    if (answer === "waf") {
+      res.writeHead(403, { "content-type": "text/html" });
+      return res.end(
+        "<html><body>Request blocked by the firewall</body></html>",
+      );
+    }
+    const body = bodies[answer];
+    assert.ok(body.length < 64 * 1024, `${answer}: ${body.length} bytes`);
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "content-encoding": answer,
+      "content-length": String(body.length),
+    });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  try {
+    for (const encoding of ["br", "gzip"] as const) {
+      answer = encoding;
+      const result = await sendHeartbeat({
+        platformUrl: `http://127.0.0.1:${port}`,
+        workspaceId: "ws-1",
+        token: TOKEN,
+      });
+      assert.equal(result.kind, "not-platform", encoding);
+      assert.match(result.reason, /a body over 64 KiB/, encoding);
+    }
+    answer = "waf";
+    const waf = await sendHeartbeat({
+      platformUrl: `http://127.0.0.1:${port}`,
+      workspaceId: "ws-1",
+      token: TOKEN,
+    });
+    assert.equal(waf.kind, "not-platform");
+    assert.match(
+      waf.reason,
+      /403 with a web page \(text\/html\).*not the token/,
+    );
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});

@@ -5,7 +5,7 @@ import { buildHeartbeatBody } from "../src/platform/heartbeat.ts";
 import { envFromRecord } from "../src/shared/env.ts";
 import { parseRetryAfter } from "../src/platform/http.ts";
 import { abortedByCaller } from "../src/platform/http.ts";
-import { maskSecrets } from "../src/shared/mask.ts";
+import { maskSecrets, rememberSecret } from "../src/shared/mask.ts";
 import { classifyAnswer } from "../src/platform/outcome.ts";
 import { authFailureLevel } from "../src/schedule/_beat.ts";
 import { backoffDelay } from "../src/schedule/_retry.ts";
@@ -271,4 +271,22 @@ test("abortedByCaller: a stop aborts, a deadline is a timeout", async () => {
   const either = AbortSignal.any([stop.signal, AbortSignal.timeout(60_000)]);
   stop.abort();
   assert.equal(abortedByCaller(either), true);
+});
+
+test("a 2xx's Content-Type in its error line goes through the mask before it is lower-cased, cut to 100 characters", () => {
+  rememberSecret("Tok-Echoed-By-A-Proxy-0123");
+  const answer = (contentType: string) =>
+    classifyAnswer({
+      status: 200,
+      json: undefined,
+      snippet: "x",
+      oversized: false,
+      retryAfterMs: undefined,
+      location: undefined,
+      contentType,
+    }).reason;
+  const echoed = answer("text/x-Tok-Echoed-By-A-Proxy-0123");
+  assert.doesNotMatch(echoed.toLowerCase(), /tok-echoed-by-a-proxy/);
+  assert.match(echoed, /\[redacted\]/);
+  assert.ok(answer(`text/${"x".repeat(60_000)}`).length < 400);
 });

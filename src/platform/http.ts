@@ -204,7 +204,7 @@ export async function callEndpoint(
       oversized,
       retryAfterMs,
       ...(Number.isFinite(limit) && limit > 0 ? { rateLimit: limit } : {}),
-      ...(plain && !isRecord(json)
+      ...(!isRecord(json) && (plain || status === 403)
         ? { contentType: response.headers.get("content-type") ?? "" }
         : {}),
       location: location === null
@@ -285,8 +285,13 @@ async function readCapped(
     return undefined;
   }
   // A declared small body: one native read, no reader to lock and release
-  // (the streamed path below costs several async steps per beat).
-  if (declared <= max) return await response.text();
+  // (the streamed path below costs several async steps per beat). Not when
+  // compressed: Content-Length is then the compressed size, and a few
+  // hundred bytes of brotli can unpack to gigabytes; the streamed path
+  // counts what is unpacked.
+  const encoding = response.headers.get("content-encoding");
+  const plainBody = encoding === null || /^\s*identity\s*$/i.test(encoding);
+  if (declared <= max && plainBody) return await response.text();
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let text = "";

@@ -105,19 +105,27 @@ export function classifyAnswer(answer: PlatformAnswer): Outcome {
       answer,
     };
   }
-  // Not the platform's JSON error, `{"error": "..."}`:
+  // Not the platform's JSON error, `{"error": "..."}`: its CORS layer's
+  // empty 403, or something in front of it (a firewall, a sign-in proxy).
   if (
     status === 403 &&
     !(isRecord(answer.json) && typeof answer.json.error === "string")
   ) {
+    if (answer.snippet !== "" || answer.oversized) {
+      return {
+        kind: "not-platform",
+        status,
+        reason: `HTTP 403 with ${
+          describeBody(answer)
+        }, not the platform's answer: something in front of it (a firewall, a sign-in proxy, a gateway) refused the request; not the token`,
+        answer,
+      };
+    }
     return {
       kind: "cors",
       status,
-      reason: `HTTP 403 with ${
-        answer.snippet === ""
-          ? "an empty body"
-          : "a body that is not the platform's"
-      }: the platform's CORS layer refused the Origin sent (a reverse proxy that rewrites Host, or an Origin not in its CORS_ORIGINS); not the token`,
+      reason:
+        "HTTP 403 with an empty body: the platform's CORS layer refused the Origin sent (a reverse proxy that rewrites Host, or an Origin not in its CORS_ORIGINS); not the token",
       answer,
     };
   }
@@ -142,11 +150,18 @@ export function classifyAnswer(answer: PlatformAnswer): Outcome {
 
 /** What a 2xx that is not the platform's JSON held, for its error line. */
 function describeBody(answer: PlatformAnswer): string {
-  const type = (answer.contentType ?? "").split(";")[0].trim().toLowerCase();
+  // Through the mask before it is lower-cased (a header can echo a token).
+  const type = maskSecrets(
+    (answer.contentType ?? "").split(";")[0].trim(),
+    { maxLength: 100 },
+  ).toLowerCase();
+  if (answer.oversized) {
+    return `a body over 64 KiB (${type || "no Content-Type"})`;
+  }
   if (type === "text/html" || /^\s*<(!doctype|html)/i.test(answer.snippet)) {
     return `a web page (${type || "no Content-Type"})`;
   }
-  if (answer.snippet === "" && !answer.oversized) {
+  if (answer.snippet === "") {
     return `an empty body (${type || "no Content-Type"})`;
   }
   return `a body of type ${type || "(none)"}`;
@@ -244,7 +259,7 @@ export function cureOf(
       '(--origin, MOLECULE_ORIGIN; "" sends none)';
   }
   if (kind === "not-platform") {
-    return `. ${platformUrl} answered; set PLATFORM_URL to the platform's API base URL`;
+    return `. ${platformUrl} answered; set PLATFORM_URL to the platform's API base URL, and check that nothing in front of it (a sign-in proxy, a firewall) answers instead`;
   }
   return "";
 }
