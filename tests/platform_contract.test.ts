@@ -324,3 +324,215 @@ test("300 workspaces of one org with the org id: the requests carrying the org h
     await hb.stop();
   }
 });
+
+/** What the loopback server below answers: a status, headers and a body. */
+type Canned = {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
+};
+
+/**
+ * A server on 127.0.0.1 answering every request with `answer(method, path)`,
+ * as something that is not the platform's API (the canvas web app, a proxy)
+ * would; closed by `await using`.
+ */
+async function loopback(answer: (method: string, path: string) => Canned) {
+  const { createServer } = await import("node:http");
+  const seen: { method: string; path: string }[] = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      const method = req.method ?? "GET";
+      const path = new URL(req.url ?? "/", "http://x").pathname;
+      seen.push({ method, path });
+      const a = answer(method, path);
+      const body = a.body ?? "";
+      res.writeHead(a.status, {
+        "content-length": new TextEncoder().encode(body).length,
+        ...a.headers,
+      });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    async [Symbol.asyncDispose]() {
+      // Deno's node:http waits for idle kept-alive connections otherwise.
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+const JSON_TYPE = { "content-type": "application/json" };
+const PAGE: Canned = {
+  status: 200,
+  headers: { "content-type": "text/html; charset=utf-8" },
+  body:
+    "<!doctype html><html><head><title>Molecule</title></head><body><div id=root></div></body></html>",
+};
+
+test("lookupWorkspace and fetchWorkspaceState: a 200 that is not the platform's JSON (the canvas app's page, a JSON array, null, an over-size body) proves nothing: unknown, with a reason naming what came back", async () => {
+  const { fetchWorkspaceState, lookupWorkspace } = await import(
+    "../src/platform/mod.ts"
+  );
+  let now: Canned = PAGE;
+  await using server = await loopback(() => now);
+  const ask = { platformUrl: server.url, workspaceId: LIVE };
+  const cases: [Canned, RegExp][] = [
+    [PAGE, /HTTP 200 with a web page \(text\/html\), not the platform's JSON/],
+    [
+      { status: 200, headers: JSON_TYPE, body: "[1,2,3]" },
+      /HTTP 200 with .*not the platform's JSON/,
+    ],
+    [
+      { status: 200, headers: JSON_TYPE, body: "null" },
+      /HTTP 200 with .*not the platform's JSON/,
+    ],
+    [
+      {
+        status: 200,
+        headers: JSON_TYPE,
+        body: JSON.stringify({
+          id: LIVE,
+          status: "online",
+          x: "a".repeat(70_000),
+        }),
+      },
+      /HTTP 200 with .*not the platform's JSON/,
+    ],
+  ];
+  for (const [canned, reason] of cases) {
+    now = canned;
+    const found = await lookupWorkspace(ask);
+    assert.equal(
+      found.kind,
+      "unknown",
+      `${canned.body?.slice(0, 20)}: ${JSON.stringify(found)}`,
+    );
+    assert.match(found.reason ?? "", reason);
+    const state = await fetchWorkspaceState({ ...ask, token: TOKEN });
+    assert.equal(state.kind, "unknown", JSON.stringify(state));
+    assert.match(state.reason ?? "", /^HTTP 200 with /);
+    assert.doesNotMatch(state.reason ?? "", new RegExp(TOKEN));
+  }
+  // The platform's own answers still count.
+  now = {
+    status: 200,
+    headers: JSON_TYPE,
+    body: JSON.stringify({ id: LIVE, name: "w", status: "online" }),
+  };
+  assert.equal((await lookupWorkspace(ask)).kind, "exists");
+  now = {
+    status: 200,
+    headers: JSON_TYPE,
+    body: JSON.stringify({
+      workspace_id: LIVE,
+      status: "paused",
+      paused: true,
+      deleted: false,
+    }),
+  };
+  assert.equal(
+    (await fetchWorkspaceState({ ...ask, token: TOKEN })).kind,
+    "paused",
+  );
+});
+
+test("fetchWorkspaceState: /state answered 400, a page, a redirect, a bare 404 or JSON it does not send is unknown with a reason a caller can log (the body, the redirect's target)", async () => {
+  const { fetchWorkspaceState } = await import("../src/platform/mod.ts");
+  let now: Canned = PAGE;
+  await using server = await loopback(() => now);
+  const ask = { platformUrl: server.url, workspaceId: LIVE, token: TOKEN };
+  const cases: [Canned, RegExp][] = [
+    [
+      {
+        status: 400,
+        headers: JSON_TYPE,
+        body: JSON.stringify({
+          code: "TENANT_ORG_HEADER_REQUIRED",
+          required_header: "X-Molecule-Org-Id",
+        }),
+      },
+      /^HTTP 400: .*TENANT_ORG_HEADER_REQUIRED/,
+    ],
+    [
+      { ...PAGE, status: 404 },
+      /^HTTP 404: <!doctype html>/,
+    ],
+    [
+      { status: 302, headers: { location: "/login?next=/state" } },
+      /^HTTP 302 redirect to \/login\?next=\/state/,
+    ],
+    [{ status: 404 }, /^HTTP 404$/],
+    [
+      { status: 200, headers: JSON_TYPE, body: '{"ok":true}' },
+      /^HTTP 200 with JSON that is not the platform's answer to GET \/workspaces\/:id\/state$/,
+    ],
+  ];
+  for (const [canned, reason] of cases) {
+    now = canned;
+    const state = await fetchWorkspaceState(ask);
+    assert.equal(state.kind, "unknown", JSON.stringify(state));
+    assert.match(state.reason ?? "", reason);
+  }
+});
+
+test("a lookup answered by the canvas web app's page (200, HTML, any path) is no proof the workspace exists: nothing is registered, a refused beat is never called a revoked token, and the warning names the page", async () => {
+  await using server = await loopback((method, path) => {
+    if (method === "GET") return PAGE; // the lookup and /state
+    if (path === "/registry/register") {
+      return {
+        status: 200,
+        headers: JSON_TYPE,
+        body: JSON.stringify({
+          status: "registered",
+          auth_token: "minted-ghost-token-0123456789",
+        }),
+      };
+    }
+    return {
+      status: 401,
+      headers: JSON_TYPE,
+      body: JSON.stringify({ error: "invalid workspace auth token" }),
+    };
+  });
+  const lines = await captureLogs(async (records) => {
+    const hb = startHeartbeat({
+      platformUrl: server.url,
+      workspaces: [{ id: LIVE, token: TOKEN }],
+      intervalMs: 100,
+      timeoutMs: 2_000,
+    });
+    const started = Date.now();
+    try {
+      await waitFor(
+        () =>
+          server.seen.filter((r) => r.path === "/registry/heartbeat").length >=
+            5,
+        10_000,
+        "five refused beats",
+      );
+      // Past the time refusals in a row take to count as confirmed.
+      await sleep(Math.max(0, started + 4_000 - Date.now()));
+    } finally {
+      await hb.stop();
+    }
+    return levelsAndTexts(records);
+  });
+  const all = lines.join("\n");
+  assert.equal(
+    server.seen.filter((r) => r.path === "/registry/register").length,
+    0,
+    all,
+  );
+  assert.doesNotMatch(all, /REVOKED|the platform says the workspace exists/);
+  assert.match(
+    all,
+    /could not ask the platform whether the workspace exists \(HTTP 200 with a web page \(text\/html\), not the platform's JSON/,
+  );
+});

@@ -11,16 +11,19 @@ import { getWorkspace, type WorkspaceState } from "./workspace_state.ts";
 
 /**
  * What the lookup says:
- * - `exists`: the workspace is there (200): a refused token elsewhere was
- *   revoked (its `platformStatus` says whether it is live: `paused` and
- *   `hibernated` are not);
+ * - `exists`: the workspace is there (200 with a JSON object, the
+ *   platform's workspace): a refused token elsewhere was revoked (its
+ *   `platformStatus` says whether it is live: `paused` and `hibernated`
+ *   are not);
  * - `deleted`: removed (410, soft) or purged (404 with the platform's JSON
  *   error, or never existed); a bare 404 (the tenant guard's answer to a
  *   wrong org id) is `unknown`;
  * - `invalid`: 400 `invalid workspace ID`: the id is not the platform's
  *   kind of id (a UUID): a configuration error;
  * - `unknown`: no usable answer (5xx, 429, a tenant guard's 400, a network
- *   error, a timeout…): proves nothing, ask again later.
+ *   error, a timeout, a 2xx whose body is not a JSON object, such as the
+ *   canvas web app's page…): proves nothing, ask again later; `reason`
+ *   says what came back.
  */
 export type WorkspaceLookupKind = "exists" | "deleted" | "invalid" | "unknown";
 
@@ -75,6 +78,8 @@ export async function lookupWorkspace(
     if (status === 404 && json.error === "workspace not found") {
       return "deleted";
     }
+    // (A 2xx whose body is not a JSON object never gets here: it is not
+    // the platform's answer, and proves nothing.)
     if (status >= 200 && status < 300) {
       // A soft-deleted row some platforms still serve with 200.
       return platformStatus === "removed" ? "deleted" : "exists";

@@ -18,7 +18,8 @@ import {
  * - `deleted`: hard- or soft-deleted, stop serving it;
  * - `auth`: the token was refused (401/403) on a workspace that exists;
  * - `unknown`: no usable answer (5xx, network error, timeout, an answer
- *   this client does not understand, or a platform without the endpoint).
+ *   this client does not understand, a 2xx that is not the platform's
+ *   JSON, or a platform without the endpoint); `reason` says which.
  */
 export type WorkspaceStateKind =
   | "online"
@@ -35,7 +36,11 @@ export interface WorkspaceState {
   status?: number;
   /** The platform's `status` field (`online`, `degraded`, `paused`, `removed`, …). */
   platformStatus?: string;
-  /** Why the answer is `unknown`, for logs. */
+  /**
+   * Why the answer is `unknown`, for logs: what came back (`HTTP 404`, a
+   * refusal's body, a redirect's target, a 2xx that is not the platform's
+   * JSON), or the network error.
+   */
   reason?: string;
   /** The platform's `X-RateLimit-Limit` (requests a minute in the window this call counted in), when sent. */
   rateLimit?: number;
@@ -93,9 +98,10 @@ export async function fetchWorkspaceState(
 /**
  * GETs the workspace's path (`suffix` after `/workspaces/:id`) and reads
  * the answer (internal: the part the lifecycle calls share): `kindOf` names what a status and the JSON object (`{}` when
- * none) mean; `unknown`, with a reason, after a network error or a timeout,
- * when the platform's CORS layer refused it (`cors`), or when `kindOf`
- * names nothing. `platformStatus` is the body's `status` (64 characters at
+ * none) mean; `unknown`, with a reason naming what came back, after a
+ * network error or a timeout, when the platform's CORS layer refused it
+ * (`cors`), for a 2xx that is not a JSON object (not the platform), or
+ * when `kindOf` names nothing. `platformStatus` is the body's `status` (64 characters at
  * most). Never throws for an answer or a network error; only an abort
  * through `signal` rejects.
  *
@@ -141,8 +147,20 @@ export async function getWorkspace<K extends string>(
   if (outcome.kind === "cors") {
     return { kind: "unknown", ...base, cors: true, reason: outcome.reason };
   }
+  // Not the platform's answer (a 2xx whose body is not a JSON object: the
+  // canvas web app answering every path with its page, a sign-in proxy, an
+  // over-size body): it proves nothing, whatever its status.
+  if (outcome.kind === "not-platform") {
+    return { kind: "unknown", ...base, reason: outcome.reason };
+  }
   const kind = kindOf(status, json, platformStatus);
-  return kind
-    ? { kind, ...base }
-    : { kind: "unknown", ...base, reason: `HTTP ${status}` };
+  if (kind) return { kind, ...base };
+  // Why, for the caller's log: what came back (a bare status when the body
+  // was empty; a redirect's target).
+  const reason = outcome.kind === "ok"
+    ? `HTTP ${status} with JSON that is not the platform's answer to GET /workspaces/:id${suffix}`
+    : outcome.kind === "redirect" || outcome.answer.snippet !== ""
+    ? outcome.reason
+    : `HTTP ${status}`;
+  return { kind: "unknown", ...base, reason };
 }
