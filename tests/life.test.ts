@@ -504,3 +504,92 @@ test("a /state refusal from before the first register was accepted is out of dat
   const { registers, order } = await stateRefusedAcrossRegister(false);
   assert.equal(registers.length, 1, order);
 });
+
+test("a /state that keeps refusing the token while its beats are accepted: one register for that token, then one warning naming what to check, and no register after every poll", async () => {
+  const cases = [
+    {
+      refusal: { status: 401, body: { error: "invalid workspace auth token" } },
+      says: /keeps refusing its token \(HTTP 401\).*Tokens tab/,
+    },
+    {
+      refusal: {
+        status: 403,
+        body: { error: "org token not authorized for this workspace's org" },
+      },
+      says: /keeps refusing its token \(HTTP 403, .*org token of another org/,
+    },
+  ];
+  for (const { refusal, says } of cases) {
+    let accepted = false;
+    const { clock, fetch, hb } = setup(
+      (req) =>
+        req.path.endsWith("/state")
+          ? accepted
+            ? {
+              status: 200,
+              body: { status: "online", paused: false, deleted: false },
+            }
+            : refusal
+          : req.path.startsWith("/workspaces/")
+          ? { status: 200, body: { id: "ws-1", status: "online" } }
+          : req.path === "/registry/register"
+          ? { status: 200, body: { status: "registered" } }
+          : ok(),
+      { statePollEvery: 1 },
+    );
+    const registers = () =>
+      fetch.seen.filter((r) => r.path === "/registry/register").length;
+    const lines = await captureLogs(async (records) => {
+      await clock.advance(300_000); // 15 beats, each followed by a poll
+      const all = levelsAndTexts(records);
+      const warned = all.filter((l) => /keeps refusing/.test(l));
+      assert.equal(registers(), 2, all.join("\n")); // the first, and one more
+      assert.equal(warned.length, 1, all.join("\n"));
+      assert.match(warned[0], /^warning: /);
+      assert.match(warned[0], says);
+      assert.ok(
+        hb.status().workspaces[0].beatsAccepted >= 15,
+        "the beats go on",
+      );
+      // /state accepts the token once: a later refusal is a new one, worth
+      // one register again.
+      accepted = true;
+      await clock.advance(20_000);
+      accepted = false;
+      await clock.advance(100_000);
+      assert.equal(registers(), 3, levelsAndTexts(records).join("\n"));
+      return levelsAndTexts(records);
+    });
+    await hb.stop();
+    assert.ok(!lines.some((l) => /^error/.test(l)), lines.join("\n"));
+  }
+});
+
+test("a heartbeat answered with a redirect is one error as the trouble starts (and again after it healed), not one on every beat", async () => {
+  let redirect = true;
+  const { clock, hb, beats } = setup((req) =>
+    req.path === "/registry/heartbeat"
+      ? redirect
+        ? { status: 302, headers: { location: "https://login.example/sso" } }
+        : ok()
+      : req.path.startsWith("/workspaces/")
+      ? { status: 200, body: { id: "ws-1", status: "online" } }
+      : { status: 200, body: { status: "registered" } }
+  );
+  const lines = await captureLogs(async (records) => {
+    await clock.advance(200_000);
+    assert.ok(beats().length >= 10, `${beats().length} beats`);
+    const said = () =>
+      levelsAndTexts(records).filter((l) => /redirect to https/.test(l));
+    assert.equal(said().length, 1, said().join("\n"));
+    assert.match(said()[0], /^error: .*PLATFORM_URL.*\(said once\)/);
+    redirect = false;
+    await clock.advance(40_000);
+    redirect = true;
+    await clock.advance(100_000);
+    assert.equal(said().length, 2, said().join("\n"));
+    return levelsAndTexts(records);
+  });
+  await hb.stop();
+  assert.ok(lines.length > 0);
+});

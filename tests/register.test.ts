@@ -5,6 +5,7 @@ import { envFromRecord } from "../src/shared/env.ts";
 import { startPlatformEmulator } from "../src/testing/emulator.ts";
 import { MemorySecretStore, startHeartbeat } from "../mod.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { captureLogs, levelsAndTexts } from "./helpers/logs.ts";
 
 test("register sends the contract's payload and headers, and returns secret and issued token", async () => {
   await using platform = await startPlatformEmulator({
@@ -218,5 +219,58 @@ test("a workspace removed while its register mints a token: the minted token is 
     assert.equal(platform.workspace(id)!.minted.length, 1, "no second mint");
   } finally {
     await hb.stop();
+  }
+});
+
+test("a lookup answered by the tenant guard names the fix (the org id: --org-id, MOLECULE_ORG_ID), once, and is asked again slowly: a 400 without the org header, a bare 404 with a wrong one", async () => {
+  const id = "3f9c2a4e-8b1d-4c6e-9a7f-1e2d3c4b5a60";
+  const token = "tok-aaaaaaaaaaaa";
+  const cases = [
+    {
+      orgId: undefined,
+      says:
+        /\(HTTP 400[^)]*\)\. The platform is multi-tenant: its tenant guard wants X-Molecule-Org-Id.*--org-id, MOLECULE_ORG_ID/,
+    },
+    {
+      orgId: "org-wrong",
+      says:
+        /\(HTTP 404\)\. A bare 404 is the tenant guard's answer to a wrong org id: .*--org-id, MOLECULE_ORG_ID/,
+    },
+  ];
+  for (const { orgId, says } of cases) {
+    await using platform = await startPlatformEmulator({
+      workspaces: { [id]: token },
+      orgId: "org-right",
+    });
+    const lines = await captureLogs(async (records) => {
+      const hb = startHeartbeat({
+        platformUrl: platform.url,
+        workspaces: [{ id, token }],
+        intervalMs: 100,
+        timeoutMs: 2_000,
+        statePollEvery: 0,
+        orgId,
+      });
+      try {
+        const ready = await hb.ready;
+        assert.equal(ready.failed.length, 1);
+        assert.match(ready.failed[0].reason, says);
+        // Beats go on; the lookup is not asked again at the backoff.
+        await waitFor(
+          () => hb.status().workspaces[0].beatsAccepted >= 10,
+          8_000,
+          "ten beats",
+        );
+        assert.equal(platform.requestsTo("workspace").length, 1);
+        assert.equal(platform.requestsTo("register").length, 0);
+      } finally {
+        await hb.stop();
+      }
+      return levelsAndTexts(records);
+    });
+    const said = lines.filter((l) => /whether the workspace exists/.test(l));
+    assert.equal(said.length, 1, lines.join("\n"));
+    assert.match(said[0], /^error: /);
+    assert.match(said[0], says);
   }
 });

@@ -253,3 +253,41 @@ test("command (mod.ts): a 200 that is a web page is not the platform: --once exi
     ready.reasons.join("; "),
   );
 });
+
+test("command (mod.ts): --once with a minted token that cannot be sent (spaces inside): it is ignored, and --once waits for no save of it (exit 0 at once, not 1 after 5 s)", async () => {
+  await using dir = await scratch("molecule-tokens-");
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    const body = path === "/registry/register"
+      ? {
+        status: "registered",
+        delivery_mode: "poll",
+        auth_token: "new token with spaces",
+      }
+      : path.endsWith("/state")
+      ? { workspace_id: ID, status: "online", paused: false, deleted: false }
+      : path.startsWith("/workspaces/")
+      ? { id: ID, status: "online" }
+      : { status: "ok", generation: 1 };
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(body));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  try {
+    const r = await runScript(MOD, {
+      args: ["--once"],
+      env: agentEnv(`http://127.0.0.1:${port}`, dir.path),
+      timeoutMs: 30_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /cannot be sent as a header value: ignored/);
+    assert.doesNotMatch(r.stderr, /could not be saved|configs dir writable/);
+    assert.equal(await readMaybe(join(dir.path, ".auth_token")), "");
+  } finally {
+    server.close();
+  }
+});

@@ -292,10 +292,14 @@ export async function beat(
         { workspaceId: ws.id, reason: result.reason, retryInMs },
       );
     }
-  } else if (result.kind === "cors" || result.kind === "not-platform") {
+  } else if (
+    result.kind === "cors" || result.kind === "not-platform" ||
+    result.kind === "redirect"
+  ) {
     // Said once as the trouble starts (the cure is on the platform's side,
-    // or in PLATFORM_URL); a CORS refusal is tried again slowly, an answer
-    // that is not the platform's on the grid (a proxy's page may be a blip).
+    // or in PLATFORM_URL); a CORS refusal is tried again slowly, a redirect
+    // or an answer that is not the platform's on the grid (a proxy's page
+    // may be a blip).
     const slow = Math.min(BEAT_SLOW_RETRY_MS, 6 * fleet.interval);
     if (result.kind === "cors") next = Math.max(next, now + slow);
     if (episode) {
@@ -318,7 +322,7 @@ export async function beat(
     fleet.troubled(
       label,
       ws,
-      result.kind === "redirect" ? "error" : "warn",
+      "warn",
       "heartbeat of {workspaceId} failed: {reason}",
       { workspaceId: ws.id, reason: result.reason },
     );

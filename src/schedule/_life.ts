@@ -361,6 +361,11 @@ export interface Answer {
   invalid?: boolean;
   /** Why nothing could be told, for logs. */
   reason?: string;
+  /**
+   * The HTTP status of a refused `/state`, or of a lookup that proved
+   * nothing (what the platform said, for logs).
+   */
+  status?: number;
   /** Not asked: no token to register with (a late or failing token function). */
   noToken?: boolean;
   /** Refused by the platform's CORS layer: nothing could be told. */
@@ -368,9 +373,9 @@ export interface Answer {
   /**
    * As the question went out: the token in use (the issued or stored one),
    * and whether a register had been accepted. A refusal is out of date once
-   * either changed.
+   * either changed. `sent`: the token `/state` went with.
    */
-  asked?: { token: string | undefined; registered: boolean };
+  asked?: { token: string | undefined; registered: boolean; sent?: string };
 }
 
 /** The questions that ask the lookup alone. */
@@ -465,7 +470,10 @@ async function question(
   const deadline = fleet.deadlines.join(fleet.clock.now());
   const signal = deadline.controller.signal;
   const lookupOnly = LOOKUP_ONLY.has(why);
-  const asked = { token: ws.token.current, registered: ws.reg.accepted };
+  const asked: NonNullable<Answer["asked"]> = {
+    token: ws.token.current,
+    registered: ws.reg.accepted,
+  };
   try {
     const token = await tokenFor(fleet, ws, signal);
     // No token, no register: its lookup would be for nothing (the token
@@ -479,6 +487,7 @@ async function question(
     }
     let kind: WorkspaceStateKind = "unknown";
     let platformStatus: string | undefined;
+    let status: number | undefined;
     if (!lookupOnly) {
       if (token.kind !== "ok") return { kind: "unknown", reason: token.reason };
       const state = await fetchWorkspaceState({
@@ -492,6 +501,8 @@ async function question(
       if (state.status === 429) fleet.noteRateLimited(ws, undefined);
       kind = state.kind;
       platformStatus = state.platformStatus;
+      status = state.status;
+      asked.sent = token.token;
       if (kind !== "auth") {
         return { kind, platformStatus, reason: state.reason, cors: state.cors };
       }
@@ -527,13 +538,14 @@ async function question(
             exists: true,
           };
         }
-        return { kind: "auth", platformStatus, exists: true, asked };
+        return { kind: "auth", platformStatus, exists: true, asked, status };
     }
     // The lookup proves nothing: a refused /state stays a refusal.
     return {
       kind: lookupOnly ? "unknown" : kind,
       platformStatus,
       reason: found.reason ?? `HTTP ${found.status}`,
+      status: found.status,
       cors: found.cors,
     };
   } catch (error) {
@@ -579,6 +591,7 @@ function apply(
   ) {
     book.tokenAccepted = true;
     book.authConfirmed = false;
+    book.refusalRegister = undefined;
   }
   switch (answer.kind) {
     case "deleted": {
@@ -641,12 +654,8 @@ function apply(
     case "auth":
       if (answer.exists) {
         book.authConfirmed = true;
-        // /state refused the token while the beats are accepted: the
-        // workspace has no live token at all (its tokens were revoked in
-        // a cleanup, and the registry calls are let through). A register
-        // gets it a new one.
         if (why !== "refused" && ws.beats.consecutiveFailures === 0) {
-          fleet.parts.register(ws);
+          refusedWhileBeating(fleet, ws, answer);
         }
       }
       break;
@@ -656,6 +665,43 @@ function apply(
     kind: answer.kind,
     ...(platformStatus ? { platformStatus } : {}),
   });
+}
+
+/**
+ * `/state` refused the token while the beats are accepted: the workspace
+ * may have no live token at all (its tokens were revoked in a cleanup, and
+ * the registry calls are let through), and a register gets it a new one.
+ * A register has side effects (it forces a degraded workspace `online` and
+ * broadcasts it), so one is sent per token: refused again with the same
+ * token once that register is over (it minted nothing), it is said once,
+ * and the beats go on without further registers.
+ */
+function refusedWhileBeating(fleet: Fleet, ws: Runtime, answer: Answer): void {
+  const token = answer.asked?.sent;
+  const last = ws.ask.refusalRegister;
+  if (!last || last.token !== token) {
+    ws.ask.refusalRegister = { token, said: false };
+    return fleet.parts.register(ws);
+  }
+  if (last.said || ws.reg.wanted || ws.reg.timer) return;
+  last.said = true;
+  const status = answer.status;
+  logger.warn(
+    "workspace {workspaceId}: GET /workspaces/:id/state keeps refusing its token (HTTP {status}{what}) while its heartbeats are accepted, and a register minted no new token: " +
+      "a pause on the platform goes unseen (a deletion is still noticed). {check}. Heartbeats go on; no further register is sent for this token (said once)",
+    {
+      workspaceId: ws.id,
+      status: status ?? "(none)",
+      what: status === 403
+        ? ", the platform's answer to an org token of another org"
+        : "",
+      check: status === 403
+        ? "Use this workspace's own token (canvas → Tokens tab), or an org token of its org"
+        : `Check that the token (from ${
+          ws.config.tokenSource ?? "MOLECULE_WORKSPACE_TOKEN or the token file"
+        }) is this workspace's; if it goes on, regenerate it from the canvas → Tokens tab`,
+    },
+  );
 }
 
 /**

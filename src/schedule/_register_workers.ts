@@ -25,7 +25,7 @@
  * @module
  */
 import type { Fleet } from "./_fleet.ts";
-import { ask, isFinal, moveTo, servedState } from "./_life.ts";
+import { type Answer, ask, isFinal, moveTo, servedState } from "./_life.ts";
 import { raceSignal } from "../shared/_race.ts";
 import { logger } from "../shared/_logger.ts";
 import { register, type RegisterResult } from "../platform/register.ts";
@@ -200,12 +200,28 @@ async function registerOnce(
         retryInMs: REGISTER_SLOW_RETRY_MS,
       });
     }
+    // The tenant guard's answer: no retry helps until the org id changes
+    // (a restart), so it is said as an error and asked again slowly.
+    const tenant = answer ? tenantCure(ws, answer) : "";
     const reason = `could not ask the platform whether the workspace exists (${
       answer?.reason ?? "no answer"
-    })`;
-    const retryInMs =
-      fleet.retryDelay(ws.reg.failures, undefined, 0, fleet.interval).delay;
-    if (!answer?.noToken) {
+    })${tenant}`;
+    const retryInMs = tenant
+      ? REGISTER_SLOW_RETRY_MS
+      : fleet.retryDelay(ws.reg.failures, undefined, 0, fleet.interval).delay;
+    if (tenant) {
+      fleet.troubled(
+        "register",
+        ws,
+        "error",
+        "workspace {workspaceId} is not registered: {reason}; heartbeats go on, it is asked again every {minutes} minutes",
+        {
+          workspaceId: ws.id,
+          reason,
+          minutes: REGISTER_SLOW_RETRY_MS / 60_000,
+        },
+      );
+    } else if (!answer?.noToken) {
       fleet.troubled(
         "register",
         ws,
@@ -328,10 +344,13 @@ async function registerOnce(
         : "registered workspace {workspaceId} with the platform",
       { workspaceId: ws.id },
     );
+    // The token it minted, when it is now in use (one that cannot be sent
+    // is ignored, and no save of it is awaited).
+    const minted = result.authToken;
     fleet.emit("registered", {
       workspaceId: ws.id,
       status: result.status!,
-      ...(result.authToken ? { authToken: result.authToken } : {}),
+      ...(minted && ws.token.current === minted ? { authToken: minted } : {}),
     });
     offerSecret(fleet, ws, result.inboundSecret);
     // A 200 does not prove a paused or removed workspace live (the platform
@@ -395,6 +414,26 @@ async function registerOnce(
     );
   }
   return failed(fleet, ws, { kind, status, reason, retryInMs });
+}
+
+/**
+ * The cure of a lookup answered by the platform's tenant guard, `""` for
+ * any other answer: a 400 without the org header (a multi-tenant platform
+ * wants `X-Molecule-Org-Id`; the lookup's 400 `invalid workspace ID` is
+ * told apart before), or a 404 without the platform's JSON with one (its
+ * answer to a wrong org id).
+ */
+function tenantCure(ws: Runtime, answer: Answer): string {
+  const set = "(--org-id, MOLECULE_ORG_ID or the orgId option)";
+  if (answer.status === 400 && ws.orgId === undefined) {
+    return ws.config.platformUrl?.trim()
+      ? `. The platform at ${ws.platformUrl} is multi-tenant (its tenant guard wants X-Molecule-Org-Id), and the org id is never sent to a workspace's own platform_url: serve this workspace from a run whose PLATFORM_URL is ${ws.platformUrl}, with the org id set ${set}`
+      : `. The platform is multi-tenant: its tenant guard wants X-Molecule-Org-Id, the org's UUID; set the org id ${set}`;
+  }
+  if (answer.status === 404 && answer.reason === "HTTP 404" && ws.orgId) {
+    return `. A bare 404 is the tenant guard's answer to a wrong org id: check that the org id ${set} is the UUID of this platform's org`;
+  }
+  return "";
 }
 
 /** Arms `ws`'s next register try. */

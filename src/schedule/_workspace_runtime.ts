@@ -125,6 +125,14 @@ export function newRuntime(
       tokenAccepted: false,
       /** A refused token on a workspace the platform says exists: certainly revoked. */
       authConfirmed: false,
+      /**
+       * The token whose `/state` refusal, its beats accepted, sent a
+       * register, and whether a refusal since was said; cleared when
+       * `/state` accepts a token.
+       */
+      refusalRegister: undefined as
+        | { token: string | undefined; said: boolean }
+        | undefined,
     },
     secret: {
       value: undefined as string | undefined,
