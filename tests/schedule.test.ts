@@ -655,3 +655,28 @@ test("a token store that cannot be read when a token is refused is one warning s
     logs.join("\n"),
   );
 });
+
+test("an outage's end is said: one line when beats are accepted again after failures; the lookup before register warns once per reason, not at every retry", async () => {
+  let down = true;
+  const { clock, hb, beats } = fakeFleet((req) =>
+    down ? { error: new TypeError("connection refused") } : ok()
+  );
+  const logs = await captureLogs(async (records) => {
+    await clock.advance(120_000);
+    down = false;
+    await clock.advance(40_000);
+    await hb.stop();
+    return levelsAndTexts(records);
+  });
+  assert.ok(beats().length >= 6);
+  const lookups = logs.filter((l) =>
+    /^warning: .*is not registered yet/.test(l)
+  );
+  assert.equal(lookups.length, 1, logs.join("\n"));
+  const recovered = logs.filter((l) => /accepted again/.test(l));
+  assert.equal(recovered.length, 1, logs.join("\n"));
+  assert.match(
+    recovered[0],
+    /^warning: heartbeat of ws-1 accepted again, after \d+ failed tries over 1[0-9]{2} s$/,
+  );
+});

@@ -157,6 +157,21 @@ export async function beat(
     fleet.counters.beats.accepted++;
     fleet.budget.accepted();
     b.accepted++;
+    // The end of a run of warned failures is said too (an outage's last
+    // line is otherwise its last failure).
+    if (b.consecutiveFailures >= 2) {
+      fleet.troubled(
+        "recovered",
+        ws,
+        "warn",
+        "heartbeat of {workspaceId} accepted again, after {failures} failed tries over {seconds} s",
+        {
+          workspaceId: ws.id,
+          failures: b.consecutiveFailures,
+          seconds: Math.round((now + fleet.sleptMs - b.failingSince) / 1000),
+        },
+      );
+    }
     b.consecutiveFailures = 0;
     b.authFailures = 0;
     b.firstRefusedAt = undefined;
@@ -186,7 +201,7 @@ export async function beat(
     return { due: next, retry };
   }
 
-  b.consecutiveFailures++;
+  if (b.consecutiveFailures++ === 0) b.failingSince = now + fleet.sleptMs;
   const episode = b.lastFailKind !== result.kind;
   b.lastFailKind = result.kind;
   if (result.kind === "auth") {

@@ -119,7 +119,7 @@ export interface FleetParts {
 }
 
 /** What kind of trouble a log line is about; lines are summarised per kind. */
-type TroubleKind = BeatFailureReason | "register" | "secret";
+type TroubleKind = BeatFailureReason | "register" | "secret" | "recovered";
 
 /** How long a trouble log's window is, in ms. */
 const TROUBLE_WINDOW_MS = 1000;
@@ -156,7 +156,9 @@ function createTroubleLog(
     // At the level of the lines it stands for: a 401 not yet confirmed
     // (a blip) is a warning, its escalation an error.
     logger[window!.error ? "error" : "warn"](
-      "…and {count} more workspace(s) had the same trouble ({kind}) in the last second: {ids} (--verbose shows each)",
+      kind === "recovered"
+        ? "…and {count} more workspace(s) had a heartbeat accepted again in the last second: {ids} (--verbose shows each)"
+        : "…and {count} more workspace(s) had the same trouble ({kind}) in the last second: {ids} (--verbose shows each)",
       { count, kind, ids },
     );
   };

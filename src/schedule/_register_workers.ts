@@ -222,13 +222,17 @@ async function registerOnce(
         },
       );
     } else if (!answer?.noToken) {
-      fleet.troubled(
-        "register",
-        ws,
-        "warn",
-        "workspace {workspaceId} is not registered yet: {reason}; heartbeats go on, it is asked again in {retryInMs} ms",
-        { workspaceId: ws.id, reason, retryInMs: Math.round(retryInMs) },
-      );
+      // Said once per reason (the beats' own lines tell an outage's course).
+      const message =
+        "workspace {workspaceId} is not registered yet: {reason}; heartbeats go on, it is asked again in {retryInMs} ms";
+      const properties = {
+        workspaceId: ws.id,
+        reason,
+        retryInMs: Math.round(retryInMs),
+      };
+      if (ws.reg.lookupSaid === reason) logger.debug(message, properties);
+      else fleet.troubled("register", ws, "warn", message, properties);
+      ws.reg.lookupSaid = reason;
     }
     return failed(fleet, ws, { kind: "transient", reason, retryInMs });
   }
@@ -325,6 +329,7 @@ async function registerOnce(
     fleet.budget.accepted();
     const again = r.accepted;
     r.accepted = true;
+    r.lookupSaid = undefined;
     r.failures = 0;
     r.refusedAt = undefined;
     noteAnswer(ws, result.status, null);

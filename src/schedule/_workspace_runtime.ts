@@ -81,6 +81,8 @@ export function newRuntime(
       lastSuccessAt: undefined as number | undefined,
       lastSuccessWall: undefined as number | undefined,
       consecutiveFailures: 0,
+      /** Elapsed time of the first failure of the current run of failures. */
+      failingSince: 0,
       authFailures: 0,
       /** Elapsed time of the first refusal of the current run of refusals. */
       firstRefusedAt: undefined as number | undefined,
@@ -108,6 +110,8 @@ export function newRuntime(
       gaveUp: false,
       /** Elapsed time of a first register refused for its token, awaiting its confirmation. */
       refusedAt: undefined as number | undefined,
+      /** The reason of the last lookup failure warned about (said once each). */
+      lookupSaid: undefined as string | undefined,
       /** A register is queued or under way. */
       wanted: false,
       /** The next retry, armed. */
