@@ -658,7 +658,7 @@ test("a token store that cannot be read when a token is refused is one warning s
 
 test("an outage's end is said: one line when beats are accepted again after failures; the lookup before register warns once per reason, not at every retry", async () => {
   let down = true;
-  const { clock, hb, beats } = fakeFleet((req) =>
+  const { clock, hb, beats } = fakeFleet(() =>
     down ? { error: new TypeError("connection refused") } : ok()
   );
   const logs = await captureLogs(async (records) => {
