@@ -178,7 +178,7 @@ test("token revoked: warnings at 1-2, an error once refusals span 3 s (a 401 can
   });
 });
 
-test("a compressed answer that unpacks past 64 KiB (a few hundred bytes of brotli or gzip, Content-Length small) is cut at 64 KiB unpacked, never read whole; a 403 web page is not the CORS layer", async () => {
+test("a compressed answer that unpacks past 64 KiB (a few hundred bytes of brotli or gzip, Content-Length small) is cut at 64 KiB unpacked, never read whole; a 403 web page is named as one (the CORS layer or a firewall), never the token", async () => {
   const { createServer } = await import("node:http");
   const { brotliCompressSync, gzipSync } = await import("node:zlib");
   const { sendHeartbeat } = await import("../src/platform/mod.ts");
@@ -224,10 +224,10 @@ test("a compressed answer that unpacks past 64 KiB (a few hundred bytes of brotl
       workspaceId: "ws-1",
       token: TOKEN,
     });
-    assert.equal(waf.kind, "not-platform");
+    assert.equal(waf.kind, "cors");
     assert.match(
       waf.reason,
-      /403 with a web page \(text\/html\).*not the token/,
+      /403 with a web page \(text\/html\).*firewall.*Origin.*not the token/,
     );
   } finally {
     server.closeAllConnections();

@@ -543,7 +543,7 @@ test("a token in the stats' texts (a tracker's sample error quoting it) is maske
     stats: () => {
       if (throwIt) throw new Error(`stats failed with Bearer ${token}`);
       return {
-        sample_error: `upstream refused Bearer ${token}`,
+        sample_error: `upstream refused Bearer ${token}\n  at call()`,
         current_task: `calling with ${token}`,
       };
     },
@@ -556,7 +556,11 @@ test("a token in the stats' texts (a tracker's sample error quoting it) is maske
     return levelsAndTexts(records);
   });
   const first = beats()[0].body;
-  assert.equal(first.sample_error, "upstream refused Bearer [redacted]");
+  // Masked, its line breaks kept (a traceback stays one).
+  assert.equal(
+    first.sample_error,
+    "upstream refused Bearer [redacted]\n  at call()",
+  );
   assert.equal(first.current_task, "calling with [redacted]");
   assert.doesNotMatch(JSON.stringify(hb.status()), new RegExp(token));
   assert.ok(logs.some((l) => /stats function threw/.test(l)), logs.join("\n"));

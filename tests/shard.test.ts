@@ -494,8 +494,19 @@ test("a watched workspaces file: a refused token replaced in it is served anew a
       lines.some((l) => /serving 2 anew/.test(l)),
       lines.join("\n"),
     );
-    assert.ok(
-      lines.some((l) => /keys this command does not read: "tpyo"/.test(l)),
+    // Said once: a later version with the same key says nothing again.
+    await write([
+      { id: refused, token: "tok-right-0001" },
+      { id: moved, token: "tok-moved-0002", platform_url: second.url, tpyo: 2 },
+    ]);
+    await changes.poll!();
+    await new Promise((r) => setTimeout(r, 1_200));
+    assert.equal(
+      records.map(text).filter((l) =>
+        /keys this command does not read: "tpyo"/.test(l)
+      ).length,
+      1,
+      lines.join("\n"),
     );
   });
 });

@@ -358,6 +358,7 @@ async function workspacesFromFile(
   // (an id that left it keeps its last token). The listener hears which
   // ids' token or `platform_url` a new version changed.
   let previous: Map<string, WorkspaceEntry> | undefined;
+  const said = new Set<string>();
   const served = (entries: Map<string, WorkspaceEntry>) =>
     [...entries.values()].map((entry, index): WorkspaceConfig => {
       const { id, platformUrl } = entry;
@@ -381,8 +382,7 @@ async function workspacesFromFile(
     file = await watchFile(
       path,
       (text) => {
-        // A re-read's warnings (an unread key, plain http) are logged now.
-        const warnings = file === undefined ? src.warnings : [];
+        const warnings: string[] = [];
         const entries = new Map(
           parseWorkspacesJson(
             text,
@@ -391,7 +391,15 @@ async function workspacesFromFile(
             src.noPlatformUrl,
           ).map((e) => [e.id, e]),
         );
-        if (file !== undefined) { for (const w of warnings) log.warn(w); }
+        // Each warning once (an unread key, plain http): at start with the
+        // others, a new one in a later version as it is read.
+        if (said.size > 1_000) said.clear();
+        for (const warning of warnings) {
+          if (said.has(warning)) continue;
+          said.add(warning);
+          if (file === undefined) src.warnings.push(warning);
+          else log.warn(warning);
+        }
         return entries;
       },
       {

@@ -80,7 +80,8 @@ export function buildHeartbeatBody(
   const s = isRecord(stats) ? stats as Record<string, unknown> : {};
   // Texts go through the one masking path: a tracker's sample error can
   // quote a token.
-  const str = (v: unknown) => typeof v === "string" ? maskSecrets(v) : "";
+  const str = (v: unknown) =>
+    typeof v === "string" ? maskSecrets(v, { keepLines: true }) : "";
   return {
     workspace_id: workspaceId,
     error_rate: nonNegative(s.error_rate),

@@ -204,7 +204,9 @@ export async function callEndpoint(
       oversized,
       retryAfterMs,
       ...(Number.isFinite(limit) && limit > 0 ? { rateLimit: limit } : {}),
-      ...(!isRecord(json) && (plain || status === 403)
+      ...((plain && !isRecord(json)) ||
+          (status === 403 &&
+            !(isRecord(json) && typeof json.error === "string"))
         ? { contentType: response.headers.get("content-type") ?? "" }
         : {}),
       location: location === null

@@ -106,26 +106,20 @@ export function classifyAnswer(answer: PlatformAnswer): Outcome {
     };
   }
   // Not the platform's JSON error, `{"error": "..."}`: its CORS layer's
-  // empty 403, or something in front of it (a firewall, a sign-in proxy).
+  // empty 403, or a firewall in front of it (the SaaS edge wants the
+  // platform's Origin on heartbeats): refused before any token check.
   if (
     status === 403 &&
     !(isRecord(answer.json) && typeof answer.json.error === "string")
   ) {
-    if (answer.snippet !== "" || answer.oversized) {
-      return {
-        kind: "not-platform",
-        status,
-        reason: `HTTP 403 with ${
-          describeBody(answer)
-        }, not the platform's answer: something in front of it (a firewall, a sign-in proxy, a gateway) refused the request; not the token`,
-        answer,
-      };
-    }
     return {
       kind: "cors",
       status,
-      reason:
-        "HTTP 403 with an empty body: the platform's CORS layer refused the Origin sent (a reverse proxy that rewrites Host, or an Origin not in its CORS_ORIGINS); not the token",
+      reason: answer.snippet === "" && !answer.oversized
+        ? "HTTP 403 with an empty body: the platform's CORS layer refused the Origin sent (a reverse proxy that rewrites Host, or an Origin not in its CORS_ORIGINS); not the token"
+        : `HTTP 403 with ${
+          describeBody(answer)
+        }, not the platform's JSON error: refused before the platform's token check, by its CORS layer or a firewall in front of it (which may want the platform's Origin); not the token`,
       answer,
     };
   }

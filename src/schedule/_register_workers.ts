@@ -430,7 +430,12 @@ async function registerOnce(
  */
 function tenantCure(ws: Runtime, answer: Answer): string {
   const set = "(--org-id, MOLECULE_ORG_ID or the orgId option)";
-  if (answer.status === 400 && ws.orgId === undefined) {
+  // The guard's 400 says so (`"code":"TENANT_ORG_HEADER_REQUIRED"`): any
+  // other 400 (a proxy's "header too large") is not it.
+  if (
+    answer.status === 400 && ws.orgId === undefined &&
+    /TENANT_ORG_HEADER_REQUIRED|tenant routing header/.test(answer.reason ?? "")
+  ) {
     return ws.config.platformUrl?.trim()
       ? `. The platform at ${ws.platformUrl} is multi-tenant (its tenant guard wants X-Molecule-Org-Id), and the org id is never sent to a workspace's own platform_url: serve this workspace from a run whose PLATFORM_URL is ${ws.platformUrl}, with the org id set ${set}`
       : `. The platform is multi-tenant: its tenant guard wants X-Molecule-Org-Id, the org's UUID; set the org id ${set}`;

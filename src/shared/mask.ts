@@ -25,6 +25,10 @@ let longest = 0;
 
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+/** The same, but for tabs and line breaks. */
+const CONTROL_BUT_LINES =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
 
 /**
  * Remembers a token or secret, so that {@link maskSecrets} removes it from
@@ -86,7 +90,9 @@ function forget(value: string): void {
  * With `tokenLike`, so is every word that {@link looksLikeToken} (for texts
  * that quote what an operator typed, where an unknown secret may be pasted
  * into the wrong setting). With `maxLength`, the text is cut after masking,
- * so no cut can leave part of a secret. Text around a secret is kept.
+ * so no cut can leave part of a secret. With `keepLines`, tabs and line
+ * breaks stay (a text that is sent, not a log line: a traceback). Text
+ * around a secret is kept.
  *
  * @example
  * ```ts
@@ -95,7 +101,7 @@ function forget(value: string): void {
  * ```
  *
  * @param text The text.
- * @param options Values to mask besides the remembered ones, and the most characters to keep.
+ * @param options Values to mask besides the remembered ones, the most characters to keep, whether to mask token-like words, and whether to keep line breaks.
  * @returns The masked text.
  */
 export function maskSecrets(
@@ -104,6 +110,7 @@ export function maskSecrets(
     extra?: Iterable<string>;
     maxLength?: number;
     tokenLike?: boolean;
+    keepLines?: boolean;
   } = {},
 ): string {
   // Longest first: the longest match wins.
@@ -115,7 +122,10 @@ export function maskSecrets(
     0,
     options.maxLength + Math.max(longest, extra[0]?.length ?? 0),
   );
-  let safe = window.replace(CONTROL, " ");
+  let safe = window.replace(
+    options.keepLines ? CONTROL_BUT_LINES : CONTROL,
+    " ",
+  );
   if (byPrefix.size > 0 || extra.length > 0) safe = scan(safe, extra);
   if (options.tokenLike) {
     safe = safe.replace(WORD, (word) => looksLikeToken(word) ? REDACTED : word);
