@@ -234,3 +234,33 @@ test("a compressed answer that unpacks past 64 KiB (a few hundred bytes of brotl
     await new Promise((r) => server.close(r));
   }
 });
+
+test("a token the platform quotes JSON-escaped in an error body (Go writes & < > as \\u0026 \\u003c \\u003e) is masked in the reason", async () => {
+  const { createServer } = await import("node:http");
+  const { sendHeartbeat } = await import("../src/platform/mod.ts");
+  const token = 'Ab1&Cd2<Ef3>Gh4"Ij5Kl6Mn7';
+  const quoted = JSON.stringify(token).slice(1, -1).replace(
+    /[<>&]/g,
+    (c) => `\\u00${c.charCodeAt(0).toString(16)}`,
+  );
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(500, { "content-type": "application/json" });
+    res.end(`{"error":"token ${quoted} failed"}`);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  try {
+    const result = await sendHeartbeat({
+      platformUrl: `http://127.0.0.1:${port}`,
+      workspaceId: "ws-1",
+      token,
+    });
+    assert.equal(result.kind, "transient");
+    assert.match(result.reason, /token \[redacted\] failed/);
+    assert.doesNotMatch(result.reason, /Gh4|Kl6/);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});

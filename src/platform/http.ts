@@ -197,7 +197,8 @@ export async function callEndpoint(
         return snippet ??= oversized
           ? `(body over ${MAX_BODY_BYTES} bytes, not read)`
           : maskSecrets(text, {
-            extra: token ? [token] : [],
+            // The token as a JSON body quotes it too (Go escapes <, >, &).
+            extra: token ? [token, jsonQuoted(token)] : [],
             maxLength: 200,
           });
       },
@@ -272,6 +273,14 @@ export function parseRetryAfter(
   const date = Date.parse(text);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - now);
+}
+
+/** `text` as it stands inside a JSON string that Go's encoder wrote. */
+function jsonQuoted(text: string): string {
+  return JSON.stringify(text).slice(1, -1).replace(
+    /[<>&]/g,
+    (c) => `\\u00${c.charCodeAt(0).toString(16)}`,
+  );
 }
 
 /** The body as text, or `undefined` when it is over `max` bytes (left unread). */
