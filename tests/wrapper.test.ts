@@ -429,6 +429,15 @@ test("wrapper: a launcher that exits leaving its server running: we exit with th
 });
 
 test("wrapper: a client that dies (our stdin closed, our parent gone) does not leave us and the server running", async () => {
+  await vanishingClient();
+});
+
+test("wrapper: a client that dies after sending more than a server that stopped reading takes (its EOF stuck behind it): the server is still stopped", async () => {
+  await vanishingClient(1024 * 1024);
+});
+
+/** A client that starts the wrapper and dies; `fill`: bytes it sends first. */
+async function vanishingClient(fill?: number) {
   await using s = await scene();
   const { dir, platform, marker } = s;
   // The server ignores stdin's EOF and stops on SIGTERM.
@@ -451,6 +460,7 @@ test("wrapper: a client that dies (our stdin closed, our parent gone) does not l
       MOLECULE_WORKSPACE_TOKEN: TOKEN,
       CONFIGS_DIR: dir,
       MOLECULE_HEARTBEAT_INTERVAL: "0.2",
+      ...(fill ? { FILL: String(fill) } : {}),
     },
   });
   let out = "";
@@ -473,7 +483,7 @@ test("wrapper: a client that dies (our stdin closed, our parent gone) does not l
       process.kill(wrapperPid, "SIGKILL");
     }
   }
-});
+}
 
 test("wrapper: a rejected token stops the launcher's whole group, exits 3, nothing left", async () => {
   await using s = await scene();

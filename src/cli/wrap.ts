@@ -63,6 +63,8 @@ async function pump(
     onEnd?: () => void;
     close?: boolean;
     stopOnWriteError?: boolean;
+    /** Set while a write waits for the other end to read. */
+    writing?: { now: boolean };
   } = {},
 ): Promise<void> {
   const reader = from.getReader();
@@ -75,10 +77,13 @@ async function pump(
       options.onChunk?.(value);
       if (!open) continue;
       try {
+        if (options.writing) options.writing.now = true;
         await writer.write(value);
       } catch {
         open = false;
         if (options.stopOnWriteError) break;
+      } finally {
+        if (options.writing) options.writing.now = false;
       }
     }
   } catch {
@@ -137,26 +142,39 @@ export async function startWrapped(options: WrapOptions) {
   // Our parent: the MCP client, which closes our stdin to shut the server
   // down and then stops it itself if it lingers (MCP's stdio transport).
   const parent = parentPid();
-  let parentWatch: ReturnType<typeof setInterval> | undefined;
+  let stdinEnded = false;
+  // Set while the server is not reading what the client sent: the EOF of
+  // a client that died then waits, unread, behind it.
+  const writing = { now: false };
   void pump(adapter.stdin(), child.stdin, {
     onChunk: (chunk) => tap.client(chunk),
     onEnd: () => {
       tap.clientEnd();
-      // A client that died cannot stop it: when our stdin closed and we
-      // were orphaned too, the server is stopped as the client would have.
-      parentWatch ??= setInterval(() => {
-        if (finished || parentPid() === parent) return;
-        clearInterval(parentWatch);
-        log.warn(
-          "the MCP client is gone (stdin closed, parent {pid} exited): stopping the server's process group (SIGTERM, then SIGKILL after {seconds} s)",
-          { pid: parent, seconds: killAfterMs / 1000 },
-        );
-        terminate("SIGTERM");
-      }, PARENT_CHECK_MS);
+      stdinEnded = true;
     },
     close: true,
     stopOnWriteError: true,
+    writing,
   });
+  // A client that died cannot stop it: once we are orphaned and our stdin
+  // closed (or its EOF waits behind what the server does not read), the
+  // server is stopped as the client would have.
+  const parentWatch = setInterval(() => {
+    if (finished || parentPid() === parent) return;
+    if (!stdinEnded && !writing.now) return;
+    clearInterval(parentWatch);
+    log.warn(
+      "the MCP client is gone ({how}, parent {pid} exited): stopping the server's process group (SIGTERM, then SIGKILL after {seconds} s)",
+      {
+        how: stdinEnded
+          ? "stdin closed"
+          : "the server stopped reading what it sent",
+        pid: parent,
+        seconds: killAfterMs / 1000,
+      },
+    );
+    terminate("SIGTERM");
+  }, PARENT_CHECK_MS);
   const output = Promise.all([
     pump(child.stdout, adapter.stdout(), {
       onChunk: (chunk) => tap.server(chunk),
