@@ -247,6 +247,44 @@ test("tap: huge lines as other writers order them: an answer with its id first e
   assert.equal(tracker.stats().active_tasks, 1);
 });
 
+test("tap: a huge request whose id, method and name come after its arguments is a call, named; a name nested in the arguments is not taken for it", () => {
+  const { tracker, tap, enc } = tapped(1024);
+  const big = "y".repeat(50_000);
+  const feed = (text: string) => {
+    const bytes = enc.encode(text + "\n");
+    for (let i = 0; i < bytes.length; i += 4096) {
+      tap.client(bytes.subarray(i, i + 4096));
+    }
+  };
+  feed(
+    `{"jsonrpc":"2.0","params":{"arguments":{"data":"${big}"},"name":"hang"},"id":2,"method":"tools/call"}`,
+  );
+  assert.deepEqual(
+    [tracker.stats().active_tasks, tracker.stats().current_task],
+    [1, "hang"],
+  );
+  // The name first in params (head), id and method last (tail).
+  feed(
+    `{"params":{"name":"upload","arguments":{"data":"${big}"}},"method":"tools/call","id":"x-3"}`,
+  );
+  assert.equal(tracker.stats().active_tasks, 2);
+  // Not a tools/call: nothing.
+  feed(`{"params":{"data":"${big}"},"id":5,"method":"resources/read"}`);
+  assert.equal(tracker.stats().active_tasks, 2);
+  // A "name" that ends the arguments is not the tool's (its only call).
+  const alone = tapped(1024);
+  const bytes = enc.encode(
+    `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"arguments":{"data":"${big}","name":"bob"}}}\n`,
+  );
+  for (let i = 0; i < bytes.length; i += 4096) {
+    alone.tap.client(bytes.subarray(i, i + 4096));
+  }
+  assert.deepEqual(
+    [alone.tracker.stats().active_tasks, alone.tracker.stats().current_task],
+    [1, ""],
+  );
+});
+
 test("tap: a tracker that throws never breaks the relay", () => {
   const broken: McpTracker = {
     fromClient() {

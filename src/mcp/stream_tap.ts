@@ -141,6 +141,37 @@ const PARAMS_NAME = new RegExp(
   String.raw`"params"\s*:\s*\{\s*"name"\s*:\s*(${STRING})`,
 );
 
+/** Scalar members that end a JSON object: `…},"id":2,"method":"x"}`. */
+const TRAILING = new RegExp(
+  String.raw`((?:,\s*"[a-z]+"\s*:\s*${SCALAR}\s*)+)\}\s*$`,
+);
+/** A tools/call's name written last in its params, at the message's end. */
+const LAST_NAME = new RegExp(
+  String
+    .raw`"name"\s*:\s*(${STRING})\s*\}\s*(?:,\s*"[a-z]+"\s*:\s*${SCALAR}\s*)*\}\s*$`,
+);
+
+/**
+ * The top-level scalar members a huge line's last bytes show (those after
+ * its last object or array), and a tools/call's name when `params` ends
+ * with it and is the last object.
+ */
+function trailingMembers(
+  tail: string,
+): { members: Map<string, unknown>; name?: string } {
+  const members = new Map<string, unknown>();
+  for (const m of (TRAILING.exec(tail)?.[1] ?? "").matchAll(MEMBER)) {
+    const value = parse(m[2]);
+    if (value !== undefined) members.set(m[1], value);
+  }
+  const named = LAST_NAME.exec(tail);
+  const name = named ? parse(named[1]) : undefined;
+  return {
+    members,
+    name: typeof name === "string" ? name : undefined,
+  };
+}
+
 /**
  * The top-level scalar members a huge line's first bytes show (those before
  * its first object or array), and a tools/call's name when `params` begins
@@ -171,10 +202,10 @@ const decoder = new TextDecoder();
  * it began (an answer comes after its request), else it is not even held.
  * A line that is not JSON, not JSON-RPC, or longer than `maxLineBytes`
  * changes nothing, except that a huge `tools/call` whose `id` and `method`
- * (and the tool's `name`, where `params` begins with it) come before its
- * arguments is a call under way, and a huge answer whose `id` comes before
- * its result or is its last member ends that call (uncounted: its result is
- * not read). The tap never throws.
+ * (and the tool's `name`, first or last in `params`) come before or after
+ * its arguments is a call under way, and a huge answer whose `id` comes
+ * before its result or is its last member ends that call (uncounted: its
+ * result is not read). The tap never throws.
  *
  * @example
  * ```ts
@@ -205,15 +236,20 @@ export function createMcpStreamTap(
     ) return;
     const message = parse(text);
     if (message !== undefined) tracker.fromClient(message);
-  }, (head) => {
-    // A huge request: its arguments are not read, its call is still counted.
-    const { members, name } = leadingMembers(decoder.decode(head));
-    if (members.get("method") !== "tools/call" || !members.has("id")) return;
+  }, (head, tail) => {
+    // A huge request: its arguments are not read, its call is still
+    // counted, its members read before or after them.
+    const lead = leadingMembers(decoder.decode(head));
+    const end = trailingMembers(decoder.decode(tail));
+    const member = (key: string) =>
+      lead.members.has(key) ? lead.members.get(key) : end.members.get(key);
+    const id = member("id");
+    if (member("method") !== "tools/call" || id == null) return;
     tracker.fromClient({
       jsonrpc: "2.0",
-      id: members.get("id"),
+      id,
       method: "tools/call",
-      params: { name: name ?? "" },
+      params: { name: lead.name ?? end.name ?? "" },
     });
   });
   const server = lineSplitter(max, (line) => {
