@@ -215,7 +215,11 @@ export function createMcpTracker(options: McpTrackerOptions = {}): McpTracker {
         { reason: clean(reason) },
       );
     } else if (reason === undefined && wedgedSince !== undefined) {
-      const seconds = Math.floor((t - wedgedSince) / 1000);
+      // Tenths under 10 s: a wedge of 0.7 s is not "after 0 s".
+      const ms = t - wedgedSince;
+      const seconds = ms < 10_000
+        ? Math.round(ms / 100) / 10
+        : Math.round(ms / 1000);
       wedgedSince = undefined;
       log.warn(
         'the MCP server is no longer wedged (after {seconds} s): runtime_state is "" again',
