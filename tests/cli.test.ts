@@ -658,6 +658,29 @@ test("warnings, not exits: interval over 60 s, group-readable token file, unwrit
     /WARN the configs dir .* cannot be created or written/,
   );
   assert.ok(noStackTrace(r.stderr));
+  // The warning follows the stale window: none for 90 s of 900, one for
+  // 50 s of 120 naming 120.
+  const env = {
+    PLATFORM_URL: platform.url,
+    WORKSPACE_ID: "ws-1",
+    MOLECULE_WORKSPACE_TOKEN: TOKEN,
+    CONFIGS_DIR: dir,
+  };
+  const long = await cli(
+    ["--once", "--interval", "90", "--stale-window", "900"],
+    env,
+  );
+  assert.equal(long.code, 0, long.stderr);
+  assert.doesNotMatch(long.stderr, /marks a workspace offline/);
+  const short = await cli(["--once", "--interval", "50"], {
+    ...env,
+    MOLECULE_STALE_WINDOW: "120",
+  });
+  assert.equal(short.code, 0, short.stderr);
+  assert.match(
+    short.stderr,
+    /WARN --interval is 50 s: the platform marks a workspace offline after 120 s without a heartbeat/,
+  );
 });
 
 test("--log-format json: one JSON object a line with level and message", async () => {

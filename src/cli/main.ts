@@ -23,7 +23,8 @@ import { FileSecretStore } from "../storage/file_secret_store.ts";
 import { denoProcessAdapter, SpawnError } from "./child.ts";
 import { passTokenSetting } from "./child_env.ts";
 import { EXIT, runUntilDone } from "./run.ts";
-import { earlyLogFormat, parseFlags, read, setting } from "./flags.ts";
+import { STALE_AFTER_MS } from "../shared/constants.ts";
+import { earlyLogFormat, lookup, parseFlags, read, setting } from "./flags.ts";
 import {
   rememberEnvironmentSecrets,
   rememberStoredSecrets,
@@ -155,8 +156,18 @@ export async function main(context: CliContext = {}): Promise<number> {
     );
 
     const warnings: string[] = [];
-    const intervalMs = read(flags, env, "interval", warnings) ??
+    const intervalMs = read(flags, env, "interval") ??
       (flags.demo ? 2_000 : undefined);
+    const stale = staleWindowMs ?? STALE_AFTER_MS;
+    if (intervalMs !== undefined && intervalMs > stale / 3) {
+      warnings.push(
+        `${lookup(flags, env, "interval")?.where ?? "--interval"} is ${
+          intervalMs / 1000
+        } s: the platform marks a workspace offline after ${
+          stale / 1000
+        } s without a heartbeat (its stale window), so a missed beat or two will show it OFFLINE`,
+      );
+    }
     const health = healthSetting(flags, env);
     const fs = await defaultFileSystem();
 

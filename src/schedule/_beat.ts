@@ -172,6 +172,8 @@ export async function beat(
         },
       );
     }
+    // After an outage, the next one's lookup failures are said again.
+    if (b.consecutiveFailures > 0) ws.reg.lookupSaid = undefined;
     b.consecutiveFailures = 0;
     b.authFailures = 0;
     b.firstRefusedAt = undefined;
