@@ -536,3 +536,44 @@ test("a lookup answered by the canvas web app's page (200, HTML, any path) is no
     /could not ask the platform whether the workspace exists \(HTTP 200 with a web page \(text\/html\), not the platform's JSON/,
   );
 });
+
+test("lookupWorkspace: the tenant guard's answers are told by what the guard sends (its 400's code, its bare 404 to an org id sent), not by a status alone", async () => {
+  const { createServer } = await import("node:http");
+  const { lookupWorkspace } = await import("../src/platform/mod.ts");
+  const answers: Record<string, [number, string, string]> = {
+    guard400: [
+      400,
+      "application/json",
+      '{"code":"TENANT_ORG_HEADER_REQUIRED","error":"missing tenant routing header"}',
+    ],
+    proxy400: [400, "text/html", "<html>400 Request Header Too Large</html>"],
+    bare404: [404, "", ""],
+  };
+  let answer = "guard400";
+  const server = createServer((req, res) => {
+    req.resume();
+    const [status, type, body] = answers[answer];
+    res.writeHead(status, type ? { "content-type": type } : {});
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  const ask = (orgId?: string) =>
+    lookupWorkspace({
+      platformUrl: `http://127.0.0.1:${port}`,
+      workspaceId: "5f0c9a7e-1111-4222-8333-444455556666",
+      token: "tok-lookup-0123456789",
+      ...(orgId ? { orgId } : {}),
+    });
+  try {
+    assert.equal((await ask()).tenantGuard, "org-missing");
+    answer = "proxy400";
+    assert.equal((await ask()).tenantGuard, undefined);
+    answer = "bare404";
+    assert.equal((await ask("org-1")).tenantGuard, "org-wrong");
+    assert.equal((await ask()).tenantGuard, undefined);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+});

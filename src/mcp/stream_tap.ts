@@ -141,6 +141,17 @@ const PARAMS_NAME = new RegExp(
   String.raw`"params"\s*:\s*\{\s*"name"\s*:\s*(${STRING})`,
 );
 
+/** The `"key": scalar` members of a run of them, by key. */
+function scalarMembers(run: string): Map<string, unknown> {
+  const members = new Map<string, unknown>();
+  for (const m of run.matchAll(MEMBER)) {
+    // Not a scalar after all: ignored.
+    const value = parse(m[2]);
+    if (value !== undefined) members.set(m[1], value);
+  }
+  return members;
+}
+
 /** Scalar members that end a JSON object: `…},"id":2,"method":"x"}`. */
 const TRAILING = new RegExp(
   String.raw`((?:,\s*"[a-z]+"\s*:\s*${SCALAR}\s*)+)\}\s*$`,
@@ -159,11 +170,7 @@ const LAST_NAME = new RegExp(
 function trailingMembers(
   tail: string,
 ): { members: Map<string, unknown>; name?: string } {
-  const members = new Map<string, unknown>();
-  for (const m of (TRAILING.exec(tail)?.[1] ?? "").matchAll(MEMBER)) {
-    const value = parse(m[2]);
-    if (value !== undefined) members.set(m[1], value);
-  }
+  const members = scalarMembers(TRAILING.exec(tail)?.[1] ?? "");
   const named = LAST_NAME.exec(tail);
   const name = named ? parse(named[1]) : undefined;
   return {
@@ -180,13 +187,8 @@ function trailingMembers(
 function leadingMembers(
   head: string,
 ): { members: Map<string, unknown>; name?: string } {
-  const members = new Map<string, unknown>();
   const lead = LEADING.exec(head)?.[0] ?? "";
-  for (const m of lead.matchAll(MEMBER)) {
-    // Not a scalar after all: ignored.
-    const value = parse(m[2]);
-    if (value !== undefined) members.set(m[1], value);
-  }
+  const members = scalarMembers(lead);
   // A name cut off by the head's end: none.
   const named = PARAMS_NAME.exec(head.slice(lead.length));
   const name = named && named.index < 16 ? parse(named[1]) : undefined;

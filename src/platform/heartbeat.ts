@@ -81,7 +81,9 @@ export function buildHeartbeatBody(
   // Texts go through the one masking path: a tracker's sample error can
   // quote a token.
   const str = (v: unknown) =>
-    typeof v === "string" ? maskSecrets(v, { keepLines: true }) : "";
+    typeof v === "string" && v !== ""
+      ? maskSecrets(v, { keepLines: true })
+      : "";
   return {
     workspace_id: workspaceId,
     error_rate: nonNegative(s.error_rate),

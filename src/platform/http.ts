@@ -5,11 +5,7 @@
  */
 import { MAX_BODY_BYTES, REQUEST_TIMEOUT_MS } from "../shared/constants.ts";
 import { InvalidTokenError } from "../shared/errors.ts";
-import {
-  isRememberedSecret,
-  maskSecrets,
-  rememberSecret,
-} from "../shared/mask.ts";
+import { maskSecrets } from "../shared/mask.ts";
 import { isRecord } from "../shared/_json.ts";
 import { raceSignal } from "../shared/_race.ts";
 import {
@@ -19,8 +15,8 @@ import {
   type Outcome,
 } from "./outcome.ts";
 import {
-  isValidToken,
   resolveToken,
+  sendableToken,
   type TokenSource,
 } from "../shared/token.ts";
 
@@ -134,14 +130,8 @@ export async function callEndpoint(
       ? {}
       : { "Origin": origin };
     if (token !== undefined) {
-      // A token is checked (and remembered for masking) once, not on every beat.
-      if (!isRememberedSecret(token)) {
-        if (!isValidToken(token)) {
-          // Never reaches fetch, whose error would quote the header value.
-          throw new InvalidTokenError();
-        }
-        rememberSecret(token);
-      }
+      // Never reaches fetch, whose error would quote the header value.
+      if (!sendableToken(token)) throw new InvalidTokenError();
       headers["Authorization"] = `Bearer ${token}`;
     }
     if (method === "POST") headers["Content-Type"] = "application/json";

@@ -50,6 +50,13 @@ export interface WorkspaceState {
    * sees; says nothing of the workspace or the token (`kind` is `unknown`).
    */
   cors?: boolean;
+  /**
+   * Refused by the platform's tenant guard, before the workspace was looked
+   * at: `org-missing`, its 400 `TENANT_ORG_HEADER_REQUIRED` (a multi-tenant
+   * platform wants `X-Molecule-Org-Id`); `org-wrong`, its bare 404 to the
+   * org id sent (`kind` is `unknown`).
+   */
+  tenantGuard?: "org-missing" | "org-wrong";
 }
 
 /**
@@ -155,6 +162,13 @@ export async function getWorkspace<K extends string>(
   }
   const kind = kindOf(status, json, platformStatus);
   if (kind) return { kind, ...base };
+  // The tenant guard (middleware/tenant_guard.go): its 400 with a code
+  // when no org header went, a bare 404 when the one that went is wrong.
+  if (status === 400 && json.code === "TENANT_ORG_HEADER_REQUIRED") {
+    base.tenantGuard = "org-missing";
+  } else if (status === 404 && outcome.answer.snippet === "" && options.orgId) {
+    base.tenantGuard = "org-wrong";
+  }
   // Why, for the caller's log: what came back (a bare status when the body
   // was empty; a redirect's target).
   const reason = outcome.kind === "ok"

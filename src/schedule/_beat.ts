@@ -25,8 +25,8 @@ import {
 import { ask, isServed, moveTo, servedState } from "./_life.ts";
 import { cureOf } from "../platform/outcome.ts";
 import { logger } from "../shared/_logger.ts";
-import { maskSecrets, rememberSecret } from "../shared/mask.ts";
-import { isValidToken } from "../shared/token.ts";
+import { maskSecrets } from "../shared/mask.ts";
+import { sendableToken } from "../shared/token.ts";
 import { raceSignal } from "../shared/_race.ts";
 import { nextSlot } from "./_slots.ts";
 import { offerSecret } from "./_secret_writer.ts";
@@ -93,8 +93,8 @@ export async function beat(
       late = token.kind === "late";
     } else {
       // Known before the body's texts are masked (this may be its first
-      // use); a token that cannot be sent is refused below, never kept.
-      if (isValidToken(token.token)) rememberSecret(token.token);
+      // use); one that cannot be sent is refused below.
+      sendableToken(token.token);
       const body = buildHeartbeatBody(
         ws.id,
         (sentAt + fleet.sleptMs - fleet.startedAt) / 1000,

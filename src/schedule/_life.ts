@@ -370,6 +370,8 @@ export interface Answer {
   noToken?: boolean;
   /** Refused by the platform's CORS layer: nothing could be told. */
   cors?: boolean;
+  /** Refused by the platform's tenant guard (see `WorkspaceState`). */
+  tenantGuard?: "org-missing" | "org-wrong";
   /**
    * As the question went out: the token in use (the issued or stored one),
    * and whether a register had been accepted. A refusal is out of date once
@@ -547,6 +549,7 @@ async function question(
       reason: found.reason ?? `HTTP ${found.status}`,
       status: found.status,
       cors: found.cors,
+      tenantGuard: found.tenantGuard,
     };
   } catch (error) {
     if (fleet.stopped) return undefined;

@@ -423,24 +423,17 @@ async function registerOnce(
 
 /**
  * The cure of a lookup answered by the platform's tenant guard, `""` for
- * any other answer: a 400 without the org header (a multi-tenant platform
- * wants `X-Molecule-Org-Id`; the lookup's 400 `invalid workspace ID` is
- * told apart before), or a 404 without the platform's JSON with one (its
- * answer to a wrong org id).
+ * any other answer: the org header missing (a multi-tenant platform wants
+ * `X-Molecule-Org-Id`), or the org id sent wrong.
  */
 function tenantCure(ws: Runtime, answer: Answer): string {
   const set = "(--org-id, MOLECULE_ORG_ID or the orgId option)";
-  // The guard's 400 says so (`"code":"TENANT_ORG_HEADER_REQUIRED"`): any
-  // other 400 (a proxy's "header too large") is not it.
-  if (
-    answer.status === 400 && ws.orgId === undefined &&
-    /TENANT_ORG_HEADER_REQUIRED|tenant routing header/.test(answer.reason ?? "")
-  ) {
+  if (answer.tenantGuard === "org-missing") {
     return ws.config.platformUrl?.trim()
       ? `. The platform at ${ws.platformUrl} is multi-tenant (its tenant guard wants X-Molecule-Org-Id), and the org id is never sent to a workspace's own platform_url: serve this workspace from a run whose PLATFORM_URL is ${ws.platformUrl}, with the org id set ${set}`
       : `. The platform is multi-tenant: its tenant guard wants X-Molecule-Org-Id, the org's UUID; set the org id ${set}`;
   }
-  if (answer.status === 404 && answer.reason === "HTTP 404" && ws.orgId) {
+  if (answer.tenantGuard === "org-wrong") {
     return `. A bare 404 is the tenant guard's answer to a wrong org id: check that the org id ${set} is the UUID of this platform's org`;
   }
   return "";

@@ -4,6 +4,7 @@
  * @module
  */
 import { raceSignal } from "./_race.ts";
+import { isRememberedSecret, rememberSecret } from "./mask.ts";
 
 /**
  * A workspace token: a string, or a function returning the current token
@@ -39,6 +40,28 @@ export const MAX_TOKEN_LENGTH = 4096;
 export function isValidToken(token: string): boolean {
   return token.length >= 1 && token.length <= MAX_TOKEN_LENGTH &&
     /^[\x21-\x7e]+$/.test(token);
+}
+
+/**
+ * Whether a token can be sent, checked once: a valid one is remembered for
+ * masking (every later text hides it), and a remembered one is not checked
+ * again (a beat's path).
+ *
+ * @example
+ * ```ts
+ * import { sendableToken } from "./token.ts";
+ * sendableToken("abc-123456"); // true, and masked from now on
+ * sendableToken("old\nnew"); // false
+ * ```
+ *
+ * @param token The token.
+ * @returns Whether it is valid.
+ */
+export function sendableToken(token: string): boolean {
+  if (isRememberedSecret(token)) return true;
+  if (!isValidToken(token)) return false;
+  rememberSecret(token);
+  return true;
 }
 
 /**
