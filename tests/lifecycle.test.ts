@@ -94,6 +94,7 @@ test("fetchWorkspaceState and lookupWorkspace on today's platform: /state refuse
     kind: "unknown",
     status: 404,
     reason: "HTTP 404",
+    tenantGuard: "org-wrong", // the guard's bare 404 to the org id sent
   });
 });
 
